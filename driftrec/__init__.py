@@ -1,0 +1,14 @@
+"""driftrec: a recommendation simulator whose users' interests drift.
+
+Importing ``driftrec`` (or ``driftrec.envs``) registers every scenario with Gymnasium, so
+``gymnasium.make("driftrec/Stationary-v0")`` works from any script. ``driftrec.envs`` needs only
+numpy and gymnasium; the agents (``driftrec.agents``) import torch lazily.
+"""
+
+from __future__ import annotations
+
+from driftrec import envs as envs
+
+__version__ = "0.1.0"
+
+__all__ = ["envs", "__version__"]

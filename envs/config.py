@@ -1,0 +1,433 @@
+"""Frozen, validated configuration for the simulator.
+
+Every config is a ``@dataclass(frozen=True, slots=True)`` checked in ``__post_init__``; a bad value
+raises ``ValueError`` (or ``TypeError`` for a bad type) whose message names the field, the value
+and what was expected, e.g. ``"'num_items' must be an integer >= 1 (got 0)"``. Variants come from
+``dataclasses.replace`` or :meth:`EnvConfig.with_overrides`.
+
+The drift processes themselves live in :mod:`driftrec.envs.drift`; :class:`DriftConfig` holds a
+tuple of them plus the seed of the "world" (the population's mean interest over time).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from driftrec.envs.drift import DriftProcess, drift_process_from_dict
+
+__all__ = [
+    "CatalogConfig",
+    "UserConfig",
+    "ChoiceConfig",
+    "RewardConfig",
+    "SessionConfig",
+    "DriftConfig",
+    "EnvConfig",
+    "check_int",
+    "check_float",
+    "check_choice",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# validators (attrs-style messages)
+# --------------------------------------------------------------------------------------------
+def check_int(name: str, value: Any, low: int | None = None, high: int | None = None) -> None:
+    """Raise unless ``value`` is an int (not bool) within ``[low, high]``."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(
+            f"'{name}' must be an integer (got {value!r} of type {type(value).__name__})"
+        )
+    if (low is not None and value < low) or (high is not None and value > high):
+        raise ValueError(f"'{name}' must be an integer {_range(low, high)} (got {value!r})")
+
+
+def check_float(
+    name: str,
+    value: Any,
+    low: float | None = None,
+    high: float | None = None,
+    *,
+    low_open: bool = False,
+) -> None:
+    """Raise unless ``value`` is a finite number in ``[low, high]`` (or ``(low, high]``)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"'{name}' must be a number (got {value!r} of type {type(value).__name__})")
+    bad = not math.isfinite(value)
+    bad |= low is not None and (value <= low if low_open else value < low)
+    bad |= high is not None and value > high
+    if bad:
+        raise ValueError(
+            f"'{name}' must be a finite number {_range(low, high, low_open)} (got {value!r})"
+        )
+
+
+def check_choice(name: str, value: Any, choices: tuple[str, ...]) -> None:
+    """Raise unless ``value`` is one of ``choices``."""
+    if value not in choices:
+        raise ValueError(f"'{name}' must be one of {', '.join(map(repr, choices))} (got {value!r})")
+
+
+def _range(low: float | None, high: float | None, low_open: bool = False) -> str:
+    if low is not None and high is not None:
+        return f"in {'(' if low_open else '['}{low}, {high}]"
+    if low is not None:
+        return f"{'>' if low_open else '>='} {low}"
+    if high is not None:
+        return f"<= {high}"
+    return ""
+
+
+# --------------------------------------------------------------------------------------------
+# configs
+# --------------------------------------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class CatalogConfig:
+    """The generated item catalog.
+
+    Args:
+        num_items (int, defaults to 1000): number of items N (1 to 10,000,000).
+        num_topics (int, defaults to 20): number of latent topics K; the generator has named
+            topics with their own vocabularies for up to 24.
+        topic_purity (float, defaults to 0.8): mean weight of an item's main topic; the rest goes
+            to one secondary topic. 1.0 makes every item single-topic.
+        quality_alpha (float, defaults to 2.0): Beta(alpha, beta) shape of item quality in [0, 1].
+        quality_beta (float, defaults to 2.0): see ``quality_alpha``.
+        new_item_fraction (float, defaults to 0.0): fraction of items that are not released at
+            global step 0 but arrive later (cold start).
+        release_horizon (int, defaults to 20000): new items are released at global steps spread
+            uniformly over ``[1, release_horizon]``.
+        seed (int, defaults to 0): seed of the catalog's own random stream. Resets never
+            reshuffle the catalog.
+    """
+
+    num_items: int = 1000
+    num_topics: int = 20
+    topic_purity: float = 0.8
+    quality_alpha: float = 2.0
+    quality_beta: float = 2.0
+    new_item_fraction: float = 0.0
+    release_horizon: int = 20_000
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        check_int("num_items", self.num_items, 1, 10_000_000)
+        check_int("num_topics", self.num_topics, 2, 24)
+        check_float("topic_purity", self.topic_purity, 0.5, 1.0)
+        check_float("quality_alpha", self.quality_alpha, 0.0, low_open=True)
+        check_float("quality_beta", self.quality_beta, 0.0, low_open=True)
+        check_float("new_item_fraction", self.new_item_fraction, 0.0, 0.99)
+        check_int("release_horizon", self.release_horizon, 1)
+        check_int("seed", self.seed, 0)
+
+
+@dataclass(frozen=True, slots=True)
+class UserConfig:
+    """How users are drawn and when they leave.
+
+    A new user's interest vector is ``theta = mu(t) + interest_spread * eps`` with
+    ``eps ~ N(0, I_K)``, where ``mu(t)`` is the population mean at global step ``t`` (see
+    :class:`DriftConfig`). Interests are clipped to ``[-interest_clip, interest_clip]``.
+
+    Patience is a budget: every step costs ``patience_cost``; a step's reward ``r`` returns
+    ``patience_gain * r``; the user leaves (``terminated``) when patience reaches 0 or below.
+
+    Args:
+        population_scale (float, defaults to 0.7): standard deviation of the population mean's
+            entries ``mu_k``.
+        interest_spread (float, defaults to 1.0): standard deviation of a user around ``mu``.
+        interest_clip (float, defaults to 4.0): interests stay within +-this.
+        patience (float, defaults to 20.0): initial patience budget.
+        patience_cost (float, defaults to 1.0): patience spent per step.
+        patience_gain (float, defaults to 1.5): patience regained per unit of reward.
+        max_patience (float, defaults to 50.0): patience never exceeds this.
+    """
+
+    population_scale: float = 0.7
+    interest_spread: float = 1.0
+    interest_clip: float = 4.0
+    patience: float = 20.0
+    patience_cost: float = 1.0
+    patience_gain: float = 1.5
+    max_patience: float = 50.0
+
+    def __post_init__(self) -> None:
+        check_float("population_scale", self.population_scale, 0.0)
+        check_float("interest_spread", self.interest_spread, 0.0)
+        check_float("interest_clip", self.interest_clip, 0.0, low_open=True)
+        check_float("patience", self.patience, 0.0, low_open=True)
+        check_float("patience_cost", self.patience_cost, 0.0)
+        check_float("patience_gain", self.patience_gain, 0.0)
+        check_float("max_patience", self.max_patience, 0.0, low_open=True)
+        if self.max_patience < self.patience:
+            raise ValueError(
+                f"'max_patience' must be >= 'patience' ({self.patience}) (got {self.max_patience})"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class ChoiceConfig:
+    """The click model (multinomial logit with a no-click option and position bias).
+
+    The attraction of item ``i`` to user ``u`` is::
+
+        s_ui = interest_weight * <theta_u, z_i> + quality_weight * (q_i - 0.5)
+               - boredom_weight * <b_u, z_i>
+
+    where ``z_i`` is the item's topic vector (on the simplex), ``q_i`` its quality and ``b_u`` the
+    user's boredom. A slate ``(i_0, ..., i_{k-1})`` is clicked at position ``j`` with probability
+    ``w_j exp(s_j) / (exp(no_click_score) + sum_l w_l exp(s_l))`` with ``w_j = position_bias**j``;
+    otherwise nothing is clicked. With ``slate_size == 1`` this is ``sigmoid(s - no_click_score)``.
+
+    Args:
+        slate_size (int, defaults to 1): 1 gives single-item actions ``Discrete(N)``; k > 1 gives
+            slates ``MultiDiscrete([N] * k)``.
+        interest_weight (float, defaults to 1.5): weight of interest match.
+        quality_weight (float, defaults to 1.0): weight of item quality.
+        boredom_weight (float, defaults to 1.0): weight of boredom (only matters with a
+            boredom drift process).
+        no_click_score (float, defaults to 1.5): attraction of not clicking.
+        position_bias (float, defaults to 0.85): geometric attention decay down the slate, in
+            ``(0, 1]``.
+    """
+
+    slate_size: int = 1
+    interest_weight: float = 1.5
+    quality_weight: float = 1.0
+    boredom_weight: float = 1.0
+    no_click_score: float = 1.5
+    position_bias: float = 0.85
+
+    def __post_init__(self) -> None:
+        check_int("slate_size", self.slate_size, 1, 100)
+        check_float("interest_weight", self.interest_weight, 0.0)
+        check_float("quality_weight", self.quality_weight, 0.0)
+        check_float("boredom_weight", self.boredom_weight, 0.0)
+        check_float("no_click_score", self.no_click_score, -20.0, 20.0)
+        check_float("position_bias", self.position_bias, 0.0, 1.0, low_open=True)
+
+
+@dataclass(frozen=True, slots=True)
+class RewardConfig:
+    """What the agent is paid.
+
+    Args:
+        kind (str, defaults to ``"click"``): ``"click"`` pays 1 per click; ``"engagement"`` pays
+            ``click * watch_time`` with watch time equal to the clicked item's quality in [0, 1].
+    """
+
+    kind: str = "click"
+
+    def __post_init__(self) -> None:
+        check_choice("kind", self.kind, ("click", "engagement"))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionConfig:
+    """Episode length and what the agent observes.
+
+    Args:
+        max_steps (int, defaults to 100): a session is truncated after this many steps.
+        history_len (int, defaults to 20): number of recent impressions in the observation
+            (a slate of k items adds k impressions per step; must be >= ``slate_size``).
+        observation (str, defaults to ``"flat"``): ``"flat"`` (one float32 ``Box``) or ``"dict"``
+            (a flat ``Dict`` of ``Box`` es); see :mod:`driftrec.envs.observation`.
+        oracle_info (bool, defaults to True): put the privileged oracle fields in ``info``
+            (costs one ``(B, K) @ (K, N)`` product per step).
+    """
+
+    max_steps: int = 100
+    history_len: int = 20
+    observation: str = "flat"
+    oracle_info: bool = True
+
+    def __post_init__(self) -> None:
+        check_int("max_steps", self.max_steps, 1, 10_000_000)
+        check_int("history_len", self.history_len, 1, 10_000)
+        check_choice("observation", self.observation, ("flat", "dict"))
+        if not isinstance(self.oracle_info, bool):
+            raise TypeError(f"'oracle_info' must be a bool (got {self.oracle_info!r})")
+
+
+@dataclass(frozen=True, slots=True)
+class DriftConfig:
+    """The drift processes applied every step, in order, and the world's seed.
+
+    Args:
+        processes (tuple of DriftProcess, defaults to ()): e.g.
+            ``(GradualDrift(sigma=0.05), AbruptShift(at_steps=(5000,)))``; see
+            :mod:`driftrec.envs.drift` for each process's equation.
+        seed (int, defaults to 0): seed of the world stream that draws the population mean
+            ``mu``, the means after scheduled shifts and the trend directions.
+    """
+
+    processes: tuple[DriftProcess, ...] = ()
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.processes, tuple):
+            raise TypeError(
+                f"'processes' must be a tuple of drift processes (got {self.processes!r})"
+            )
+        for p in self.processes:
+            if not isinstance(p, DriftProcess):
+                raise TypeError(f"'processes' must contain drift processes (got {p!r})")
+        kinds = [type(p).__name__ for p in self.processes]
+        dup = {k for k in kinds if kinds.count(k) > 1}
+        if dup:
+            raise ValueError(f"'processes' may hold each kind once (got {sorted(dup)} twice)")
+        check_int("seed", self.seed, 0)
+
+    def get(self, kind: type) -> Any:
+        """Return the process of type ``kind`` or ``None``."""
+        for p in self.processes:
+            if isinstance(p, kind):
+                return p
+        return None
+
+
+_SECTIONS = {
+    "catalog": CatalogConfig,
+    "users": UserConfig,
+    "choice": ChoiceConfig,
+    "reward": RewardConfig,
+    "session": SessionConfig,
+    "drift": DriftConfig,
+}
+
+# Shortcut keyword -> (section, field) for EnvConfig.with_overrides and env constructors.
+SHORTCUTS: dict[str, tuple[str, str]] = {
+    "num_items": ("catalog", "num_items"),
+    "num_topics": ("catalog", "num_topics"),
+    "catalog_seed": ("catalog", "seed"),
+    "new_item_fraction": ("catalog", "new_item_fraction"),
+    "slate_size": ("choice", "slate_size"),
+    "reward": ("reward", "kind"),
+    "max_steps": ("session", "max_steps"),
+    "history_len": ("session", "history_len"),
+    "observation": ("session", "observation"),
+    "oracle_info": ("session", "oracle_info"),
+    "world_seed": ("drift", "seed"),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class EnvConfig:
+    """Everything that defines a simulated world. Sections are documented on their classes.
+
+    Args:
+        catalog (CatalogConfig): the generated catalog (ignored when ``catalog_path`` is set,
+            except ``seed``, ``new_item_fraction`` and ``release_horizon``).
+        users (UserConfig): user population and leaving.
+        choice (ChoiceConfig): click model and slate size.
+        reward (RewardConfig): click or engagement reward.
+        session (SessionConfig): time limit and observation.
+        drift (DriftConfig): drift processes.
+        catalog_path (str or None, defaults to None): a CSV or JSONL catalog to load instead of
+            generating one (see :func:`driftrec.envs.catalog.load_catalog`).
+    """
+
+    catalog: CatalogConfig = field(default_factory=CatalogConfig)
+    users: UserConfig = field(default_factory=UserConfig)
+    choice: ChoiceConfig = field(default_factory=ChoiceConfig)
+    reward: RewardConfig = field(default_factory=RewardConfig)
+    session: SessionConfig = field(default_factory=SessionConfig)
+    drift: DriftConfig = field(default_factory=DriftConfig)
+    catalog_path: str | None = None
+
+    def __post_init__(self) -> None:
+        for name, cls in _SECTIONS.items():
+            value = getattr(self, name)
+            if not isinstance(value, cls):
+                raise TypeError(f"'{name}' must be a {cls.__name__} (got {value!r})")
+        if self.catalog_path is not None and not isinstance(self.catalog_path, str):
+            raise TypeError(f"'catalog_path' must be a str or None (got {self.catalog_path!r})")
+        if self.session.history_len < self.choice.slate_size:
+            raise ValueError(
+                f"'history_len' must be >= 'slate_size' ({self.choice.slate_size}) "
+                f"(got {self.session.history_len})"
+            )
+
+    def with_overrides(self, **overrides: Any) -> EnvConfig:
+        """Return a copy with fields replaced.
+
+        Keys are shortcuts (``num_items``, ``slate_size``, ``reward``, ``max_steps``,
+        ``history_len``, ``observation``, ``oracle_info``, ``num_topics``, ``catalog_seed``,
+        ``new_item_fraction``, ``world_seed``), dotted paths (``"users.patience"``), section
+        names with a config object (``users=UserConfig(...)``), or ``catalog_path``.
+        """
+        cfg: EnvConfig = self
+        for key, value in overrides.items():
+            if key in _SECTIONS or key == "catalog_path":
+                cfg = dataclasses.replace(cfg, **{key: value})
+                continue
+            section, _, name = key.partition(".")
+            if key in SHORTCUTS:
+                section, name = SHORTCUTS[key]
+            elif not name or section not in _SECTIONS:
+                known = sorted([*SHORTCUTS, *_SECTIONS, "catalog_path"])
+                raise ValueError(
+                    f"unknown config override {key!r}; expected one of {known} "
+                    "or a dotted path such as 'users.patience'"
+                )
+            sub = getattr(cfg, section)
+            if name not in {f.name for f in dataclasses.fields(sub)}:
+                raise ValueError(
+                    f"unknown config field {key!r}: {type(sub).__name__} has no field {name!r}"
+                )
+            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
+        return cfg
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (drift processes carry a ``"kind"`` key)."""
+        out: dict[str, Any] = {}
+        for name in _SECTIONS:
+            sub = getattr(self, name)
+            if name == "drift":
+                out[name] = {
+                    "processes": [p.to_dict() for p in sub.processes],
+                    "seed": sub.seed,
+                }
+            else:
+                out[name] = dataclasses.asdict(sub)
+        out["catalog_path"] = self.catalog_path
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EnvConfig:
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        if not isinstance(data, Mapping):
+            raise TypeError(f"env config must be a mapping (got {type(data).__name__})")
+        unknown = set(data) - set(_SECTIONS) - {"catalog_path"}
+        if unknown:
+            raise ValueError(
+                f"unknown env config keys {sorted(unknown)}; expected {sorted(_SECTIONS)}"
+            )
+        kwargs: dict[str, Any] = {}
+        for name, sub_cls in _SECTIONS.items():
+            if name not in data:
+                continue
+            sub = data[name]
+            if not isinstance(sub, Mapping):
+                raise TypeError(f"'{name}' must be a mapping (got {sub!r})")
+            if name == "drift":
+                procs = tuple(drift_process_from_dict(p) for p in sub.get("processes", ()))
+                extra = set(sub) - {"processes", "seed"}
+                if extra:
+                    raise ValueError(f"unknown drift config keys {sorted(extra)}")
+                kwargs[name] = DriftConfig(processes=procs, seed=sub.get("seed", 0))
+            else:
+                fields = {f.name for f in dataclasses.fields(sub_cls)}
+                extra = set(sub) - fields
+                if extra:
+                    raise ValueError(
+                        f"unknown {name} config keys {sorted(extra)}; expected {sorted(fields)}"
+                    )
+                kwargs[name] = sub_cls(**sub)
+        if "catalog_path" in data:
+            kwargs["catalog_path"] = data["catalog_path"]
+        return cls(**kwargs)

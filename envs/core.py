@@ -1,0 +1,361 @@
+"""The batched simulator core: every user of a batch is stepped with array operations.
+
+:class:`BatchSimulator` owns the state of ``B`` user slots and steps them together. The Gymnasium
+single env is this core with ``B = 1``; the Gymnasium vector env and the stable-baselines3
+``VecEnv`` step it directly, so the three cannot disagree. There is no Python loop over users in
+the step path (the only per-user loop is the amortised buffer refill in ``envs/rng.py``).
+
+One step, for every user at once:
+
+1. the recommended item(s) are scored (:mod:`driftrec.envs.choice`) against the user's current
+   interests and boredom; the user clicks at most one item (one uniform from its own stream);
+2. the reward is the click (or click x watch time = the item's quality); patience is spent and
+   regained (``UserConfig``); the user leaves when it runs out (``terminated``);
+3. the drift processes run in their configured order (:mod:`driftrec.envs.drift`), interests are
+   clipped, and the global clock advances; a session that reaches ``max_steps`` is ``truncated``;
+4. the shown items and their feedback enter the history that the observation shows.
+
+``info`` quantities (click probability, expected reward, the oracle) refer to the state the
+user was in when the recommendation was made, i.e. before step 3.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import numpy as np
+from numpy.typing import NDArray
+
+from driftrec.envs.catalog import Catalog, build_catalog
+from driftrec.envs.choice import (
+    attraction,
+    first_occurrence,
+    position_weights,
+    sample_choice,
+    slate_click_probs,
+)
+from driftrec.envs.config import CatalogConfig, EnvConfig
+from driftrec.envs.drift import (
+    AbruptShift,
+    DriftContext,
+    DriftEvent,
+    PopulationTrend,
+    World,
+)
+from driftrec.envs.observation import CLOCK_CAP, ObservationLayout
+from driftrec.envs.rng import SeedLike, UserStreams
+
+__all__ = ["BatchSimulator", "SimState", "StepResult", "Oracle", "cached_catalog"]
+
+_ORACLE_CHUNK = 1 << 22  # score at most this many (user, item) pairs at a time
+
+
+@functools.lru_cache(maxsize=8)
+def _catalog_for(catalog_config: CatalogConfig, catalog_path: str | None) -> Catalog:
+    return build_catalog(EnvConfig(catalog=catalog_config, catalog_path=catalog_path))
+
+
+def cached_catalog(config: EnvConfig) -> Catalog:
+    """The catalog of ``config``, built once per process (catalogs are immutable)."""
+    return _catalog_for(config.catalog, config.catalog_path)
+
+
+@dataclass
+class SimState:
+    """Mutable state of ``B`` user slots (arrays with a leading ``B`` axis)."""
+
+    interest: NDArray[np.float64]  # (B, K) true interests, never observed
+    anchor: NDArray[np.float64]  # (B, K) what Ornstein-Uhlenbeck drift reverts to
+    boredom: NDArray[np.float64]  # (B, K)
+    patience: NDArray[np.float64]  # (B,)
+    t: NDArray[np.int64]  # (B,) steps into the current session
+    obs: NDArray[np.float32]  # (B, 3H + 2) the flat observation (see observation.py)
+    clock: int = 0  # global steps since the world was seeded
+
+
+class Oracle(NamedTuple):
+    """The best one-step recommendation per user under the true click model."""
+
+    action: NDArray[np.int64]  # (B,) item, or (B, k) slate
+    expected_reward: NDArray[np.float64]  # (B,)
+
+
+class StepResult(NamedTuple):
+    """What one batched step produced (arrays with a leading ``B`` axis)."""
+
+    reward: NDArray[np.float64]
+    terminated: NDArray[np.bool_]
+    truncated: NDArray[np.bool_]
+    clicked_item: NDArray[np.int64]  # -1 where nothing was clicked
+    click_prob: NDArray[np.float64]  # probability that the shown action got a click
+    expected_reward: NDArray[np.float64]  # expected reward of the shown action
+    interest: NDArray[np.float64]  # (B, K) interests the action faced
+    drift_events: NDArray[np.int32]  # DriftEvent bits
+    oracle: Oracle | None  # None unless requested
+
+
+class BatchSimulator:
+    """Steps ``num_users`` user slots of one simulated world.
+
+    Args:
+        config: the world.
+        num_users: number of slots ``B``.
+        catalog: a prebuilt catalog (defaults to :func:`~driftrec.envs.catalog.build_catalog`).
+    """
+
+    def __init__(self, config: EnvConfig, num_users: int, catalog: Catalog | None = None) -> None:
+        if isinstance(num_users, bool) or not isinstance(num_users, int) or num_users < 1:
+            raise ValueError(f"'num_users' must be an integer >= 1 (got {num_users!r})")
+        self.config = config
+        self.num_users = num_users
+        self.catalog = catalog if catalog is not None else cached_catalog(config)
+        cat = self.catalog
+        self.num_items = cat.num_items
+        self.num_topics = cat.num_topics
+        self.slate_size = config.choice.slate_size
+        self.layout = ObservationLayout(config.session.history_len, self.num_items)
+
+        self._topics = np.ascontiguousarray(cat.topics, dtype=np.float64)  # (N, K)
+        self._topics32 = self._topics.astype(np.float32)
+        self._quality = np.asarray(cat.quality, dtype=np.float64)  # (N,)
+        self._item_bias = config.choice.quality_weight * (self._quality - 0.5)  # (N,)
+        self._item_bias32 = self._item_bias.astype(np.float32)
+        self._release = np.asarray(cat.release_step, dtype=np.int64)  # (N,)
+        self._release_steps = frozenset(np.unique(self._release[self._release > 0]).tolist())
+        self._all_released_at = int(self._release.max())
+        self._weights = position_weights(self.slate_size, config.choice.position_bias)
+
+        drift = config.drift
+        shift = drift.get(AbruptShift)
+        self.world = World(
+            num_topics=self.num_topics,
+            population_scale=config.users.population_scale,
+            seed=drift.seed,
+            shift_steps=shift.at_steps if shift is not None else (),
+            trend=drift.get(PopulationTrend),
+        )
+        self.streams: UserStreams | None = None
+        self.state: SimState | None = None
+        self._rows = np.arange(num_users)
+        self._ones_b1 = np.ones((num_users, 1), dtype=bool)
+
+    # ------------------------------------------------------------------ seeding and resets
+    def seed(self, seeds: Sequence[SeedLike]) -> None:
+        """Start the world over: clock 0, every slot's stream from ``seeds``, fresh users."""
+        if len(seeds) != self.num_users:
+            raise ValueError(
+                f"expected {self.num_users} seeds, one per user slot (got {len(seeds)})"
+            )
+        b, k = self.num_users, self.num_topics
+        self.streams = UserStreams(seeds, normal_chunk=max(512, 32 * k))
+        self.state = SimState(
+            interest=np.zeros((b, k)),
+            anchor=np.zeros((b, k)),
+            boredom=np.zeros((b, k)),
+            patience=np.zeros(b),
+            t=np.zeros(b, dtype=np.int64),
+            obs=np.zeros((b, self.layout.size), dtype=np.float32),
+            clock=0,
+        )
+        self.reset_users(np.arange(b))
+
+    def reseed_slots(self, idx: Sequence[int], seeds: Sequence[SeedLike]) -> None:
+        """Restart the streams of some slots (the clock keeps running) and draw fresh users."""
+        streams, _ = self._require()
+        streams.reseed(idx, seeds)
+        self.reset_users(np.asarray(idx, dtype=np.int64))
+
+    def reset_users(self, idx: NDArray[np.int64]) -> None:
+        """Replace the users in slots ``idx`` by new users drawn from the current population."""
+        streams, s = self._require()
+        if idx.size == 0:
+            return
+        users = self.config.users
+        eps = streams.normal(self.num_topics, idx)  # (len(idx), K)
+        theta = self.world.population_mean(s.clock) + users.interest_spread * eps
+        np.clip(theta, -users.interest_clip, users.interest_clip, out=theta)
+        s.interest[idx] = theta
+        s.anchor[idx] = theta
+        s.boredom[idx] = 0.0
+        s.patience[idx] = users.patience
+        s.t[idx] = 0
+        s.obs[idx] = 0.0
+        s.obs[idx, self.layout.clock] = min(float(s.clock), CLOCK_CAP)
+
+    def _require(self) -> tuple[UserStreams, SimState]:
+        if self.streams is None or self.state is None:
+            raise RuntimeError(
+                "the simulator has not been seeded: call seed(...) (or env.reset) first"
+            )
+        return self.streams, self.state
+
+    # ------------------------------------------------------------------ queries
+    def released(self, clock: int | None = None) -> NDArray[np.bool_]:
+        """``(N,)`` True for items that can be recommended at ``clock`` (default: now)."""
+        if clock is None:
+            clock = self._require()[1].clock
+        return self._release <= clock
+
+    def observation(self) -> NDArray[np.float32]:
+        """A copy of the current ``(B, 3H + 2)`` flat observation."""
+        return self._require()[1].obs.copy()
+
+    def _user_vectors(self, s: SimState) -> NDArray[np.float64]:
+        ch = self.config.choice
+        uv = ch.interest_weight * s.interest  # (B, K)
+        if ch.boredom_weight:
+            uv = uv - ch.boredom_weight * s.boredom
+        return uv
+
+    def oracle(self) -> Oracle:
+        """The best one-step action per user under the true model (privileged)."""
+        s = self._require()[1]
+        return self._oracle(self._user_vectors(s), s.clock)
+
+    def _oracle(self, uv: NDArray[np.float64], clock: int) -> Oracle:
+        ch = self.config.choice
+        engagement = self.config.reward.kind == "engagement"
+        b, k, n = uv.shape[0], self.slate_size, self.num_items
+        unreleased = None if clock >= self._all_released_at else ~self.released(clock)
+        actions = np.empty((b, k), dtype=np.int64)
+        values = np.empty(b, dtype=np.float64)
+        rows = max(1, _ORACLE_CHUNK // n)
+        uv32 = uv.astype(np.float32)
+        for lo in range(0, b, rows):
+            hi = min(b, lo + rows)
+            # (chunk, K) @ (K, N) -> (chunk, N) attraction of every item
+            scores = uv32[lo:hi] @ self._topics32.T + self._item_bias32
+            if unreleased is not None:
+                scores[:, unreleased] = -np.inf
+            if engagement:
+                # expected reward of showing i alone: sigmoid(s - s0) * q
+                rank = self._quality / (1.0 + np.exp(ch.no_click_score - scores))
+            else:
+                rank = scores
+            if k == 1:
+                top = rank.argmax(axis=1)[:, None]  # (chunk, 1)
+            else:
+                part = np.argpartition(-rank, k - 1, axis=1)[:, :k]  # (chunk, k) unordered
+                order = np.argsort(-np.take_along_axis(rank, part, axis=1), axis=1, kind="stable")
+                top = np.take_along_axis(part, order, axis=1)  # (chunk, k) best first
+            actions[lo:hi] = top
+            top_scores = np.take_along_axis(scores, top, axis=1).astype(np.float64)
+            probs = slate_click_probs(top_scores, np.isfinite(top_scores), ch)
+            values[lo:hi] = self._expected_reward(probs, top)
+        return Oracle(actions[:, 0] if k == 1 else actions, values)
+
+    def _expected_reward(
+        self, probs: NDArray[np.float64], slate: NDArray[np.int64]
+    ) -> NDArray[np.float64]:
+        k = slate.shape[1]
+        if self.config.reward.kind == "engagement":
+            return (probs[:, :k] * self._quality[slate]).sum(axis=1)
+        return 1.0 - probs[:, k]
+
+    # ------------------------------------------------------------------ the step
+    def step(self, action: NDArray[np.int64], with_oracle: bool = False) -> StepResult:
+        """Advance every slot by one step.
+
+        Args:
+            action: ``(B,)`` item ids (single-item) or ``(B, k)`` slates, ints in ``[0, N)``.
+            with_oracle: also compute the oracle for the pre-step state (privileged info).
+        """
+        streams, s = self._require()
+        cfg = self.config
+        b, k = self.num_users, self.slate_size
+        action = np.asarray(action)
+        if action.size != b * k or not np.issubdtype(action.dtype, np.integer):
+            want = f"({b},)" if k == 1 else f"({b}, {k})"
+            raise ValueError(
+                f"action must be integers of shape {want} for {b} users and slate size {k} "
+                f"(got dtype {action.dtype} and shape {action.shape})"
+            )
+        slate = action.astype(np.int64, copy=False).reshape(b, k)
+        if slate.size and (slate.min() < 0 or slate.max() >= self.num_items):
+            bad = slate[(slate < 0) | (slate >= self.num_items)][0]
+            raise ValueError(f"action items must be in [0, {self.num_items}) (got {int(bad)})")
+
+        # 1. choice ------------------------------------------------------------------------
+        uv = self._user_vectors(s)  # (B, K)
+        shown_topics = self._topics[slate]  # (B, k, K)
+        scores = attraction(uv, shown_topics, self._item_bias[slate])  # (B, k)
+        valid = first_occurrence(slate) if k > 1 else self._ones_b1.copy()
+        if s.clock < self._all_released_at:
+            valid &= self._release[slate] <= s.clock
+        probs = slate_click_probs(scores, valid, cfg.choice)  # (B, k + 1)
+        choice = sample_choice(probs, streams.uniform(1)[:, 0])  # (B,), k = no click
+        clicked = choice < k
+        pos = np.minimum(choice, k - 1)
+        rows = self._rows
+        clicked_item = np.where(clicked, slate[rows, pos], -1)
+
+        # 2. reward and patience --------------------------------------------------------------
+        clicked_quality = np.where(clicked, self._quality[slate[rows, pos]], 0.0)
+        reward = (
+            clicked_quality.copy()
+            if cfg.reward.kind == "engagement"
+            else clicked.astype(np.float64)
+        )
+        expected = self._expected_reward(probs, slate)
+        click_prob = 1.0 - probs[:, k]
+        interest_seen = s.interest.copy()
+        oracle = self._oracle(uv, s.clock) if with_oracle else None
+        users = cfg.users
+        s.patience += users.patience_gain * reward - users.patience_cost
+        np.minimum(s.patience, users.max_patience, out=s.patience)
+        terminated = s.patience <= 0.0
+
+        # 3. drift, clock, time limit ---------------------------------------------------------
+        events = np.zeros(b, dtype=np.int32)
+        new_clock = s.clock + 1
+        if cfg.drift.processes:
+            ctx = DriftContext(
+                interest=s.interest,
+                anchor=s.anchor,
+                boredom=s.boredom,
+                clicked=clicked,
+                clicked_topics=shown_topics[rows, pos] * clicked[:, None],
+                clicked_quality=clicked_quality,
+                new_clock=new_clock,
+                world=self.world,
+                streams=streams,
+                interest_spread=users.interest_spread,
+                events=events,
+            )
+            for process in cfg.drift.processes:
+                process.apply(ctx)
+            np.clip(s.interest, -users.interest_clip, users.interest_clip, out=s.interest)
+        if new_clock in self._release_steps:
+            events |= int(DriftEvent.NEW_ITEMS)
+        s.clock = new_clock
+        s.t += 1
+        truncated = (s.t >= cfg.session.max_steps) & ~terminated
+
+        # 4. history -> observation -----------------------------------------------------------
+        lay = self.layout
+        obs = s.obs
+        for part in (lay.item_ids, lay.feedback, lay.mask):
+            seg = obs[:, part]  # (B, H) view
+            seg[:, :-k] = seg[:, k:]  # numpy buffers overlapping copies
+        h = lay.history_len
+        obs[:, h - k : h] = slate
+        fb = np.zeros((b, k), dtype=np.float32)
+        fb[rows[clicked], pos[clicked]] = reward[clicked]
+        obs[:, 2 * h - k : 2 * h] = fb
+        obs[:, 3 * h - k : 3 * h] = 1.0
+        obs[:, lay.progress] = s.t / cfg.session.max_steps
+        obs[:, lay.clock] = min(float(new_clock), CLOCK_CAP)
+        return StepResult(
+            reward=reward,
+            terminated=terminated,
+            truncated=truncated,
+            clicked_item=clicked_item,
+            click_prob=click_prob,
+            expected_reward=expected,
+            interest=interest_seen,
+            drift_events=events,
+            oracle=oracle,
+        )
