@@ -360,27 +360,37 @@ class EnvConfig:
         ``new_item_fraction``, ``world_seed``), dotted paths (``"users.patience"``), section
         names with a config object (``users=UserConfig(...)``), or ``catalog_path``.
         """
-        cfg: EnvConfig = self
+        sections: dict[str, Any] = {name: getattr(self, name) for name in _SECTIONS}
+        fields: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+        top: dict[str, Any] = {}
         for key, value in overrides.items():
-            if key in _SECTIONS or key == "catalog_path":
-                cfg = dataclasses.replace(cfg, **{key: value})
+            section_object = key in _SECTIONS and (
+                key not in SHORTCUTS or isinstance(value, _SECTIONS[key])
+            )  # "reward" is a section and a shortcut: a RewardConfig or its kind
+            if key == "catalog_path" or section_object:
+                top[key] = value
                 continue
             section, _, name = key.partition(".")
             if key in SHORTCUTS:
                 section, name = SHORTCUTS[key]
             elif not name or section not in _SECTIONS:
-                known = sorted([*SHORTCUTS, *_SECTIONS, "catalog_path"])
+                known = sorted({*SHORTCUTS, *_SECTIONS, "catalog_path"})
                 raise ValueError(
                     f"unknown config override {key!r}; expected one of {known} "
                     "or a dotted path such as 'users.patience'"
                 )
-            sub = getattr(cfg, section)
+            sub = sections[section]
             if name not in {f.name for f in dataclasses.fields(sub)}:
                 raise ValueError(
                     f"unknown config field {key!r}: {type(sub).__name__} has no field {name!r}"
                 )
-            cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(sub, **{name: value})})
-        return cfg
+            fields[section][name] = value
+        # replace every section first and validate the whole config once, so that the order of
+        # the keywords never matters (e.g. slate_size and history_len together)
+        for name, changes in fields.items():
+            base = top.pop(name, sections[name])
+            sections[name] = dataclasses.replace(base, **changes) if changes else base
+        return dataclasses.replace(self, **sections, **top)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (drift processes carry a ``"kind"`` key)."""

@@ -119,10 +119,8 @@ class BatchSimulator:
         self.layout = ObservationLayout(config.session.history_len, self.num_items)
 
         self._topics = np.ascontiguousarray(cat.topics, dtype=np.float64)  # (N, K)
-        self._topics32 = self._topics.astype(np.float32)
         self._quality = np.asarray(cat.quality, dtype=np.float64)  # (N,)
         self._item_bias = config.choice.quality_weight * (self._quality - 0.5)  # (N,)
-        self._item_bias32 = self._item_bias.astype(np.float32)
         self._release = np.asarray(cat.release_step, dtype=np.int64)  # (N,)
         self._release_steps = frozenset(np.unique(self._release[self._release > 0]).tolist())
         self._all_released_at = int(self._release.max())
@@ -223,11 +221,10 @@ class BatchSimulator:
         actions = np.empty((b, k), dtype=np.int64)
         values = np.empty(b, dtype=np.float64)
         rows = max(1, _ORACLE_CHUNK // n)
-        uv32 = uv.astype(np.float32)
         for lo in range(0, b, rows):
             hi = min(b, lo + rows)
-            # (chunk, K) @ (K, N) -> (chunk, N) attraction of every item
-            scores = uv32[lo:hi] @ self._topics32.T + self._item_bias32
+            # (chunk, K) @ (K, N) -> (chunk, N) attraction of every item, in float64 for ranking
+            scores = uv[lo:hi] @ self._topics.T + self._item_bias
             if unreleased is not None:
                 scores[:, unreleased] = -np.inf
             if engagement:
@@ -242,8 +239,11 @@ class BatchSimulator:
                 order = np.argsort(-np.take_along_axis(rank, part, axis=1), axis=1, kind="stable")
                 top = np.take_along_axis(part, order, axis=1)  # (chunk, k) best first
             actions[lo:hi] = top
-            top_scores = np.take_along_axis(scores, top, axis=1).astype(np.float64)
-            probs = slate_click_probs(top_scores, np.isfinite(top_scores), ch)
+            # the value is recomputed with the step's own per-row arithmetic, so it does not
+            # depend on how BLAS blocked the product above (i.e. on the batch size)
+            top_scores = attraction(uv[lo:hi], self._topics[top], self._item_bias[top])
+            valid = np.isfinite(np.take_along_axis(scores, top, axis=1))
+            probs = slate_click_probs(top_scores, valid, ch)
             values[lo:hi] = self._expected_reward(probs, top)
         return Oracle(actions[:, 0] if k == 1 else actions, values)
 

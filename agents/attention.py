@@ -1,0 +1,569 @@
+"""The attention recommender: a small transformer over the impression history.
+
+The whole forward pass is in this file (in the style of a ``transformers`` modeling file)::
+
+    observation (B, 3H+2)
+      -> item ids, feedback, mask, clock                      (layout of driftrec.envs.observation)
+      -> history tokens  = item tower(id) + feedback embedding + recency position embedding
+      -> [user token; history tokens]                          (B, T = H+1, d)
+      -> num_layers x pre-LN block (self-attention with a learned per-head recency bias + MLP)
+      -> final LayerNorm of the user token = user state u      (B, d)
+      -> scores = u @ item_tower(all items).T / (sqrt(d) * score_temperature)   (B, N)
+      -> items not yet released at the observation's clock get torch.finfo(dtype).min
+
+**Item tower.** The item table holds frozen language-model embeddings of the item texts
+(:func:`driftrec.agents.text_encoder.encode_catalog`) in a *non-persistent* buffer, so checkpoints
+stay small and a catalog can be swapped with :meth:`AttentionRecommender.set_item_table`. A
+trainable ``Linear(E, d)`` projects them to the model width; the optional hybrid tower adds a
+per-item ``nn.Embedding(N, d)`` (initialised at zero, so the hybrid starts as the text-only model).
+
+**Recency.** Each history token's recency ``r`` counts the real impressions after it (0 = the
+most recent), ignoring padding wherever it sits; the user token has recency -1 ("now"). Token
+``r`` gets the learned position embedding ``r``, and, when ``recency_bias`` is on, every head
+``h`` of every layer adds ``-softplus(slope_h) * |r_i - r_j|`` to its attention logits (an
+ALiBi-style linear bias with a learned slope), so the model can learn to attend to recent events
+after the user's interest shifts. Slopes start at geometric values (one head sharply recent, one
+nearly global).
+
+**Padding.** Padded positions are masked as keys; the user token is always a valid key, so every
+attention row has at least one valid key and an empty history gives finite outputs (the user
+state is then a function of the user token alone).
+
+Scoring the whole catalog is one matrix product ``(B, d) @ (d, N)``; with gradients off
+(``torch.no_grad`` / ``torch.inference_mode``) the projected item table is cached and reused
+until a parameter of the item tower or the item table changes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, NamedTuple
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from driftrec.envs.observation import ObservationLayout
+
+__all__ = [
+    "AttentionConfig",
+    "AttentionRecommender",
+    "RecommenderOutput",
+    "ParsedObservation",
+    "parse_observation",
+]
+
+
+# --------------------------------------------------------------------------------------------
+# configuration
+# --------------------------------------------------------------------------------------------
+def _check_int(name: str, value: Any, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"'{name}' must be an integer >= {low} (got {value!r})")
+
+
+@dataclass(frozen=True, slots=True)
+class AttentionConfig:
+    """Hyper-parameters of :class:`AttentionRecommender`.
+
+    Attributes:
+        embed_dim: Model width ``d``: of the tokens, the user state and the projected items.
+        num_heads: Attention heads per layer; must divide ``embed_dim``.
+        num_layers: Transformer blocks (pre-LN self-attention + MLP).
+        ff_dim: Hidden width of each block's MLP.
+        dropout: Dropout on the token embeddings, the attention weights and each residual branch.
+        history_len: ``H``, the number of impressions in an observation (must match the env's
+            ``session.history_len``); observations have ``3H + 2`` columns.
+        use_id_embeddings: Hybrid item tower: add a trainable per-item embedding (initialised at
+            zero) to the projected text embedding. Ties the model to a catalog size.
+        score_temperature: Scores are ``<u, v> / (sqrt(d) * score_temperature)``; below 1 makes
+            the initial policy sharper, above 1 flatter.
+        recency_bias: Add the learned per-head linear recency bias to the attention logits.
+        layer_norm_eps: Epsilon of every LayerNorm.
+        init_std: Standard deviation of the normal initialisation of the linear layers, the
+            position embeddings and the user token (``transformers`` style).
+    """
+
+    embed_dim: int = 64
+    num_heads: int = 4
+    num_layers: int = 2
+    ff_dim: int = 128
+    dropout: float = 0.0
+    history_len: int = 20
+    use_id_embeddings: bool = False
+    score_temperature: float = 1.0
+    recency_bias: bool = True
+    layer_norm_eps: float = 1e-5
+    init_std: float = 0.02
+
+    def __post_init__(self) -> None:
+        _check_int("embed_dim", self.embed_dim, 1)
+        _check_int("num_heads", self.num_heads, 1)
+        _check_int("num_layers", self.num_layers, 1)
+        _check_int("ff_dim", self.ff_dim, 1)
+        _check_int("history_len", self.history_len, 1)
+        if self.embed_dim % self.num_heads:
+            raise ValueError(
+                f"'embed_dim' ({self.embed_dim}) must be divisible by 'num_heads' "
+                f"({self.num_heads})"
+            )
+        for name in ("dropout", "score_temperature", "layer_norm_eps", "init_std"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise ValueError(f"'{name}' must be a number (got {value!r})")
+            if not math.isfinite(value):
+                raise ValueError(f"'{name}' must be finite (got {value!r})")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"'dropout' must be in [0, 1) (got {self.dropout!r})")
+        for name in ("score_temperature", "layer_norm_eps"):
+            if getattr(self, name) <= 0:
+                raise ValueError(f"'{name}' must be > 0 (got {getattr(self, name)!r})")
+        if self.init_std < 0:
+            raise ValueError(f"'init_std' must be >= 0 (got {self.init_std!r})")
+        for name in ("use_id_embeddings", "recency_bias"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"'{name}' must be a bool (got {getattr(self, name)!r})")
+
+    @property
+    def head_dim(self) -> int:
+        """Width of one attention head, ``embed_dim // num_heads``."""
+        return self.embed_dim // self.num_heads
+
+    @property
+    def obs_size(self) -> int:
+        """Columns of a flat observation, ``3 * history_len + 2``."""
+        return 3 * self.history_len + 2
+
+
+# --------------------------------------------------------------------------------------------
+# outputs and observation parsing
+# --------------------------------------------------------------------------------------------
+class RecommenderOutput(NamedTuple):
+    """What :meth:`AttentionRecommender.forward` returns.
+
+    Attributes:
+        scores: ``(B, N)`` one score (logit) per catalog item; unreleased items hold
+            ``torch.finfo(dtype).min`` so a softmax gives them exactly zero probability.
+        user_state: ``(B, d)`` the user vector ``u``.
+        attentions: With ``output_attentions=True``, one ``(B, heads, T, T)`` tensor of attention
+            weights per layer (``T = history_len + 1``; index 0 is the user token, 1..H the
+            history in observation order); else ``None``.
+    """
+
+    scores: torch.Tensor
+    user_state: torch.Tensor
+    attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class ParsedObservation(NamedTuple):
+    """The parts of a batch of observations, as tensors."""
+
+    item_ids: torch.Tensor  # (B, H) long
+    feedback: torch.Tensor  # (B, H) float
+    mask: torch.Tensor  # (B, H) bool, True for a real impression
+    progress: torch.Tensor  # (B,) float
+    clock: torch.Tensor  # (B,) float
+
+
+def parse_observation(
+    obs: torch.Tensor | Mapping[str, torch.Tensor], history_len: int
+) -> ParsedObservation:
+    """Split flat ``(B, 3H+2)`` observations (or the ``"dict"`` variant) into typed parts.
+
+    The column layout is :class:`driftrec.envs.observation.ObservationLayout`: item ids, feedback,
+    mask (``> 0.5`` means a real impression), progress, clock.
+
+    Args:
+        obs: A ``(B, 3H+2)`` tensor, or a mapping with the keys ``item_ids``, ``feedback``,
+            ``mask`` (each ``(B, H)``), ``progress`` and ``clock`` (each ``(B, 1)`` or ``(B,)``).
+        history_len: ``H``.
+
+    Returns:
+        The parsed parts.
+
+    Raises:
+        ValueError: When the shape does not match the layout.
+    """
+    h = history_len
+    if isinstance(obs, Mapping):
+        ids, fb, mask = obs["item_ids"], obs["feedback"], obs["mask"]
+        if ids.ndim != 2 or ids.shape[1] != h:
+            raise ValueError(
+                f"dict observation 'item_ids' must have shape (batch, {h}) (got {tuple(ids.shape)})"
+            )
+        progress = obs["progress"].reshape(ids.shape[0])  # (B,)
+        clock = obs["clock"].reshape(ids.shape[0])  # (B,)
+    else:
+        layout = ObservationLayout(history_len=h, num_items=1)
+        if obs.ndim != 2 or obs.shape[1] != layout.size:
+            raise ValueError(
+                f"observations must have shape (batch, {layout.size}) = (batch, 3 * history_len "
+                f"+ 2) for history_len={h} (got {tuple(obs.shape)})"
+            )
+        ids = obs[:, layout.item_ids]  # (B, H)
+        fb = obs[:, layout.feedback]  # (B, H)
+        mask = obs[:, layout.mask]  # (B, H)
+        progress = obs[:, layout.progress]  # (B,)
+        clock = obs[:, layout.clock]  # (B,)
+    return ParsedObservation(
+        item_ids=ids.round().long(),
+        feedback=fb.float(),
+        mask=mask > 0.5,
+        progress=progress.float(),
+        clock=clock.float(),
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# transformer layers
+# --------------------------------------------------------------------------------------------
+def _inverse_softplus(y: torch.Tensor) -> torch.Tensor:
+    return y + torch.log(-torch.expm1(-y))  # log(exp(y) - 1), stable for small and large y
+
+
+class RecencySelfAttention(nn.Module):
+    """Multi-head self-attention with a learned linear recency bias per head."""
+
+    def __init__(self, config: AttentionConfig) -> None:
+        super().__init__()
+        self.num_heads = config.num_heads
+        self.head_dim = config.head_dim
+        self.qkv = nn.Linear(config.embed_dim, 3 * config.embed_dim)
+        self.out = nn.Linear(config.embed_dim, config.embed_dim)
+        self.attn_dropout = nn.Dropout(config.dropout)
+        if config.recency_bias:
+            # ALiBi-like geometric start: softplus(slope_h) = 2 ** (-8 (h + 1) / heads)
+            start = 2.0 ** (-8.0 * torch.arange(1, config.num_heads + 1) / config.num_heads)
+            self.recency_slope = nn.Parameter(_inverse_softplus(start))  # (heads,)
+        else:
+            self.register_parameter("recency_slope", None)
+
+    def forward(
+        self,
+        x: torch.Tensor,
+        key_valid: torch.Tensor,
+        distance: torch.Tensor,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Attend.
+
+        Args:
+            x: ``(B, T, d)`` normalised token states.
+            key_valid: ``(B, T)`` bool, False for padding (never attended to).
+            distance: ``(B, T, T)`` float recency distance ``|r_i - r_j|``.
+
+        Returns:
+            The ``(B, T, d)`` output and the ``(B, heads, T, T)`` attention weights (before
+            dropout; every row sums to 1).
+        """
+        b, t, d = x.shape
+        qkv = self.qkv(x).view(b, t, 3, self.num_heads, self.head_dim)  # (B, T, 3, heads, dh)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, T, dh)
+        logits = torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(self.head_dim)  # (B,h,T,T)
+        if self.recency_slope is not None:
+            slope = F.softplus(self.recency_slope).view(1, -1, 1, 1)  # (1, heads, 1, 1)
+            logits = logits - slope * distance.unsqueeze(1)  # (B, heads, T, T)
+        logits = logits.masked_fill(
+            ~key_valid[:, None, None, :], torch.finfo(logits.dtype).min
+        )  # (B, heads, T, T); masked keys get exactly 0 weight
+        weights = logits.softmax(dim=-1)  # (B, heads, T, T)
+        mixed = torch.einsum("bhij,bhjd->bhid", self.attn_dropout(weights), v)  # (B,h,T,dh)
+        mixed = mixed.transpose(1, 2).reshape(b, t, d)  # (B, T, d)
+        return self.out(mixed), weights
+
+
+class TransformerBlock(nn.Module):
+    """Pre-LN block: ``x + attn(LN(x))``, then ``x + MLP(LN(x))``."""
+
+    def __init__(self, config: AttentionConfig) -> None:
+        super().__init__()
+        d, eps = config.embed_dim, config.layer_norm_eps
+        self.ln_attn = nn.LayerNorm(d, eps=eps)
+        self.attn = RecencySelfAttention(config)
+        self.ln_mlp = nn.LayerNorm(d, eps=eps)
+        self.mlp = nn.Sequential(
+            nn.Linear(d, config.ff_dim),
+            nn.GELU(),
+            nn.Linear(config.ff_dim, d),
+        )
+        self.dropout = nn.Dropout(config.dropout)
+
+    def forward(
+        self, x: torch.Tensor, key_valid: torch.Tensor, distance: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Apply the block to ``(B, T, d)`` states; returns them and the attention weights."""
+        attended, weights = self.attn(self.ln_attn(x), key_valid, distance)
+        x = x + self.dropout(attended)  # (B, T, d)
+        x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, T, d)
+        return x, weights
+
+
+# --------------------------------------------------------------------------------------------
+# the recommender
+# --------------------------------------------------------------------------------------------
+class AttentionRecommender(nn.Module):
+    """Scores every catalog item for each observation from the user's recent history.
+
+    Args:
+        config: The hyper-parameters.
+        item_embeddings: ``(N, E)`` frozen item-text embeddings (numpy or torch, floating).
+        release_step: ``(N,)`` integer global step at which each item appears; ``None`` means
+            every item is always available.
+
+    Raises:
+        ValueError: On a malformed item table or release vector.
+    """
+
+    def __init__(
+        self,
+        config: AttentionConfig,
+        item_embeddings: np.ndarray | torch.Tensor,
+        release_step: np.ndarray | torch.Tensor | None = None,
+    ) -> None:
+        super().__init__()
+        if not isinstance(config, AttentionConfig):
+            raise TypeError(f"'config' must be an AttentionConfig (got {type(config).__name__})")
+        self.config = config
+        table, release = _check_item_table(item_embeddings, release_step)
+        n, e = table.shape
+        d = config.embed_dim
+        self.text_dim = e
+
+        # item tower
+        self.item_proj = nn.Linear(e, d, bias=False)
+        self.id_embedding = nn.Embedding(n, d) if config.use_id_embeddings else None
+        # history tokens
+        self.feedback_proj = nn.Linear(1, d)
+        self.position_embedding = nn.Embedding(config.history_len, d)  # by recency, 0 = newest
+        self.user_token = nn.Parameter(torch.zeros(d))
+        self.embed_dropout = nn.Dropout(config.dropout)
+        # encoder
+        self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_layers))
+        self.final_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+
+        self.register_buffer("item_table", table, persistent=False)  # (N, E)
+        self.register_buffer("release_step", release, persistent=False)  # (N,)
+        self._item_cache: tuple[tuple[Any, ...], torch.Tensor] | None = None
+        self.reset_parameters()
+
+    # ---------------------------------------------------------------------------------- setup
+    def reset_parameters(self) -> None:
+        """Initialise the weights (``transformers`` style; id embeddings start at zero)."""
+        std = self.config.init_std
+        for module in self.modules():
+            if isinstance(module, nn.Linear):
+                nn.init.normal_(module.weight, std=std)
+                if module.bias is not None:
+                    nn.init.zeros_(module.bias)
+            elif isinstance(module, nn.LayerNorm):
+                nn.init.ones_(module.weight)
+                nn.init.zeros_(module.bias)
+        nn.init.normal_(self.position_embedding.weight, std=std)
+        nn.init.normal_(self.user_token, std=std)
+        if self.id_embedding is not None:
+            nn.init.zeros_(self.id_embedding.weight)
+        for layer in self.layers:
+            attn = layer.attn
+            if attn.recency_slope is not None:
+                heads = self.config.num_heads
+                start = 2.0 ** (-8.0 * torch.arange(1, heads + 1) / heads)
+                with torch.no_grad():
+                    attn.recency_slope.copy_(_inverse_softplus(start))
+        self._item_cache = None
+
+    def set_item_table(
+        self,
+        item_embeddings: np.ndarray | torch.Tensor,
+        release_step: np.ndarray | torch.Tensor | None = None,
+    ) -> None:
+        """Swap in a catalog's item embeddings and release steps (e.g. after loading weights).
+
+        Args:
+            item_embeddings: ``(N, E)`` with the same ``E`` as at construction. ``N`` may change
+                only when ``use_id_embeddings`` is False.
+            release_step: ``(N,)`` integer release steps; ``None`` means all released.
+
+        Raises:
+            ValueError: On a different ``E``, or a different ``N`` with id embeddings.
+        """
+        table, release = _check_item_table(item_embeddings, release_step)
+        n, e = table.shape
+        if e != self.text_dim:
+            raise ValueError(
+                f"item embeddings must have width {self.text_dim} like at construction (got {e})"
+            )
+        if self.id_embedding is not None and n != self.id_embedding.num_embeddings:
+            raise ValueError(
+                f"with use_id_embeddings=True the catalog size is fixed at "
+                f"{self.id_embedding.num_embeddings} items (got {n})"
+            )
+        ref = self.item_proj.weight
+        self.item_table = table.to(device=ref.device, dtype=ref.dtype)
+        self.release_step = release.to(device=ref.device)
+        self._item_cache = None
+
+    def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> AttentionRecommender:
+        self._item_cache = None  # .to() / .float() / .cuda() move or convert the table
+        return super()._apply(fn, *args, **kwargs)
+
+    @property
+    def num_items(self) -> int:
+        """Catalog size ``N``."""
+        return int(self.item_table.shape[0])
+
+    def extra_repr(self) -> str:
+        return f"num_items={self.num_items}, text_dim={self.text_dim}"
+
+    # ---------------------------------------------------------------------------- item tower
+    def _embed_items(self, ids: torch.Tensor | None) -> torch.Tensor:
+        """Item tower for the given ids (``(...,)`` long) or, with ``None``, for all items."""
+        if ids is None:
+            vectors = self.item_proj(self.item_table)  # (N, d)
+            if self.id_embedding is not None:
+                vectors = vectors + self.id_embedding.weight  # (N, d)
+            return vectors
+        vectors = self.item_proj(self.item_table[ids])  # (..., d)
+        if self.id_embedding is not None:
+            vectors = vectors + self.id_embedding(ids)  # (..., d)
+        return vectors
+
+    def item_vectors(self) -> torch.Tensor:
+        """The projected item table ``(N, d)``.
+
+        With gradients disabled the result is cached until the item table, the projection or the
+        id embeddings change (parameter versions are checked on every call).
+        """
+        if torch.is_grad_enabled():
+            return self._embed_items(None)
+        params = [self.item_proj.weight, self.item_table]
+        if self.id_embedding is not None:
+            params.append(self.id_embedding.weight)
+        key = tuple((id(p), p.data_ptr(), p._version) for p in params)
+        if self._item_cache is not None and self._item_cache[0] == key:
+            return self._item_cache[1]
+        vectors = self._embed_items(None)  # (N, d)
+        self._item_cache = (key, vectors)
+        return vectors
+
+    # ---------------------------------------------------------------------------- user tower
+    def user_vectors(
+        self,
+        obs: torch.Tensor | Mapping[str, torch.Tensor],
+        output_attentions: bool = False,
+    ) -> torch.Tensor | tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        """The user state ``u`` for each observation.
+
+        Args:
+            obs: ``(B, 3H+2)`` observations (or the dict variant).
+            output_attentions: Also return the per-layer attention weights.
+
+        Returns:
+            ``(B, d)``, or ``((B, d), attentions)`` with ``output_attentions=True``.
+        """
+        user, attentions = self._encode(parse_observation(obs, self.config.history_len))
+        return (user, attentions) if output_attentions else user
+
+    def _encode(
+        self, parsed: ParsedObservation, items: torch.Tensor | None = None
+    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+        ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
+        b, h = ids.shape
+        ids = ids.masked_fill(~valid, 0)  # (B, H) padding -> item 0 (masked anyway)
+        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_items):
+            raise ValueError(
+                f"observed item ids must be in [0, {self.num_items - 1}] "
+                f"(got {int(ids.min())}..{int(ids.max())}); is the item table for this catalog?"
+            )
+        dtype = self.item_proj.weight.dtype
+
+        # recency: real impressions after each position (0 = newest); user token = -1 ("now")
+        valid_f = valid.to(dtype)  # (B, H)
+        after = valid_f.flip(-1).cumsum(-1).flip(-1) - valid_f  # (B, H)
+        recency = after.long().clamp_(0, h - 1)  # (B, H)
+        tokens = (
+            # gather from the projected table when the caller has it (forward does, to score):
+            # projecting B * H rows of E-dim text vectors again would cost far more for N < B * H
+            (items[ids] if items is not None else self._embed_items(ids))  # (B, H, d)
+            + self.feedback_proj(feedback.to(dtype).unsqueeze(-1))  # (B, H, 1) -> (B, H, d)
+            + self.position_embedding(recency)  # (B, H, d)
+        )
+        user = self.user_token.expand(b, 1, -1)  # (B, 1, d)
+        x = self.embed_dropout(torch.cat([user, tokens], dim=1))  # (B, T=H+1, d)
+
+        key_valid = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T)
+        r = torch.cat([after.new_full((b, 1), -1.0), after], dim=1)  # (B, T)
+        distance = (r.unsqueeze(2) - r.unsqueeze(1)).abs()  # (B, T, T)
+
+        attentions = []
+        for layer in self.layers:
+            x, weights = layer(x, key_valid, distance)  # (B, T, d), (B, heads, T, T)
+            attentions.append(weights)
+        return self.final_norm(x[:, 0]), tuple(attentions)  # (B, d)
+
+    # ---------------------------------------------------------------------------------- forward
+    def forward(
+        self,
+        obs: torch.Tensor | Mapping[str, torch.Tensor],
+        output_attentions: bool = False,
+    ) -> RecommenderOutput:
+        """Score every item for each observation.
+
+        Args:
+            obs: ``(B, 3H+2)`` flat observations (see :mod:`driftrec.envs.observation`), or the
+                dict variant.
+            output_attentions: Return the per-layer attention weights.
+
+        Returns:
+            ``scores`` ``(B, N)`` (unreleased items at ``torch.finfo(dtype).min``), ``user_state``
+            ``(B, d)`` and, when asked for, ``attentions``.
+        """
+        parsed = parse_observation(obs, self.config.history_len)
+        items = self.item_vectors()  # (N, d)
+        user, attentions = self._encode(parsed, items)  # (B, d)
+        scale = 1.0 / (math.sqrt(self.config.embed_dim) * self.config.score_temperature)
+        scores = (user @ items.T) * scale  # (B, d) @ (d, N) -> (B, N)
+        clock = parsed.clock.round().long()  # (B,)
+        unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
+        scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
+        return RecommenderOutput(
+            scores=scores,
+            user_state=user,
+            attentions=attentions if output_attentions else None,
+        )
+
+
+def _check_item_table(
+    item_embeddings: np.ndarray | torch.Tensor,
+    release_step: np.ndarray | torch.Tensor | None,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Validate and convert an item table ``(N, E)`` and release steps ``(N,)`` to tensors."""
+    table = torch.as_tensor(item_embeddings)
+    if table.ndim != 2 or table.shape[0] < 1 or table.shape[1] < 1:
+        raise ValueError(
+            f"'item_embeddings' must have shape (num_items, dim) with both >= 1 "
+            f"(got {tuple(table.shape)})"
+        )
+    if not table.is_floating_point():
+        raise ValueError(f"'item_embeddings' must be floating point (got {table.dtype})")
+    table = table.detach().float()
+    if not torch.isfinite(table).all():
+        raise ValueError("'item_embeddings' must be finite")
+    n = table.shape[0]
+    if release_step is None:
+        release = torch.zeros(n, dtype=torch.long)
+    else:
+        release = torch.as_tensor(release_step)
+        if release.shape != (n,):
+            raise ValueError(
+                f"'release_step' must have shape ({n},) like the item table (got "
+                f"{tuple(release.shape)})"
+            )
+        if release.is_floating_point():
+            if not torch.equal(release, release.round()):
+                raise ValueError("'release_step' must hold integers")
+        elif release.dtype == torch.bool or release.is_complex():
+            raise ValueError(f"'release_step' must hold integers (got {release.dtype})")
+        release = release.detach().long()
+    return table, release.clone()

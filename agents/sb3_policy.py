@@ -1,0 +1,381 @@
+"""stable-baselines3 glue: the attention recommender as an actor-critic policy and a Q-network.
+
+The recommender scores every catalog item (one ``(B, d) @ (d, N)`` product), so the policy's
+logits *are* those scores. SB3's ``ActorCriticPolicy`` routes everything through
+``mlp_extractor -> (latent_pi, latent_vf)``, ``action_net(latent_pi)`` and
+``value_net(latent_vf)``; here the ``mlp_extractor`` is the recommender (``latent_pi`` = item
+scores, ``latent_vf`` = user state + session progress), ``action_net`` passes the scores through
+(repeated ``k`` times for ``MultiDiscrete`` slates: ``k`` independent categoricals, so a slate
+may repeat an item, which the simulator counts once), and ``value_net`` is a small MLP. All of
+SB3's (and sb3-contrib's masked) ``forward``, ``evaluate_actions``, ``get_distribution`` and
+``predict_values`` then work unchanged. ``_build`` is replaced as a whole because the parent
+would build a ``Linear(N, N)`` action head and then the optimizer; ours builds the optimizer
+last over every parameter.
+
+The item table (frozen language-model embeddings, or nothing for the id-only ablation) is not
+pickled into checkpoints: ``policy_kwargs`` carry a small :class:`ItemTableSpec`, and the table
+is rebuilt from the catalog and the on-disk embedding cache when a model is created or loaded.
+
+Usage::
+
+    from stable_baselines3 import PPO
+    from driftrec.agents.sb3_policy import recommender_policy_kwargs
+    from driftrec.envs.sb3 import make_sb3_vec_env
+
+    env = make_sb3_vec_env("AbruptShift", num_envs=64, seed=0)
+    model = PPO("AttentionRecommenderPolicy", env, policy_kwargs=recommender_policy_kwargs(env))
+    model.learn(50_000)
+
+``"AttentionRecommenderPolicy"`` is registered for ``PPO``, ``A2C``, ``DQN`` and sb3-contrib's
+``MaskablePPO`` when this module is imported. Training defaults to one torch thread
+(:func:`configure_torch`): on small shared CPUs, more threads make these small matrix products
+slower (OpenMP synchronisation), not faster.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from gymnasium import spaces
+from sb3_contrib import MaskablePPO
+from sb3_contrib.common.maskable.policies import MaskableActorCriticPolicy
+from stable_baselines3 import A2C, DQN, PPO
+from stable_baselines3.common.policies import ActorCriticPolicy
+from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
+from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
+from torch import nn
+
+from driftrec.agents.attention import AttentionConfig, AttentionRecommender
+from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
+from driftrec.envs.config import EnvConfig
+from driftrec.envs.core import cached_catalog
+
+__all__ = [
+    "ItemTableSpec",
+    "AttentionActorCriticPolicy",
+    "MaskableAttentionActorCriticPolicy",
+    "AttentionDQNPolicy",
+    "AttentionQNetwork",
+    "RecommenderExtractor",
+    "recommender_policy_kwargs",
+    "build_recommender",
+    "configure_torch",
+    "POLICY_NAME",
+]
+
+POLICY_NAME = "AttentionRecommenderPolicy"
+
+
+def configure_torch(num_threads: int = 1) -> None:
+    """Set torch's intra-op threads (default 1: fastest for these models on small CPUs)."""
+    if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads < 1:
+        raise ValueError(f"'num_threads' must be an integer >= 1 (got {num_threads!r})")
+    torch.set_num_threads(num_threads)
+
+
+@dataclass(frozen=True)
+class ItemTableSpec:
+    """How to rebuild the item table: the catalog (from an env config) and the text encoder.
+
+    Args:
+        env_config: ``EnvConfig.to_dict()`` of the world whose catalog is scored.
+        text_encoder: ``TextEncoderConfig`` fields as a dict, or ``None`` for the id-only
+            ablation (no language model: items are learned id embeddings).
+        embeddings_file: a ``.npy`` file of precomputed ``(N, E)`` item embeddings to use
+            instead of running the text encoder.
+    """
+
+    env_config: Mapping[str, Any]
+    text_encoder: Mapping[str, Any] | None = dataclasses.field(default_factory=dict)
+    embeddings_file: str | None = None
+
+    @property
+    def ids_only(self) -> bool:
+        """True for the id-only ablation."""
+        return self.text_encoder is None and self.embeddings_file is None
+
+    def build(self) -> tuple[np.ndarray, np.ndarray]:
+        """``(item_embeddings (N, E), release_step (N,))`` from the catalog and the cache."""
+        catalog = cached_catalog(EnvConfig.from_dict(self.env_config))
+        if self.embeddings_file is not None:
+            table = np.load(self.embeddings_file)
+            if table.ndim != 2 or table.shape[0] != catalog.num_items:
+                raise ValueError(
+                    f"'embeddings_file' {self.embeddings_file} must hold a ({catalog.num_items}, "
+                    f"dim) array for this catalog (got shape {table.shape})"
+                )
+        elif self.text_encoder is None:
+            table = np.zeros((catalog.num_items, 1), dtype=np.float32)
+        else:
+            cfg = TextEncoderConfig(**dict(self.text_encoder))
+            table = encode_catalog(catalog.texts(), cfg)
+        return table, np.asarray(catalog.release_step)
+
+
+def _attention_config(value: AttentionConfig | Mapping[str, Any] | None) -> AttentionConfig:
+    if value is None:
+        return AttentionConfig()
+    if isinstance(value, AttentionConfig):
+        return value
+    if isinstance(value, Mapping):
+        return AttentionConfig(**dict(value))
+    raise TypeError(f"'attention' must be an AttentionConfig or a dict (got {value!r})")
+
+
+def build_recommender(
+    item_table: ItemTableSpec, attention: AttentionConfig
+) -> AttentionRecommender:
+    """An :class:`AttentionRecommender` over the table ``item_table`` describes."""
+    if not isinstance(item_table, ItemTableSpec):
+        raise TypeError(
+            f"'item_table' must be an ItemTableSpec (got {type(item_table).__name__}); build "
+            "policy_kwargs with driftrec.agents.sb3_policy.recommender_policy_kwargs(env)"
+        )
+    table, release = item_table.build()
+    if item_table.ids_only:
+        attention = dataclasses.replace(attention, use_id_embeddings=True)
+    model = AttentionRecommender(attention, table, release)
+    if item_table.ids_only and model.id_embedding is not None:
+        # the text table is empty, so ids must start apart to tell items from each other
+        nn.init.normal_(model.id_embedding.weight, std=1.0 / attention.embed_dim**0.5)
+    return model
+
+
+class RecommenderExtractor(nn.Module):
+    """SB3's ``mlp_extractor`` slot: observation -> (item scores, user state + progress)."""
+
+    def __init__(self, recommender: AttentionRecommender) -> None:
+        super().__init__()
+        self.recommender = recommender
+        self.latent_dim_pi = recommender.num_items
+        self.latent_dim_vf = recommender.config.embed_dim + 1
+        self._progress_col = 3 * recommender.config.history_len
+
+    def _value_input(self, obs: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
+        progress = obs[:, self._progress_col : self._progress_col + 1]  # (B, 1)
+        return torch.cat([user, progress.to(user.dtype)], dim=1)  # (B, d + 1)
+
+    def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        out = self.recommender(features)
+        return out.scores, self._value_input(features, out.user_state)
+
+    def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
+        return self.recommender(features).scores  # (B, N)
+
+    def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
+        user = self.recommender.user_vectors(features)
+        return self._value_input(features, user)  # type: ignore[arg-type]
+
+
+class _SlateLogits(nn.Module):
+    """Scores ``(B, N)`` -> logits of ``k`` independent categoricals ``(B, k * N)``."""
+
+    def __init__(self, slate_size: int) -> None:
+        super().__init__()
+        self.slate_size = slate_size
+
+    def forward(self, scores: torch.Tensor) -> torch.Tensor:
+        return scores if self.slate_size == 1 else scores.repeat(1, self.slate_size)
+
+
+def _slate_size(action_space: spaces.Space[Any], num_items: int) -> int:
+    if isinstance(action_space, spaces.Discrete):
+        if int(action_space.n) != num_items:
+            raise ValueError(
+                f"the action space has {action_space.n} items but the item table has {num_items}"
+            )
+        return 1
+    if isinstance(action_space, spaces.MultiDiscrete) and np.all(action_space.nvec == num_items):
+        return int(action_space.nvec.size)
+    raise ValueError(
+        f"AttentionRecommenderPolicy needs Discrete({num_items}) or "
+        f"MultiDiscrete([{num_items}] * k) actions (got {action_space})"
+    )
+
+
+class _RecommenderPolicyMixin:
+    """Shared ``__init__``/``_build`` for the plain and the maskable actor-critic policies."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Space[Any],
+        lr_schedule: Schedule,
+        *args: Any,
+        item_table: ItemTableSpec | None = None,
+        attention: AttentionConfig | Mapping[str, Any] | None = None,
+        value_hidden: int = 64,
+        ortho_init: bool = False,
+        **kwargs: Any,
+    ) -> None:
+        if item_table is None:
+            raise ValueError(
+                "AttentionRecommenderPolicy needs policy_kwargs['item_table']; build the "
+                "policy_kwargs with driftrec.agents.sb3_policy.recommender_policy_kwargs(env)"
+            )
+        self.item_table = item_table
+        self.attention = _attention_config(attention)
+        self.value_hidden = value_hidden
+        kwargs.setdefault("features_extractor_class", FlattenExtractor)
+        super().__init__(  # type: ignore[call-arg]
+            observation_space, action_space, lr_schedule, *args, ortho_init=ortho_init, **kwargs
+        )
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()  # type: ignore[misc]
+        data.update(
+            item_table=self.item_table, attention=self.attention, value_hidden=self.value_hidden
+        )
+        return data
+
+    def _build_mlp_extractor(self) -> None:
+        self.mlp_extractor = RecommenderExtractor(
+            build_recommender(self.item_table, self.attention)
+        )
+
+    def _build(self, lr_schedule: Schedule) -> None:
+        self._build_mlp_extractor()
+        recommender = self.mlp_extractor.recommender
+        self.action_net = _SlateLogits(_slate_size(self.action_space, recommender.num_items))
+        self.value_net = nn.Sequential(
+            nn.Linear(self.mlp_extractor.latent_dim_vf, self.value_hidden),
+            nn.Tanh(),
+            nn.Linear(self.value_hidden, 1),
+        )
+        # the optimizer comes last, over every parameter (the parent's order)
+        self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
+            self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
+        )
+
+    @property
+    def recommender(self) -> AttentionRecommender:
+        """The underlying :class:`AttentionRecommender` (e.g. for attention plots)."""
+        return self.mlp_extractor.recommender
+
+
+class AttentionActorCriticPolicy(_RecommenderPolicyMixin, ActorCriticPolicy):
+    """Actor-critic policy (PPO, A2C) whose logits are the attention recommender's item scores.
+
+    Extra ``policy_kwargs``: ``item_table`` (:class:`ItemTableSpec`, required), ``attention``
+    (:class:`AttentionConfig` or dict), ``value_hidden`` (int, 64).
+    """
+
+
+class MaskableAttentionActorCriticPolicy(_RecommenderPolicyMixin, MaskableActorCriticPolicy):
+    """The same policy for sb3-contrib's ``MaskablePPO`` (uses the env's ``action_masks()``)."""
+
+
+class AttentionQNetwork(QNetwork):
+    """Q-values ``Q(s, i) = a * score_i + b`` from the attention recommender (unreleased: min)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Discrete,
+        features_extractor: BaseFeaturesExtractor,
+        features_dim: int,
+        item_table: ItemTableSpec,
+        attention: AttentionConfig,
+        normalize_images: bool = True,
+        **_: Any,
+    ) -> None:
+        super().__init__(
+            observation_space,
+            action_space,
+            features_extractor,
+            features_dim,
+            net_arch=[],
+            normalize_images=normalize_images,
+        )
+        self.recommender = build_recommender(item_table, attention)
+        _slate_size(action_space, self.recommender.num_items)
+        self.q_net = nn.Identity()  # replaced by the recommender
+        self.q_scale = nn.Parameter(torch.ones(()))
+        self.q_bias = nn.Parameter(torch.zeros(()))
+
+    def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        scores = self.recommender(self.extract_features(obs, self.features_extractor)).scores
+        floor = torch.finfo(scores.dtype).min
+        return torch.where(scores <= floor / 2, floor, scores * self.q_scale + self.q_bias)
+
+
+class AttentionDQNPolicy(DQNPolicy):
+    """DQN policy whose Q-network is the attention recommender (single-item actions only)."""
+
+    def __init__(
+        self,
+        observation_space: spaces.Space[Any],
+        action_space: spaces.Discrete,
+        lr_schedule: Schedule,
+        *args: Any,
+        item_table: ItemTableSpec | None = None,
+        attention: AttentionConfig | Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if item_table is None:
+            raise ValueError(
+                "AttentionRecommenderPolicy needs policy_kwargs['item_table']; build the "
+                "policy_kwargs with driftrec.agents.sb3_policy.recommender_policy_kwargs(env)"
+            )
+        self.item_table = item_table
+        self.attention = _attention_config(attention)
+        super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
+
+    def make_q_net(self) -> AttentionQNetwork:
+        net_args = self._update_features_extractor(self.net_args, features_extractor=None)
+        return AttentionQNetwork(
+            item_table=self.item_table, attention=self.attention, **net_args
+        ).to(self.device)
+
+    def _get_constructor_parameters(self) -> dict[str, Any]:
+        data = super()._get_constructor_parameters()
+        data.update(item_table=self.item_table, attention=self.attention)
+        return data
+
+
+def recommender_policy_kwargs(
+    env: Any,
+    *,
+    attention: AttentionConfig | Mapping[str, Any] | None = None,
+    text_encoder: TextEncoderConfig | None = None,
+    ids_only: bool = False,
+    embeddings_file: str | None = None,
+    **extra: Any,
+) -> dict[str, Any]:
+    """``policy_kwargs`` for ``"AttentionRecommenderPolicy"`` on a driftrec env.
+
+    Args:
+        env: a driftrec env (single, vector, SB3 VecEnv, or anything with a ``.config``
+            :class:`EnvConfig`), or an :class:`EnvConfig`.
+        attention: the recommender's config; ``history_len`` is taken from the env.
+        text_encoder: the language model (default: the packaged MiniLM).
+        ids_only: the ablation without a language model (learned item-id embeddings only).
+        embeddings_file: precomputed ``(N, E)`` item embeddings (``.npy``) instead of encoding.
+        **extra: more policy kwargs (``value_hidden``, ``optimizer_kwargs``, ...).
+    """
+    config = env if isinstance(env, EnvConfig) else getattr(env, "config", None)
+    if config is None and hasattr(env, "unwrapped"):
+        config = getattr(env.unwrapped, "config", None)
+    if not isinstance(config, EnvConfig):
+        raise TypeError(f"cannot find a driftrec EnvConfig on {env!r}; pass the env or its config")
+    att = _attention_config(attention)
+    att = dataclasses.replace(att, history_len=config.session.history_len)
+    encoder = None
+    if not ids_only and embeddings_file is None:
+        encoder = dataclasses.asdict(text_encoder or TextEncoderConfig())
+    spec = ItemTableSpec(
+        env_config=config.to_dict(), text_encoder=encoder, embeddings_file=embeddings_file
+    )
+    return {"item_table": spec, "attention": att, **extra}
+
+
+PPO.policy_aliases[POLICY_NAME] = AttentionActorCriticPolicy
+A2C.policy_aliases[POLICY_NAME] = AttentionActorCriticPolicy
+MaskablePPO.policy_aliases[POLICY_NAME] = MaskableAttentionActorCriticPolicy
+DQN.policy_aliases[POLICY_NAME] = AttentionDQNPolicy

@@ -1,0 +1,277 @@
+"""Tests for driftrec.agents.attention (the attention recommender)."""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+
+import numpy as np
+import pytest
+import torch
+
+from driftrec.agents.attention import (
+    AttentionConfig,
+    AttentionRecommender,
+    RecommenderOutput,
+    parse_observation,
+)
+from driftrec.envs.observation import ObservationLayout
+
+torch.set_num_threads(1)
+
+H = 4  # history length of the tiny config
+N = 10  # catalog size of the tiny config
+E = 8  # text-embedding width of the tiny config
+TINY = AttentionConfig(embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, history_len=H)
+
+
+def _items(n: int = N, e: int = E, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    emb = rng.standard_normal((n, e)).astype(np.float32)
+    return emb / np.linalg.norm(emb, axis=1, keepdims=True)
+
+
+def _obs(
+    histories: list[list[tuple[int, float]]],
+    h: int = H,
+    clock: float = 100.0,
+    left_pad: bool = True,
+) -> torch.Tensor:
+    """Flat observations from (item, feedback) histories, oldest first."""
+    lay = ObservationLayout(history_len=h, num_items=N)
+    obs = np.zeros((len(histories), lay.size), dtype=np.float32)
+    for row, hist in enumerate(histories):
+        start = h - len(hist) if left_pad else 0
+        for k, (item, fb) in enumerate(hist):
+            obs[row, lay.item_ids.start + start + k] = item
+            obs[row, lay.feedback.start + start + k] = fb
+            obs[row, lay.mask.start + start + k] = 1.0
+        obs[row, lay.progress] = 0.5
+        obs[row, lay.clock] = clock
+    return torch.from_numpy(obs)
+
+
+def _model(config: AttentionConfig = TINY, seed: int = 0, **kwargs: object) -> AttentionRecommender:
+    torch.manual_seed(seed)
+    return AttentionRecommender(config, _items(), **kwargs)  # type: ignore[arg-type]
+
+
+HISTORIES = [[(1, 1.0), (2, 0.0), (3, 0.0), (4, 1.0)], [(5, 0.0)], [(7, 1.0), (9, 0.0)]]
+
+
+# --------------------------------------------------------------------------------------------
+def test_config_validation_messages() -> None:
+    """Invalid configs raise ValueError naming the field and the offending numbers."""
+    with pytest.raises(ValueError, match=r"'embed_dim' \(10\).*'num_heads' \(4\)"):
+        AttentionConfig(embed_dim=10, num_heads=4)
+    with pytest.raises(ValueError, match=r"'num_layers' must be an integer >= 1 \(got 0\)"):
+        AttentionConfig(num_layers=0)
+    with pytest.raises(ValueError, match="'dropout'"):
+        AttentionConfig(dropout=1.0)
+    with pytest.raises(ValueError, match="'score_temperature'"):
+        AttentionConfig(score_temperature=0.0)
+    assert AttentionConfig().obs_size == 62 and AttentionConfig().head_dim == 16
+
+
+def test_output_shapes() -> None:
+    """forward gives (B, N) scores, a (B, d) user state and per-layer (B, heads, T, T) weights."""
+    cfg = AttentionConfig(embed_dim=8, num_heads=2, num_layers=2, ff_dim=16, history_len=H)
+    model = _model(cfg)
+    out = model(_obs(HISTORIES), output_attentions=True)
+    assert isinstance(out, RecommenderOutput)
+    assert out.scores.shape == (3, N) and out.user_state.shape == (3, 8)
+    assert out.attentions is not None and len(out.attentions) == 2
+    assert all(a.shape == (3, 2, H + 1, H + 1) for a in out.attentions)
+    assert model(_obs(HISTORIES)).attentions is None
+    assert model.item_vectors().shape == (N, 8)
+    torch.testing.assert_close(model.user_vectors(_obs(HISTORIES)), out.user_state)
+
+
+def test_exact_parameter_count() -> None:
+    """The tiny config has exactly 738 parameters (818 with id embeddings)."""
+    # d=8, E=8, H=4, heads=2, ff=16, 1 layer:
+    #   item_proj E*d = 64 (no bias); feedback_proj d + d = 16; position H*d = 32; user token 8
+    #   layer: ln 2d = 16; qkv 3d*d + 3d = 216; out d*d + d = 72; recency slopes 2; ln 16;
+    #          mlp d*ff + ff + ff*d + d = 280  -> 602
+    #   final LayerNorm 2d = 16
+    #   total 64 + 16 + 32 + 8 + 602 + 16 = 738; id embeddings add N*d = 80 -> 818
+    count = sum(p.numel() for p in _model().parameters())
+    assert count == 738
+    hybrid = _model(dataclasses.replace(TINY, use_id_embeddings=True))
+    assert sum(p.numel() for p in hybrid.parameters()) == 818
+    no_bias = _model(dataclasses.replace(TINY, recency_bias=False))
+    assert sum(p.numel() for p in no_bias.parameters()) == 736
+
+
+def test_item_table_is_not_in_state_dict() -> None:
+    """The frozen item table and release steps are non-persistent buffers."""
+    model = _model(release_step=np.arange(N))
+    keys = set(model.state_dict())
+    assert "item_table" not in keys and "release_step" not in keys
+    assert not any(p is model.item_table for p in model.parameters())
+
+
+def test_unreleased_items_get_zero_probability() -> None:
+    """Items released after the observation's clock get exactly zero softmax probability."""
+    release = np.array([0, 0, 5, 5, 10, 10, 11, 50, 100, 101])
+    model = _model(release_step=release)
+    out = model(_obs(HISTORIES, clock=10.0))
+    probs = out.scores.softmax(dim=-1)
+    released = torch.from_numpy(release <= 10)
+    assert torch.all(probs[:, ~released] == 0.0)
+    assert torch.all(probs[:, released] > 0.0)
+    assert torch.all(out.scores[:, ~released] == torch.finfo(out.scores.dtype).min)
+    later = model(_obs(HISTORIES, clock=101.0)).scores.softmax(dim=-1)
+    assert torch.all(later > 0.0)
+
+
+def test_empty_history_is_finite() -> None:
+    """An all-padding history gives finite scores, user state, attentions and gradients."""
+    model = _model()
+    out = model(_obs([[], [(3, 1.0)]]), output_attentions=True)
+    assert torch.isfinite(out.scores).all() and torch.isfinite(out.user_state).all()
+    assert out.attentions is not None
+    user_row = out.attentions[0][0, :, 0]  # (heads, T): empty history -> all on itself
+    torch.testing.assert_close(user_row[:, 0], torch.ones(2))
+    out.scores.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in model.parameters() if p.grad is not None)
+
+
+def test_deterministic_with_fixed_seed() -> None:
+    """The same seed gives the same weights and the same outputs."""
+    a, b = _model(seed=3), _model(seed=3)
+    obs = _obs(HISTORIES)
+    torch.testing.assert_close(a(obs).scores, b(obs).scores, rtol=0, atol=0)
+    assert not torch.equal(_model(seed=4)(obs).scores, a(obs).scores)
+
+
+def test_attention_rows_sum_to_one_and_skip_padding() -> None:
+    """Every attention row sums to 1 and padded positions get exactly zero weight."""
+    cfg = AttentionConfig(embed_dim=8, num_heads=2, num_layers=2, ff_dim=16, history_len=H)
+    out = _model(cfg)(_obs(HISTORIES), output_attentions=True)
+    assert out.attentions is not None
+    for weights in out.attentions:  # (B, heads, T, T)
+        torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
+        # row 1 has one real impression, left-padded: keys 1..3 are padding
+        assert torch.all(weights[1, :, :, 1:4] == 0.0)
+        assert torch.all(weights[1, :, :, 4] > 0.0)
+
+
+def test_recency_bias_changes_attention() -> None:
+    """A steeper learned recency slope moves the user token's attention to recent events."""
+    model = _model()
+    obs = _obs(HISTORIES[:1])
+    slope = model.layers[0].attn.recency_slope
+    with torch.no_grad():
+        slope.fill_(-30.0)  # softplus ~ 1e-13: no recency preference
+    flat = model(obs, output_attentions=True).attentions[0][0, :, 0]  # (heads, T)
+    with torch.no_grad():
+        slope.fill_(float(np.log(np.expm1(2.0))))  # softplus = 2 per position
+    steep = model(obs, output_attentions=True).attentions[0][0, :, 0]  # (heads, T)
+    # keys: 0 = user token, 1 = oldest impression ... 4 = newest
+    assert torch.all(flat[:, 1] > 0.1)  # near-uniform over the 5 keys
+    assert torch.all(steep[:, 1] < 0.01)
+    assert torch.all(steep[:, 4] > steep[:, 3]) and torch.all(steep[:, 3] > steep[:, 2])
+    off = dataclasses.replace(TINY, recency_bias=False)
+    assert _model(off).layers[0].attn.recency_slope is None
+
+
+def test_padding_placement_does_not_matter() -> None:
+    """Left- or right-padded histories with the same impressions give the same user state."""
+    model = _model()
+    left = model(_obs(HISTORIES, left_pad=True)).user_state
+    right = model(_obs(HISTORIES, left_pad=False)).user_state
+    torch.testing.assert_close(left, right, rtol=1e-5, atol=1e-6)
+
+
+def test_dict_observation_matches_flat() -> None:
+    """The dict observation variant gives the same scores as the flat one."""
+    model = _model()
+    flat = _obs(HISTORIES)
+    lay = ObservationLayout(history_len=H, num_items=N)
+    as_dict = {k: torch.from_numpy(v) for k, v in lay.to_dict(flat.numpy()).items()}
+    torch.testing.assert_close(model(as_dict).scores, model(flat).scores)
+    parsed = parse_observation(flat, H)
+    assert parsed.item_ids.dtype == torch.long and parsed.mask.dtype == torch.bool
+
+
+def test_bad_observations_raise() -> None:
+    """A wrong observation width or an out-of-catalog item id raises ValueError."""
+    model = _model()
+    with pytest.raises(ValueError, match=r"\(batch, 14\)"):
+        model(torch.zeros(2, 15))
+    bad = _obs([[(N, 1.0)]])
+    with pytest.raises(ValueError, match="item ids"):
+        model(bad)
+
+
+def test_gradient_reaches_projection_and_all_parameters() -> None:
+    """A loss on the scores sends finite, non-zero gradients to the projection and every weight."""
+    model = _model(dataclasses.replace(TINY, use_id_embeddings=True))
+    out = model(_obs(HISTORIES))
+    loss = torch.nn.functional.cross_entropy(out.scores, torch.tensor([1, 2, 3]))
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None, name
+        assert torch.isfinite(p.grad).all(), name
+    assert model.item_proj.weight.grad.abs().sum() > 0
+    assert model.id_embedding.weight.grad.abs().sum() > 0  # zero-initialised, still learns
+    assert model.layers[0].attn.recency_slope.grad.abs().sum() > 0
+
+
+def test_inference_cache_tracks_parameter_updates() -> None:
+    """The cached item table in no-grad mode is refreshed after an optimizer step."""
+    model = _model()
+    obs = _obs(HISTORIES)
+    with torch.no_grad():
+        before = model(obs).scores
+        assert model.item_vectors() is model.item_vectors()  # cached
+    opt = torch.optim.SGD(model.parameters(), lr=0.5)
+    model(obs).scores.logsumexp(-1).sum().backward()
+    opt.step()
+    with torch.no_grad():
+        after = model(obs).scores
+    torch.testing.assert_close(after, model(obs).scores.detach())
+    assert not torch.allclose(before, after)
+
+
+def test_set_item_table_swaps_catalog() -> None:
+    """set_item_table swaps the catalog (any N without id embeddings; fixed N with them)."""
+    model = _model()
+    obs = _obs(HISTORIES)
+    restored = _model(seed=9)
+    restored.load_state_dict(model.state_dict())
+    torch.testing.assert_close(restored(obs).scores, model(obs).scores)
+    bigger = _items(n=25, seed=1)
+    model.set_item_table(bigger, np.full(25, 200))
+    out = model(obs)
+    assert out.scores.shape == (3, 25)
+    assert torch.all(out.scores == torch.finfo(out.scores.dtype).min)  # nothing released yet
+    with pytest.raises(ValueError, match="width 8"):
+        model.set_item_table(_items(e=4))
+    hybrid = _model(dataclasses.replace(TINY, use_id_embeddings=True))
+    with pytest.raises(ValueError, match=r"fixed at 10 items \(got 25\)"):
+        hybrid.set_item_table(bigger)
+    with pytest.raises(ValueError, match="release_step"):
+        hybrid.set_item_table(_items(), np.arange(3))
+
+
+def test_hundred_thousand_items() -> None:
+    """A 100,000-item catalog is scored for a batch of 4 in one pass."""
+    n = 100_000
+    rng = np.random.default_rng(0)
+    table = rng.standard_normal((n, 32), dtype=np.float32)
+    release = np.arange(n)
+    torch.manual_seed(0)
+    model = AttentionRecommender(AttentionConfig(history_len=20), table, release)
+    lay = ObservationLayout(history_len=20, num_items=n)
+    obs = np.zeros((4, lay.size), dtype=np.float32)
+    obs[:, lay.item_ids] = rng.integers(0, 50_000, size=(4, 20))
+    obs[:, lay.mask] = 1.0
+    obs[:, lay.clock] = 60_000.0
+    with torch.no_grad():
+        out = model(torch.from_numpy(obs))
+    assert out.scores.shape == (4, n)
+    probs = out.scores.softmax(-1)
+    assert torch.all(probs[:, 60_001:] == 0.0) and torch.all(probs[:, :60_001] > 0.0)
+    assert copy.deepcopy(model).num_items == n

@@ -1,0 +1,427 @@
+"""Tests for driftrec.agents.baselines (numpy baselines and the factory)."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import Iterator
+from typing import Any
+
+import numpy as np
+import pytest
+
+from driftrec.agents.base import Recommender, evaluate
+from driftrec.agents.baselines import (
+    BASELINE_NAMES,
+    EpsilonGreedyAgent,
+    LinearThompsonAgent,
+    LinUCBAgent,
+    OracleAgent,
+    PopularityAgent,
+    RandomAgent,
+    make_baseline,
+)
+from driftrec.envs import DriftRecEnv, DriftRecVectorEnv
+from driftrec.envs.observation import ObservationLayout
+
+B = 4  # users per vector step in the small envs
+NAMES = list(BASELINE_NAMES)
+LEARNERS = [n for n in NAMES if n != "oracle"]
+
+
+@pytest.fixture(autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    """Run BLAS on one thread: threaded OpenBLAS crawls on small products when cores are busy."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover - optional; the tests are only slower without it
+        limits: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
+    else:
+        limits = threadpool_limits(limits=1, user_api="blas")
+    with limits:
+        yield
+
+
+def _env(num_envs: int = B, **overrides: Any) -> DriftRecVectorEnv:
+    overrides.setdefault("num_items", 40)
+    return DriftRecVectorEnv(num_envs, **overrides)
+
+
+def _new_items_env(num_items: int = 30, slate_size: int = 1) -> DriftRecVectorEnv:
+    """Half the catalog is released during the first 20 global steps."""
+    return DriftRecVectorEnv(
+        B,
+        scenario="NewItems",
+        num_items=num_items,
+        slate_size=slate_size,
+        new_item_fraction=0.5,
+        **{"catalog.release_horizon": 20},
+    )
+
+
+def _obs(history: list[tuple[int, float]], lay: ObservationLayout, clock: float = 0.0):
+    """One flat observation whose history (oldest first) is ``history``."""
+    obs = np.zeros(lay.size, dtype=np.float32)
+    h = lay.history_len
+    for j, (item, fb) in enumerate(history):
+        pos = h - len(history) + j
+        obs[lay.item_ids.start + pos] = item
+        obs[lay.feedback.start + pos] = fb
+        obs[lay.mask.start + pos] = 1.0
+    obs[lay.clock] = clock
+    return obs
+
+
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("slate_size", [1, 10])
+@pytest.mark.parametrize("name", NAMES)
+def test_predict_shapes_dtype_and_distinct_slates(name: str, slate_size: int) -> None:
+    """Batched predict gives (B,) or (B, k) int64 items in range, distinct within a slate."""
+    env = _env(slate_size=slate_size)
+    obs, _ = env.reset(seed=0)
+    agent = make_baseline(name, env, seed=0)
+    assert isinstance(agent, Recommender) and agent.name == name
+    actions, state = agent.predict(obs)
+    assert state is None
+    assert actions.dtype == np.int64
+    assert actions.shape == ((B,) if slate_size == 1 else (B, slate_size))
+    assert ((actions >= 0) & (actions < 40)).all()
+    if slate_size > 1:
+        assert all(len(set(row.tolist())) == slate_size for row in actions)
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_single_observation_gives_single_action(name: str) -> None:
+    """A (D,) observation from DriftRecEnv gives one action that the env accepts."""
+    env = DriftRecEnv(num_items=40, slate_size=3)
+    obs, _ = env.reset(seed=0)
+    agent = make_baseline(name, env, seed=0)
+    action, _ = agent.predict(obs)
+    assert action.shape == (3,)
+    _, reward, *_ = env.step(action)
+    agent.update(obs[None], action[None], np.array([reward]), env.sim.observation(), [False], {})
+
+
+@pytest.mark.parametrize("slate_size", [1, 10])
+@pytest.mark.parametrize("name", NAMES)
+def test_never_recommends_unreleased_items(name: str, slate_size: int) -> None:
+    """While items are being released, every recommended item is released at that clock."""
+    env = _new_items_env(slate_size=slate_size)
+    release = env.catalog.release_step
+    assert (release > 0).sum() == 15 and release.max() <= 20
+    agent = make_baseline(name, env, seed=0)
+    res = evaluate(agent, env, 25, seed=0, record_actions=True)
+    assert res.actions is not None
+    for t in range(25):  # the action of step t is applied at global clock t
+        assert (release[res.actions[t]] <= t).all(), f"unreleased item at step {t}"
+
+
+@pytest.mark.parametrize("name", LEARNERS)
+def test_fewer_released_than_slate_repeats_released_items(name: str) -> None:
+    """With only 6 of 12 items released, a slate of 10 still holds released items only."""
+    env = _new_items_env(num_items=12, slate_size=10)
+    obs, _ = env.reset(seed=0)
+    released = env.catalog.release_step <= 0
+    assert released.sum() == 6
+    actions, _ = make_baseline(name, env, seed=0).predict(obs)
+    assert released[actions].all()
+    assert all(len(set(row.tolist())) == 6 for row in actions)
+
+
+@pytest.mark.parametrize("slate_size", [1, 10])
+@pytest.mark.parametrize("name", NAMES)
+def test_same_seed_same_actions(name: str, slate_size: int) -> None:
+    """Two runs with the same agent seed and env seed recommend exactly the same items."""
+    runs = []
+    for _ in range(2):
+        env = _env(slate_size=slate_size)
+        agent = make_baseline(name, env, seed=7)
+        runs.append(evaluate(agent, env, 12, seed=3, record_actions=True).actions)
+    np.testing.assert_array_equal(runs[0], runs[1])
+
+
+def test_different_seeds_differ() -> None:
+    """The random agent's actions depend on its seed."""
+    acts = []
+    for seed in (0, 1):
+        env = _env()
+        acts.append(evaluate(RandomAgent(env, seed=seed), env, 5, seed=0, record_actions=True))
+    assert not np.array_equal(acts[0].actions, acts[1].actions)
+
+
+def test_generator_seed_is_used_as_is() -> None:
+    """A Generator passed as seed is the agent's generator (not a copy)."""
+    rng = np.random.default_rng(0)
+    assert RandomAgent(_env(), seed=rng).rng is rng
+    with pytest.raises(TypeError, match=r"^'seed' must be an int, a numpy Generator or None"):
+        RandomAgent(_env(), seed="0")
+
+
+@pytest.mark.parametrize("slate_size", [1, 10])
+@pytest.mark.parametrize("name", LEARNERS)
+def test_update_survives_autoresets(name: str, slate_size: int) -> None:
+    """Learning through many same-step autoresets (3-step sessions) runs and stays finite."""
+    env = _env(slate_size=slate_size, max_steps=3)
+    agent = make_baseline(name, env, seed=0)
+    res = evaluate(agent, env, 12, seed=0)
+    assert res.sessions_finished.sum() == 4 * B
+    assert np.isfinite(agent.scores(env.sim.observation())).all()
+
+
+@pytest.mark.parametrize("slate_size", [1, 10])
+def test_popularity_counts_every_click(slate_size: int) -> None:
+    """Undecayed popularity counts sum to the total reward, finished users' clicks included."""
+    env = _env(slate_size=slate_size, max_steps=3)
+    agent = PopularityAgent(env, seed=0)
+    res = evaluate(agent, env, 12, seed=0)
+    assert res.total_reward > 0
+    assert agent.counts.sum() == pytest.approx(res.total_reward)
+
+
+def test_popularity_decay_and_ranking() -> None:
+    """Counts decay by the factor each step and the most clicked released item wins."""
+    env = _env(num_envs=2)
+    agent = PopularityAgent(env, decay=0.5, seed=0)
+    obs, _ = env.reset(seed=0)
+    agent.update(obs, np.array([3, 5]), np.array([1.0, 1.0]), obs, np.zeros(2, bool), {})
+    agent.update(obs, np.array([3, 7]), np.array([1.0, 0.0]), obs, np.zeros(2, bool), {})
+    assert agent.counts[3] == 1.5 and agent.counts[5] == 0.5 and agent.counts[7] == 0.0
+    actions, _ = agent.predict(obs)
+    np.testing.assert_array_equal(actions, [3, 3])
+    agent.reset_state()
+    assert agent.counts.sum() == 0
+
+
+def test_epsilon_greedy_rates_and_exploration() -> None:
+    """Rates use the Beta prior; epsilon=0 is greedy and epsilon=1 explores every user."""
+    env = _env(num_envs=2)
+    obs, _ = env.reset(seed=0)
+    agent = EpsilonGreedyAgent(env, epsilon=0.0, seed=0)
+    done = np.zeros(2, bool)
+    agent.update(obs, np.array([4, 4]), np.array([1.0, 1.0]), obs, done, {})
+    agent.update(obs, np.array([9, 9]), np.array([0.0, 1.0]), obs, done, {})
+    assert agent.click_rates[4] == pytest.approx(3 / 4)  # (2 + 1) / (2 + 2)
+    assert agent.click_rates[9] == pytest.approx(2 / 4)
+    assert agent.click_rates[0] == pytest.approx(1 / 2)
+    np.testing.assert_array_equal(agent.predict(obs)[0], [4, 4])
+    explorer = EpsilonGreedyAgent(env, epsilon=1.0, seed=0)
+    explorer.clicks[:] = agent.clicks
+    explorer.shows[:] = agent.shows
+    picks = np.concatenate([explorer.predict(obs)[0] for _ in range(20)])
+    assert len(set(picks.tolist())) > 10
+    np.testing.assert_array_equal(explorer.predict(obs, deterministic=True)[0], [4, 4])
+
+
+def test_oracle_is_privileged_and_checks_its_env() -> None:
+    """The oracle is flagged privileged and refuses observations of another batch size."""
+    env = _env()
+    agent = OracleAgent(env)
+    assert agent.privileged is True
+    assert not RandomAgent(env).privileged and not LinUCBAgent(env).privileged
+    obs, _ = env.reset(seed=0)
+    np.testing.assert_array_equal(agent.predict(obs)[0], env.sim.oracle().action)
+    with pytest.raises(ValueError, match="acts for the 4 users of its env, but the observation"):
+        agent.predict(obs[:2])
+
+
+# --------------------------------------------------------------------------------------------
+# LinUCB
+# --------------------------------------------------------------------------------------------
+FEATS = np.array([[1.0, 0.0], [0.0, 1.0], [0.6, 0.8]])  # three unit-norm items, E = 2
+
+
+def test_linucb_hand_computed_discounted_updates() -> None:
+    """UCB scores and two D-LinUCB updates (gamma 0.5) match the arithmetic by hand."""
+    env = _env(num_envs=1, num_items=3, num_topics=2)
+    agent = LinUCBAgent(env, FEATS, alpha=1.0, reg=1.0, discount=0.5, personalize=False)
+    assert agent.name == "linucb-discounted" and agent.dim == 2
+    obs, _ = env.reset(seed=0)
+    # prior: theta = 0, A = I -> UCB = sqrt(|f|^2) = 1 for every unit-norm item
+    np.testing.assert_allclose(agent.scores(obs), [[1.0, 1.0, 1.0]])
+
+    # item 2 (x = [.6, .8]) clicked: A = .5 I + x x^T + .5 I = I + x x^T, b = x
+    agent.update(obs, np.array([2]), np.array([1.0]), obs, np.zeros(1, bool), {})
+    np.testing.assert_allclose(agent.A, [[1.36, 0.48], [0.48, 1.64]])
+    np.testing.assert_allclose(agent.b, [0.6, 0.8])
+    # A^{-1} = I - x x^T / 2, theta = A^{-1} x = x / 2 = [.3, .4]
+    np.testing.assert_allclose(agent.theta, [0.3, 0.4])
+    # e0: .3 + sqrt(1 - .36/2); e1: .4 + sqrt(1 - .64/2); x: .5 + sqrt(1 - 1/2)
+    want = [0.3 + np.sqrt(0.82), 0.4 + np.sqrt(0.68), 0.5 + np.sqrt(0.5)]
+    np.testing.assert_allclose(agent.scores(obs), [want], rtol=1e-6)
+    assert agent.predict(obs)[0].tolist() == [1]
+
+    # item 0 not clicked: A = .5 (I + x x^T) + e0 e0^T + .5 I, b = .5 x
+    agent.update(obs, np.array([0]), np.array([0.0]), obs, np.zeros(1, bool), {})
+    np.testing.assert_allclose(agent.A, [[2.18, 0.24], [0.24, 1.32]])
+    np.testing.assert_allclose(agent.b, [0.3, 0.4])
+    a_inv = np.linalg.inv([[2.18, 0.24], [0.24, 1.32]])
+    theta = a_inv @ [0.3, 0.4]
+    want = FEATS @ theta + np.sqrt(np.einsum("nd,de,ne->n", FEATS, a_inv, FEATS))
+    np.testing.assert_allclose(agent.scores(obs)[0], want, rtol=1e-6)
+
+
+def test_linucb_sliding_window_keeps_the_last_pairs() -> None:
+    """With window=2, A and b hold reg I plus exactly the last two (item, reward) pairs."""
+    env = _env(num_envs=1, num_items=3, num_topics=2)
+    agent = LinUCBAgent(env, FEATS, reg=2.0, window=2, personalize=False)
+    assert agent.name == "linucb-window"
+    obs, _ = env.reset(seed=0)
+    done = np.zeros(1, bool)
+    for item, r in [(0, 1.0), (1, 0.0), (2, 1.0), (1, 1.0)]:
+        agent.update(obs, np.array([item]), np.array([r]), obs, done, {})
+    x2, x1 = FEATS[2], FEATS[1]  # the last two pairs: (2, 1.0) and (1, 1.0)
+    np.testing.assert_allclose(agent.A, 2.0 * np.eye(2) + np.outer(x2, x2) + np.outer(x1, x1))
+    np.testing.assert_allclose(agent.b, x2 + x1)
+    agent.update(obs, np.array([0]), np.array([0.0]), obs, done, {})  # (2, 1.0) leaves
+    x0 = FEATS[0]
+    np.testing.assert_allclose(agent.A, 2.0 * np.eye(2) + np.outer(x1, x1) + np.outer(x0, x0))
+    np.testing.assert_allclose(agent.b, x1)
+
+
+def test_linucb_profile_and_personalized_widths() -> None:
+    """h_u is the click-weighted mean of history features; widths equal phi^T A^-1 phi."""
+    env = _env(num_envs=2, num_items=3, num_topics=2)
+    agent = LinUCBAgent(env, FEATS, alpha=0.7, reg=1.0)
+    assert agent.dim == 4
+    lay = env.layout
+    obs = np.stack([_obs([(0, 1.0), (1, 0.0), (2, 1.0)], lay), _obs([(1, 0.0)], lay)])
+    h = agent.profile(obs)
+    np.testing.assert_allclose(h, [[0.8, 0.4], [0.0, 0.0]])  # (e0 + [.6, .8]) / 2; no clicks
+    # some data, then compare with a brute-force phi^T A^{-1} phi
+    rng = np.random.default_rng(0)
+    for _ in range(3):
+        act = rng.integers(0, 3, size=2)
+        agent.update(obs, act, rng.random(2), obs, np.zeros(2, bool), {})
+    a_inv = np.linalg.inv(agent.A)
+    phi = np.concatenate([np.broadcast_to(FEATS, (2, 3, 2)), FEATS * h[:, None, :]], axis=2)
+    widths = np.sqrt(np.einsum("uid,de,uie->ui", phi, a_inv, phi))
+    np.testing.assert_allclose(agent.widths(obs), widths, rtol=1e-5)
+    mean = phi @ agent.theta
+    np.testing.assert_allclose(agent.scores(obs), mean + 0.7 * widths, rtol=1e-5)
+
+
+def test_linucb_reduces_wide_features() -> None:
+    """Features wider than feature_dim are reduced (SVD or a seeded random projection)."""
+    env = _env(num_items=40)
+    wide = np.random.default_rng(0).standard_normal((40, 100))
+    svd = LinUCBAgent(env, wide, feature_dim=8)
+    assert svd.features.shape == (40, 8) and svd.dim == 16
+    a = LinUCBAgent(env, wide, feature_dim=8, projection="random", seed=1)
+    b = LinUCBAgent(env, wide, feature_dim=8, projection="random", seed=1)
+    np.testing.assert_array_equal(a.features, b.features)
+    assert LinUCBAgent(env, wide, feature_dim=None, personalize=False).features.shape == (40, 100)
+
+
+def test_thompson_deterministic_is_the_posterior_mean() -> None:
+    """deterministic=True ranks by theta_hat, like LinUCB with alpha=0 on the same data."""
+    env = _env()
+    obs, _ = env.reset(seed=0)
+    ts = LinearThompsonAgent(env, seed=0)
+    greedy = LinUCBAgent(env, alpha=0.0)
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        act = rng.integers(0, 40, size=B)
+        r = rng.random(B)
+        for agent in (ts, greedy):
+            agent.update(obs, act, r, obs, np.zeros(B, bool), {})
+    np.testing.assert_allclose(ts.scores(obs, deterministic=True), greedy.scores(obs))
+    assert not np.allclose(ts.scores(obs), greedy.scores(obs))  # a posterior sample
+
+
+def test_linucb_beats_random_on_stationary() -> None:
+    """On Stationary (B=64, topic features), LinUCB's last 200 of 600 steps beat random clearly."""
+    means = {}
+    for name in ("random", "linucb"):
+        env = DriftRecVectorEnv(64, scenario="Stationary")
+        agent = make_baseline(name, env, item_features=env.catalog.topics, seed=0)
+        res = evaluate(agent, env, 600, seed=0)
+        means[name] = float(res.reward[-200:].mean())
+    assert means["linucb"] > means["random"] + 0.15, means
+
+
+# --------------------------------------------------------------------------------------------
+# validation and the factory
+# --------------------------------------------------------------------------------------------
+def test_baseline_names_are_pinned() -> None:
+    """The factory's names, in order."""
+    assert BASELINE_NAMES == (
+        "random",
+        "popularity",
+        "oracle",
+        "epsilon-greedy",
+        "linucb",
+        "linucb-discounted",
+        "linucb-window",
+        "thompson",
+    )
+
+
+def test_make_baseline_builds_each_variant() -> None:
+    """Each name gives its class and defaults; kwargs reach the constructor."""
+    env = _env()
+    assert type(make_baseline("popularity", env, decay=0.9)) is PopularityAgent
+    assert make_baseline("popularity", env, decay=0.9).decay == 0.9
+    assert make_baseline("linucb-discounted", env).discount == 0.99
+    assert make_baseline("linucb-window", env).window == 5000
+    assert make_baseline("linucb-window", env, window=10).window == 10
+    assert type(make_baseline("thompson", env, v=0.1)) is LinearThompsonAgent
+    assert type(make_baseline("oracle", env, item_features=np.zeros((40, 2)))) is OracleAgent
+
+
+def test_make_baseline_unknown_name() -> None:
+    """An unknown name raises ValueError listing the names."""
+    msg = (
+        "'name' must be one of ['random', 'popularity', 'oracle', 'epsilon-greedy', 'linucb', "
+        "'linucb-discounted', 'linucb-window', 'thompson'] (got 'ucb')"
+    )
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        make_baseline("ucb", _env())
+
+
+@pytest.mark.parametrize(
+    ("build", "error", "msg"),
+    [
+        (
+            lambda env: PopularityAgent(env, decay=1.5),
+            ValueError,
+            "'decay' must be a finite number in (0.0, 1.0] (got 1.5)",
+        ),
+        (
+            lambda env: EpsilonGreedyAgent(env, epsilon=-0.1),
+            ValueError,
+            "'epsilon' must be a finite number in [0.0, 1.0] (got -0.1)",
+        ),
+        (
+            lambda env: LinUCBAgent(env, np.zeros((5, 2))),
+            ValueError,
+            "'item_features' must have shape (num_items=40, E) (got (5, 2))",
+        ),
+        (
+            lambda env: LinUCBAgent(env, discount=0.9, window=10),
+            ValueError,
+            "pass either 'discount' < 1 or 'window', not both (got discount=0.9 and window=10)",
+        ),
+        (
+            lambda env: LinUCBAgent(env, projection="pca"),
+            ValueError,
+            "'projection' must be 'svd' or 'random' (got 'pca')",
+        ),
+        (
+            lambda env: RandomAgent(object()),
+            TypeError,
+            "'env' must be a driftrec env (DriftRecEnv, DriftRecVectorEnv, DriftRecSB3VecEnv or "
+            "a wrapper of one) with a 'sim' BatchSimulator (got object)",
+        ),
+    ],
+)
+def test_invalid_arguments_are_named(build: Any, error: type, msg: str) -> None:
+    """Bad constructor arguments raise errors that name the argument and the value."""
+    with pytest.raises(error, match=f"^{re.escape(msg)}$"):
+        build(_env())
+
+
+def test_wide_personalized_features_warn() -> None:
+    """Keeping more than 128 personalised feature dims warns about the cost."""
+    wide = np.random.default_rng(0).standard_normal((40, 130))
+    with pytest.warns(UserWarning, match="pass feature_dim=64 or less"):
+        LinUCBAgent(_env(), wide, feature_dim=None)

@@ -1,0 +1,93 @@
+"""Tests that pyproject.toml ships every package and declares the console script."""
+
+from __future__ import annotations
+
+import ast
+import tomllib
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+SOURCE_DIRS = ("driftrec", "envs", "agents", "experiments")
+
+
+def _pyproject() -> dict:
+    with (ROOT / "pyproject.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def _package_for(directory: Path, package_dir: dict[str, str]) -> str | None:
+    """The package name of ``directory`` (relative to ROOT) under the package-dir mapping."""
+    rel = directory.relative_to(ROOT).as_posix()
+    best: tuple[int, str] | None = None
+    for package, folder in package_dir.items():
+        folder = folder.rstrip("/")
+        if rel == folder or rel.startswith(folder + "/"):
+            rest = rel[len(folder) :].strip("/")
+            name = package + ("." + rest.replace("/", ".") if rest else "")
+            if best is None or len(folder) > best[0]:
+                best = (len(folder), name)
+    return None if best is None else best[1]
+
+
+def _init_dirs() -> list[Path]:
+    found = []
+    for top in SOURCE_DIRS:
+        for init in sorted((ROOT / top).rglob("__init__.py")):
+            if "__pycache__" not in init.parts:
+                found.append(init.parent)
+    return found
+
+
+def test_every_package_directory_is_listed() -> None:
+    """Every directory with an __init__.py under the source folders is in [tool.setuptools]."""
+    tool = _pyproject()["tool"]["setuptools"]
+    packages, package_dir = set(tool["packages"]), tool["package-dir"]
+    dirs = _init_dirs()
+    assert ROOT / "envs" in dirs and ROOT / "driftrec" in dirs
+    missing = {}
+    for d in dirs:
+        name = _package_for(d, package_dir)
+        if name not in packages:
+            missing[d.relative_to(ROOT).as_posix()] = name
+    assert missing == {}, f"directories not shipped (dir -> package): {missing}"
+
+
+def test_every_listed_package_has_a_directory() -> None:
+    """Each listed package maps (through package-dir) to an existing directory."""
+    tool = _pyproject()["tool"]["setuptools"]
+    package_dir = tool["package-dir"]
+    for package in tool["packages"]:
+        parent = package
+        while parent not in package_dir and "." in parent:
+            parent = parent.rsplit(".", 1)[0]
+        assert parent in package_dir, package
+        rest = package[len(parent) :].strip(".").replace(".", "/")
+        assert (ROOT / package_dir[parent] / rest).is_dir(), package
+
+
+def test_console_script_is_declared() -> None:
+    """pyproject declares the `driftrec` console script inside a shipped package."""
+    project = _pyproject()["project"]
+    target = project["scripts"]["driftrec"]
+    assert target == "driftrec.experiments.cli:main"
+    module = target.split(":")[0]
+    assert module.rsplit(".", 1)[0] in _pyproject()["tool"]["setuptools"]["packages"]
+
+
+def test_console_script_target_defines_main() -> None:
+    """The console script's module (when present) defines a top-level main()."""
+    path = ROOT / "experiments" / "cli.py"
+    if not path.exists():
+        pytest.skip("experiments/cli.py is not written yet")
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    names = {n.name for n in tree.body if isinstance(n, ast.FunctionDef)}
+    assert "main" in names
+
+
+def test_py_typed_marker_is_shipped() -> None:
+    """The py.typed marker named in package-data exists."""
+    data = _pyproject()["tool"]["setuptools"]["package-data"]
+    assert data["driftrec"] == ["py.typed"]
+    assert (ROOT / "driftrec" / "py.typed").is_file()
