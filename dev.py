@@ -60,6 +60,8 @@ def main(argv: list[str]) -> int:
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", MPLBACKEND="Agg")
     if job == "test":
         setup("dev")
+        # one BLAS/OpenMP thread: on small shared machines more threads make the tests slower
+        env.update(OPENBLAS_NUM_THREADS="1", OMP_NUM_THREADS="1", MKL_NUM_THREADS="1")
         return _run([str(PY), "-m", "pytest", *rest], cwd=ROOT, env=env)
     if job == "demo":
         setup("")

@@ -80,9 +80,14 @@ def slate_click_probs(
     """
     k = scores.shape[1]
     if k == 1:  # sigmoid(s - s0), the common single-item case, without the slate machinery
-        p = 1.0 / (1.0 + np.exp(config.no_click_score - scores[:, 0]))
-        p = np.where(valid[:, 0], p, 0.0)
-        return np.stack([p, 1.0 - p], axis=1)
+        out = np.empty((scores.shape[0], 2))
+        p = out[:, 0]
+        np.exp(config.no_click_score - scores[:, 0], out=p)
+        p += 1.0
+        np.reciprocal(p, out=p)
+        p *= valid[:, 0]
+        np.subtract(1.0, p, out=out[:, 1])
+        return out
     w = position_weights(k, config.position_bias)
     # subtract a per-row max for numerical stability (it cancels in the ratio)
     top = np.maximum(np.where(valid, scores, -np.inf).max(axis=1), config.no_click_score)  # (B,)

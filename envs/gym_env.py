@@ -166,7 +166,9 @@ class DriftRecEnv(gym.Env):
                 f"{action!r} ({type(action)}) invalid: expected an element of {self.action_space}"
             )
         r = self.sim.step(
-            np.asarray(action, dtype=np.int64).reshape(1, -1), with_oracle=self._oracle
+            np.asarray(action, dtype=np.int64).reshape(1, -1),
+            with_oracle=self._oracle,
+            validate=False,
         )
         info: dict[str, Any] = {
             "interests": r.interest[0],
@@ -273,8 +275,9 @@ class DriftRecVectorEnv(VectorEnv):
         if done.any():
             idx = np.flatnonzero(done)
             final = np.full(self.num_envs, None, dtype=object)
-            for i in idx.tolist():  # only finished users; their count is small per step
-                final[i] = self._obs(obs[i].copy())
+            last = obs[idx]  # one copy; each final obs is a row view of it
+            for j, i in enumerate(idx.tolist()):  # only finished users
+                final[i] = self._obs(last[j])
             infos["final_obs"] = final
             infos["_final_obs"] = done
             self.sim.reset_users(idx)

@@ -59,6 +59,7 @@ class DriftRecSB3VecEnv(VecEnv):
         self.catalog = self.venv.catalog
         self.sim = self.venv.sim
         self._actions: NDArray[np.int64] | None = None
+        self.last_info: dict[str, Any] = {}
         self._returns = np.zeros(num_envs)
         self._lengths = np.zeros(num_envs, dtype=np.int64)
         self._t0 = time.time()
@@ -87,6 +88,8 @@ class DriftRecSB3VecEnv(VecEnv):
             raise RuntimeError("step_async must be called before step_wait")
         obs, reward, terminated, truncated, info = self.venv.step(self._actions)
         self._actions = None
+        # the full vector info (privileged arrays) for experiments that measure the stream
+        self.last_info = dict(info, reward=reward, terminated=terminated, truncated=truncated)
         self._returns += reward
         self._lengths += 1
         done = terminated | truncated

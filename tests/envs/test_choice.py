@@ -14,8 +14,9 @@ from driftrec.envs.choice import (
     sample_choice,
     slate_click_probs,
 )
-from driftrec.envs.config import ChoiceConfig, EnvConfig
+from driftrec.envs.config import ChoiceConfig, DriftConfig, EnvConfig
 from driftrec.envs.core import BatchSimulator
+from driftrec.envs.drift import Boredom
 
 
 def _sigmoid(x: float) -> float:
@@ -147,7 +148,9 @@ def test_simulator_uses_the_documented_attraction(tiny_config: EnvConfig) -> Non
     cfg = tiny_config.with_overrides(
         choice=ChoiceConfig(
             interest_weight=1.3, quality_weight=0.7, boredom_weight=0.4, no_click_score=0.2
-        )
+        ),
+        # boredom only exists with its process; gain 0 and decay 0 keep the values set below
+        drift=DriftConfig(processes=(Boredom(gain=0.0, decay=0.0),)),
     )
     sim = BatchSimulator(cfg, num_users=3)
     sim.seed([0, 1, 2])

@@ -1,0 +1,244 @@
+"""Every agent by name, built for an env config and ready for ``run_online``.
+
+==========================  ========================================================================
+name                        agent
+==========================  ========================================================================
+``random``                  uniform over released items
+``popularity``              online click counts, decayed by 0.99 per step
+``oracle``                  privileged: greedy on the true click probability (one-step upper bound)
+``epsilon-greedy``          per-item click rates, 10% exploration, decay 0.99
+``linucb``                  LinUCB on the language-model item embeddings (+ history interaction)
+``linucb-discounted``       D-LinUCB (discount 0.99 per step): forgets, so it tracks drift
+``linucb-window``           sliding-window LinUCB (last 5,000 observations)
+``thompson``                linear Thompson sampling on the same features
+``attention-ppo``           PPO with the attention recommender over language-model embeddings
+``attention-a2c``           A2C with the same policy
+``attention-maskable-ppo``  sb3-contrib MaskablePPO with the same policy and the env's action masks
+``attention-dqn``           DQN with the attention recommender as Q-network (single-item only)
+``id-ppo``                  the ablation: the same attention PPO with learned item-id embeddings
+                            and no language model
+``mlp-ppo``                 SB3's default ``MlpPolicy`` PPO on the flat observation
+==========================  ========================================================================
+
+The SB3 agents' defaults come from two small sweeps (Stationary and AbruptShift; see
+``BENCHMARKS.md``): a small, fast recommender (width 32, one layer, two heads, score temperature
+0.3) and PPO with 16-step rollouts, batch 512, 4 epochs, learning rate 3e-3 and
+``gamma = gae_lambda = 0.9``. Override any of them with ``agent_kwargs``
+(``{"learning_rate": 1e-3, "attention": {"embed_dim": 64}}``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from driftrec.envs.config import EnvConfig
+
+__all__ = [
+    "AGENT_NAMES",
+    "BANDIT_AGENTS",
+    "SB3_AGENTS",
+    "BuiltAgent",
+    "build_agent",
+    "PPO_DEFAULTS",
+    "ATTENTION_DEFAULTS",
+]
+
+BANDIT_AGENTS = (
+    "random",
+    "popularity",
+    "oracle",
+    "epsilon-greedy",
+    "linucb",
+    "linucb-discounted",
+    "linucb-window",
+    "thompson",
+)
+SB3_AGENTS = (
+    "attention-ppo",
+    "attention-a2c",
+    "attention-maskable-ppo",
+    "attention-dqn",
+    "id-ppo",
+    "mlp-ppo",
+)
+AGENT_NAMES = BANDIT_AGENTS + SB3_AGENTS
+
+_BANDIT_DEFAULTS: dict[str, dict[str, Any]] = {
+    "popularity": {"decay": 0.99},
+    "epsilon-greedy": {"epsilon": 0.1, "decay": 0.99},
+}
+_TEXT_FEATURE_AGENTS = ("linucb", "linucb-discounted", "linucb-window", "thompson")
+
+ATTENTION_DEFAULTS: dict[str, Any] = {
+    "embed_dim": 32,
+    "num_heads": 2,
+    "num_layers": 1,
+    "ff_dim": 64,
+    "score_temperature": 0.3,
+}
+PPO_DEFAULTS: dict[str, Any] = {
+    "n_steps": 16,
+    "batch_size": 512,
+    "n_epochs": 4,
+    "learning_rate": 3e-3,
+    "gamma": 0.9,
+    "gae_lambda": 0.9,
+    "ent_coef": 0.0,
+}
+_A2C_DEFAULTS: dict[str, Any] = {
+    "n_steps": 8,
+    "learning_rate": 1e-3,
+    "gamma": 0.9,
+    "gae_lambda": 0.9,
+}
+_DQN_DEFAULTS: dict[str, Any] = {
+    "learning_rate": 1e-3,
+    "buffer_size": 50_000,
+    "learning_starts": 1_000,
+    "batch_size": 256,
+    "gamma": 0.9,
+    "train_freq": 1,
+    "gradient_steps": 1,
+    "target_update_interval": 500,
+    "exploration_fraction": 0.2,
+}
+
+
+@dataclass
+class BuiltAgent:
+    """An agent, the env it acts in, and what the experiment needs to know about it."""
+
+    name: str
+    agent: Any  # a Recommender or an SB3 model
+    env: Any  # DriftRecVectorEnv (recommenders) or DriftRecSB3VecEnv (SB3 models)
+    is_sb3: bool
+    rollout_steps: int  # SB3 on-policy models advance in multiples of this (1 otherwise)
+    attention_fn: Callable[[NDArray[np.float32]], NDArray[np.float64]] | None = None
+
+    def save(self, path: str) -> None:
+        """Write an SB3 checkpoint (``.zip``); baselines have none and do nothing."""
+        if self.is_sb3:
+            self.agent.save(path)
+
+
+def _text_features(env_config: EnvConfig, text_encoder: Any) -> NDArray[np.float32]:
+    from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
+    from driftrec.envs.core import cached_catalog
+
+    cfg = text_encoder if text_encoder is not None else TextEncoderConfig()
+    return encode_catalog(cached_catalog(env_config).texts(), cfg)
+
+
+def _attention_fn(model: Any) -> Callable[[NDArray[np.float32]], NDArray[np.float64]]:
+    import torch
+
+    recommender = model.policy.recommender
+
+    def fn(obs: NDArray[np.float32]) -> NDArray[np.float64]:
+        with torch.no_grad():
+            x = torch.as_tensor(obs[None], dtype=torch.float32, device=model.device)
+            out = recommender(x, output_attentions=True)
+        last = out.attentions[-1][0]  # (heads, T, T)
+        return last[:, 0, 1:].mean(dim=0).cpu().numpy().astype(np.float64)  # (H,) user token
+
+    return fn
+
+
+def build_agent(
+    name: str,
+    env_config: EnvConfig,
+    *,
+    num_envs: int,
+    seed: int,
+    agent_kwargs: Mapping[str, Any] | None = None,
+    text_encoder: Any = None,
+    torch_threads: int = 1,
+    device: str = "cpu",
+) -> BuiltAgent:
+    """Build agent ``name`` and its env (reset with ``seed``; slot ``i`` gets ``seed + i``).
+
+    Args:
+        name: one of :data:`AGENT_NAMES`.
+        env_config: the world.
+        num_envs: user slots stepped together.
+        seed: seeds the env's users and the agent's own randomness (and torch for SB3 agents).
+        agent_kwargs: constructor / algorithm overrides; for SB3 agents ``attention`` (dict)
+            and ``policy_kwargs`` entries go to the policy, the rest to the algorithm.
+        text_encoder: a :class:`~driftrec.agents.text_encoder.TextEncoderConfig` (default: the
+            packaged MiniLM).
+        torch_threads: torch intra-op threads for SB3 agents.
+        device: torch device for SB3 agents.
+    """
+    if name not in AGENT_NAMES:
+        raise ValueError(f"'agent' must be one of {list(AGENT_NAMES)} (got {name!r})")
+    kwargs = dict(agent_kwargs or {})
+    if name in BANDIT_AGENTS:
+        from driftrec.agents.baselines import make_baseline
+        from driftrec.envs.gym_env import DriftRecVectorEnv
+
+        env = DriftRecVectorEnv(num_envs, env_config)
+        env.reset(seed=seed)
+        features = (
+            _text_features(env_config, text_encoder) if name in _TEXT_FEATURE_AGENTS else None
+        )
+        params = {**_BANDIT_DEFAULTS.get(name, {}), **kwargs}
+        agent = make_baseline(name, env, item_features=features, seed=seed, **params)
+        return BuiltAgent(name, agent, env, is_sb3=False, rollout_steps=1)
+    return _build_sb3(name, env_config, num_envs, seed, kwargs, text_encoder, torch_threads, device)
+
+
+def _build_sb3(
+    name: str,
+    env_config: EnvConfig,
+    num_envs: int,
+    seed: int,
+    kwargs: dict[str, Any],
+    text_encoder: Any,
+    torch_threads: int,
+    device: str,
+) -> BuiltAgent:
+    from sb3_contrib import MaskablePPO
+    from stable_baselines3 import A2C, DQN, PPO
+
+    from driftrec.agents.attention import AttentionConfig
+    from driftrec.agents.sb3_policy import POLICY_NAME, configure_torch, recommender_policy_kwargs
+    from driftrec.envs.sb3 import DriftRecSB3VecEnv
+
+    configure_torch(torch_threads)
+    env = DriftRecSB3VecEnv(num_envs, env_config, seed=seed)
+    attention = {**ATTENTION_DEFAULTS, **kwargs.pop("attention", {})}
+    extra_policy = dict(kwargs.pop("policy_kwargs", {}))
+    algo_cls: Any
+    if name == "mlp-ppo":
+        algo_cls, policy, defaults = PPO, "MlpPolicy", PPO_DEFAULTS
+        policy_kwargs = extra_policy or None
+    else:
+        algo_cls, defaults = {
+            "attention-ppo": (PPO, PPO_DEFAULTS),
+            "id-ppo": (PPO, PPO_DEFAULTS),
+            "attention-a2c": (A2C, _A2C_DEFAULTS),
+            "attention-maskable-ppo": (MaskablePPO, PPO_DEFAULTS),
+            "attention-dqn": (DQN, _DQN_DEFAULTS),
+        }[name]
+        policy = POLICY_NAME
+        policy_kwargs = recommender_policy_kwargs(
+            env,
+            attention=AttentionConfig(**{**attention, "history_len": 1}),
+            text_encoder=text_encoder,
+            ids_only=name == "id-ppo",
+            **extra_policy,
+        )
+    params = {**defaults, **kwargs}
+    if "batch_size" in params and "n_steps" in params:  # PPO: a minibatch fits in a rollout
+        params["batch_size"] = min(params["batch_size"], params["n_steps"] * num_envs)
+    model = algo_cls(policy, env, policy_kwargs=policy_kwargs, seed=seed, device=device, **params)
+    rollout = int(getattr(model, "n_steps", 1) or 1) if algo_cls is not DQN else 1
+    attention_fn = _attention_fn(model) if policy == POLICY_NAME else None
+    return BuiltAgent(
+        name, model, env, is_sb3=True, rollout_steps=rollout, attention_fn=attention_fn
+    )

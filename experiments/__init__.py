@@ -1,0 +1,1 @@
+"""Experiments: running agents on drift scenarios, recording, analysing and plotting them."""

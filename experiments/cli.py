@@ -1,0 +1,326 @@
+"""The ``driftrec`` command.
+
+Subcommands::
+
+    driftrec scenarios                      list the named scenarios
+    driftrec agents                         list the agents
+    driftrec train  --scenario S --agent A  one online training run (saved like a grid run)
+    driftrec evaluate RUN_DIR               evaluate a saved SB3 checkpoint frozen on its world
+    driftrec run    [--config F] [flags]    an experiment grid (scenario x agent x seed), resumable
+    driftrec plot   EXP_DIR                 the figures of a saved experiment
+    driftrec report EXP_DIR                 figures + report.md + summary table
+    driftrec bench  [--quick]               the simulator benchmark
+    driftrec demo   [--quick]               the main job: a short experiment, plots and report
+
+Every option is listed by ``driftrec <subcommand> --help``. Bad input is reported before any work
+starts, with the field, the value and what was expected.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+__all__ = ["main", "build_parser"]
+
+
+def _csv(kind: type) -> Any:
+    def parse(text: str) -> tuple[Any, ...]:
+        try:
+            return tuple(kind(x.strip()) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected a comma-separated list of {kind.__name__} (got {text!r})"
+            ) from None
+
+    return parse
+
+
+def _json_object(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise argparse.ArgumentTypeError(
+            f"expected a JSON object (got {text!r}: {exc.msg})"
+        ) from None
+    if not isinstance(value, dict):
+        raise argparse.ArgumentTypeError(f"expected a JSON object (got {text!r})")
+    return value
+
+
+def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
+    if single:
+        p.add_argument(
+            "--scenario", default="AbruptShift", help="scenario name (default: %(default)s)"
+        )
+        p.add_argument("--agent", default="attention-ppo", help="agent name (default: %(default)s)")
+        p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
+    else:
+        p.add_argument(
+            "--config", type=Path, help="a JSON file of experiment settings; flags override it"
+        )
+        p.add_argument("--scenarios", type=_csv(str), help="comma-separated scenario names")
+        p.add_argument(
+            "--agents",
+            type=_csv(str),
+            help="comma-separated agent names ('-frozen' suffix allowed)",
+        )
+        p.add_argument("--seeds", type=_csv(int), help="comma-separated seeds")
+        p.add_argument("--workers", type=int, help="parallel run processes")
+    p.add_argument("--name", help="experiment name (results in OUT_DIR/NAME)")
+    p.add_argument("--out-dir", help="results root (default: runs)")
+    p.add_argument("--num-envs", type=int, help="users stepped together per run")
+    p.add_argument("--steps", type=int, help="global steps per run")
+    p.add_argument("--log-every", type=int, help="global steps per metrics window")
+    p.add_argument("--shift-at", type=int, help="global step of a population-wide abrupt shift")
+    p.add_argument("--frozen-at", type=int, help="when '-frozen' agents stop learning")
+    p.add_argument(
+        "--env",
+        type=_json_object,
+        dest="env_overrides",
+        help="env config overrides as JSON, e.g. '{\"num_items\": 5000}'",
+    )
+    p.add_argument(
+        "--agent-kwargs",
+        type=_json_object,
+        help='per-agent overrides as JSON, e.g. \'{"attention-ppo": {"learning_rate": 1e-3}}\'',
+    )
+    p.add_argument(
+        "--torch-threads", type=int, help="torch threads per run (default 1: fastest on small CPUs)"
+    )
+    p.add_argument(
+        "--text-model",
+        help="local directory or hub id of the text encoder (default: packaged MiniLM)",
+    )
+    p.add_argument("--device", help="torch device for SB3 agents (default: cpu)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+_FIELDS = (
+    "name",
+    "out_dir",
+    "num_envs",
+    "steps",
+    "log_every",
+    "shift_at",
+    "frozen_at",
+    "env_overrides",
+    "agent_kwargs",
+    "torch_threads",
+    "text_model",
+    "device",
+    "scenarios",
+    "agents",
+    "seeds",
+    "workers",
+)
+
+
+def _experiment_config(
+    args: argparse.Namespace, single: bool, base: dict[str, Any] | None = None
+) -> Any:
+    from driftrec.experiments.config import ExperimentConfig, load_config
+
+    values = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
+    if single:
+        values.update(scenarios=(args.scenario,), agents=(args.agent,), seeds=(args.seed,))
+        values.setdefault("name", "train")
+    data = dict(base or {})
+    data.update(values)
+    if not single and args.config is not None:
+        return load_config(args.config, **data)
+    return ExperimentConfig.from_dict(data)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``driftrec``."""
+    parser = argparse.ArgumentParser(
+        prog="driftrec",
+        description="Recommendation under drifting user interests: simulate, train, measure, plot.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser("scenarios", help="list the named scenarios and their Gymnasium ids")
+    sub.add_parser("agents", help="list the agents")
+
+    p = sub.add_parser("train", help="train one agent online on one scenario and save the run")
+    _add_grid_options(p, single=True)
+
+    p = sub.add_parser("evaluate", help="evaluate a saved SB3 checkpoint, frozen, on its world")
+    p.add_argument("run_dir", type=Path, help="a run directory holding model.zip and config.json")
+    p.add_argument("--steps", type=int, default=256, help="global steps (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation users")
+    p.add_argument("--deterministic", action="store_true", help="greedy actions")
+
+    p = sub.add_parser("run", help="run an experiment grid (resumable: finished runs are skipped)")
+    _add_grid_options(p, single=False)
+    p.add_argument("--report", action="store_true", help="write the plots and report afterwards")
+
+    for name, text in (
+        ("plot", "write the figures of a saved experiment"),
+        ("report", "write figures, report.md and print the summary table"),
+    ):
+        p = sub.add_parser(name, help=text)
+        p.add_argument("exp_dir", type=Path, help="an experiment directory (OUT_DIR/NAME)")
+        p.add_argument("--out", type=Path, help="where to write (default: EXP_DIR)")
+
+    p = sub.add_parser("bench", help="benchmark the simulator (user-steps/s)")
+    p.add_argument("--quick", action="store_true", help="a small subset (seconds)")
+    p.add_argument("--json", type=Path, help="also write the results as JSON")
+
+    p = sub.add_parser(
+        "demo", help="the main job: train agents across an abrupt shift, plot, report"
+    )
+    p.add_argument("--out-dir", default="runs", help="results root (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="a tiny version (for smoke tests)")
+    p.add_argument("--workers", type=int, default=2, help="parallel runs (default: %(default)s)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return parser
+
+
+def _cmd_scenarios(_: argparse.Namespace) -> int:
+    from driftrec.envs.scenarios import list_scenarios
+
+    for s in list_scenarios():
+        print(f"{s.env_id:32s} {s.description}")
+    return 0
+
+
+def _cmd_agents(_: argparse.Namespace) -> int:
+    from driftrec.agents import registry
+
+    doc = registry.__doc__ or ""
+    rows = [line for line in doc.splitlines() if line.startswith("``")]
+    for line in rows:
+        print(line.replace("``", ""))
+    return 0
+
+
+def _print_runs(dirs: Sequence[Path]) -> None:
+    for d in dirs:
+        done = json.loads((d / "done.json").read_text())
+        print(f"  {d}  ({done['env_steps']} user-steps, {done['wall_time_s']:.1f} s)")
+
+
+def _cmd_train(args: argparse.Namespace) -> int:
+    from driftrec.experiments.runner import run_one
+
+    cfg = _experiment_config(args, single=True)
+    scenario, agent, seed = cfg.runs()[0]
+    run_dir = run_one(cfg, scenario, agent, seed, progress=not args.no_progress)
+    from driftrec.experiments.analysis import load_runs, summary_table
+    from driftrec.experiments.report import summary_text
+
+    print(summary_text(summary_table(load_runs(cfg.experiment_dir, agents=[agent]))))
+    _print_runs([run_dir])
+    return 0
+
+
+def _cmd_evaluate(args: argparse.Namespace) -> int:
+    from driftrec.experiments.evaluate import evaluate_checkpoint
+
+    result = evaluate_checkpoint(
+        args.run_dir, steps=args.steps, seed=args.seed, deterministic=args.deterministic
+    )
+    for key, value in result.items():
+        print(f"{key:24s} {value}")
+    return 0
+
+
+def _cmd_run(args: argparse.Namespace) -> int:
+    from driftrec.experiments.runner import run_grid
+
+    cfg = _experiment_config(args, single=False)
+    dirs = run_grid(cfg, progress=not args.no_progress)
+    print(f"{len(dirs)} runs in {cfg.experiment_dir}")
+    if args.report:
+        return _report(cfg.experiment_dir, None)
+    return 0
+
+
+def _report(exp_dir: Path, out: Path | None) -> int:
+    from driftrec.experiments.analysis import load_runs, summary_table
+    from driftrec.experiments.report import summary_text, write_report
+
+    path = write_report(exp_dir, out_dir=out)
+    print(summary_text(summary_table(load_runs(exp_dir))))
+    print(f"report: {path}")
+    return 0
+
+
+def _cmd_plot(args: argparse.Namespace) -> int:
+    from driftrec.experiments.report import write_figures
+
+    for path in write_figures(args.exp_dir, out_dir=args.out):
+        print(path)
+    return 0
+
+
+def _cmd_report(args: argparse.Namespace) -> int:
+    return _report(args.exp_dir, args.out)
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    from driftrec.experiments import bench
+
+    argv = ["--quick"] if args.quick else []
+    if args.json is not None:
+        argv += ["--json", str(args.json)]
+    return int(bench.main(argv) or 0)
+
+
+def _cmd_demo(args: argparse.Namespace) -> int:
+    from driftrec.experiments.configs.demo import get_config
+
+    cfg = get_config(quick=args.quick, out_dir=args.out_dir, workers=args.workers)
+    from driftrec.experiments.runner import run_grid
+
+    t0 = time.perf_counter()
+    print(
+        f"driftrec demo: agents {', '.join(cfg.agents)} x seeds {list(cfg.seeds)} on "
+        f"{cfg.scenarios[0]}: {cfg.num_envs} users x {cfg.steps} global steps, "
+        f"shift at step {cfg.shift_at}"
+    )
+    run_grid(cfg, progress=not args.no_progress)
+    code = _report(cfg.experiment_dir, None)
+    exp = cfg.experiment_dir
+    print(f"figures: {exp}/*.png   runs: {exp}/<scenario>__<agent>__<seed>/")
+    print(f"demo finished in {time.perf_counter() - t0:.0f} s")
+    return code
+
+
+_COMMANDS = {
+    "scenarios": _cmd_scenarios,
+    "agents": _cmd_agents,
+    "train": _cmd_train,
+    "evaluate": _cmd_evaluate,
+    "run": _cmd_run,
+    "plot": _cmd_plot,
+    "report": _cmd_report,
+    "bench": _cmd_bench,
+    "demo": _cmd_demo,
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``driftrec`` console script."""
+    args = build_parser().parse_args(argv)
+    try:
+        return _COMMANDS[args.command](args)
+    except (ValueError, TypeError, FileNotFoundError) as exc:
+        print(f"driftrec {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(
+            f"driftrec {args.command}: interrupted; finished runs are kept (run again to resume)",
+            file=sys.stderr,
+        )
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,212 @@
+"""The experiment config: a grid of scenario x agent x seed, validated before any work starts."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from driftrec.agents.registry import AGENT_NAMES
+from driftrec.envs.config import DriftConfig, EnvConfig, check_int
+from driftrec.envs.drift import AbruptShift
+from driftrec.envs.scenarios import get_scenario
+
+__all__ = ["ExperimentConfig", "FROZEN_SUFFIX", "split_agent_name", "load_config"]
+
+FROZEN_SUFFIX = "-frozen"
+
+
+def split_agent_name(name: str) -> tuple[str, bool]:
+    """``"attention-ppo-frozen"`` -> ``("attention-ppo", True)``."""
+    if name.endswith(FROZEN_SUFFIX):
+        return name[: -len(FROZEN_SUFFIX)], True
+    return name, False
+
+
+def _tuple(name: str, value: Any, kind: type) -> tuple[Any, ...]:
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise TypeError(f"'{name}' must be a list of {kind.__name__} (got {value!r})")
+    out = tuple(value)
+    for v in out:
+        if not isinstance(v, kind) or isinstance(v, bool):
+            raise TypeError(f"'{name}' must be a list of {kind.__name__} (got {value!r})")
+    if not out:
+        raise ValueError(f"'{name}' must not be empty (got {value!r})")
+    if len(set(out)) != len(out):
+        raise ValueError(f"'{name}' must not repeat entries (got {value!r})")
+    return out
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """A grid of runs: every scenario x agent x seed, each learning online for ``steps``.
+
+    Args:
+        name (str, defaults to ``"experiment"``): results go to ``<out_dir>/<name>/``.
+        scenarios (tuple of str): scenario names (``driftrec scenarios`` lists them).
+        agents (tuple of str): agent names (see ``driftrec.agents.registry``); append
+            ``-frozen`` for the frozen contrast (learns until ``frozen_at``, then only acts).
+        seeds (tuple of int): one run per seed; user slot ``i`` of a run gets ``seed + i``.
+        num_envs (int, defaults to 32): users stepped together in each run.
+        steps (int, defaults to 1536): global steps per run (each steps every user once).
+        log_every (int, defaults to 32): global steps per metrics window.
+        shift_at (int or None, defaults to None): a population-wide abrupt shift at this global
+            step, replacing the scenario's scheduled shifts (its Poisson rate is kept).
+        frozen_at (int or None, defaults to None): when ``-frozen`` agents stop learning;
+            None means the first scheduled shift.
+        env_overrides (dict): config overrides for every scenario (``{"num_items": 5000}``).
+        agent_kwargs (dict): per-agent constructor overrides, keyed by agent name.
+        out_dir (str, defaults to ``"runs"``): where experiments are written.
+        workers (int, defaults to 1): runs executed in parallel processes.
+        torch_threads (int, defaults to 1): torch threads per run.
+        cold_start_window (int, defaults to 1000): how recent a release counts as cold start.
+        track_users (int, defaults to 3): user slots followed individually in topics.npz.
+        text_model (str or None, defaults to None): language model for item texts (None: the
+            packaged MiniLM).
+        checkpoint (bool, defaults to True): save SB3 models at the end of each run.
+        device (str, defaults to ``"cpu"``): torch device for SB3 agents.
+    """
+
+    name: str = "experiment"
+    scenarios: tuple[str, ...] = ("AbruptShift",)
+    agents: tuple[str, ...] = (
+        "random",
+        "popularity",
+        "linucb-discounted",
+        "id-ppo",
+        "attention-ppo",
+    )
+    seeds: tuple[int, ...] = (0, 1, 2)
+    num_envs: int = 32
+    steps: int = 1536
+    log_every: int = 32
+    shift_at: int | None = None
+    frozen_at: int | None = None
+    env_overrides: Mapping[str, Any] = field(default_factory=dict)
+    agent_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    out_dir: str = "runs"
+    workers: int = 1
+    torch_threads: int = 1
+    cold_start_window: int = 1000
+    track_users: int = 3
+    text_model: str | None = None
+    checkpoint: bool = True
+    device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name or "/" in self.name:
+            raise ValueError(f"'name' must be a non-empty string without '/' (got {self.name!r})")
+        object.__setattr__(self, "scenarios", _tuple("scenarios", self.scenarios, str))
+        object.__setattr__(self, "agents", _tuple("agents", self.agents, str))
+        object.__setattr__(self, "seeds", _tuple("seeds", self.seeds, int))
+        for s in self.scenarios:
+            get_scenario(s)  # raises naming the valid scenarios
+        for a in self.agents:
+            base, _ = split_agent_name(a)
+            if base not in AGENT_NAMES:
+                raise ValueError(
+                    f"'agents' entries must be one of {list(AGENT_NAMES)}, optionally with "
+                    f"'{FROZEN_SUFFIX}' (got {a!r})"
+                )
+        for seed in self.seeds:
+            check_int("seeds", seed, 0)
+        check_int("num_envs", self.num_envs, 1, 65_536)
+        check_int("steps", self.steps, 1)
+        check_int("log_every", self.log_every, 1, self.steps)
+        if self.shift_at is not None:
+            check_int("shift_at", self.shift_at, 1, self.steps)
+        if self.frozen_at is not None:
+            check_int("frozen_at", self.frozen_at, 1, self.steps)
+        check_int("workers", self.workers, 1, 256)
+        check_int("torch_threads", self.torch_threads, 1, 256)
+        check_int("cold_start_window", self.cold_start_window, 1)
+        check_int("track_users", self.track_users, 0, 16)
+        if not isinstance(self.env_overrides, Mapping):
+            raise TypeError(f"'env_overrides' must be a mapping (got {self.env_overrides!r})")
+        if not isinstance(self.agent_kwargs, Mapping):
+            raise TypeError(f"'agent_kwargs' must be a mapping (got {self.agent_kwargs!r})")
+        for key in self.agent_kwargs:
+            if key not in self.agents and split_agent_name(key)[0] not in AGENT_NAMES:
+                raise ValueError(f"'agent_kwargs' has an unknown agent {key!r}")
+        for scenario in self.scenarios:
+            self.env_config(scenario)  # validates env_overrides before any work
+        if (
+            any(split_agent_name(a)[1] for a in self.agents)
+            and self.frozen_step(self.scenarios[0]) is None
+        ):
+            raise ValueError(
+                "'-frozen' agents need 'frozen_at' or a scenario with a scheduled shift"
+            )
+
+    @property
+    def experiment_dir(self) -> Path:
+        """``<out_dir>/<name>``."""
+        return Path(self.out_dir) / self.name
+
+    def run_dir(self, scenario: str, agent: str, seed: int) -> Path:
+        """Where one run's files go."""
+        return self.experiment_dir / f"{get_scenario(scenario).name}__{agent}__{seed}"
+
+    def runs(self) -> list[tuple[str, str, int]]:
+        """Every (scenario, agent, seed) of the grid, in order."""
+        return [(s, a, seed) for s in self.scenarios for a in self.agents for seed in self.seeds]
+
+    def env_config(self, scenario: str) -> EnvConfig:
+        """The resolved world of ``scenario``: its preset, ``shift_at`` and ``env_overrides``."""
+        cfg = get_scenario(scenario).config
+        if self.shift_at is not None:
+            old = cfg.drift.get(AbruptShift)
+            shift = (
+                dataclasses.replace(old, at_steps=(self.shift_at,))
+                if old is not None
+                else AbruptShift(at_steps=(self.shift_at,))
+            )
+            procs = tuple(p for p in cfg.drift.processes if not isinstance(p, AbruptShift))
+            cfg = dataclasses.replace(
+                cfg, drift=DriftConfig(processes=(*procs, shift), seed=cfg.drift.seed)
+            )
+        return cfg.with_overrides(**dict(self.env_overrides)) if self.env_overrides else cfg
+
+    def frozen_step(self, scenario: str) -> int | None:
+        """When ``-frozen`` agents stop learning in ``scenario``."""
+        if self.frozen_at is not None:
+            return self.frozen_at
+        shift = self.env_config(scenario).drift.get(AbruptShift)
+        return shift.at_steps[0] if shift is not None and shift.at_steps else None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready fields."""
+        out = dataclasses.asdict(self)
+        out["env_overrides"] = dict(self.env_overrides)
+        out["agent_kwargs"] = {k: dict(v) for k, v in self.agent_kwargs.items()}
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ExperimentConfig:
+        """Build from a mapping; unknown keys raise ``ValueError`` naming them."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(data) - names
+        if unknown:
+            raise ValueError(
+                f"unknown experiment config keys {sorted(unknown)}; expected {sorted(names)}"
+            )
+        return cls(**dict(data))
+
+
+def load_config(path: str | os.PathLike[str], **overrides: Any) -> ExperimentConfig:
+    """Read an :class:`ExperimentConfig` from a JSON file, then apply ``overrides``."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"experiment config file {str(path)!r} does not exist") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object of experiment settings")
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return ExperimentConfig.from_dict(data)

@@ -1,0 +1,1 @@
+"""Named experiment configs: ``experiments/configs/<name>.py`` defines ``get_config(...)``."""

@@ -1,0 +1,298 @@
+"""Per-step measurement of an online run, aggregated into windows of global steps.
+
+:class:`StepRecorder` receives every :class:`~driftrec.agents.online.StepRecord` (privileged:
+the experiment, not the agent, reads the simulator's truth here) and every ``log_every`` global
+steps emits one row of ``metrics.csv``. Column definitions (means over the user-steps of the
+window unless said otherwise):
+
+==========================  ====================================================================
+``step``                    global step at the end of the window
+``env_steps``               user-steps simulated so far
+``reward``                  observed reward
+``expected_reward``         expected reward of the shown action under the true model
+``oracle_reward``           expected reward of the privileged one-step oracle's action
+``normalized_reward``       ``expected_reward / oracle_reward`` (1 = as good as the oracle)
+``regret``                  ``oracle_reward - expected_reward`` per user-step
+``cum_regret``              running sum over global steps of the per-step mean regret
+``click_rate``              share of user-steps with a click
+``sessions``                sessions that ended in the window
+``churn``                   share of those that ended because the user left (patience ran out)
+``session_length``          mean length of those sessions (nan if none ended)
+``diversity``               intra-list diversity at the window's end: mean over users of the
+                            mean pairwise topic distance ``1 - cos(z_i, z_j)`` of the items in
+                            the user's observed history
+``coverage``                distinct items recommended in the window / items released
+``cold_start_share``        share of recommended items released within the last
+                            ``cold_start_window`` global steps
+``oracle_cold_start_share`` the same for the oracle's actions
+``tracking_error``          total-variation distance between the topic vector of what was
+                            recommended and the user's preferred topic distribution
+                            ``softmax(interest_weight * theta)``, averaged
+``drift_event``             OR of the drift-event bits of the window
+==========================  ====================================================================
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from driftrec.agents.online import StepRecord
+from driftrec.envs.catalog import Catalog
+from driftrec.envs.drift import DriftEvent
+from driftrec.envs.observation import ObservationLayout
+
+__all__ = ["StepRecorder", "METRIC_COLUMNS"]
+
+METRIC_COLUMNS = (
+    "step",
+    "env_steps",
+    "reward",
+    "expected_reward",
+    "oracle_reward",
+    "normalized_reward",
+    "regret",
+    "cum_regret",
+    "click_rate",
+    "sessions",
+    "churn",
+    "session_length",
+    "diversity",
+    "coverage",
+    "cold_start_share",
+    "oracle_cold_start_share",
+    "tracking_error",
+    "drift_event",
+)
+
+AttentionFn = Callable[[NDArray[np.float32]], NDArray[np.float64]]
+
+
+def _softmax(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    z = x - x.max(axis=-1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+class StepRecorder:
+    """Aggregates step records into metric rows, topic mixes and attention snapshots.
+
+    Args:
+        catalog: the env's catalog (topics, release steps).
+        num_envs: user slots ``B``.
+        layout: the observation layout.
+        interest_weight: the choice model's interest weight (for preferred topic mixes).
+        log_every: global steps per window.
+        cold_start_window: how recent a release counts as cold start.
+        track_users: how many user slots (0, 1, ...) to follow individually.
+        attention_fn: maps one observation row ``(D,)`` to the user token's attention over
+            the history ``(H,)`` (attention agents only).
+    """
+
+    def __init__(
+        self,
+        catalog: Catalog,
+        num_envs: int,
+        layout: ObservationLayout,
+        *,
+        interest_weight: float,
+        log_every: int,
+        cold_start_window: int = 1000,
+        track_users: int = 3,
+        attention_fn: AttentionFn | None = None,
+    ) -> None:
+        self.catalog = catalog
+        self.num_envs = num_envs
+        self.layout = layout
+        self.interest_weight = interest_weight
+        self.log_every = log_every
+        self.cold_start_window = cold_start_window
+        self.track_users = min(track_users, num_envs)
+        self.attention_fn = attention_fn
+        self._topics = np.asarray(catalog.topics, dtype=np.float64)  # (N, K)
+        norms = np.linalg.norm(self._topics, axis=1, keepdims=True)
+        self._unit_topics = self._topics / np.maximum(norms, 1e-12)  # (N, K)
+        self._release = np.asarray(catalog.release_step, dtype=np.int64)
+        self._primary = np.argmax(self._topics, axis=1)
+        self.rows: list[dict[str, float]] = []
+        self.topic_rows: dict[str, list[NDArray[np.float64]]] = {
+            "steps": [],
+            "rec_mix": [],
+            "interest_mix": [],
+            "tracked_interest": [],
+            "tracked_rec": [],
+        }
+        self.attention_rows: dict[str, list[Any]] = {
+            "steps": [],
+            "weights": [],
+            "item_topic": [],
+            "feedback": [],
+            "mask": [],
+        }
+        self.events: list[dict[str, Any]] = []
+        self.event_counts = {"interest_jump": 0, "new_items": 0}
+        self._env_steps = 0
+        self._cum_regret = 0.0
+        self._session_len = np.zeros(num_envs, dtype=np.int64)
+        self._reset_window()
+
+    def _reset_window(self) -> None:
+        k = self._topics.shape[1]
+        self._n = 0
+        self._sums = dict.fromkeys(
+            ("reward", "expected", "oracle", "click", "cold", "oracle_cold", "tracking"), 0.0
+        )
+        self._has_oracle = False
+        self._sessions = 0
+        self._left = 0
+        self._lengths = 0
+        self._events = 0
+        self._seen = np.zeros(len(self._release), dtype=bool)
+        self._rec_mix = np.zeros(k)
+        self._interest_mix = np.zeros(k)
+        self._tracked_rec = np.zeros((self.track_users, k))
+        self._steps_in_window = 0
+
+    # ------------------------------------------------------------------------------ per step
+    def record(self, r: StepRecord) -> None:
+        """Account for one vector step."""
+        b = self.num_envs
+        info = r.info
+        actions = r.actions.reshape(b, -1)  # (B, k)
+        items_topics = self._topics[actions].mean(axis=1)  # (B, K) topic mix shown to each user
+        self._n += b
+        self._steps_in_window += 1
+        self._env_steps += b
+        s = self._sums
+        s["reward"] += float(r.reward.sum())
+        s["click"] += float((info["clicked_item"] >= 0).sum())
+        expected = np.asarray(info["expected_reward"], dtype=np.float64)
+        s["expected"] += float(expected.sum())
+        if "oracle_expected_reward" in info:
+            self._has_oracle = True
+            oracle = np.asarray(info["oracle_expected_reward"], dtype=np.float64)
+            s["oracle"] += float(oracle.sum())
+            self._cum_regret += float((oracle - expected).mean())
+            oracle_items = np.asarray(info["oracle_action"]).reshape(b, -1)
+            s["oracle_cold"] += float(self._recent(oracle_items, r.clock).mean(axis=1).sum())
+        s["cold"] += float(self._recent(actions, r.clock).mean(axis=1).sum())
+        preferred = _softmax(self.interest_weight * np.asarray(info["interests"]))  # (B, K)
+        s["tracking"] += float(0.5 * np.abs(items_topics - preferred).sum(axis=1).sum())
+        self._rec_mix += items_topics.sum(axis=0)
+        self._interest_mix += preferred.sum(axis=0)
+        self._tracked_rec += items_topics[: self.track_users]
+        self._seen[actions.ravel()] = True
+        events = np.bitwise_or.reduce(np.asarray(info["drift_events"], dtype=np.int64))
+        self._events |= int(events)
+        if events & DriftEvent.POPULATION_SHIFT:
+            self.events.append({"step": int(r.clock), "kind": "population_shift"})
+        if events & DriftEvent.NEW_ITEMS:
+            self.event_counts["new_items"] += 1
+        self.event_counts["interest_jump"] += int(
+            (np.asarray(info["drift_events"]) & DriftEvent.INTEREST_JUMP).astype(bool).sum()
+        )
+        self._session_len += 1
+        done = r.terminated | r.truncated
+        if done.any():
+            self._sessions += int(done.sum())
+            self._left += int(r.terminated.sum())
+            self._lengths += int(self._session_len[done].sum())
+            self._session_len[done] = 0
+        if self._steps_in_window >= self.log_every:
+            self._flush(r, preferred)
+
+    def _recent(self, items: NDArray[np.int64], clock: int) -> NDArray[np.bool_]:
+        rel = self._release[items]
+        return (rel > 0) & (rel > clock - self.cold_start_window)
+
+    def _diversity(self, obs: NDArray[np.float32]) -> float:
+        lay = self.layout
+        ids = obs[:, lay.item_ids].astype(np.int64)  # (B, H)
+        mask = obs[:, lay.mask] > 0.5  # (B, H)
+        vec = self._unit_topics[ids] * mask[..., None]  # (B, H, K)
+        gram = np.einsum("bhk,bgk->bhg", vec, vec)  # (B, H, H) cosine similarities
+        n = mask.sum(axis=1)  # (B,)
+        pairs = n * (n - 1)
+        off = gram.sum(axis=(1, 2)) - (vec * vec).sum(axis=(1, 2))  # sum over h != g
+        ok = pairs > 0
+        if not ok.any():
+            return float("nan")
+        return float((1.0 - off[ok] / pairs[ok]).mean())
+
+    def _flush(self, r: StepRecord, preferred: NDArray[np.float64]) -> None:
+        s, n = self._sums, max(self._n, 1)
+        oracle = s["oracle"] / n if self._has_oracle else float("nan")
+        expected = s["expected"] / n
+        released = int((self._release <= r.clock).sum())
+        row = {
+            "step": int(r.clock),
+            "env_steps": self._env_steps,
+            "reward": s["reward"] / n,
+            "expected_reward": expected,
+            "oracle_reward": oracle,
+            "normalized_reward": expected / oracle if self._has_oracle and oracle > 0 else np.nan,
+            "regret": oracle - expected if self._has_oracle else float("nan"),
+            "cum_regret": self._cum_regret if self._has_oracle else float("nan"),
+            "click_rate": s["click"] / n,
+            "sessions": self._sessions,
+            "churn": self._left / self._sessions if self._sessions else float("nan"),
+            "session_length": self._lengths / self._sessions if self._sessions else float("nan"),
+            "diversity": self._diversity(r.next_observation),
+            "coverage": float(self._seen.sum()) / max(released, 1),
+            "cold_start_share": s["cold"] / n,
+            "oracle_cold_start_share": s["oracle_cold"] / n if self._has_oracle else float("nan"),
+            "tracking_error": s["tracking"] / n,
+            "drift_event": self._events,
+        }
+        self.rows.append(row)
+        t = self.topic_rows
+        t["steps"].append(np.asarray(r.clock))
+        t["rec_mix"].append(self._rec_mix / n)
+        t["interest_mix"].append(self._interest_mix / n)
+        t["tracked_interest"].append(preferred[: self.track_users].copy())
+        t["tracked_rec"].append(self._tracked_rec / max(self._steps_in_window, 1))
+        if self.attention_fn is not None:
+            obs0 = np.asarray(r.next_observation[0], dtype=np.float32)
+            lay = self.layout
+            ids = obs0[lay.item_ids].astype(np.int64)
+            mask = obs0[lay.mask] > 0.5
+            a = self.attention_rows
+            a["steps"].append(int(r.clock))
+            a["weights"].append(np.asarray(self.attention_fn(obs0), dtype=np.float64))
+            a["item_topic"].append(np.where(mask, self._primary[ids], -1))
+            a["feedback"].append(obs0[lay.feedback].astype(np.float64))
+            a["mask"].append(mask)
+        self._reset_window()
+
+    # ------------------------------------------------------------------------------ outputs
+    def topics_arrays(self) -> dict[str, NDArray[Any]]:
+        """Arrays for ``topics.npz``."""
+        k = self._topics.shape[1]
+        u = self.track_users
+        t = self.topic_rows
+        w = len(t["steps"])
+        return {
+            "steps": np.asarray(t["steps"], dtype=np.int64).reshape(w),
+            "topic_names": np.asarray(self.catalog.topic_names, dtype=str),
+            "rec_mix": np.asarray(t["rec_mix"]).reshape(w, k),
+            "interest_mix": np.asarray(t["interest_mix"]).reshape(w, k),
+            "tracked_interest": np.asarray(t["tracked_interest"]).reshape(w, u, k),
+            "tracked_rec": np.asarray(t["tracked_rec"]).reshape(w, u, k),
+        }
+
+    def attention_arrays(self) -> dict[str, NDArray[Any]] | None:
+        """Arrays for ``attention.npz`` (None without an attention function)."""
+        if self.attention_fn is None or not self.attention_rows["steps"]:
+            return None
+        a = self.attention_rows
+        return {
+            "steps": np.asarray(a["steps"], dtype=np.int64),
+            "weights": np.stack(a["weights"]),
+            "item_topic": np.stack(a["item_topic"]).astype(np.int64),
+            "feedback": np.stack(a["feedback"]),
+            "mask": np.stack(a["mask"]),
+            "topic_names": np.asarray(self.catalog.topic_names, dtype=str),
+        }

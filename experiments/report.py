@@ -1,0 +1,302 @@
+"""A Markdown report of an experiment directory: plots per scenario and a summary table.
+
+:func:`write_report` loads the complete runs of ``EXP/`` (skipping interrupted ones with a
+warning), draws per scenario the adaptation, regret, recovery, interest-drift and (for attention
+agents) attention plots as PNGs, and writes ``report.md`` next to them (by default in ``EXP/``
+itself), linking them relatively. :func:`write_figures` writes the PNGs only.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from driftrec.experiments.analysis import (
+    RECOVERY_EVENT_KINDS,
+    Run,
+    aggregate,
+    format_table,
+    load_runs,
+    summary_table,
+)
+from driftrec.experiments.plots import (
+    plot_adaptation,
+    plot_attention,
+    plot_interest_drift,
+    plot_recovery,
+    plot_regret,
+    save_figure,
+)
+
+__all__ = ["write_report", "write_figures", "summary_text", "PREFERRED_AGENT"]
+
+PREFERRED_AGENT = "attention-ppo"
+"""The agent whose interest-drift and attention plots the report shows when it was run."""
+
+_BASELINE_NAMES = ("random", "oracle")
+
+
+def summary_text(rows: Sequence[Mapping[str, Any]]) -> str:
+    """The summary table as aligned plain text (for printing in a terminal)."""
+    return format_table(rows, markdown=False)
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    try:
+        with tmp.open("x", encoding="utf-8") as f:
+            f.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _featured_agent(agents: Sequence[str]) -> str:
+    """attention-ppo if present, else the first agent that is neither random nor the oracle."""
+    agents = sorted(agents)
+    if PREFERRED_AGENT in agents:
+        return PREFERRED_AGENT
+    for candidates in (
+        [a for a in agents if a not in _BASELINE_NAMES],
+        [a for a in agents if a != "random"],
+        agents,
+    ):
+        if candidates:
+            return candidates[0]
+    raise ValueError("no agents")
+
+
+def _scenario_events(runs: Sequence[Run]) -> list[dict[str, Any]]:
+    """The distinct (step, kind) events of the runs of one scenario, sorted by step."""
+    seen: dict[tuple[int, str], dict[str, Any]] = {}
+    for run in runs:
+        for event in run.events:
+            seen.setdefault((int(event["step"]), str(event.get("kind", "event"))), event)
+    return [seen[k] for k in sorted(seen)]
+
+
+def _values(runs: Sequence[Run], key: str) -> list[Any]:
+    out: list[Any] = []
+    for run in runs:
+        value = run.config.get(key)
+        if value not in out:
+            out.append(value)
+    return out
+
+
+def _fmt_value(value: Any) -> str:
+    if value is None:
+        return "–"
+    if isinstance(value, str):
+        return f"`{value}`"
+    if isinstance(value, int) and not isinstance(value, bool):
+        return f"{value:,}"
+    return str(value)
+
+
+def _join(values: Sequence[Any]) -> str:
+    return ", ".join(_fmt_value(v) for v in values)
+
+
+def _what_was_run(exp_dir: Path, runs: Sequence[Run]) -> list[str]:
+    scenarios = sorted({r.scenario for r in runs})
+    agents = sorted({r.agent for r in runs})
+    seeds = sorted({r.seed for r in runs})
+    lines = [
+        "## What was run",
+        "",
+        f"- Experiment directory: `{exp_dir}` ({len(runs)} complete runs)",
+        f"- Scenarios: {_join(scenarios)}",
+        f"- Agents: {_join(agents)}",
+        f"- Seeds: {_join(seeds)}",
+        f"- Global steps per run: {_join(_values(runs, 'total_steps'))}; "
+        f"users per step (num_envs): {_join(_values(runs, 'num_envs'))}; "
+        f"metrics logged every {_join(_values(runs, 'log_every'))} global steps",
+        f"- Environment: {_join(_values(runs, 'env_id'))}",
+    ]
+    frozen = [v for v in _values(runs, "frozen_at") if v is not None]
+    if frozen:
+        lines.append(f"- Learning frozen at global step: {_join(frozen)}")
+    lines += [
+        "",
+        "| scenario | agents | seeds per agent | population events (step) |",
+        "|---|---|---:|---|",
+    ]
+    for scenario in scenarios:
+        group = [r for r in runs if r.scenario == scenario]
+        per_agent: dict[str, int] = {}
+        for r in group:
+            per_agent[r.agent] = per_agent.get(r.agent, 0) + 1
+        counts = sorted(set(per_agent.values()))
+        events = _scenario_events(group)
+        ev_text = (
+            ", ".join(f"{e['kind'].replace('_', ' ')} @ {int(e['step']):,}" for e in events)
+            or "none"
+        )
+        lines.append(
+            f"| `{scenario}` | {', '.join(sorted(per_agent))} | "
+            f"{'/'.join(str(c) for c in counts)} | {ev_text} |"
+        )
+    lines.append("")
+    return lines
+
+
+def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
+    return [
+        "## How to read the adaptation plot",
+        "",
+        "The adaptation plot shows, for each agent, the *normalized reward* over global steps: "
+        "the expected reward of the agent's recommendations divided by the expected reward of "
+        "the privileged one-step oracle (which sees the users' hidden interests and picks the "
+        "best item for the next step) in the same window. 1.0 means as good as the oracle; the "
+        "random agent shows the floor. The line is the mean over seeds and the shaded band its "
+        "95% confidence interval (Student t). Dashed vertical lines mark population-level "
+        "drift events (e.g. a population shift of the users' interests). "
+        "*Recovery time* after an event is the number of global steps from the event until the "
+        f"first logging window from which the normalized reward stays at or above "
+        f"{fraction:g} × its pre-event level (the mean over the last {pre_windows} windows "
+        f"ending at or before the event) for {sustain} consecutive windows; a run that never "
+        "gets there (before the next event or the end of the run) counts as *not recovered* "
+        "(censored) and is left out of the mean. The regret plot shows the cumulative "
+        "expected-reward gap to the oracle.",
+        "",
+    ]
+
+
+def _write_figures(
+    runs: Sequence[Run],
+    rows: Sequence[Mapping[str, Any]],
+    out: Path,
+    *,
+    smooth: int,
+) -> dict[str, list[tuple[str, Path]]]:
+    """Draw and save every figure; ``{scenario: [(caption, png path), ...]}``."""
+    out.mkdir(parents=True, exist_ok=True)
+    figures: dict[str, list[tuple[str, Path]]] = {}
+    for scenario in sorted({r.scenario for r in runs}):
+        group = [r for r in runs if r.scenario == scenario]
+        events = _scenario_events(group)
+        images = figures.setdefault(scenario, [])
+
+        ax = plot_adaptation(
+            aggregate(group, "normalized_reward", smooth=smooth),
+            events,
+            title=f"Adaptation to drift: {scenario}",
+        )
+        path = save_figure(ax.figure, out / f"adaptation_{scenario}.png")
+        images.append(("Normalized reward (reward / oracle) over global steps", path))
+
+        if all("cum_regret" in r.metrics for r in group):
+            ax = plot_regret(
+                aggregate(group, "cum_regret"), events, title=f"Cumulative regret: {scenario}"
+            )
+            path = save_figure(ax.figure, out / f"regret_{scenario}.png")
+            images.append(("Cumulative regret over global steps", path))
+
+        scen_rows = [r for r in rows if r["scenario"] == scenario]
+        measured = any(
+            e["n_recovered"] + e["n_censored"] > 0 for r in scen_rows for e in r["recovery"]
+        )  # else no event had enough windows before it: every cell reads n/a
+        if measured and any(e.get("kind") in RECOVERY_EVENT_KINDS for e in events):
+            ax = plot_recovery(scen_rows, title=f"Recovery after population events: {scenario}")
+            path = save_figure(ax.figure, out / f"recovery_{scenario}.png")
+            images.append(("Recovery time per agent and event", path))
+
+        featured = _featured_agent(sorted({r.agent for r in group}))
+        with_topics = [r for r in group if r.agent == featured and r.topics is not None]
+        if with_topics:
+            run = min(with_topics, key=lambda r: r.seed)
+            axes = plot_interest_drift(run)
+            path = save_figure(axes[0].figure, out / f"interest_drift_{scenario}__{featured}.png")
+            images.append(
+                (f"Interest drift vs recommendations ({featured}, seed {run.seed})", path)
+            )
+
+        with_attention = [r for r in group if r.attention is not None]
+        if with_attention:
+            run = min(with_attention, key=lambda r: (r.agent != PREFERRED_AGENT, r.agent, r.seed))
+            ax = plot_attention(run, title=f"Attention of the user token: {scenario} / {run.agent}")
+            path = save_figure(ax.figure, out / f"attention_{scenario}.png")
+            images.append((f"Attention over the history ({run.agent}, seed {run.seed})", path))
+    return figures
+
+
+def write_figures(
+    exp_dir: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    smooth: int = 1,
+    fraction: float = 0.9,
+    pre_windows: int = 5,
+    sustain: int = 2,
+) -> list[Path]:
+    """Write the PNGs of :func:`write_report` (without ``report.md``); return their paths.
+
+    ``out_dir`` defaults to ``exp_dir``.
+    """
+    exp_dir = Path(exp_dir)
+    runs = load_runs(exp_dir)
+    rows = summary_table(runs, fraction=fraction, pre_windows=pre_windows, sustain=sustain)
+    out = Path(out_dir) if out_dir is not None else exp_dir
+    figures = _write_figures(runs, rows, out, smooth=smooth)
+    return [path for images in figures.values() for _, path in images]
+
+
+def write_report(
+    exp_dir: str | Path,
+    *,
+    out_dir: str | Path | None = None,
+    title: str | None = None,
+    smooth: int = 1,
+    fraction: float = 0.9,
+    pre_windows: int = 5,
+    sustain: int = 2,
+) -> Path:
+    """Write ``report.md`` and its PNGs for the experiment in ``exp_dir``; return its path.
+
+    Per scenario: ``adaptation_<scenario>.png``, ``regret_<scenario>.png``,
+    ``recovery_<scenario>.png`` (when the scenario has population events with enough windows
+    before them to measure recovery),
+    ``interest_drift_<scenario>__<agent>.png`` (agent ``attention-ppo`` if run, else the first
+    agent other than random/oracle; when its run recorded topics) and
+    ``attention_<scenario>.png`` (when a run recorded attention). ``out_dir`` (defaults to
+    ``exp_dir``) receives the PNGs and ``report.md``; ``smooth`` is the moving-average window
+    of the adaptation curves; ``fraction``, ``pre_windows`` and ``sustain`` define recovery
+    (see :func:`~driftrec.experiments.analysis.recovery_time`). Incomplete runs are skipped
+    with a warning.
+    """
+    exp_dir = Path(exp_dir)
+    runs = load_runs(exp_dir)
+    out = Path(out_dir) if out_dir is not None else exp_dir
+    rows = summary_table(runs, fraction=fraction, pre_windows=pre_windows, sustain=sustain)
+    figures = _write_figures(runs, rows, out, smooth=smooth)
+    report = out / "report.md"
+    sections: list[str] = []
+    for scenario, images in figures.items():
+        sections += [f"## Scenario `{scenario}`", ""]
+        for caption, path in images:
+            link = Path(os.path.relpath(path, report.parent)).as_posix()
+            sections += [f"![{caption}]({link})", ""]
+
+    heading = title if title is not None else f"driftrec experiment: {exp_dir.resolve().name}"
+    lines = [f"# {heading}", ""]
+    lines += _what_was_run(exp_dir, runs)
+    lines += _how_to_read(fraction, pre_windows, sustain)
+    lines += sections
+    lines += [
+        "## Summary",
+        "",
+        "Mean ± 95% confidence interval over seeds. *reward/oracle*: normalized reward over the "
+        "whole run, before the first population event and after it. *recovery #k*: steps to "
+        "recover after the k-th population event (mean over the seeds that recovered; the others "
+        f"are counted as not recovered; n/a: fewer than {pre_windows} windows before the "
+        "event).",
+        "",
+        format_table(rows),
+    ]
+    _atomic_write_text(report, "\n".join(lines))
+    return report

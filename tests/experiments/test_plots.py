@@ -1,0 +1,254 @@
+"""Tests of driftrec.experiments.plots on in-memory runs: PNGs, titles, labels, legends."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import matplotlib.image as mpimg
+import numpy as np
+import pytest
+from matplotlib.figure import Figure
+
+from driftrec.experiments.analysis import Curve, Recovery, Run, Stat, aggregate, summary_table
+from driftrec.experiments.plots import (
+    agent_colors,
+    plot_adaptation,
+    plot_attention,
+    plot_interest_drift,
+    plot_recovery,
+    plot_regret,
+    save_figure,
+)
+
+STEPS = np.arange(1, 21, dtype=np.float64) * 50.0  # 20 windows of 50 steps, 50..1000
+EVENTS = [{"step": 500, "kind": "population_shift"}]
+TOPICS = np.array(["news", "sport", "music", "film", "games", "food", "travel", "tech"])
+
+
+def make_run(agent: str, seed: int, *, level: float = 0.8, attention: bool = False) -> Run:
+    """A hand-made run: reward dips at the event (step 500) and recovers; 8 topics, 2 users."""
+    w, k, h = len(STEPS), len(TOPICS), 6
+    nr = np.full(w, level) - 0.01 * seed
+    nr[10:13] = [level * 0.4, level * 0.6, level * 0.85]  # windows ending 550, 600, 650
+    metrics = {
+        "step": STEPS.copy(),
+        "normalized_reward": nr,
+        "cum_regret": np.cumsum(np.full(w, 1.0 - level)) * 50,
+    }
+    t = np.linspace(0, 1, w)[:, None]
+    interest = np.where(np.arange(k) < 4, 1.0 - t, t) + 0.1 * np.arange(k)
+    interest /= interest.sum(axis=1, keepdims=True)
+    rec = np.roll(interest, 2, axis=0)
+    topics = {
+        "steps": STEPS.copy(),
+        "topic_names": TOPICS,
+        "rec_mix": rec,
+        "interest_mix": interest,
+        "tracked_interest": np.stack([interest, interest[:, ::-1]], axis=1),
+        "tracked_rec": np.stack([rec, rec[:, ::-1]], axis=1),
+    }
+    att = None
+    if attention:
+        weights = np.tile(np.linspace(0.05, 0.3, h), (w, 1))
+        weights[:3, :2] = 0.0  # padding at the start
+        item_topic = np.tile(np.arange(h) % k, (w, 1))
+        item_topic[:3, :2] = -1
+        feedback = (np.add.outer(np.arange(w), np.arange(h)) % 3 == 0).astype(np.float64)
+        att = {
+            "steps": STEPS.copy(),
+            "weights": weights,
+            "item_topic": item_topic,
+            "feedback": feedback,
+            "mask": item_topic >= 0,
+            "topic_names": TOPICS,
+        }
+    config = {"scenario": "shift", "agent": agent, "seed": seed, "log_every": 50}
+    return Run(
+        path=Path(f"/nonexistent/shift__{agent}__{seed}"),
+        config=config,
+        metrics=metrics,
+        events=list(EVENTS),
+        topics=topics,
+        attention=att,
+    )
+
+
+@pytest.fixture(scope="module")
+def runs() -> list[Run]:
+    """Three agents (oracle, random, linucb) x 3 seeds."""
+    levels = {"linucb": 0.8, "oracle": 1.0, "random": 0.3}
+    return [make_run(a, s, level=lv) for a, lv in levels.items() for s in range(3)]
+
+
+def check_png(path: Path, min_bytes: int = 5_000) -> None:
+    """The PNG exists, is bigger than min_bytes and is not a uniform image."""
+    assert path.is_file()
+    assert path.stat().st_size > min_bytes
+    image = mpimg.imread(path)
+    assert image.ndim == 3 and image.shape[0] > 100 and image.shape[1] > 100
+    assert float(image[..., :3].var()) > 0.0
+
+
+def legend_texts(ax) -> list[str]:
+    """The texts of the axes' legend."""
+    legend = ax.get_legend()
+    assert legend is not None
+    return [t.get_text() for t in legend.get_texts()]
+
+
+def test_agent_colors_fixed() -> None:
+    """oracle black, random grey, others by sorted name regardless of input order."""
+    colors = agent_colors(["zeta", "oracle", "alpha", "random"])
+    assert colors["oracle"] == "black" and colors["random"] == "#7f7f7f"
+    assert colors == agent_colors(["random", "alpha", "zeta", "oracle"])
+    assert colors["alpha"] != colors["zeta"]
+
+
+def test_plot_adaptation(runs: list[Run], tmp_path: Path) -> None:
+    """Adaptation plot: labels, legend per agent plus the event, y from 0 to 1.05, a PNG."""
+    curves = aggregate(runs, "normalized_reward")
+    ax = plot_adaptation(curves, EVENTS, title="Adaptation: shift")
+    assert ax.get_title() == "Adaptation: shift"
+    assert ax.get_xlabel() == "global step"
+    assert ax.get_ylabel() == "reward / oracle"
+    texts = legend_texts(ax)
+    assert texts == ["linucb (n=3)", "oracle (n=3)", "random (n=3)", "population shift"]
+    assert ax.get_ylim() == pytest.approx((0.0, 1.05))
+    oracle_line = [ln for ln in ax.get_lines() if ln.get_label() == "oracle (n=3)"][0]
+    assert oracle_line.get_color() == "black"
+    assert any(ln.get_xdata()[0] == 500 and ln.get_linestyle() == "--" for ln in ax.get_lines())
+    check_png(save_figure(ax.figure, tmp_path / "adaptation.png"))
+
+
+def test_plot_adaptation_default_title_and_existing_axes() -> None:
+    """Draws on a given Axes and sets the default title."""
+    fig = Figure()
+    ax = fig.add_subplot()
+    curve = Curve(STEPS, np.full(20, 0.5), np.full(20, 0.4), np.full(20, 0.6), 2, np.full(20, 2))
+    assert plot_adaptation({"x": curve}, [], ax=ax, ylabel="ratio") is ax
+    assert ax.get_title() == "Adaptation to drift" and ax.get_ylabel() == "ratio"
+
+
+def test_plot_regret(runs: list[Run], tmp_path: Path) -> None:
+    """Regret plot: labels, legend, a PNG."""
+    ax = plot_regret(aggregate(runs, "cum_regret"), EVENTS)
+    assert ax.get_title() == "Cumulative regret"
+    assert ax.get_xlabel() == "global step" and ax.get_ylabel() == "cumulative regret"
+    assert "linucb (n=3)" in legend_texts(ax)
+    check_png(save_figure(ax.figure, tmp_path / "regret.png"))
+
+
+def test_plot_recovery_from_rows(runs: list[Run], tmp_path: Path) -> None:
+    """Recovery bars from summary rows: one bar per agent, labels and a PNG."""
+    rows = summary_table(runs, pre_windows=5)
+    assert rows[0]["recovery"][0]["n_recovered"] == 3
+    ax = plot_recovery(rows)
+    assert ax.get_title() == "Recovery after drift events"
+    assert ax.get_xlabel() == "agent"
+    assert ax.get_ylabel() == "recovery time (global steps)"
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["linucb", "oracle", "random"]
+    assert len(ax.patches) == 3
+    check_png(save_figure(ax.figure, tmp_path / "recovery.png"))
+
+
+def test_plot_recovery_censored_is_hatched_and_annotated(tmp_path: Path) -> None:
+    """All-censored agents get a hatched bar and a 'not recovered' note."""
+    never = Recovery(math.nan, True, 0.8, 0.4, 500.0)
+    data = {
+        "a": {500: [Recovery(150.0, False, 0.8, 0.5, 500.0), never]},
+        "b": {500: [never, never]},
+    }
+    ax = plot_recovery(data, title="Recovery: shift")
+    assert ax.get_title() == "Recovery: shift"
+    hatched = [p for p in ax.patches if p.get_hatch()]
+    assert len(hatched) == 1 and hatched[0].get_height() == pytest.approx(500.0)
+    notes = [t.get_text() for t in ax.texts]
+    assert "1/2\nnot recovered" in notes and "2/2\nnot recovered" in notes
+    assert "not recovered (lower bound)" in legend_texts(ax)
+    check_png(save_figure(ax.figure, tmp_path / "recovery_censored.png"))
+
+
+def test_plot_recovery_without_events() -> None:
+    """Rows without events give a note instead of bars."""
+    row = {"scenario": "calm", "agent": "x", "recovery": []}
+    ax = plot_recovery([row])
+    assert [t.get_text() for t in ax.texts] == ["no population events"]
+
+
+def test_plot_recovery_two_events_legend() -> None:
+    """Two events give two bars per agent and a legend naming the event steps."""
+    entry = {"steps": Stat(100.0, 50.0, 150.0, 3), "n_recovered": 3, "n_censored": 0}
+    row = {
+        "scenario": "s",
+        "agent": "x",
+        "recovery": [dict(entry, event_step=500), dict(entry, event_step=1500)],
+    }
+    ax = plot_recovery([row])
+    assert len(ax.patches) == 2
+    assert legend_texts(ax) == ["event 1 @ 500", "event 2 @ 1,500"]
+
+
+def test_plot_interest_drift(tmp_path: Path) -> None:
+    """Three panels with titles and labels; top 6 topics plus 'other' in the legend."""
+    run = make_run("linucb", 0)
+    axes = plot_interest_drift(run)
+    assert len(axes) == 3
+    assert axes[0].get_title() == "population's preferred topics"
+    assert axes[1].get_title() == "recommended topics (linucb)"
+    assert axes[2].get_title() == "tracked users: dominant topic"
+    assert all(ax.get_xlabel() == "global step" for ax in axes)
+    assert axes[0].get_ylabel() == "share" and axes[2].get_ylabel() == "topic"
+    texts = legend_texts(axes[1])
+    assert len(texts) == 7 and texts[0] == "other"  # top of the stack first
+    assert legend_texts(axes[2])[:2] == ["user 0: preferred", "user 0: recommended"]
+    check_png(save_figure(axes[0].figure, tmp_path / "interest.png"))
+
+
+def test_plot_interest_drift_without_users_or_topics() -> None:
+    """No tracked users: two panels; no topics: ValueError."""
+    run = make_run("linucb", 0)
+    assert run.topics is not None
+    run.topics["tracked_interest"] = np.zeros((len(STEPS), 0, len(TOPICS)))
+    run.topics["tracked_rec"] = np.zeros((len(STEPS), 0, len(TOPICS)))
+    assert len(plot_interest_drift(run)) == 2
+    run.topics = None
+    with pytest.raises(ValueError, match="no topics"):
+        plot_interest_drift(run)
+
+
+def test_plot_attention(tmp_path: Path) -> None:
+    """Attention heatmap: labels, click legend, a PNG."""
+    ax = plot_attention(make_run("attention-ppo", 0, attention=True))
+    assert ax.get_title() == "Attention of the user token (attention-ppo, user 0)"
+    assert ax.get_xlabel() == "global step"
+    assert ax.get_ylabel() == "history position (oldest → newest)"
+    assert legend_texts(ax) == ["click"]
+    check_png(save_figure(ax.figure, tmp_path / "attention.png"))
+
+
+def test_plot_attention_without_data_raises() -> None:
+    """A run without attention data is a clear ValueError."""
+    with pytest.raises(ValueError, match="no attention.npz"):
+        plot_attention(make_run("linucb", 0))
+
+
+def test_save_figure_is_atomic_and_closes(tmp_path: Path) -> None:
+    """save_figure leaves only the PNG (no temp file) and creates parent dirs."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots()
+    ax.plot([0, 1], [0, 1])
+    out = save_figure(fig, tmp_path / "sub" / "line.png")
+    assert out == tmp_path / "sub" / "line.png"
+    assert [p.name for p in (tmp_path / "sub").iterdir()] == ["line.png"]
+    assert not plt.fignum_exists(fig.number)
+    check_png(out, min_bytes=1_000)
+
+
+def test_plot_recovery_undefined_is_na() -> None:
+    """An event without enough pre-event windows shows 'n/a' instead of a bar."""
+    entry = {"steps": Stat(math.nan, math.nan, math.nan, 0), "n_recovered": 0, "n_censored": 0}
+    row = {"scenario": "s", "agent": "x", "recovery": [dict(entry, event_step=20)]}
+    ax = plot_recovery([row])
+    assert [t.get_text() for t in ax.texts] == ["n/a"]
