@@ -554,7 +554,9 @@ def _check_item_table(
     if release_step is None:
         release = torch.zeros(n, dtype=torch.long)
     else:
-        release = torch.as_tensor(release_step)
+        release = torch.as_tensor(
+            np.array(release_step) if isinstance(release_step, np.ndarray) else release_step
+        )
         if release.shape != (n,):
             raise ValueError(
                 f"'release_step' must have shape ({n},) like the item table (got "
