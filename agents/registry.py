@@ -1,24 +1,11 @@
 """Every agent by name, built for an env config and ready for ``run_online``.
 
-==========================  ========================================================================
-name                        agent
-==========================  ========================================================================
-``random``                  uniform over released items
-``popularity``              online click counts, decayed by 0.99 per step
-``oracle``                  privileged: greedy on the true click probability (one-step upper bound)
-``epsilon-greedy``          per-item click rates, 10% exploration, decay 0.99
-``linucb``                  LinUCB on the language-model item embeddings (+ history interaction)
-``linucb-discounted``       D-LinUCB (discount 0.99 per step): forgets, so it tracks drift
-``linucb-window``           sliding-window LinUCB (last 5,000 observations)
-``thompson``                linear Thompson sampling on the same features
-``attention-ppo``           PPO with the attention recommender over language-model embeddings
-``attention-a2c``           A2C with the same policy
-``attention-maskable-ppo``  sb3-contrib MaskablePPO with the same policy and the env's action masks
-``attention-dqn``           DQN with the attention recommender as Q-network (single-item only)
-``id-ppo``                  the ablation: the same attention PPO with learned item-id embeddings
-                            and no language model
-``mlp-ppo``                 SB3's default ``MlpPolicy`` PPO on the flat observation
-==========================  ========================================================================
+The names and what each agent is are in :data:`AGENT_DESCRIPTIONS` (``driftrec agents`` prints
+them): bandit baselines (``random``, ``popularity``, the privileged ``oracle``,
+``epsilon-greedy``, ``linucb`` and its discounted / sliding-window variants, ``thompson``) act in a
+:class:`~driftrec.envs.gym_env.DriftRecVectorEnv`; SB3 agents (``attention-ppo`` and its A2C,
+MaskablePPO and DQN variants, the ``id-ppo`` ablation, ``mlp-ppo``) in a
+:class:`~driftrec.envs.sb3.DriftRecSB3VecEnv`.
 
 The SB3 agents' defaults come from two small sweeps (Stationary and AbruptShift; see
 ``BENCHMARKS.md``): a small, fast recommender (width 32, one layer, two heads, score temperature
@@ -39,6 +26,8 @@ from numpy.typing import NDArray
 from driftrec.envs.config import EnvConfig
 
 __all__ = [
+    "AGENT_DESCRIPTIONS",
+    "needs_text_embeddings",
     "AGENT_NAMES",
     "BANDIT_AGENTS",
     "SB3_AGENTS",
@@ -79,6 +68,29 @@ _BANDIT_DEFAULTS: dict[str, dict[str, Any]] = {
     },
 }
 _TEXT_FEATURE_AGENTS = ("linucb", "linucb-discounted", "linucb-window", "thompson")
+
+AGENT_DESCRIPTIONS: dict[str, str] = {
+    "random": "uniform over released items",
+    "popularity": "online click counts, decayed by 0.99 per step",
+    "oracle": "PRIVILEGED: greedy on the true click probability (one-step upper bound)",
+    "epsilon-greedy": "per-item click rates, 10% exploration, decay 0.99",
+    "linucb": "LinUCB on the language-model item embeddings (+ history interaction)",
+    "linucb-discounted": "D-LinUCB (discount 0.99 per step): forgets, so it tracks drift",
+    "linucb-window": "sliding-window LinUCB (last 5,000 observations)",
+    "thompson": "linear Thompson sampling on the same features",
+    "attention-ppo": "PPO with the attention recommender over language-model embeddings",
+    "attention-a2c": "A2C with the same policy",
+    "attention-maskable-ppo": "sb3-contrib MaskablePPO with the same policy and action masks",
+    "attention-dqn": "DQN with the attention recommender as Q-network (single-item only)",
+    "id-ppo": "ablation: the same attention PPO with item-id embeddings, no language model",
+    "mlp-ppo": "SB3's default MlpPolicy PPO on the flat observation",
+}
+
+
+def needs_text_embeddings(name: str) -> bool:
+    """True when agent ``name`` scores items with the language-model text embeddings."""
+    return name in _TEXT_FEATURE_AGENTS or name.startswith("attention-")
+
 
 ATTENTION_DEFAULTS: dict[str, Any] = {
     "embed_dim": 32,

@@ -118,6 +118,15 @@ class ItemTableSpec:
         return table, np.asarray(catalog.release_step)
 
 
+def _require_item_table(item_table: ItemTableSpec | None) -> ItemTableSpec:
+    if item_table is None:
+        raise ValueError(
+            "AttentionRecommenderPolicy needs policy_kwargs['item_table']; build the "
+            "policy_kwargs with driftrec.agents.sb3_policy.recommender_policy_kwargs(env)"
+        )
+    return item_table
+
+
 def _attention_config(value: AttentionConfig | Mapping[str, Any] | None) -> AttentionConfig:
     if value is None:
         return AttentionConfig()
@@ -214,12 +223,7 @@ class _RecommenderPolicyMixin:
         ortho_init: bool = False,
         **kwargs: Any,
     ) -> None:
-        if item_table is None:
-            raise ValueError(
-                "AttentionRecommenderPolicy needs policy_kwargs['item_table']; build the "
-                "policy_kwargs with driftrec.agents.sb3_policy.recommender_policy_kwargs(env)"
-            )
-        self.item_table = item_table
+        self.item_table = _require_item_table(item_table)
         self.attention = _attention_config(attention)
         self.value_hidden = value_hidden
         kwargs.setdefault("features_extractor_class", FlattenExtractor)
@@ -318,12 +322,7 @@ class AttentionDQNPolicy(DQNPolicy):
         attention: AttentionConfig | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> None:
-        if item_table is None:
-            raise ValueError(
-                "AttentionRecommenderPolicy needs policy_kwargs['item_table']; build the "
-                "policy_kwargs with driftrec.agents.sb3_policy.recommender_policy_kwargs(env)"
-            )
-        self.item_table = item_table
+        self.item_table = _require_item_table(item_table)
         self.attention = _attention_config(attention)
         super().__init__(observation_space, action_space, lr_schedule, *args, **kwargs)
 

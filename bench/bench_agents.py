@@ -97,6 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seconds", type=float, default=20.0, help="time per PPO cell")
     parser.add_argument("--json", help="write results here (atomically)")
+    parser.add_argument(
+        "--embeddings", help="a .npy of the 1,000 item embeddings (default: encode the texts)"
+    )
     args = parser.parse_args(argv)
     configure_torch(args.threads)
     print(
@@ -121,13 +124,14 @@ def main(argv: list[str] | None = None) -> int:
             results["forward"].append({"config": label, "items": n, "seconds": s})
             print(f"| {label} | {n:,} | {s * 1e3:.2f} | {256 / s:,.0f} |", flush=True)
 
-    from driftrec.agents.text_encoder import encode_catalog
-    from driftrec.envs.gym_env import DriftRecEnv
-
-    emb = encode_catalog(DriftRecEnv().catalog.texts())
     with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "emb.npy")
-        np.save(path, emb)
+        path = args.embeddings
+        if path is None:
+            from driftrec.agents.text_encoder import encode_catalog
+            from driftrec.envs.gym_env import DriftRecEnv
+
+            path = os.path.join(tmp, "emb.npy")
+            np.save(path, encode_catalog(DriftRecEnv().catalog.texts()))
         print("\n## PPO end-to-end (rollouts + updates), Stationary, 1,000 items")
         print("| config | envs | env-steps/s |")
         print("|---|---|---|")

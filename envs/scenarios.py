@@ -61,6 +61,14 @@ def _drift(*processes: object) -> DriftConfig:
     return DriftConfig(processes=tuple(processes))  # type: ignore[arg-type]
 
 
+_MIXED_CATALOG = CatalogConfig(new_item_fraction=0.2, release_horizon=10_000)
+_MIXED_DRIFT = _drift(
+    ConsumptionDrift(pull=0.1, push=0.05),
+    Boredom(gain=0.5, decay=0.1),
+    GradualDrift(sigma=0.03, reversion=0.01),
+    AbruptShift(at_steps=(5000,), rate=0.0005),
+    PopulationTrend(amplitude=0.5, period=20_000),
+)
 _SLATE = ChoiceConfig(slate_size=10, no_click_score=3.0)
 _LONG = SessionConfig(max_steps=200)
 
@@ -117,15 +125,9 @@ _ALL = (
         "Everything at once: Ornstein-Uhlenbeck drift, consumption drift, boredom, a population "
         "trend, a scheduled shift at step 5,000 with Poisson jumps, and new items arriving.",
         EnvConfig(
-            catalog=CatalogConfig(new_item_fraction=0.2, release_horizon=10_000),
+            catalog=_MIXED_CATALOG,
             session=_LONG,
-            drift=_drift(
-                ConsumptionDrift(pull=0.1, push=0.05),
-                Boredom(gain=0.5, decay=0.1),
-                GradualDrift(sigma=0.03, reversion=0.01),
-                AbruptShift(at_steps=(5000,), rate=0.0005),
-                PopulationTrend(amplitude=0.5, period=20_000),
-            ),
+            drift=_MIXED_DRIFT,
         ),
     ),
     Scenario(
@@ -137,16 +139,10 @@ _ALL = (
         "SlateMixed",
         "Slates of 10 under the Mixed scenario's drift and new items.",
         EnvConfig(
-            catalog=CatalogConfig(new_item_fraction=0.2, release_horizon=10_000),
+            catalog=_MIXED_CATALOG,
             choice=_SLATE,
             session=SessionConfig(max_steps=200, history_len=30),
-            drift=_drift(
-                ConsumptionDrift(pull=0.1, push=0.05),
-                Boredom(gain=0.5, decay=0.1),
-                GradualDrift(sigma=0.03, reversion=0.01),
-                AbruptShift(at_steps=(5000,), rate=0.0005),
-                PopulationTrend(amplitude=0.5, period=20_000),
-            ),
+            drift=_MIXED_DRIFT,
         ),
     ),
 )

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from collections.abc import Sequence
@@ -191,12 +192,11 @@ def _cmd_scenarios(_: argparse.Namespace) -> int:
 
 
 def _cmd_agents(_: argparse.Namespace) -> int:
-    from driftrec.agents import registry
+    from driftrec.agents.registry import AGENT_DESCRIPTIONS
 
-    doc = registry.__doc__ or ""
-    rows = [line for line in doc.splitlines() if line.startswith("``")]
-    for line in rows:
-        print(line.replace("``", ""))
+    for name, text in AGENT_DESCRIPTIONS.items():
+        print(f"{name:24s} {text}")
+    print("(append '-frozen' to a name to stop its learning at the shift)")
     return 0
 
 
@@ -312,7 +312,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _COMMANDS[args.command](args)
     except (ValueError, TypeError, FileNotFoundError) as exc:
+        if os.environ.get("DRIFTREC_DEBUG"):
+            raise
         print(f"driftrec {args.command}: error: {exc}", file=sys.stderr)
+        print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(

@@ -18,7 +18,6 @@ same grid again skips runs with ``done.json`` (resume) and redoes unfinished one
 
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from collections.abc import Callable
@@ -30,16 +29,12 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from driftrec.agents.online import run_online
-from driftrec.agents.registry import SB3_AGENTS, build_agent
+from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
 from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
 
 __all__ = ["run_one", "run_grid", "is_done", "warm_text_cache"]
-
-_TEXT_AGENTS = ("linucb", "linucb-discounted", "linucb-window", "thompson") + tuple(
-    a for a in SB3_AGENTS if a.startswith("attention")
-)
 
 
 def is_done(run_dir: Path) -> bool:
@@ -57,7 +52,7 @@ def _text_encoder(cfg: ExperimentConfig) -> Any:
 
 def warm_text_cache(cfg: ExperimentConfig) -> None:
     """Encode every scenario's item texts once (before parallel workers would all do it)."""
-    if not any(split_agent_name(a)[0] in _TEXT_AGENTS for a in cfg.agents):
+    if not any(needs_text_embeddings(split_agent_name(a)[0]) for a in cfg.agents):
         return
     from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
     from driftrec.envs.core import cached_catalog
@@ -224,8 +219,3 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True) -> list[Path]:
                 raise
     bar.close()
     return [cfg.run_dir(*r) for r in cfg.runs()]
-
-
-def load_run_config(run_dir: Path) -> dict[str, Any]:
-    """The ``config.json`` of a run."""
-    return json.loads((run_dir / "config.json").read_text())
