@@ -75,7 +75,7 @@ def run_online(
             reset once (SB3 does that on its first ``learn``; see :func:`start`).
         num_steps: vector steps to run (each steps every user slot once). A learning SB3
             on-policy model runs whole rollouts, i.e. ``num_steps`` rounded up to a multiple
-            of its ``n_steps``.
+            of its ``n_steps``; an off-policy one (DQN) stops after exactly ``num_steps``.
         learn: update the agent from the stream; False freezes it.
         on_step: called with a :class:`StepRecord` after every step; returning ``False`` stops.
         deterministic: act greedily (only when not learning SB3 models).
@@ -161,6 +161,7 @@ def _act_sb3(model: Any, num_steps: int, on_step: StepHook | None, deterministic
 
 def _learn_sb3(model: Any, num_steps: int, on_step: StepHook | None) -> int:
     from stable_baselines3.common.callbacks import BaseCallback
+    from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
 
     env = model.get_env()
     done_steps = 0
@@ -173,7 +174,8 @@ def _learn_sb3(model: Any, num_steps: int, on_step: StepHook | None) -> int:
             if on_step is not None:
                 record = StepRecord(
                     _sim_clock(env),
-                    self.locals["obs_tensor"].cpu().numpy(),
+                    # at callback time SB3 (on- and off-policy) has not yet replaced _last_obs
+                    np.asarray(self.model._last_obs),
                     np.asarray(self.locals["actions"]),
                     np.asarray(info["reward"], dtype=np.float64),
                     np.asarray(info["terminated"]),
@@ -182,12 +184,21 @@ def _learn_sb3(model: Any, num_steps: int, on_step: StepHook | None) -> int:
                     info,
                 )
                 if on_step(record) is False:
-                    return False  # SB3 drops the unfinished rollout
+                    return self._stop()
+            if off_policy and done_steps >= num_steps:
+                return self._stop()  # this step's transitions do not reach the replay buffer
             return True
 
-    # SB3 trains on whole rollouts only (stopping a rollout early drops it untrained), so the
-    # model runs ceil(num_steps / n_steps) rollouts; callers align num_steps to n_steps
-    n_steps = int(getattr(model, "n_steps", 1) or 1)
+        def _stop(self) -> bool:
+            # SB3 returns before moving to the new observation: do it here, so a later call
+            # acts on the current users (an unfinished on-policy rollout is dropped)
+            self.model._last_obs = self.locals["new_obs"]
+            return False
+
+    # on-policy algorithms train on whole rollouts only (stopping one early drops it untrained),
+    # so they run ceil(num_steps / n_steps) rollouts; off-policy ones stop at num_steps exactly
+    off_policy = not isinstance(model, OnPolicyAlgorithm)
+    n_steps = 1 if off_policy else int(model.n_steps)
     rollouts = -(-num_steps // n_steps)
     model.learn(
         total_timesteps=rollouts * n_steps * env.num_envs,

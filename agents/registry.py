@@ -155,7 +155,9 @@ def _text_features(env_config: EnvConfig, text_encoder: Any) -> NDArray[np.float
 def _attention_fn(model: Any) -> Callable[[NDArray[np.float32]], NDArray[np.float64]]:
     import torch
 
-    recommender = model.policy.recommender
+    policy = model.policy
+    # actor-critic policies expose it directly; DQN's lives in its Q-network
+    recommender = policy.recommender if hasattr(policy, "recommender") else policy.q_net.recommender
 
     def fn(obs: NDArray[np.float32]) -> NDArray[np.float64]:
         with torch.no_grad():

@@ -134,13 +134,13 @@ class ExperimentConfig:
                 raise ValueError(f"'agent_kwargs' has an unknown agent {key!r}")
         for scenario in self.scenarios:
             self.env_config(scenario)  # validates env_overrides before any work
-        if (
-            any(split_agent_name(a)[1] for a in self.agents)
-            and self.frozen_step(self.scenarios[0]) is None
-        ):
-            raise ValueError(
-                "'-frozen' agents need 'frozen_at' or a scenario with a scheduled shift"
-            )
+        if any(split_agent_name(a)[1] for a in self.agents):
+            for scenario in self.scenarios:
+                if self.frozen_step(scenario) is None:
+                    raise ValueError(
+                        "'-frozen' agents need 'frozen_at' or a scheduled shift in every "
+                        f"scenario (got none for {scenario!r})"
+                    )
 
     @property
     def experiment_dir(self) -> Path:
@@ -159,16 +159,17 @@ class ExperimentConfig:
         """The resolved world of ``scenario``: its preset, ``shift_at`` and ``env_overrides``."""
         cfg = get_scenario(scenario).config
         if self.shift_at is not None:
-            old = cfg.drift.get(AbruptShift)
-            shift = (
-                dataclasses.replace(old, at_steps=(self.shift_at,))
-                if old is not None
-                else AbruptShift(at_steps=(self.shift_at,))
-            )
-            procs = tuple(p for p in cfg.drift.processes if not isinstance(p, AbruptShift))
-            cfg = dataclasses.replace(
-                cfg, drift=DriftConfig(processes=(*procs, shift), seed=cfg.drift.seed)
-            )
+            procs = cfg.drift.processes
+            if cfg.drift.get(AbruptShift) is None:
+                procs = (*procs, AbruptShift(at_steps=(self.shift_at,)))
+            else:  # replace the schedule in place: processes run in their configured order
+                procs = tuple(
+                    dataclasses.replace(p, at_steps=(self.shift_at,))
+                    if isinstance(p, AbruptShift)
+                    else p
+                    for p in procs
+                )
+            cfg = dataclasses.replace(cfg, drift=DriftConfig(processes=procs, seed=cfg.drift.seed))
         return cfg.with_overrides(**dict(self.env_overrides)) if self.env_overrides else cfg
 
     def frozen_step(self, scenario: str) -> int | None:

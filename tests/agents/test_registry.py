@@ -1,0 +1,137 @@
+"""Tests of driftrec.agents.registry: every agent by name, built on a tiny world and run online."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from driftrec.agents.online import StepRecord, run_online
+from driftrec.agents.registry import (
+    AGENT_NAMES,
+    ATTENTION_DEFAULTS,
+    BANDIT_AGENTS,
+    PPO_DEFAULTS,
+    SB3_AGENTS,
+    build_agent,
+)
+from driftrec.envs.config import EnvConfig
+
+torch.set_num_threads(1)
+
+B = 4
+STEPS = 16
+
+
+@pytest.fixture(autouse=True)
+def _shared_text_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One text-embedding cache for the session: the packaged MiniLM encodes each catalog once."""
+    monkeypatch.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
+
+
+def _names() -> list[Any]:
+    return list(AGENT_NAMES)
+
+
+def test_name_tables() -> None:
+    """AGENT_NAMES is the bandits followed by the SB3 agents, without repeats."""
+    assert AGENT_NAMES == BANDIT_AGENTS + SB3_AGENTS
+    assert len(set(AGENT_NAMES)) == len(AGENT_NAMES) == 14
+
+
+@pytest.mark.parametrize("name", _names())
+def test_every_agent_builds_and_runs_online(name: str, tiny_config: EnvConfig) -> None:
+    """Each agent builds on a 32-item world and run_online runs 16 steps with one hook call each."""
+    built = build_agent(name, tiny_config, num_envs=B, seed=0)
+    assert built.name == name
+    assert built.is_sb3 == (name in SB3_AGENTS)
+    assert built.env.num_envs == B
+    clocks: list[int] = []
+
+    def hook(record: StepRecord) -> None:
+        clocks.append(record.clock)
+        assert record.actions.shape == (B,)
+        assert (record.actions >= 0).all() and (record.actions < 32).all()
+
+    assert run_online(built.agent, built.env, STEPS, on_step=hook) == STEPS
+    assert clocks == list(range(1, STEPS + 1))
+    if built.is_sb3:
+        assert built.agent.num_timesteps == STEPS * B
+        assert built.rollout_steps == {"attention-a2c": 8, "attention-dqn": 1}.get(name, 16)
+    else:
+        assert built.rollout_steps == 1
+    has_attention = name.startswith("attention") or name == "id-ppo"
+    assert (built.attention_fn is not None) == has_attention
+    if built.attention_fn is not None:
+        weights = built.attention_fn(built.env.venv.sim.observation()[0])
+        assert weights.shape == (tiny_config.session.history_len,)
+        assert (weights >= 0).all() and weights.sum() <= 1.0 + 1e-6
+
+
+def test_unknown_name_raises() -> None:
+    """An unknown agent name raises ValueError listing the valid names."""
+    msg = f"'agent' must be one of {list(AGENT_NAMES)} (got 'nope')"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        build_agent("nope", EnvConfig(), num_envs=B, seed=0)
+
+
+def test_sb3_agent_kwargs_reach_algorithm_and_attention(tiny_config: EnvConfig) -> None:
+    """agent_kwargs override the algorithm (learning_rate, n_steps), attention and policy."""
+    built = build_agent(
+        "id-ppo",
+        tiny_config,
+        num_envs=B,
+        seed=0,
+        agent_kwargs={
+            "learning_rate": 1e-3,
+            "n_steps": 4,
+            "attention": {"embed_dim": 16},
+            "policy_kwargs": {"value_hidden": 7},
+        },
+    )
+    model = built.agent
+    assert model.learning_rate == 1e-3
+    assert model.policy.optimizer.param_groups[0]["lr"] == pytest.approx(1e-3)
+    assert model.n_steps == 4 and built.rollout_steps == 4
+    assert model.batch_size == 4 * B  # capped at one rollout
+    assert model.gamma == PPO_DEFAULTS["gamma"] and model.n_epochs == PPO_DEFAULTS["n_epochs"]
+    att = model.policy.recommender.config
+    assert att.embed_dim == 16
+    assert att.num_heads == ATTENTION_DEFAULTS["num_heads"]
+    assert att.score_temperature == ATTENTION_DEFAULTS["score_temperature"]
+    assert att.history_len == tiny_config.session.history_len
+    assert model.policy.value_hidden == 7 and model.policy.value_net[0].out_features == 7
+
+
+def test_attention_agent_uses_the_default_text_encoder(tiny_config: EnvConfig) -> None:
+    """attention-ppo's item table is the packaged MiniLM's (N, 384) unit-norm embeddings."""
+    built = build_agent("attention-ppo", tiny_config, num_envs=B, seed=0)
+    table = built.agent.policy.recommender.item_table.numpy()
+    assert table.shape == (32, 384)
+    np.testing.assert_allclose(np.linalg.norm(table, axis=1), 1.0, atol=1e-4)
+
+
+def test_bandit_agent_kwargs_override_defaults(tiny_config: EnvConfig) -> None:
+    """Bandit agent_kwargs override the registry's defaults (popularity decay 0.99)."""
+    default = build_agent("popularity", tiny_config, num_envs=B, seed=0)
+    assert default.agent.decay == 0.99
+    built = build_agent("popularity", tiny_config, num_envs=B, seed=0, agent_kwargs={"decay": 0.5})
+    assert built.agent.decay == 0.5
+    built.save("/nonexistent/dir/model.zip")  # baselines have no checkpoint: nothing happens
+
+
+def test_same_seed_same_actions(tiny_config: EnvConfig) -> None:
+    """Two builds with the same seed act identically; the env is reset with that seed."""
+    a = build_agent("epsilon-greedy", tiny_config, num_envs=B, seed=3)
+    b = build_agent("epsilon-greedy", tiny_config, num_envs=B, seed=3)
+    out = []
+    for built in (a, b):
+        acts: list[np.ndarray] = []
+        run_online(built.agent, built.env, 8, on_step=lambda r, acts=acts: acts.append(r.actions))
+        out.append(np.stack(acts))
+    np.testing.assert_array_equal(out[0], out[1])

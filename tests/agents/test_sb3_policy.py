@@ -1,0 +1,324 @@
+"""Tests of driftrec.agents.sb3_policy: the attention recommender as an SB3 policy."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from gymnasium import spaces
+from sb3_contrib import MaskablePPO
+from stable_baselines3 import A2C, DQN, PPO
+
+from driftrec.agents.attention import AttentionConfig
+from driftrec.agents.sb3_policy import (
+    AttentionActorCriticPolicy,
+    AttentionDQNPolicy,
+    MaskableAttentionActorCriticPolicy,
+    recommender_policy_kwargs,
+)
+from driftrec.envs.config import EnvConfig
+from driftrec.envs.sb3 import DriftRecSB3VecEnv
+
+torch.set_num_threads(1)
+
+N = 32  # catalog size
+E = 6  # width of the saved random item embeddings
+H = 4  # history length of the single-item world
+B = 4  # user slots
+TINY = AttentionConfig(embed_dim=8, num_heads=2, num_layers=1, ff_dim=16)
+PPO_TINY: dict[str, Any] = {"n_steps": 8, "batch_size": 32, "n_epochs": 1}
+MISSING_TABLE = (
+    "AttentionRecommenderPolicy needs policy_kwargs['item_table']; build the policy_kwargs "
+    "with driftrec.agents.sb3_policy.recommender_policy_kwargs(env)"
+)
+
+
+@pytest.fixture(autouse=True)
+def _shared_text_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One text-embedding cache for the whole session (the default encoder runs once)."""
+    monkeypatch.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
+
+
+@pytest.fixture(scope="module")
+def emb_file(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A saved random (N, E) item-embedding table."""
+    path = tmp_path_factory.mktemp("emb") / "items.npy"
+    np.save(path, np.random.default_rng(0).standard_normal((N, E)).astype(np.float32))
+    return str(path)
+
+
+def _config(slate: int = 1, **overrides: Any) -> EnvConfig:
+    base = EnvConfig().with_overrides(num_items=N, num_topics=4, history_len=H, max_steps=20)
+    if slate > 1:
+        base = base.with_overrides(slate_size=slate, history_len=2 * slate)
+    return base.with_overrides(**overrides) if overrides else base
+
+
+def _env(config: EnvConfig | None = None, seed: int = 0) -> DriftRecSB3VecEnv:
+    return DriftRecSB3VecEnv(B, config if config is not None else _config(), seed=seed)
+
+
+def _ppo(env: DriftRecSB3VecEnv, emb: str | None, seed: int = 0, **kwargs: Any) -> PPO:
+    policy_kwargs = recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb)
+    return PPO(
+        "AttentionRecommenderPolicy",
+        env,
+        policy_kwargs=policy_kwargs,
+        seed=seed,
+        device="cpu",
+        **{**PPO_TINY, **kwargs},
+    )
+
+
+def _params(model: Any) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.policy.state_dict().items()}
+
+
+# --------------------------------------------------------------------------------------------
+def test_discrete_action_shapes(emb_file: str) -> None:
+    """On Discrete(N), predict gives (B,) int item ids in [0, N) and the logits are (B, N)."""
+    env = _env()
+    model = _ppo(env, emb_file)
+    assert isinstance(model.policy, AttentionActorCriticPolicy)
+    assert env.action_space == spaces.Discrete(N)
+    obs = env.reset()
+    actions, _ = model.predict(obs)
+    assert actions.shape == (B,) and np.issubdtype(actions.dtype, np.integer)
+    assert ((actions >= 0) & (actions < N)).all()
+    with torch.no_grad():
+        dist = model.policy.get_distribution(torch.as_tensor(obs))
+    assert dist.distribution.logits.shape == (B, N)
+
+
+def test_slate_action_shapes(emb_file: str) -> None:
+    """On MultiDiscrete([N] * 3), predict gives (B, 3) ids; there are 3 categoricals over N."""
+    env = _env(_config(slate=3))
+    assert env.action_space.shape == (3,)
+    model = _ppo(env, emb_file)
+    obs = env.reset()
+    actions, _ = model.predict(obs)
+    assert actions.shape == (B, 3)
+    assert ((actions >= 0) & (actions < N)).all()
+    with torch.no_grad():
+        dist = model.policy.get_distribution(torch.as_tensor(obs))
+    cats = dist.distribution
+    assert len(cats) == 3 and all(c.probs.shape == (B, N) for c in cats)
+    model.learn(8 * B)  # one rollout trains through evaluate_actions on slates
+    assert model.num_timesteps == 8 * B
+
+
+@pytest.mark.parametrize("slate", [1, 3], ids=["discrete", "slate"])
+def test_unreleased_items_have_zero_probability(emb_file: str, slate: int) -> None:
+    """With half the catalog unreleased at clock 0, those items get probability exactly 0."""
+    cfg = _config(slate=slate, new_item_fraction=0.5, **{"catalog.release_horizon": 10**7})
+    env = _env(cfg)
+    model = _ppo(env, emb_file)
+    release = np.asarray(env.catalog.release_step)
+    unreleased = release > 0
+    assert unreleased.sum() >= N // 4  # the test means something
+    obs = env.reset()
+    assert (obs[:, -1] == 0).all()  # the clock column
+    rows = np.repeat(obs, 64, axis=0)  # (256, D)
+    seen = []
+    for _ in range(4):
+        actions, _ = model.predict(rows)
+        seen.append(np.asarray(actions).ravel())
+    assert not unreleased[np.concatenate(seen)].any()
+    with torch.no_grad():
+        dist = model.policy.get_distribution(torch.as_tensor(obs)).distribution
+    cats = dist if isinstance(dist, list) else [dist]
+    for cat in cats:
+        probs = cat.probs.numpy()
+        assert (probs[:, unreleased] == 0.0).all()
+        assert (probs[:, ~unreleased] > 0.0).all()
+        np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-5)
+
+
+def test_exact_parameter_count(emb_file: str) -> None:
+    """The tiny policy has exactly 1427 parameters (722 recommender + 705 value MLP)."""
+    env = _env()
+    model = _ppo(env, emb_file)
+    # d = 8, heads = 2, ff = 16, H = 4, E = 6, value_hidden = 64 (default), no id embeddings
+    # recommender:
+    #   item_proj   Linear(E, d, bias=False)          6 * 8             =  48
+    #   feedback    Linear(1, d)                       8 + 8             =  16
+    #   position    Embedding(H, d)                    4 * 8             =  32
+    #   user_token  (d,)                                                 =   8
+    #   1 block:    ln_attn 2d                                           =  16
+    #               qkv Linear(d, 3d)                  8 * 24 + 24       = 216
+    #               out Linear(d, d)                   8 * 8 + 8         =  72
+    #               recency_slope (heads,)                               =   2
+    #               ln_mlp 2d                                            =  16
+    #               mlp Linear(d, ff) + Linear(ff, d)  8*16 + 16 + 16*8 + 8 = 280
+    #   final_norm  2d                                                   =  16
+    #   total                                     48+16+32+8+602+16      = 722
+    # value net: Linear(d + 1, 64) + Tanh + Linear(64, 1) = 9*64 + 64 + 64 + 1 = 705
+    # action_net (_SlateLogits) and the FlattenExtractor have none.
+    total = sum(p.numel() for p in model.policy.parameters())
+    rec = sum(p.numel() for p in model.policy.recommender.parameters())
+    value = sum(p.numel() for p in model.policy.value_net.parameters())
+    assert (rec, value, total) == (722, 705, 1427)
+    assert sum(p.numel() for p in model.policy.action_net.parameters()) == 0
+
+
+def test_optimizer_holds_every_parameter(emb_file: str) -> None:
+    """policy.optimizer covers every parameter of the policy exactly once."""
+    model = _ppo(_env(), emb_file)
+    in_opt = [id(p) for g in model.policy.optimizer.param_groups for p in g["params"]]
+    assert len(in_opt) == len(set(in_opt))
+    assert set(in_opt) == {id(p) for p in model.policy.parameters()}
+
+
+def test_item_table_not_in_checkpoint_and_save_load_roundtrip(tmp_path: Path) -> None:
+    """The item table is a non-persistent buffer; save/PPO.load gives identical greedy actions."""
+    # the real default text encoder (packaged MiniLM, cached under $DRIFTREC_CACHE)
+    env = _env()
+    model = _ppo(env, None)
+    rec = model.policy.recommender
+    assert rec.item_table.shape[0] == N and rec.item_table.shape[1] > 1
+    assert "item_table" in dict(rec.named_buffers())
+    keys = model.policy.state_dict().keys()
+    assert not any("item_table" in k or "release_step" in k for k in keys)
+    model.learn(8 * B)
+    obs = env.reset()
+    before, _ = model.predict(obs, deterministic=True)
+    path = tmp_path / "model.zip"
+    model.save(path)
+    loaded = PPO.load(path, env=env, device="cpu")
+    after, _ = loaded.predict(obs, deterministic=True)
+    np.testing.assert_array_equal(before, after)
+    assert torch.equal(loaded.policy.recommender.item_table, rec.item_table)
+    for k, v in model.policy.state_dict().items():
+        assert torch.equal(v, loaded.policy.state_dict()[k]), k
+
+
+def test_same_seed_same_parameters(emb_file: str) -> None:
+    """Two PPO runs with the same seed end with identical parameters; another seed differs."""
+    runs = []
+    for seed in (0, 0, 1):
+        model = _ppo(_env(seed=seed), emb_file, seed=seed)
+        model.learn(2 * 8 * B)
+        runs.append(_params(model))
+    a, b, c = runs
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert not all(torch.equal(a[k], c[k]) for k in a)
+
+
+def test_ids_only_variant() -> None:
+    """ids_only builds without a language model: id embeddings on, a (N, 1) zero text table."""
+    env = _env()
+    kwargs = recommender_policy_kwargs(env, attention=TINY, ids_only=True)
+    assert kwargs["item_table"].ids_only and kwargs["item_table"].text_encoder is None
+    model = PPO("AttentionRecommenderPolicy", env, policy_kwargs=kwargs, seed=0, **PPO_TINY)
+    rec = model.policy.recommender
+    assert rec.config.use_id_embeddings
+    assert rec.id_embedding is not None and rec.id_embedding.num_embeddings == N
+    assert rec.item_table.shape == (N, 1) and not rec.item_table.any()
+    assert rec.id_embedding.weight.abs().sum() > 0  # started apart, not at zero
+    actions, _ = model.predict(env.reset())
+    assert actions.shape == (B,)
+
+
+def test_maskable_ppo_learns_with_unreleased_items(emb_file: str) -> None:
+    """MaskablePPO with the maskable policy learns 64 steps and never picks an unreleased item."""
+    cfg = _config(new_item_fraction=0.5, **{"catalog.release_horizon": 10**7})
+    env = _env(cfg)
+    model = MaskablePPO(
+        "AttentionRecommenderPolicy",
+        env,
+        policy_kwargs=recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb_file),
+        n_steps=16,
+        batch_size=64,
+        n_epochs=1,
+        seed=0,
+    )
+    assert isinstance(model.policy, MaskableAttentionActorCriticPolicy)
+    before = _params(model)
+    model.learn(64)
+    assert model.num_timesteps == 64
+    after = _params(model)
+    assert not all(torch.equal(before[k], after[k]) for k in before)
+    release = np.asarray(env.catalog.release_step)
+    acts = model.rollout_buffer.actions.astype(np.int64).reshape(-1)
+    clocks = model.rollout_buffer.observations[..., -1].reshape(-1)
+    assert (release[acts] <= clocks).all()
+
+
+def test_a2c_short_learn(emb_file: str) -> None:
+    """A2C with the attention policy runs a short learn and updates the parameters."""
+    env = _env()
+    model = A2C(
+        "AttentionRecommenderPolicy",
+        env,
+        policy_kwargs=recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb_file),
+        n_steps=4,
+        seed=0,
+    )
+    assert isinstance(model.policy, AttentionActorCriticPolicy)
+    before = _params(model)
+    model.learn(4 * 4 * B)
+    assert model.num_timesteps == 4 * 4 * B
+    assert not all(torch.equal(before[k], v) for k, v in _params(model).items())
+
+
+def test_dqn_short_learn(emb_file: str) -> None:
+    """DQN with AttentionDQNPolicy learns on Discrete actions; Q-values are (B, N)."""
+    env = _env()
+    model = DQN(
+        "AttentionRecommenderPolicy",
+        env,
+        policy_kwargs=recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb_file),
+        learning_starts=8,
+        batch_size=16,
+        buffer_size=1000,
+        seed=0,
+    )
+    assert isinstance(model.policy, AttentionDQNPolicy)
+    before = _params(model)
+    model.learn(48)
+    assert model.num_timesteps == 48
+    assert not all(torch.equal(before[k], v) for k, v in _params(model).items())
+    obs = env.reset()
+    with torch.no_grad():
+        q = model.q_net(torch.as_tensor(obs))
+    assert q.shape == (B, N) and torch.isfinite(q).all()
+    actions, _ = model.predict(obs, deterministic=True)
+    assert actions.shape == (B,)
+
+
+def test_dqn_rejects_slates(emb_file: str) -> None:
+    """DQN refuses a MultiDiscrete (slate) action space."""
+    env = _env(_config(slate=3))
+    kwargs = recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb_file)
+    with pytest.raises((AssertionError, ValueError), match="MultiDiscrete"):
+        DQN("AttentionRecommenderPolicy", env, policy_kwargs=kwargs)
+
+
+@pytest.mark.parametrize("algo", [PPO, A2C, MaskablePPO, DQN], ids=lambda a: a.__name__)
+def test_missing_item_table_raises(algo: Any) -> None:
+    """Without policy_kwargs['item_table'] every algorithm raises the documented ValueError."""
+    with pytest.raises(ValueError, match=f"^{re.escape(MISSING_TABLE)}$"):
+        algo("AttentionRecommenderPolicy", _env(), policy_kwargs={"attention": TINY})
+
+
+def test_policy_kwargs_on_non_driftrec_object() -> None:
+    """recommender_policy_kwargs on something without a driftrec EnvConfig raises TypeError."""
+    with pytest.raises(TypeError, match="^cannot find a driftrec EnvConfig on 'nope'"):
+        recommender_policy_kwargs("nope")
+    with pytest.raises(TypeError, match="cannot find a driftrec EnvConfig"):
+        recommender_policy_kwargs(object())
+
+
+def test_policy_kwargs_take_history_len_from_env(emb_file: str) -> None:
+    """recommender_policy_kwargs sets attention.history_len to the env's history length."""
+    cfg = _config()
+    kwargs = recommender_policy_kwargs(cfg, attention={"embed_dim": 8, "history_len": 99})
+    assert kwargs["attention"].history_len == H and kwargs["attention"].embed_dim == 8
+    kwargs = recommender_policy_kwargs(_env(), embeddings_file=emb_file, value_hidden=5)
+    assert kwargs["value_hidden"] == 5 and kwargs["item_table"].embeddings_file == emb_file
