@@ -73,12 +73,31 @@ def run_one(
 ) -> Path:
     """Run (or skip, when done) one scenario x agent x seed and write its files.
 
+    numpy's BLAS is limited to one thread for the run: the products here are small, and with
+    parallel runs on a small machine extra BLAS threads only spin against each other.
+
     Returns:
         The run directory.
     """
     run_dir = cfg.run_dir(scenario, agent, seed)
     if is_done(run_dir):
         return run_dir
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        _run(cfg, scenario, agent, seed, run_dir, progress, on_window)
+    return run_dir
+
+
+def _run(
+    cfg: ExperimentConfig,
+    scenario: str,
+    agent: str,
+    seed: int,
+    run_dir: Path,
+    progress: bool,
+    on_window: Callable[[dict[str, float]], None] | None,
+) -> None:
     if run_dir.exists():  # an interrupted run: start it over
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
@@ -173,7 +192,6 @@ def run_one(
             "final_cum_regret": last.get("cum_regret"),
         },
     )
-    return run_dir
 
 
 def _worker(cfg_dict: dict[str, Any], scenario: str, agent: str, seed: int) -> str:
