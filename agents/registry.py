@@ -203,10 +203,10 @@ def build_agent(
 
         env = DriftRecVectorEnv(num_envs, env_config)
         env.reset(seed=seed)
-        features = (
-            _text_features(env_config, text_encoder) if name in _TEXT_FEATURE_AGENTS else None
-        )
         params = {**_BANDIT_DEFAULTS.get(name, {}), **kwargs}
+        features = params.pop("item_features", None)  # e.g. the catalog's topic vectors
+        if features is None and name in _TEXT_FEATURE_AGENTS:
+            features = _text_features(env_config, text_encoder)
         agent = make_baseline(name, env, item_features=features, seed=seed, **params)
         return BuiltAgent(name, agent, env, is_sb3=False, rollout_steps=1)
     return _build_sb3(name, env_config, num_envs, seed, kwargs, text_encoder, torch_threads, device)
