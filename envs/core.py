@@ -34,7 +34,6 @@ from driftrec.envs.catalog import Catalog, build_catalog
 from driftrec.envs.choice import (
     attraction,
     first_occurrence,
-    position_weights,
     sample_choice,
     slate_click_probs,
 )
@@ -147,7 +146,6 @@ class BatchSimulator:
         self._release = np.asarray(cat.release_step, dtype=np.int64)  # (N,)
         self._release_steps = frozenset(np.unique(self._release[self._release > 0]).tolist())
         self._all_released_at = int(self._release.max())
-        self._weights = position_weights(self.slate_size, config.choice.position_bias)
 
         drift = config.drift
         shift = drift.get(AbruptShift)
@@ -164,6 +162,7 @@ class BatchSimulator:
         self._oracle_buf: NDArray[np.float64] | None = None
         self._has_boredom = drift.get(Boredom) is not None
         self._ones_b1 = np.ones((num_users, 1), dtype=bool)
+        self._slots = np.arange(self.slate_size)  # (k,)
 
     # ------------------------------------------------------------------ seeding and resets
     def seed(self, seeds: Sequence[SeedLike]) -> None:
@@ -331,10 +330,11 @@ class BatchSimulator:
         clicked = choice < k
         pos = np.minimum(choice, k - 1)
         rows = self._rows
-        clicked_item = np.where(clicked, slate[rows, pos], -1)
+        picked = slate[rows, pos]  # (B,) the clicked item where there was a click
+        clicked_item = np.where(clicked, picked, -1)
 
         # 2. reward and patience --------------------------------------------------------------
-        clicked_quality = np.where(clicked, self._quality[slate[rows, pos]], 0.0)
+        clicked_quality = np.where(clicked, self._quality[picked], 0.0)
         reward = (
             clicked_quality.copy()
             if cfg.reward.kind == "engagement"
@@ -378,15 +378,19 @@ class BatchSimulator:
         # 4. history -> observation -----------------------------------------------------------
         lay = self.layout
         obs = s.obs
-        for part in (lay.item_ids, lay.feedback, lay.mask):
-            seg = obs[:, part]  # (B, H) view
-            seg[:, :-k] = seg[:, k:]  # numpy buffers overlapping copies
         h = lay.history_len
-        obs[:, h - k : h] = slate
-        fb = np.zeros((b, k), dtype=np.float32)
-        fb[rows[clicked], pos[clicked]] = reward[clicked]
-        obs[:, 2 * h - k : 2 * h] = fb
-        obs[:, 3 * h - k : 3 * h] = 1.0
+        # ids, feedback and mask are three consecutive blocks of H: shift them as one
+        # (B, 3, H) view; numpy buffers the overlapping copy
+        hist = obs[:, : 3 * h].reshape(b, 3, h)
+        hist[:, :, :-k] = hist[:, :, k:]
+        hist[:, 0, -k:] = slate
+        # the reward lands on the clicked slot (reward is 0 without a click)
+        hist[:, 1, -k:] = (
+            reward[:, None]
+            if k == 1
+            else np.where(self._slots == choice[:, None], reward[:, None], 0.0)
+        )
+        hist[:, 2, -k:] = 1.0
         obs[:, lay.progress] = s.t / cfg.session.max_steps
         obs[:, lay.clock] = min(float(new_clock), CLOCK_CAP)
         return StepResult(
