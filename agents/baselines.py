@@ -517,6 +517,9 @@ class _LinearBandit(BaselineAgent):
                     f"pass either 'discount' < 1 or 'window', not both (got discount={discount} "
                     f"and window={window})"
                 )
+        # "linucb" -> "linucb-window" / "linucb-discounted" (likewise "thompson")
+        variant = "-window" if window is not None else "-discounted" if discount < 1.0 else ""
+        self.name = f"{type(self).name}{variant}"
         if feature_dim is not None:
             check_int("feature_dim", feature_dim, 1)
         if projection not in ("svd", "random"):
@@ -724,13 +727,6 @@ class LinUCBAgent(_LinearBandit):
             seed=seed,
         )
         self.alpha = float(alpha)
-        self.name = (
-            "linucb-window"
-            if window is not None
-            else "linucb-discounted"
-            if discount < 1.0
-            else "linucb"
-        )
         d = self.feature_dim
         if personalize and d > 128:
             warnings.warn(
@@ -831,13 +827,6 @@ class LinearThompsonAgent(_LinearBandit):
             seed=seed,
         )
         self.v = float(v)
-        self.name = (
-            "thompson-window"
-            if window is not None
-            else "thompson-discounted"
-            if discount < 1.0
-            else "thompson"
-        )
 
     def _scores(self, obs: SplitObservation, deterministic: bool) -> NDArray[np.float64]:
         a_inv, theta = self._solve()

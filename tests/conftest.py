@@ -35,6 +35,15 @@ def _single_torch_thread() -> Iterator[None]:
     yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _one_blas_thread() -> Iterator[None]:
+    """Run BLAS on one thread: threaded OpenBLAS crawls on small products when cores are busy."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(limits=1, user_api="blas"):
+        yield
+
+
 @pytest.fixture
 def tiny_config() -> EnvConfig:
     """A single-item world with 32 items, 4 topics, history 8 and 20-step sessions."""

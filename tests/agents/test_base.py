@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -30,19 +28,6 @@ PRIVILEGED = {
     "oracle_action",
     "oracle_expected_reward",
 }
-
-
-@pytest.fixture(autouse=True)
-def _one_blas_thread() -> Iterator[None]:
-    """Run BLAS on one thread: threaded OpenBLAS crawls on small products when cores are busy."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover - optional; the tests are only slower without it
-        limits: contextlib.AbstractContextManager[Any] = contextlib.nullcontext()
-    else:
-        limits = threadpool_limits(limits=1, user_api="blas")
-    with limits:
-        yield
 
 
 def _env(num_envs: int = B, **overrides: Any) -> DriftRecVectorEnv:
