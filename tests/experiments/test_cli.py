@@ -186,7 +186,7 @@ def test_demo_wiring(
     assert (quick.num_envs, quick.steps, quick.shift_at) == (8, 128, 64)
     assert len(quick.agents) == 5 and quick.seeds == (0, 1) and quick.name == "demo-quick"
     full = demo.get_config()
-    assert (full.num_envs, full.steps, full.shift_at, full.workers) == (32, 1024, 512, 2)
+    assert (full.num_envs, full.steps, full.shift_at, full.workers) == (32, 1536, 768, 2)
     seen: list[dict[str, Any]] = []
 
     def tiny(**kwargs: Any) -> ExperimentConfig:
