@@ -18,6 +18,7 @@ are slower for these sizes on small shared CPUs).
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import platform
 import statistics
@@ -68,7 +69,12 @@ def forward_latency(num_items: int, config: AttentionConfig, device: str, repeat
 
 
 def ppo_throughput(
-    num_envs: int, attention: dict[str, Any], device: str, seconds: float, embeddings: str
+    num_envs: int,
+    attention: dict[str, Any],
+    device: str,
+    seconds: float,
+    embeddings: str,
+    ppo_kwargs: dict[str, Any] | None = None,
 ) -> float:
     """Env-steps/s of ``PPO.learn`` with the attention policy (after one warm-up rollout)."""
     from stable_baselines3 import PPO
@@ -77,7 +83,7 @@ def ppo_throughput(
     kwargs = recommender_policy_kwargs(
         env, attention=AttentionConfig(**attention), embeddings_file=embeddings
     )
-    params = dict(PPO_DEFAULTS)
+    params = {**PPO_DEFAULTS, **(ppo_kwargs or {})}
     params["batch_size"] = min(params["batch_size"], params["n_steps"] * num_envs)
     model = PPO(
         "AttentionRecommenderPolicy", env, policy_kwargs=kwargs, seed=0, device=device, **params
@@ -99,6 +105,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", help="write results here (atomically)")
     parser.add_argument(
         "--embeddings", help="a .npy of the 1,000 item embeddings (default: encode the texts)"
+    )
+    parser.add_argument(
+        "--ppo-kwargs",
+        type=json.loads,
+        default={},
+        help="PPO settings over the registry defaults, as JSON (e.g. '{\"n_epochs\": 1}')",
     )
     args = parser.parse_args(argv)
     configure_torch(args.threads)
@@ -133,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
             path = os.path.join(tmp, "emb.npy")
             np.save(path, encode_catalog(DriftRecEnv().catalog.texts()))
         print("\n## PPO end-to-end (rollouts + updates), Stationary, 1,000 items")
+        print(f"PPO settings: { ({**PPO_DEFAULTS, **args.ppo_kwargs}) }")
         print("| config | envs | env-steps/s |")
         print("|---|---|---|")
         envs = (16,) if args.quick else (16, 64, 256)
@@ -142,7 +155,8 @@ def main(argv: list[str] | None = None) -> int:
         }
         for label, a in att.items():
             for n in envs:
-                rate = ppo_throughput(n, a, args.device, 3.0 if args.quick else args.seconds, path)
+                seconds = 3.0 if args.quick else args.seconds
+                rate = ppo_throughput(n, a, args.device, seconds, path, args.ppo_kwargs)
                 results["ppo"].append({"config": label, "num_envs": n, "env_steps_per_s": rate})
                 print(f"| {label} | {n} | {rate:,.0f} |", flush=True)
     if args.json:
