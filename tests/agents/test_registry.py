@@ -44,6 +44,15 @@ def test_name_tables() -> None:
     assert len(set(AGENT_NAMES)) == len(AGENT_NAMES) == 14
 
 
+def test_every_agent_is_described() -> None:
+    """AGENT_DESCRIPTIONS (what `driftrec agents` prints) covers exactly the registered names."""
+    from driftrec.agents.registry import AGENT_DESCRIPTIONS
+
+    assert list(AGENT_DESCRIPTIONS) == list(AGENT_NAMES)
+    assert all(text.strip() for text in AGENT_DESCRIPTIONS.values())
+    assert AGENT_DESCRIPTIONS["oracle"].startswith("PRIVILEGED")
+
+
 @pytest.mark.parametrize("name", _names())
 def test_every_agent_builds_and_runs_online(name: str, tiny_config: EnvConfig) -> None:
     """Each agent builds on a 32-item world and run_online runs 16 steps with one hook call each."""
