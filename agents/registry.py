@@ -23,6 +23,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from driftrec.agents.baselines import BASELINE_NAMES
 from driftrec.envs.config import EnvConfig
 
 __all__ = [
@@ -37,16 +38,7 @@ __all__ = [
     "ATTENTION_DEFAULTS",
 ]
 
-BANDIT_AGENTS = (
-    "random",
-    "popularity",
-    "oracle",
-    "epsilon-greedy",
-    "linucb",
-    "linucb-discounted",
-    "linucb-window",
-    "thompson",
-)
+BANDIT_AGENTS = BASELINE_NAMES  # everything make_baseline builds
 SB3_AGENTS = (
     "attention-ppo",
     "attention-a2c",
