@@ -462,7 +462,9 @@ class Calibration:
 
 
 def _topics(log: InteractionLog) -> tuple[tuple[str, ...], NDArray[np.float64]]:
-    names = sorted({g for gs in log.genres for g in gs} | ({"unknown"} if not all(log.genres) else set()))
+    names = sorted(
+        {g for gs in log.genres for g in gs} | ({"unknown"} if not all(log.genres) else set())
+    )
     col = {g: k for k, g in enumerate(names)}
     z = np.zeros((log.num_items, len(names)))
     for i, gs in enumerate(log.genres):
@@ -601,9 +603,9 @@ def calibrate(
     x = mids - mids.mean()
     slope = (x @ (ptheta - ptheta.mean(axis=0))) / (x @ x)  # (K,) per unit of log time
     trend = slope / span_steps
-    user_time = np.bincount(log.user, weights=frac, minlength=n_users)[active] / counts[
-        active
-    ].sum(axis=1)
+    user_time = np.bincount(log.user, weights=frac, minlength=n_users)[active] / counts[active].sum(
+        axis=1
+    )
     interests = theta - np.outer(user_time * span_steps, trend)  # moved back to step 0
 
     # within-user drift: early vs late halves against random halves
@@ -734,7 +736,11 @@ def calibrated_config(
         tmp = summary_path.with_suffix(".json.tmp")
         tmp.write_text(
             json.dumps(
-                {**cal.summary, "quality_weight": cal.quality_weight, "drift_sigma": cal.drift_sigma},
+                {
+                    **cal.summary,
+                    "quality_weight": cal.quality_weight,
+                    "drift_sigma": cal.drift_sigma,
+                },
                 indent=2,
             )
         )
