@@ -712,13 +712,15 @@ def calibrated_config(
     *,
     cache_dir: str | os.PathLike[str] | None = None,
     max_steps: int = 100,
+    calibration: Calibration | None = None,
     **calibrate_kwargs: Any,
 ) -> EnvConfig:
     """An :class:`EnvConfig` of the world fitted to ``log`` (files cached by the log's hash).
 
     The catalog (JSONL), the fitted users (``.npz``) and ``summary.json`` go to
     ``<cache_dir>/<hash>/`` (default ``$DRIFTREC_CACHE/calibrated`` or
-    ``~/.cache/driftrec/calibrated``). The env then needs only those files.
+    ``~/.cache/driftrec/calibrated``). The env then needs only those files. Pass
+    ``calibration`` (the result of ``calibrate(log, **calibrate_kwargs)``) to skip refitting.
     """
     key_src = json.dumps(
         {"log": log.fingerprint(), "fit": _FIT_VERSION, **calibrate_kwargs}, sort_keys=True
@@ -729,7 +731,7 @@ def calibrated_config(
         d / "catalog.jsonl", d / "population.npz", d / "summary.json"
     )  # fmt: skip
     if not summary_path.is_file():
-        cal = calibrate(log, **calibrate_kwargs)
+        cal = calibration if calibration is not None else calibrate(log, **calibrate_kwargs)
         d.mkdir(parents=True, exist_ok=True)
         save_catalog(cal.catalog, catalog_path)
         save_population(cal.population, population_path)
