@@ -212,6 +212,7 @@ def export_minari(
             dataset_id,
             buffers,
             env=spec,
+            eval_env=spec,
             algorithm_name=f"driftrec:{agent}" + ("" if learn else " (frozen)"),
             author=author or "driftrec export",
             description=(
