@@ -63,8 +63,9 @@ def run_grid_ray(
 
     Args:
         cfg: the grid. ``workers`` is ignored: Ray schedules as many tasks as it has CPUs.
-        address: a Ray cluster (``"auto"``, ``"ray://head:10001"``); None starts (or reuses)
-            a local Ray.
+        address: a running Ray cluster (``"auto"`` from one of its nodes, or the head's
+            ``"host:6379"``); None starts a local Ray. A Ray already initialised in this
+            process is used as it is.
         num_cpus: CPUs of a local Ray started here (None: all of this machine's).
         progress: show a progress bar over runs.
         on_run_done: called on the driver with each finished run's directory.
@@ -89,9 +90,9 @@ def run_grid_ray(
     if todo and not ray.is_initialized():
         env_vars = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
         env_vars.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
-        init: dict[str, Any] = {"runtime_env": {"env_vars": env_vars}, "include_dashboard": False}
-        if address is None:
-            init["num_cpus"] = num_cpus
+        init: dict[str, Any] = {"runtime_env": {"env_vars": env_vars}}
+        if address is None:  # a local Ray for this grid
+            init.update(num_cpus=num_cpus, include_dashboard=False)
         ray.init(address=address, **init)
         started_here = True
     bar = tqdm(total=len(runs), initial=len(runs) - len(todo), desc=cfg.name, unit="run",
