@@ -255,7 +255,10 @@ def _number(path: Path, lineno: int, field: str, cell: str, kind: type) -> Any:
 
 def recbole_movielens_dir() -> Path | None:
     """recbole's packaged ``ml-100k`` directory, found without importing recbole, or None."""
-    spec = importlib.util.find_spec("recbole")
+    try:
+        spec = importlib.util.find_spec("recbole")
+    except (ImportError, ValueError):  # a broken or blocked installation
+        return None
     if spec is None or not spec.submodule_search_locations:
         return None
     for root in spec.submodule_search_locations:
