@@ -88,6 +88,7 @@ from driftrec.envs.config import (
 )
 from driftrec.envs.drift import GradualDrift
 from driftrec.envs.population import EmpiricalPopulation, save_population
+from driftrec.experiments.io import atomic_write_text
 
 __all__ = [
     "InteractionLog",
@@ -253,6 +254,24 @@ def _number(path: Path, lineno: int, field: str, cell: str, kind: type) -> Any:
         ) from None
 
 
+def _read_tab_ratings(path: Path, *, header: bool) -> list[tuple[str, str, float, int]]:
+    """``user<TAB>item<TAB>rating<TAB>timestamp`` lines (after a header line if ``header``)."""
+    rows = []
+    lines = _read_lines(path)
+    for lineno, line in enumerate(lines[1:] if header else lines, start=2 if header else 1):
+        if not line.strip():
+            continue
+        cells = line.split("\t")
+        if len(cells) != 4:
+            raise LogDataError(
+                f"{path}, line {lineno}: expected 4 tab-separated fields "
+                f"(user, item, rating, timestamp) (got {len(cells)})"
+            )
+        rating = _number(path, lineno, "rating", cells[2], float)
+        rows.append((cells[0], cells[1], rating, _number(path, lineno, "timestamp", cells[3], int)))
+    return rows
+
+
 def recbole_movielens_dir() -> Path | None:
     """recbole's packaged ``ml-100k`` directory, found without importing recbole, or None."""
     try:
@@ -277,19 +296,7 @@ def _load_recbole(d: Path) -> InteractionLog:
             raise LogDataError(f"{item_path}, line {lineno}: expected 4 tab-separated fields")
         iid, title, year, genres = cells
         items.append((iid, f"{title} ({year})" if year else title, tuple(genres.split())))
-    rows = []
-    for lineno, line in enumerate(_read_lines(inter_path)[1:], start=2):
-        cells = line.split("\t")
-        if len(cells) != 4:
-            raise LogDataError(f"{inter_path}, line {lineno}: expected 4 tab-separated fields")
-        rows.append(
-            (
-                cells[0],
-                cells[1],
-                _number(inter_path, lineno, "rating", cells[2], float),
-                _number(inter_path, lineno, "timestamp", cells[3], int),
-            )
-        )
+    rows = _read_tab_ratings(inter_path, header=True)
     return _build_log(
         rows, items, kind="rating", value_range=(1.0, 5.0), source=str(d), items_path=str(item_path)
     )
@@ -326,24 +333,7 @@ def load_grouplens(path: str | os.PathLike[str]) -> InteractionLog:
             )
         genres = tuple(g for g, f in zip(genre_names, flags, strict=True) if f == "1")
         items.append((cells[0], cells[1].strip() or f"item {cells[0]}", genres))
-    rows = []
-    for lineno, line in enumerate(_read_lines(data_path), start=1):
-        if not line.strip():
-            continue
-        cells = line.split("\t")
-        if len(cells) != 4:
-            raise LogDataError(
-                f"{data_path}, line {lineno}: expected 4 tab-separated fields "
-                f"(user, item, rating, timestamp) (got {len(cells)})"
-            )
-        rows.append(
-            (
-                cells[0],
-                cells[1],
-                _number(data_path, lineno, "rating", cells[2], float),
-                _number(data_path, lineno, "timestamp", cells[3], int),
-            )
-        )
+    rows = _read_tab_ratings(data_path, header=False)
     return _build_log(
         rows, items, kind="rating", value_range=(1.0, 5.0), source=str(d), items_path=str(item_path)
     )
@@ -738,18 +728,12 @@ def calibrated_config(
         d.mkdir(parents=True, exist_ok=True)
         save_catalog(cal.catalog, catalog_path)
         save_population(cal.population, population_path)
-        tmp = summary_path.with_suffix(".json.tmp")
-        tmp.write_text(
-            json.dumps(
-                {
-                    **cal.summary,
-                    "quality_weight": cal.quality_weight,
-                    "drift_sigma": cal.drift_sigma,
-                },
-                indent=2,
-            )
-        )
-        os.replace(tmp, summary_path)  # written last: the cache entry is complete
+        summary = {
+            **cal.summary,
+            "quality_weight": cal.quality_weight,
+            "drift_sigma": cal.drift_sigma,
+        }
+        atomic_write_text(summary_path, json.dumps(summary, indent=2))  # last: entry complete
     summary = json.loads(summary_path.read_text())
     sigma = float(summary["drift_sigma"])
     return EnvConfig(

@@ -18,16 +18,16 @@ repository.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import io
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from numpy.typing import NDArray
+
+from driftrec.experiments.io import atomic_write_bytes
 
 __all__ = ["EmpiricalPopulation", "load_population", "save_population"]
 
@@ -100,7 +100,6 @@ def save_population(population: EmpiricalPopulation, path: str | os.PathLike[str
     target = Path(path)
     if target.suffix != ".npz":
         raise ValueError(f"'path' must end with '.npz' (got {str(path)!r})")
-    target.parent.mkdir(parents=True, exist_ok=True)
     buf = io.BytesIO()
     np.savez(
         buf,
@@ -108,17 +107,7 @@ def save_population(population: EmpiricalPopulation, path: str | os.PathLike[str
         trend=population.trend,
         trend_until=np.int64(population.trend_until),
     )
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(buf.getvalue())
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    atomic_write_bytes(target, buf.getvalue())
     return target
 
 
