@@ -204,7 +204,12 @@ def export_minari(
             )
         )
     spec = gym.spec(sc.env_id)
-    spec = dataclasses.replace(spec, kwargs={**spec.kwargs, **overrides})
+    # the session limit as max_episode_steps too: d3rlpy.datasets.get_minari needs one
+    spec = dataclasses.replace(
+        spec,
+        kwargs={**spec.kwargs, **overrides},
+        max_episode_steps=env_config.session.max_steps,
+    )
     with _datasets_path(data_path), warnings.catch_warnings():
         # Minari recommends a code link and an e-mail; neither is known here
         warnings.filterwarnings("ignore", "`(code_permalink|author_email)` is set to None")

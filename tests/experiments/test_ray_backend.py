@@ -82,8 +82,8 @@ def test_cli_run_backend_ray(local_ray: None, tmp_path: Path) -> None:
     from driftrec.experiments.cli import main
 
     args = ["run", "--scenarios", "Stationary", "--agents", "random", "--seeds", "0",
-            "--steps", "10", "--log-every", "5", "--num-envs", "4", "--out-dir", str(tmp_path), "--name", "c",
-            "--no-progress"]  # fmt: skip
+            "--steps", "10", "--log-every", "5", "--num-envs", "4", "--out-dir", str(tmp_path),
+            "--name", "c", "--no-progress"]  # fmt: skip
     assert main([*args, "--backend", "ray"]) == 0
     assert is_done(tmp_path / "c" / "Stationary__random__0")
     assert main([*args, "--address", "auto"]) == 2
