@@ -6,8 +6,9 @@
 * **Distributions.** Genre share and item share (popularity) of the held-out interactions vs
   (a) the simulated users' own choices over the whole released catalog (the multinomial logit
   the fit assumes), (b) the clicks the simulator produces under uniformly random
-  recommendations (``env.step``), and two references: the training period's shares ("the past
-  repeats") and a uniform choice over the catalog (no preferences). Distances are
+  recommendations (``env.step``), and three references: the same choice model without user
+  interests (quality alone), the training period's shares ("the past repeats") and a uniform
+  choice over the catalog (no preferences). Distances are
   Jensen-Shannon divergences in bits (0 = equal, 1 = disjoint).
 * **Policy order.** Popularity (training counts), genre match (the items whose genres best
   match what the user consumed, ties by popularity) and random, each recommending slates of 10
@@ -187,18 +188,21 @@ def validate(
     popularity = np.bincount(train.item, minlength=train.num_items).astype(np.float64)
     test_items = np.bincount(test.item, minlength=test.num_items).astype(np.float64)
     test_genres = test_items @ topics
-    uniform = cal.catalog.released(cal.span_steps).astype(np.float64)
     rates, free_share, clicks = _simulate(
         config, cal.catalog, popularity, cal.span_steps, num_users=num_users, steps=steps,
         seed=seed,
     )  # fmt: skip
     rng = np.random.default_rng(seed)
     replay = _replay(train, test, topics, popularity, 10, rng)
+    released = cal.catalog.released(cal.span_steps)
+    bias = np.where(released, cal.quality_weight * (cal.catalog.quality - 0.5), -np.inf)
+    quality_only = np.exp(bias - bias.max())  # (N,) the same choice model without interests
     sources = {
         "sim_free_choice": free_share,
         "sim_random_clicks": clicks,
+        "quality_only": quality_only,
         "train_period": popularity,
-        "uniform_catalog": uniform,
+        "uniform_catalog": released.astype(np.float64),
     }
     divergence = {
         name: {
