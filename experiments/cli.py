@@ -327,8 +327,14 @@ def _add_export_parser(sub: Any) -> None:
     p.add_argument("--steps", type=int, default=400, help="global steps (default: 400)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--no-learn", action="store_true", help="the agent acts without learning")
-    p.add_argument("--env-overrides", type=json.loads, help='JSON, e.g. \'{"num_items": 200}\'')
+    p.add_argument("--env-overrides", type=json.loads, help="JSON, e.g. '{\"num_items\": 200}'")
     p.add_argument("--data-path", help="Minari datasets root (default: MINARI_DATASETS_PATH)")
+    p.add_argument(
+        "--info-keys",
+        type=lambda v: tuple(x for x in v.split(",") if x),
+        default=("click_prob", "expected_reward", "clicked_item"),
+        help="info fields kept per step (default: %(default)s)",
+    )
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
@@ -346,6 +352,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             learn=not args.no_learn,
             env_overrides=args.env_overrides,
             data_path=args.data_path,
+            info_keys=args.info_keys,
         )
     except ImportError as exc:
         print(f"driftrec export: error: {exc}", file=sys.stderr)

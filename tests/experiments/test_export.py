@@ -23,13 +23,15 @@ def data_path(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "minari"
 
 
-def test_export_cuts_one_episode_per_session(data_path: Path) -> None:
+@pytest.mark.parametrize("agent", ["random", "mlp-ppo"])
+def test_export_cuts_one_episode_per_session(data_path: Path, agent: str) -> None:
     """Every episode is one user's session: it ends in exactly one terminal or truncated step,
-    observations are one longer than actions, and the steps add up to users x steps."""
+    observations are one longer than actions, and the steps add up to users x steps (for a
+    bandit baseline and for an SB3 agent learning while it collects)."""
     ds = export_minari(
-        "driftrec/Stationary/random-v0",
+        f"driftrec/Stationary/{agent}-v0",
         scenario="Stationary",
-        agent="random",
+        agent=agent,
         num_envs=4,
         steps=30,
         env_overrides=SMALL,
@@ -74,9 +76,12 @@ def test_export_is_deterministic(tmp_path: Path) -> None:
 def test_export_cli_and_bad_info_key(data_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """The CLI writes the dataset and prints its size; an unknown info key names the field."""
     code = main(["export", "--scenario", "Stationary", "--agent", "random", "--num-envs", "2",
+                 "--info-keys", "clicked_item,oracle_expected_reward",
                  "--steps", "6", "--env-overrides", '{"num_items": 40}'])  # fmt: skip
     assert code == 0
     assert "driftrec/Stationary/random-v0: " in capsys.readouterr().out
+    ep = next(minari.load_dataset("driftrec/Stationary/random-v0").iterate_episodes())
+    assert sorted(ep.infos) == ["clicked_item", "oracle_expected_reward"]
     with pytest.raises(ValueError, match="'info_keys' must name fields of the env's info"):
         export_minari("driftrec/x/y-v0", scenario="Stationary", num_envs=2, steps=2,
                       env_overrides=SMALL, info_keys=("nope",))  # fmt: skip
