@@ -113,7 +113,7 @@ MOVIELENS_INSTALL_HINT = (
 MOVIELENS_ENV_VAR = "DRIFTREC_MOVIELENS"
 """A directory in GroupLens's layout (``u.data``, ``u.item``) to use instead of recbole's copy."""
 
-_FIT_VERSION = "1"  # bump when the fitting changes (it is part of the cache key)
+_FIT_VERSION = "2"  # bump when the fitting changes (it is part of the cache key)
 GROUPLENS_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
@@ -476,38 +476,62 @@ def _fit_choice(
     prior_precision: float,
     mean: NDArray[np.float64] | None = None,
     quality_weight: float | None = None,
-    iters: int = 300,
+    iters: int = 40,
 ) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
     """MAP multinomial-logit fit of one interest vector per row of ``counts``.
 
     ``counts`` (G, N) holds how often group ``g`` chose item ``i``. Returns ``(theta (G, K),
     m (K,), w)``: interests centred per row, the prior mean (fitted unless given) and the
-    quality weight (fitted unless given). Gradient ascent with per-row step ``1 / (n_g a^2 +
-    prior_precision)`` (a Newton-like scaling; the objective is concave).
+    quality weight (fitted unless given). Block-coordinate damped Newton steps on the concave
+    objective: each row's deviation from ``m`` (one ``K x K`` system per row), then ``m`` pooled
+    over rows, then ``w``. On MovieLens-100k the interests move by at most 0.011 between 40
+    and 80 steps.
     """
     g, k = counts.shape[0], z.shape[1]
     n = counts.sum(axis=1)  # (G,)
     zc = counts @ z  # (G, K) chosen topic totals
-    qc = counts @ (quality - 0.5)  # (G,)
-    theta = np.zeros((g, k))
+    qd = quality - 0.5  # (N,)
+    qc = counts @ qd  # (G,)
+    zz = (z[:, :, None] * z[:, None, :]).reshape(len(z), k * k)  # (N, K*K) outer products
+    eye = np.eye(k)
+    delta = np.zeros((g, k))  # theta = m + delta, the prior is on delta
     m = np.zeros(k) if mean is None else mean.copy()
     w = 0.0 if quality_weight is None else quality_weight
     a = interest_weight
-    step = 1.0 / (n * a * a * 0.5 + prior_precision)  # (G,)
-    for _ in range(iters):
-        s = a * theta @ z.T + w * (quality - 0.5)  # (G, N) attraction
+
+    def moments() -> tuple[Any, Any, Any]:
+        s = a * (m + delta) @ z.T + w * qd  # (G, N) attraction
         s -= s.max(axis=1, keepdims=True)
         p = np.exp(s)
         p /= p.sum(axis=1, keepdims=True)
-        grad = a * (zc - n[:, None] * (p @ z)) - prior_precision * (theta - m)  # (G, K)
-        grad -= grad.mean(axis=1, keepdims=True)  # stay centred (the level is not identified)
-        theta += step[:, None] * grad
+        ez = p @ z  # (G, K) expected topic vector of a choice
+        cov = (p @ zz).reshape(g, k, k) - ez[:, :, None] * ez[:, None, :]  # (G, K, K)
+        return p, a * (zc - n[:, None] * ez), (a * a) * n[:, None, None] * cov
+
+    def damped(step: Any) -> Any:  # at most 0.5 per entry: full steps overshoot on rare topics
+        return step / np.maximum(1.0, 2.0 * np.abs(step).max(axis=-1, keepdims=True))
+
+    for _ in range(iters):
+        # each user's deviation (one K x K Newton system per user)
+        _, grad, hess = moments()
+        step = np.linalg.solve(
+            hess + prior_precision * eye, (grad - prior_precision * delta)[..., None]
+        )
+        delta += damped(step[..., 0])
+        delta -= delta.mean(axis=1, keepdims=True)  # the level is not identified: centre it
+        if mean is not None and quality_weight is not None:
+            continue
+        # the population mean, pooled over users (moves every user at once)
+        p, grad, hess = moments()
         if mean is None:
-            m = theta.mean(axis=0)
+            m += damped(np.linalg.solve(hess.sum(axis=0) + 1e-6 * eye, grad.sum(axis=0)))
+            m -= m.mean()
         if quality_weight is None:
-            gw = float((qc - n * (p @ (quality - 0.5))).sum())
-            hw = float((n * (p @ (quality - 0.5) ** 2)).sum()) + 1.0
-            w += 0.5 * gw / hw
+            eq = p @ qd  # (G,)
+            gw = float((qc - n * eq).sum())
+            hw = float((n * (p @ qd**2 - eq**2)).sum()) + 1e-9
+            w += float(np.clip(gw / hw, -1.0, 1.0))
+    theta = m + delta
     return theta, m, float(w)
 
 
