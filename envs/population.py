@@ -14,6 +14,10 @@ capped at ``trend_until`` (the trend is only known over the span of the log). Th
 an ``.npz`` file named by :attr:`driftrec.envs.config.EnvConfig.population_path`, written with
 :func:`save_population`; it is derived data and belongs in a cache directory, not in a
 repository.
+
+The generated world's processes keep using the generated population mean: an ``AbruptShift``
+jump or a ``PopulationTrend`` moves users toward ``mu(t)`` of :class:`~driftrec.envs.drift.World`,
+not toward the table. The calibrated scenario uses neither.
 """
 
 from __future__ import annotations

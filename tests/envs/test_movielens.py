@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import warnings
 from pathlib import Path
@@ -177,3 +178,18 @@ def test_movielens_scenario_with_the_real_data() -> None:
         warnings.simplefilter("always")
         check_env(env, skip_render_check=True)
     assert [str(w.message) for w in caught] == []
+
+
+def test_population_file_must_match_the_catalog(tmp_path: Path, tiny_config: EnvConfig) -> None:
+    """A population with another topic count, or a missing file, is refused by name."""
+    path = save_population(
+        EmpiricalPopulation(interests=np.zeros((2, 3)), trend=np.zeros(3), trend_until=0),
+        tmp_path / "pop3.npz",
+    )
+    config = dataclasses.replace(tiny_config, population_path=str(path))
+    msg = f"'population_path' has 3 topics but the catalog has 4 (got {str(path)!r})"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        DriftRecEnv(config)
+    missing = dataclasses.replace(tiny_config, population_path=str(tmp_path / "none.npz"))
+    with pytest.raises(FileNotFoundError, match="'population_path' names a file that does not"):
+        DriftRecEnv(missing)
