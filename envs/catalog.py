@@ -73,7 +73,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +81,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from driftrec.atomic import atomic_open
 from driftrec.envs.config import check_float, check_int
 
 if TYPE_CHECKING:
@@ -992,27 +992,18 @@ def save_catalog(catalog: Catalog, path: str | os.PathLike[str]) -> None:
     if target.suffix.lower() != ".jsonl":
         raise ValueError(f"'path' must end with '.jsonl' (got {str(path)!r})")
     names = catalog.topic_names
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for i in range(catalog.num_items):
-                row = catalog.topics[i]
-                record = {
-                    "id": catalog.item_ids[i],
-                    "title": catalog.titles[i],
-                    "description": catalog.descriptions[i],
-                    "topics": {names[j]: float(row[j]) for j in np.flatnonzero(row > 0)},
-                    "quality": float(catalog.quality[i]),
-                    "release_step": int(catalog.release_step[i]),
-                }
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(target, "w") as handle:
+        for i in range(catalog.num_items):
+            row = catalog.topics[i]
+            record = {
+                "id": catalog.item_ids[i],
+                "title": catalog.titles[i],
+                "description": catalog.descriptions[i],
+                "topics": {names[j]: float(row[j]) for j in np.flatnonzero(row > 0)},
+                "quality": float(catalog.quality[i]),
+                "release_step": int(catalog.release_step[i]),
+            }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def build_catalog(config: EnvConfig) -> Catalog:

@@ -264,9 +264,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return _report(args.exp_dir, args.out)
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from driftrec.experiments import bench
+BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_env.py"
+"""The simulator benchmark; it lives with the other benchmarks in the source checkout."""
 
+
+def load_bench() -> Any:
+    """Import ``bench/bench_env.py`` of the checkout this package runs from."""
+    import importlib.util
+
+    if not BENCH_SCRIPT.is_file():
+        raise FileNotFoundError(
+            f"the simulator benchmark {BENCH_SCRIPT} is missing: 'driftrec bench' needs the "
+            "source checkout (an editable install)"
+        )
+    spec = importlib.util.spec_from_file_location("driftrec_bench_env", BENCH_SCRIPT)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  (dataclasses look it up)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    bench = load_bench()
     argv = ["--quick"] if args.quick else []
     if args.json is not None:
         argv += ["--json", str(args.json)]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import math
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +25,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from driftrec.atomic import atomic_open  # noqa: E402
 from driftrec.experiments.analysis import (  # noqa: E402
     Curve,
     Recovery,
@@ -538,15 +538,9 @@ def save_figure(fig: Figure | Axes, path: str | Path, *, dpi: int = 120) -> Path
     if isinstance(fig, Axes):
         fig = fig.figure
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with tmp.open("xb") as f:  # a new file in the same directory (umask permissions)
+        with atomic_open(path, "wb") as f:
             fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         plt.close(fig)
     return path

@@ -9,7 +9,6 @@ itself), linking them relatively. :func:`write_figures` writes the PNGs only.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from driftrec.experiments.analysis import (
     load_runs,
     summary_table,
 )
+from driftrec.experiments.io import atomic_write_text
 from driftrec.experiments.plots import (
     plot_adaptation,
     plot_attention,
@@ -42,17 +42,6 @@ _BASELINE_NAMES = ("random", "oracle")
 def summary_text(rows: Sequence[Mapping[str, Any]]) -> str:
     """The summary table as aligned plain text (for printing in a terminal)."""
     return format_table(rows, markdown=False)
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def _featured_agent(agents: Sequence[str]) -> str:
@@ -298,5 +287,5 @@ def write_report(
         "",
         format_table(rows),
     ]
-    _atomic_write_text(report, "\n".join(lines))
+    atomic_write_text(report, "\n".join(lines))
     return report
