@@ -66,7 +66,6 @@ columns come back in sorted-name order, and a topic that no item uses is not wri
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io

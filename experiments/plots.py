@@ -9,7 +9,6 @@ colours by sorted name (:func:`agent_colors`): ``"oracle"`` black, ``"random"`` 
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
