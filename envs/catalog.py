@@ -262,6 +262,28 @@ class Catalog:
             object.__setattr__(self, "_fingerprint", cached)
         return cached
 
+    def content_fingerprint(self) -> str:
+        """Return a SHA-256 hex digest over everything in the catalog, in item order.
+
+        Unlike :meth:`fingerprint` (ids and texts, the embedding-cache key) it also covers the
+        topic names, topic mixtures, quality and release steps, so reordered or rewritten rows
+        change it. Runs and checkpoints record it to detect a changed catalog.
+        """
+        cached = self.__dict__.get("_content_fingerprint")
+        if cached is None:
+            h = hashlib.sha256(b"driftrec-catalog-content-v1\x00")
+            h.update(self.fingerprint().encode())
+            h.update("\x1f".join(self.topic_names).encode("utf-8"))
+            for array, dtype in (
+                (self.topics, "<f8"),
+                (self.quality, "<f8"),
+                (self.release_step, "<i8"),
+            ):
+                h.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
+            cached = h.hexdigest()
+            object.__setattr__(self, "_content_fingerprint", cached)
+        return cached
+
     def primary_topic(self) -> NDArray[np.int64]:
         """Return the ``(N,)`` arg-max topic of each item (the lowest index on ties)."""
         return np.argmax(self.topics, axis=1).astype(np.int64)

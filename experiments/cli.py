@@ -100,6 +100,11 @@ def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     )
     p.add_argument("--device", help="torch device for SB3 agents (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the finished runs (made with other settings) and start over",
+    )
 
 
 _FIELDS = (
@@ -211,7 +216,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _experiment_config(args, single=True)
     scenario, agent, seed = cfg.runs()[0]
-    run_dir = run_one(cfg, scenario, agent, seed, progress=not args.no_progress)
+    run_dir = run_one(
+        cfg, scenario, agent, seed, progress=not args.no_progress, restart=args.restart
+    )
     from driftrec.experiments.analysis import load_runs, summary_table
     from driftrec.experiments.report import summary_text
 
@@ -235,7 +242,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from driftrec.experiments.runner import run_grid
 
     cfg = _experiment_config(args, single=False)
-    dirs = run_grid(cfg, progress=not args.no_progress)
+    dirs = run_grid(cfg, progress=not args.no_progress, restart=args.restart)
     print(f"{len(dirs)} runs in {cfg.experiment_dir}")
     if args.report:
         return _report(cfg.experiment_dir, None)
@@ -325,15 +332,24 @@ _COMMANDS = {
 }
 
 
+def error_text(exc: BaseException) -> str:
+    """One line for a user error: OS errors name the file and the problem."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else "a file"
+        return f"{where}: {exc.strerror}"
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``driftrec`` console script."""
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError, RuntimeError, AssertionError) as exc:
         if os.environ.get("DRIFTREC_DEBUG"):
             raise
-        print(f"driftrec {args.command}: error: {exc}", file=sys.stderr)
+        print(f"driftrec {args.command}: error: {error_text(exc)}", file=sys.stderr)
         print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
