@@ -33,6 +33,15 @@ __all__ = [
 ]
 
 
+MAX_WEIGHT = 100.0
+"""Upper bound of the choice weights and the interest scale, spread and clip: attraction scores
+stay within about +-1e4, so click probabilities and the oracle stay finite (no NaN)."""
+MAX_PATIENCE = 1e6
+"""Upper bound of the patience parameters."""
+MAX_STEP = 10**9
+"""Upper bound of global-step counts such as ``release_horizon`` (they must fit int64 sums)."""
+
+
 # --------------------------------------------------------------------------------------------
 # validators (attrs-style messages)
 # --------------------------------------------------------------------------------------------
@@ -118,10 +127,10 @@ class CatalogConfig:
         check_int("num_items", self.num_items, 1, 10_000_000)
         check_int("num_topics", self.num_topics, 2, 24)
         check_float("topic_purity", self.topic_purity, 0.5, 1.0)
-        check_float("quality_alpha", self.quality_alpha, 0.0, low_open=True)
-        check_float("quality_beta", self.quality_beta, 0.0, low_open=True)
+        check_float("quality_alpha", self.quality_alpha, 0.0, 1000.0, low_open=True)
+        check_float("quality_beta", self.quality_beta, 0.0, 1000.0, low_open=True)
         check_float("new_item_fraction", self.new_item_fraction, 0.0, 0.99)
-        check_int("release_horizon", self.release_horizon, 1)
+        check_int("release_horizon", self.release_horizon, 1, MAX_STEP)
         check_int("seed", self.seed, 0)
 
 
@@ -156,13 +165,13 @@ class UserConfig:
     max_patience: float = 50.0
 
     def __post_init__(self) -> None:
-        check_float("population_scale", self.population_scale, 0.0)
-        check_float("interest_spread", self.interest_spread, 0.0)
-        check_float("interest_clip", self.interest_clip, 0.0, low_open=True)
-        check_float("patience", self.patience, 0.0, low_open=True)
-        check_float("patience_cost", self.patience_cost, 0.0)
-        check_float("patience_gain", self.patience_gain, 0.0)
-        check_float("max_patience", self.max_patience, 0.0, low_open=True)
+        check_float("population_scale", self.population_scale, 0.0, MAX_WEIGHT)
+        check_float("interest_spread", self.interest_spread, 0.0, MAX_WEIGHT)
+        check_float("interest_clip", self.interest_clip, 0.0, MAX_WEIGHT, low_open=True)
+        check_float("patience", self.patience, 0.0, MAX_PATIENCE, low_open=True)
+        check_float("patience_cost", self.patience_cost, 0.0, MAX_PATIENCE)
+        check_float("patience_gain", self.patience_gain, 0.0, MAX_PATIENCE)
+        check_float("max_patience", self.max_patience, 0.0, MAX_PATIENCE, low_open=True)
         if self.max_patience < self.patience:
             raise ValueError(
                 f"'max_patience' must be >= 'patience' ({self.patience}) (got {self.max_patience})"
@@ -204,9 +213,9 @@ class ChoiceConfig:
 
     def __post_init__(self) -> None:
         check_int("slate_size", self.slate_size, 1, 100)
-        check_float("interest_weight", self.interest_weight, 0.0)
-        check_float("quality_weight", self.quality_weight, 0.0)
-        check_float("boredom_weight", self.boredom_weight, 0.0)
+        check_float("interest_weight", self.interest_weight, 0.0, MAX_WEIGHT)
+        check_float("quality_weight", self.quality_weight, 0.0, MAX_WEIGHT)
+        check_float("boredom_weight", self.boredom_weight, 0.0, MAX_WEIGHT)
         check_float("no_click_score", self.no_click_score, -20.0, 20.0)
         check_float("position_bias", self.position_bias, 0.0, 1.0, low_open=True)
 

@@ -53,6 +53,41 @@ def _observation_space(sim: BatchSimulator) -> spaces.Space[Any]:
     return sim.layout.flat_space()
 
 
+def _one_seed(value: Any, what: str) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{what} must be a non-negative integer (got {value!r} of type {type(value).__name__})"
+        )
+    if value < 0:
+        raise ValueError(f"{what} must be a non-negative integer (got {value!r})")
+    return int(value)  # numpy integers of any size become Python ints (Gymnasium wants those)
+
+
+def check_seed(seed: Any, num: int | None = None) -> int | list[int] | None:
+    """``reset``'s ``seed``: None, an integer >= 0 (Python or numpy, any size) or, for vector envs
+    (``num`` slots), a sequence of ``num`` of them. Returns it with Python ints."""
+    if seed is None:
+        return None
+    if num is not None and isinstance(seed, list | tuple | np.ndarray):
+        seeds = [
+            _one_seed(s, f"'seed' entry {i}")
+            for i, s in enumerate(
+                np.asarray(seed).tolist() if isinstance(seed, np.ndarray) else seed
+            )
+        ]
+        if len(seeds) != num:
+            raise ValueError(
+                f"'seed' must be an int or a list of {num} ints (got {len(seeds)} seeds)"
+            )
+        return seeds
+    if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer):
+        want = "a non-negative integer" + ("" if num is None else f" or a list of {num} of them")
+        raise TypeError(
+            f"'seed' must be None or {want} (got {seed!r} of type {type(seed).__name__})"
+        )
+    return _one_seed(seed, "'seed'")
+
+
 def _seed_list(seed: int | list[int] | None, num: int, rng: np.random.Generator) -> list[int]:
     """Per-slot seeds: ``seed + i`` for an int, the list itself, or fresh entropy for None."""
     if seed is None:
@@ -147,6 +182,7 @@ class DriftRecEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Start a session with a new user (see the class docstring for seeding)."""
+        seed = check_seed(seed)  # type: ignore[assignment]
         super().reset(seed=seed)
         if options:
             raise ValueError(f"DriftRecEnv.reset takes no options (got {sorted(options)})")
@@ -250,6 +286,7 @@ class DriftRecVectorEnv(VectorEnv):
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Reset every slot. An int seed ``s`` seeds slot ``i`` with ``s + i``."""
+        seed = check_seed(seed, self.num_envs)
         if options:
             raise ValueError(f"DriftRecVectorEnv.reset takes no options (got {sorted(options)})")
         if seed is not None or self._np_random is None:
@@ -268,7 +305,13 @@ class DriftRecVectorEnv(VectorEnv):
         """Step every slot; finished users are replaced in the same step."""
         if self.sim.state is None:
             raise RuntimeError("Call reset before using step method.")
-        r = self.sim.step(np.asarray(actions), with_oracle=self._oracle)
+        actions = np.asarray(actions)
+        if actions.shape != self.action_space.shape:  # sizes alike, shapes not: never reshape
+            raise ValueError(
+                f"'actions' must have shape {self.action_space.shape} ({self.num_envs} users, "
+                f"slate size {self.sim.slate_size}) (got shape {actions.shape})"
+            )
+        r = self.sim.step(actions, with_oracle=self._oracle)
         infos = self._infos(r)
         obs = self.sim.state.obs.copy()
         done = r.terminated | r.truncated
