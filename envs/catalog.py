@@ -701,6 +701,11 @@ class _RowParser:
             value = str(value)
         if not isinstance(value, str) or not value.strip():
             raise self.error(field, "expected a non-empty string", value)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no valid text
+            msg = "expected valid Unicode text (no unpaired surrogate)"
+            raise self.error(field, msg, value) from None
         return value
 
     def topics(self, tags: Any, topics: Any) -> dict[str, float]:
@@ -713,7 +718,12 @@ class _RowParser:
             names = self._tags(tags)
             return {name: 1.0 / len(names) for name in names}
         weights = self._weights(topics)
-        total = math.fsum(weights.values())
+        try:
+            total = math.fsum(weights.values())
+        except OverflowError:  # finite weights whose sum is not (1e308 + 1e308)
+            total = math.inf
+        if not math.isfinite(total):
+            raise self.error("topics", "expected weights with a finite sum", topics)
         return {name: w / total for name, w in weights.items()}
 
     def _tags(self, value: Any) -> list[str]:
@@ -941,6 +951,8 @@ def load_catalog(
             f"{', '.join(_EXTENSIONS)} (got {Path(path).suffix!r})"
         )
 
+    if Path(path).is_dir():
+        raise CatalogError(f"{shown}: is a directory, expected a {' or '.join(_EXTENSIONS)} file")
     is_csv = suffix == ".csv"
     try:
         # CSV keeps its line endings for the csv module; JSONL gets universal newlines

@@ -30,6 +30,7 @@ __all__ = [
     "check_int",
     "check_float",
     "check_choice",
+    "check_slate_fits",
 ]
 
 
@@ -72,6 +73,14 @@ def check_float(
     if bad:
         raise ValueError(
             f"'{name}' must be a finite number {_range(low, high, low_open)} (got {value!r})"
+        )
+
+
+def check_slate_fits(slate_size: int, num_items: int) -> None:
+    """Raise unless a slate of ``slate_size`` distinct items fits a catalog of ``num_items``."""
+    if slate_size > num_items:
+        raise ValueError(
+            f"'slate_size' must be <= the number of items ({num_items}) (got {slate_size})"
         )
 
 
@@ -355,6 +364,8 @@ class EnvConfig:
                 raise TypeError(f"'{name}' must be a {cls.__name__} (got {value!r})")
         if self.catalog_path is not None and not isinstance(self.catalog_path, str):
             raise TypeError(f"'catalog_path' must be a str or None (got {self.catalog_path!r})")
+        if self.catalog_path is None:  # a catalog file is checked when it is loaded
+            check_slate_fits(self.choice.slate_size, self.catalog.num_items)
         if self.session.history_len < self.choice.slate_size:
             raise ValueError(
                 f"'history_len' must be >= 'slate_size' ({self.choice.slate_size}) "

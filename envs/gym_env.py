@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
-from driftrec.envs.config import EnvConfig
+from driftrec.envs.config import EnvConfig, check_slate_fits
 from driftrec.envs.core import BatchSimulator, StepResult
 from driftrec.envs.drift import DriftEvent
 
@@ -167,6 +167,7 @@ class DriftRecEnv(gym.Env):
             )
         self.config = resolve_config(config, scenario, **overrides)
         self.sim = BatchSimulator(self.config, num_users=1)
+        check_slate_fits(self.sim.slate_size, self.sim.num_items)
         self.catalog = self.sim.catalog
         self.layout = self.sim.layout
         self.action_space = action_space_for(self.sim.num_items, self.sim.slate_size)
@@ -268,6 +269,7 @@ class DriftRecVectorEnv(VectorEnv):
             raise ValueError(f"'render_mode' must be None (got {render_mode!r})")
         self.config = resolve_config(config, scenario, **overrides)
         self.sim = BatchSimulator(self.config, num_users=num_envs)
+        check_slate_fits(self.sim.slate_size, self.sim.num_items)
         self.num_envs = num_envs
         self.catalog = self.sim.catalog
         self.layout = self.sim.layout

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from driftrec.agents.registry import AGENT_NAMES
-from driftrec.envs.config import DriftConfig, EnvConfig, check_float, check_int
+from driftrec.envs.config import (
+    DriftConfig,
+    EnvConfig,
+    check_float,
+    check_int,
+    check_slate_fits,
+)
 from driftrec.envs.drift import AbruptShift
 from driftrec.envs.scenarios import get_scenario
 
@@ -64,6 +70,19 @@ def _check_agent_kwargs(agent_kwargs: Mapping[str, Any]) -> None:
         rate = kwargs.get("learning_rate")
         if rate is not None and not callable(rate):
             check_float(f"agent_kwargs[{agent!r}]['learning_rate']", rate, 0.0, low_open=True)
+
+
+def _check_world(env: EnvConfig) -> None:
+    """What would otherwise fail only after a run has started."""
+    if env.session.observation != "flat":
+        raise ValueError(
+            "'observation' must be 'flat' in experiments (the recorder and the agents read the "
+            f"flat vector) (got {env.session.observation!r})"
+        )
+    if env.catalog_path is not None:  # load it now: a bad file is reported before any run
+        from driftrec.envs.core import cached_catalog
+
+        check_slate_fits(env.choice.slate_size, cached_catalog(env).num_items)
 
 
 def _check_device(device: Any) -> None:
@@ -175,7 +194,7 @@ class ExperimentConfig:
             if key not in self.agents and split_agent_name(key)[0] not in AGENT_NAMES:
                 raise ValueError(f"'agent_kwargs' has an unknown agent {key!r}")
         for scenario in self.scenarios:
-            self.env_config(scenario)  # validates env_overrides before any work
+            _check_world(self.env_config(scenario))  # env_overrides, before any work
         if any(split_agent_name(a)[1] for a in self.agents):
             for scenario in self.scenarios:
                 if self.frozen_step(scenario) is None:

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
 
-from driftrec.envs import DriftRecEnv, DriftRecVectorEnv, EnvConfig
+from driftrec.envs import CatalogError, DriftRecEnv, DriftRecVectorEnv, EnvConfig, load_catalog
 from driftrec.envs.config import MAX_PATIENCE, MAX_WEIGHT
 from driftrec.envs.scenarios import get_scenario
 
@@ -129,3 +130,39 @@ def test_numpy_integer_seeds_of_every_size_equal_python_ints(seed: np.integer) -
     assert np.array_equal(a.reset(seed=big)[0], b.reset(seed=2**64 - 1)[0])  # type: ignore[arg-type]
     arr = np.array([3, 4, 5], dtype=np.uint16)
     assert np.array_equal(va.reset(seed=arr)[0], vb.reset(seed=3)[0])  # type: ignore[arg-type]
+
+
+def test_slate_larger_than_the_catalog(tmp_path: Path) -> None:
+    msg = "'slate_size' must be <= the number of items (5) (got 10)"
+    with _raises(ValueError, msg):
+        EnvConfig().with_overrides(num_items=5, slate_size=10)
+    path = tmp_path / "two.csv"
+    path.write_text("id,title,description,tags\na,x,d,jazz\nb,y,d,rock\n")
+    with _raises(ValueError, "'slate_size' must be <= the number of items (2) (got 3)"):
+        DriftRecVectorEnv(2, catalog_path=str(path), slate_size=3)
+    with _raises(ValueError, "'slate_size' must be <= the number of items (2) (got 3)"):
+        DriftRecEnv(catalog_path=str(path), slate_size=3)
+
+
+def test_catalog_file_problems_are_catalog_errors(tmp_path: Path) -> None:
+    folder = tmp_path / "items.csv"
+    folder.mkdir()
+    with _raises(CatalogError, f"{folder}: is a directory, expected a .csv or .jsonl file"):
+        load_catalog(folder)
+    lone = tmp_path / "lone.jsonl"
+    lone.write_text(
+        '{"id": "a", "title": "x\\ud800", "description": "d", "tags": ["jazz"]}\n'
+        '{"id": "b", "title": "y", "description": "d", "tags": ["rock"]}\n'
+    )
+    msg = (
+        f"{lone}, line 1, field 'title': expected valid Unicode text (no unpaired surrogate) "
+        "(got 'x\\ud800')"
+    )
+    with _raises(CatalogError, msg):
+        load_catalog(lone)
+    huge = tmp_path / "huge.csv"
+    huge.write_text("id,title,description,topics\na,x,d,jazz:1e308;rock:1e308\nb,y,d,rock:1\n")
+    cell = "jazz:1e308;rock:1e308"
+    msg = f"{huge}, line 2, field 'topics': expected weights with a finite sum (got {cell!r})"
+    with _raises(CatalogError, msg):
+        load_catalog(huge)

@@ -159,3 +159,38 @@ def test_error_text_is_one_line() -> None:
     )
     assert error_text(RuntimeError("a\n  b")) == "a b"
     assert re.fullmatch("AssertionError", error_text(AssertionError()))
+
+
+def test_world_problems_are_reported_before_any_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A dict observation, a directory as catalog and a slate larger than a catalog file all
+    exit 2 before the experiment directory exists."""
+    folder = tmp_path / "items.csv"
+    folder.mkdir()
+    two = tmp_path / "two.csv"
+    two.write_text("id,title,description,tags\na,x,d,jazz\nb,y,d,rock\n")
+    cases = [
+        (
+            {"observation": "dict"},
+            "'observation' must be 'flat' in experiments (the recorder and the agents read the "
+            "flat vector) (got 'dict')",
+        ),
+        (
+            {"catalog_path": str(folder)},
+            f"{folder}: is a directory, expected a .csv or .jsonl file",
+        ),
+        (
+            {"catalog_path": str(two), "slate_size": 3},
+            "'slate_size' must be <= the number of items (2) (got 3)",
+        ),
+    ]
+    out = tmp_path / "out"
+    for env, message in cases:
+        code, _, err = _run(
+            capsys, "run", "--steps", "16", "--log-every", "8", "--agents", "random",
+            "--no-progress", "--env", json.dumps(env), "--out-dir", str(out),
+        )  # fmt: skip
+        assert code == 2
+        _one_error(err, "run", message)
+        assert not out.exists()
