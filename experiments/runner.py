@@ -285,6 +285,7 @@ def _run(
         built.agent.logger.dump(built.agent.num_timesteps)
         built.agent.logger.close()
     if built.is_sb3 and cfg.checkpoint:
+        built.agent.catalog_fingerprint = config["catalog_fingerprint"]  # saved in the zip
         with atomic_open(run_dir / "model.zip", "wb") as fh:
             built.agent.save(fh)
     last = recorder.rows[-1] if recorder.rows else {}
