@@ -14,13 +14,6 @@ from driftrec.experiments.evaluate import evaluate_checkpoint
 from driftrec.experiments.runner import run_one
 
 
-@pytest.fixture(autouse=True)
-def _shared_text_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
-
-
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny id-ppo run on a catalog file (its own copy of the catalog beside it)."""

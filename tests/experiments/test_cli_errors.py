@@ -7,20 +7,10 @@ import re
 from pathlib import Path
 
 import pytest
-
-from driftrec.experiments.cli import main
+from test_cli import _run  # the same in-process runner (tests/experiments is on sys.path)
 
 TINY = ["--steps", "16", "--num-envs", "4", "--log-every", "8", "--no-progress"]
 TINY += ["--env", '{"num_items": 32}']
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def _one_error(err: str, command: str, message: str) -> None:
