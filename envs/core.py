@@ -160,6 +160,7 @@ class BatchSimulator:
         self.state: SimState | None = None
         self._rows = np.arange(num_users)
         self._oracle_buf: NDArray[np.float64] | None = None
+        self._last_step: tuple[NDArray[np.float64], int] | None = None
         self._has_boredom = drift.get(Boredom) is not None
         self._ones_b1 = np.ones((num_users, 1), dtype=bool)
         self._slots = np.arange(self.slate_size)  # (k,)
@@ -182,6 +183,7 @@ class BatchSimulator:
             obs=np.zeros((b, self.layout.size), dtype=np.float32),
             clock=0,
         )
+        self._last_step = None
         self.reset_users(np.arange(b))
 
     def reseed_slots(self, idx: Sequence[int], seeds: Sequence[SeedLike]) -> None:
@@ -231,6 +233,69 @@ class BatchSimulator:
         if ch.boredom_weight and self._has_boredom:  # boredom stays 0 without the process
             uv = uv - ch.boredom_weight * s.boredom
         return uv
+
+    def item_rewards(self) -> NDArray[np.float64]:
+        """PRIVILEGED: ``(B, N)`` expected one-step reward of showing each item alone, now.
+
+        ``sigmoid(s - s0)`` (times the quality under the engagement reward) for every user and
+        item; unreleased items are worth 0. Position bias does not enter (position 0).
+        """
+        s = self._require()[1]
+        ch = self.config.choice
+        with _oracle_blas_limit(self.num_users * self.num_items):
+            scores = self._user_vectors(s) @ self._topics.T + self._item_bias  # (B, K)@(K, N)
+        p = 1.0 / (1.0 + np.exp(ch.no_click_score - scores))  # (B, N)
+        if self.config.reward.kind == "engagement":
+            p *= self._quality
+        if s.clock < self._all_released_at:
+            p[:, ~self.released(s.clock)] = 0.0
+        return p
+
+    def slate_rewards(
+        self,
+        slates: NDArray[np.int64],
+        *,
+        users: NDArray[np.int64] | None = None,
+        before_last_step: bool = False,
+    ) -> NDArray[np.float64]:
+        """PRIVILEGED: expected one-step reward for every user of every one of ``M`` slates.
+
+        Args:
+            slates: ``(M,)`` single items or ``(M, k)`` slates (any ``k``), the same candidates
+                for every user.
+            users: the slots to evaluate (default: all ``B``).
+            before_last_step: evaluate the users as they were when the last :meth:`step` made
+                its recommendation (before that step's drift), instead of now.
+
+        Returns:
+            ``(U, M)``: entry ``[u, m]`` is what user ``u`` earns in expectation from candidate
+            ``m``, by the step's own click model (position bias, repeats and unreleased items
+            count as in :meth:`step`).
+        """
+        s = self._require()[1]
+        if before_last_step:
+            if self._last_step is None:
+                raise RuntimeError("'before_last_step' needs a step since the last seed(...)")
+            uv, clock = self._last_step
+        else:
+            uv, clock = self._user_vectors(s), s.clock
+        if users is not None:
+            uv = uv[np.asarray(users, dtype=np.int64)]
+        cand = np.asarray(slates, dtype=np.int64)
+        if cand.ndim == 1:
+            cand = cand[:, None]  # (M, 1)
+        if cand.ndim != 2 or cand.size == 0:
+            raise ValueError(f"'slates' must have shape (M,) or (M, k) (got {cand.shape})")
+        if cand.min() < 0 or cand.max() >= self.num_items:
+            raise ValueError(f"'slates' must hold item ids in [0, {self.num_items - 1}]")
+        u, (m, k) = uv.shape[0], cand.shape
+        flat = np.broadcast_to(cand, (u, m, k)).reshape(u * m, k)  # (U*M, k) user-major
+        scores = attraction(
+            np.repeat(uv, m, axis=0), self._topics[flat], self._item_bias[flat]
+        )  # (U*M, k)
+        valid = first_occurrence(flat) & (self._release[flat] <= clock)  # (U*M, k)
+        probs = slate_click_probs(scores, valid, self.config.choice)  # (U*M, k + 1)
+        return self._expected_reward(probs, flat).reshape(u, m)
 
     def oracle(self) -> Oracle:
         """The best one-step action per user under the true model (privileged)."""
@@ -320,6 +385,7 @@ class BatchSimulator:
 
         # 1. choice ------------------------------------------------------------------------
         uv = self._user_vectors(s)  # (B, K)
+        self._last_step = (uv, s.clock)  # what slate_rewards(before_last_step=True) reads
         shown_topics = self._topics[slate]  # (B, k, K)
         scores = attraction(uv, shown_topics, self._item_bias[slate])  # (B, k)
         valid = first_occurrence(slate) if k > 1 else self._ones_b1.copy()

@@ -338,6 +338,8 @@ def test_baseline_names_are_pinned() -> None:
         "linucb-discounted",
         "linucb-window",
         "thompson",
+        "history-similarity",
+        "population-best",
     )
 
 
@@ -357,7 +359,8 @@ def test_make_baseline_unknown_name() -> None:
     """An unknown name raises ValueError listing the names."""
     msg = (
         "'name' must be one of ['random', 'popularity', 'oracle', 'epsilon-greedy', 'linucb', "
-        "'linucb-discounted', 'linucb-window', 'thompson'] (got 'ucb')"
+        "'linucb-discounted', 'linucb-window', 'thompson', 'history-similarity', "
+        "'population-best'] (got 'ucb')"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
         make_baseline("ucb", _env())
