@@ -72,7 +72,13 @@ def _registered_colors() -> dict[str, str]:
     from driftrec.agents.registry import AGENT_NAMES
 
     names = [a for a in AGENT_NAMES if a not in _FIXED_COLORS]
-    return {a: _PALETTE[i % len(_PALETTE)] for i, a in enumerate(names)}
+    palette = list(_PALETTE)
+    if len(names) > len(palette):  # a longer registry: more shades, never a repeated colour
+        extra = matplotlib.colormaps["tab20b"].colors + matplotlib.colormaps["tab20c"].colors
+        palette += [
+            matplotlib.colors.to_hex(c) for c in extra if matplotlib.colors.to_hex(c) not in palette
+        ]
+    return {a: palette[i % len(palette)] for i, a in enumerate(names)}
 
 
 def _darker(color: str, amount: float = 0.45) -> str:
