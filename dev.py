@@ -140,7 +140,10 @@ def main(argv: list[str]) -> int:
     if job == "run":
         setup("")
         return _run([str(BIN / "driftrec"), *rest], cwd=ROOT, env=env)
-    print(f"dev.py: unknown job {job!r}; expected one of demo, test, test-min, bench, run", file=sys.stderr)
+    print(
+        f"dev.py: unknown job {job!r}; expected one of demo, test, test-min, bench, run",
+        file=sys.stderr,
+    )
     return 2
 
 
