@@ -52,7 +52,15 @@ from driftrec.experiments.guard import (
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
 from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
 
-__all__ = ["run_one", "run_grid", "is_done", "warm_text_cache", "run_config", "check_finished"]
+__all__ = [
+    "run_one",
+    "run_grid",
+    "is_done",
+    "warm_text_cache",
+    "run_config",
+    "check_finished",
+    "check_finished_runs",
+]
 
 
 def is_done(run_dir: Path) -> bool:
@@ -103,6 +111,18 @@ def check_finished(run_dir: Path, config: dict[str, Any]) -> None:
         f"{run_dir} was finished with other settings ({changes}); to start over run with "
         "--restart (restart=True), or give this experiment another --name"
     )
+
+
+def check_finished_runs(cfg: ExperimentConfig) -> list[tuple[str, str, int]]:
+    """Check every finished run of the grid against ``cfg`` (:class:`SettingsChanged` on the
+    first mismatch, before any work starts), say how many are reused; return the runs to do."""
+    runs = cfg.runs()
+    done = [r for r in runs if is_done(cfg.run_dir(*r))]
+    for r in done:
+        check_finished(cfg.run_dir(*r), run_config(cfg, *r))
+    if done:
+        _say(f"{len(done)} of {len(runs)} runs already done, skipped")
+    return [r for r in runs if r not in done]
 
 
 def _make_dir(cfg: ExperimentConfig, path: Path) -> None:
@@ -358,13 +378,8 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         if restart:
             _clear_experiment(exp_dir)
         runs = cfg.runs()
-        done = [r for r in runs if is_done(cfg.run_dir(*r))]
-        for r in done:  # every finished run is checked before any work starts
-            check_finished(cfg.run_dir(*r), run_config(cfg, *r))
+        todo = check_finished_runs(cfg)
         atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
-        if done:
-            _say(f"{len(done)} of {len(runs)} runs already done, skipped")
-        todo = [r for r in runs if r not in done]
         if todo:
             warm_text_cache(cfg)
         _run_todo(cfg, todo, len(runs), progress)
