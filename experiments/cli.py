@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -422,6 +423,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the exit
         print(
             f"driftrec {args.command}: interrupted; finished runs are kept (run again to resume)",
             file=sys.stderr,

@@ -178,7 +178,7 @@ def test_interrupted_parallel_grid_stops_at_once(tmp_path: Path, signals: tuple[
     """Ctrl-C (twice, to the whole process group) or SIGTERM: exit 130 within seconds, workers
     gone, no run started after the interrupt, and a re-run resumes."""
     args = [
-        "run", "--agents", "random,popularity", "--seeds", "0,1,2", "--steps", "200000",
+        "run", "--agents", "random,popularity", "--seeds", "0,1,2", "--steps", "10000000",
         "--num-envs", "2", "--log-every", "1000", "--env", '{"num_items": 20}',
         "--workers", "2", "--name", "g", "--out-dir", str(tmp_path), "--no-progress",
     ]  # fmt: skip
