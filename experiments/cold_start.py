@@ -205,7 +205,7 @@ def plot_cold_start(
     rewards = aggregate(flat, "normalized_reward", smooth=smooth)
     shares = aggregate(flat, "cold_start_share", smooth=smooth)
     _plot_curves(top, rewards)
-    _plot_curves(bottom, shares)
+    _, share_hi = _plot_curves(bottom, shares)
     oracle_runs = [r for r in flat if r.config["agent"] == "attention-ppo"] or flat
     oracle = aggregate(oracle_runs, "oracle_cold_start_share", smooth=smooth)
     for curve in oracle.values():
@@ -232,6 +232,7 @@ def plot_cold_start(
             label=f"item releases ({released.size})",
         )
         ax.grid(alpha=0.3)
+    bottom.set_ylim(0.0, 1.3 * share_hi)  # means in view; wide 3-seed intervals are clipped
     top.set_ylabel("normalised reward (expected / oracle's)")
     bottom.set_ylabel("share of recommendations to new items")
     bottom.set_xlabel("global step")
