@@ -43,7 +43,9 @@ from driftrec.envs.drift import (
     Boredom,
     DriftContext,
     DriftEvent,
+    PopulationDrift,
     PopulationTrend,
+    Satisfaction,
     World,
 )
 from driftrec.envs.observation import CLOCK_CAP, ObservationLayout
@@ -93,6 +95,7 @@ class SimState:
     anchor: NDArray[np.float64]  # (B, K) what Ornstein-Uhlenbeck drift reverts to
     boredom: NDArray[np.float64]  # (B, K)
     patience: NDArray[np.float64]  # (B,)
+    satisfaction: NDArray[np.float64]  # (B,) long-term satisfaction (Satisfaction process)
     t: NDArray[np.int64]  # (B,) steps into the current session
     obs: NDArray[np.float32]  # (B, 3H + 2) the flat observation (see observation.py)
     clock: int = 0  # global steps since the world was seeded
@@ -117,6 +120,20 @@ class StepResult(NamedTuple):
     interest: NDArray[np.float64]  # (B, K) interests the action faced
     drift_events: NDArray[np.int32]  # DriftEvent bits
     oracle: Oracle | None  # None unless requested
+
+
+def _saturate(before: NDArray[np.float64], after: NDArray[np.float64], clip: float) -> None:
+    """Scale the outward part of ``after - before`` by ``max(0, 1 - (before / clip)^4)``, in place.
+
+    A change that moves an entry away from 0 slows down as the entry nears the bound, so a
+    feedback loop (a greedy recommender under consumption drift) approaches ``clip`` smoothly
+    instead of pinning every user at it; moves toward 0 are not damped. The hard clip remains
+    a guard for single steps larger than the remaining room.
+    """
+    delta = after - before
+    outward = delta * before > 0.0
+    room = np.maximum(0.0, 1.0 - (before / clip) ** 4)  # 0.996 at clip/4, 0.68 at 3 clip/4
+    np.copyto(after, before + np.where(outward, delta * room, delta))
 
 
 class BatchSimulator:
@@ -155,7 +172,9 @@ class BatchSimulator:
             seed=drift.seed,
             shift_steps=shift.at_steps if shift is not None else (),
             trend=drift.get(PopulationTrend),
+            walk_sigma=walk.sigma if (walk := drift.get(PopulationDrift)) is not None else 0.0,
         )
+        self._satisfaction: Satisfaction | None = drift.get(Satisfaction)
         self.streams: UserStreams | None = None
         self.state: SimState | None = None
         self._rows = np.arange(num_users)
@@ -178,6 +197,7 @@ class BatchSimulator:
             anchor=np.zeros((b, k)),
             boredom=np.zeros((b, k)),
             patience=np.zeros(b),
+            satisfaction=np.zeros(b),
             t=np.zeros(b, dtype=np.int64),
             obs=np.zeros((b, self.layout.size), dtype=np.float32),
             clock=0,
@@ -203,6 +223,7 @@ class BatchSimulator:
         s.anchor[idx] = theta
         s.boredom[idx] = 0.0
         s.patience[idx] = users.patience
+        s.satisfaction[idx] = 0.0
         s.t[idx] = 0
         s.obs[idx] = 0.0
         s.obs[idx, self.layout.clock] = min(float(s.clock), CLOCK_CAP)
@@ -232,18 +253,41 @@ class BatchSimulator:
             uv = uv - ch.boredom_weight * s.boredom
         return uv
 
+    def attraction_all(self) -> NDArray[np.float64]:
+        """``(B, N)`` attraction of every item to every user now, under the true model
+        (privileged; unreleased items get ``-inf``)."""
+        s = self._require()[1]
+        scores = self._user_vectors(s) @ self._topics.T + self._item_bias  # (B, N)
+        offset = self._offset(s)
+        if offset is not None:
+            scores += offset
+        if s.clock < self._all_released_at:
+            scores[:, ~self.released(s.clock)] = -np.inf
+        return scores
+
     def oracle(self) -> Oracle:
         """The best one-step action per user under the true model (privileged)."""
         s = self._require()[1]
-        return self._oracle(self._user_vectors(s), s.clock)
+        return self._oracle(self._user_vectors(s), s.clock, self._offset(s))
 
-    def _oracle(self, uv: NDArray[np.float64], clock: int) -> Oracle:
+    def _offset(self, s: SimState) -> NDArray[np.float64] | None:
+        """``(B, 1)`` attraction every item gains from the user's satisfaction, or None."""
+        if self._satisfaction is None:
+            return None
+        return (self._satisfaction.weight * s.satisfaction)[:, None]
+
+    def _oracle(
+        self, uv: NDArray[np.float64], clock: int, offset: NDArray[np.float64] | None = None
+    ) -> Oracle:
         unreleased = None if clock >= self._all_released_at else ~self.released(clock)
         with _oracle_blas_limit(uv.shape[0] * self.num_items):
-            return self._oracle_ranked(uv, unreleased)
+            return self._oracle_ranked(uv, unreleased, offset)
 
     def _oracle_ranked(
-        self, uv: NDArray[np.float64], unreleased: NDArray[np.bool_] | None
+        self,
+        uv: NDArray[np.float64],
+        unreleased: NDArray[np.bool_] | None,
+        offset: NDArray[np.float64] | None = None,
     ) -> Oracle:
         ch = self.config.choice
         engagement = self.config.reward.kind == "engagement"
@@ -262,6 +306,8 @@ class BatchSimulator:
             scores += self._item_bias
             if unreleased is not None:
                 scores[:, unreleased] = -np.inf
+            if offset is not None:  # a per-user constant: it changes values, and for engagement
+                scores += offset[lo:hi]  # the ranking too, but not the click ranking
             if engagement:
                 # expected reward of showing i alone: sigmoid(s - s0) * q
                 rank = self._quality / (1.0 + np.exp(ch.no_click_score - scores))
@@ -277,6 +323,8 @@ class BatchSimulator:
             # the value is recomputed with the step's own per-row arithmetic, so it does not
             # depend on how BLAS blocked the product above (i.e. on the batch size)
             top_scores = attraction(uv[lo:hi], self._topics[top], self._item_bias[top])
+            if offset is not None:
+                top_scores += offset[lo:hi]
             valid = np.isfinite(np.take_along_axis(scores, top, axis=1))
             probs = slate_click_probs(top_scores, valid, ch)
             values[lo:hi] = self._expected_reward(probs, top)
@@ -322,6 +370,9 @@ class BatchSimulator:
         uv = self._user_vectors(s)  # (B, K)
         shown_topics = self._topics[slate]  # (B, k, K)
         scores = attraction(uv, shown_topics, self._item_bias[slate])  # (B, k)
+        offset = self._offset(s)
+        if offset is not None:
+            scores += offset
         valid = first_occurrence(slate) if k > 1 else self._ones_b1.copy()
         if s.clock < self._all_released_at:
             valid &= self._release[slate] <= s.clock
@@ -343,7 +394,7 @@ class BatchSimulator:
         expected = self._expected_reward(probs, slate)
         click_prob = 1.0 - probs[:, k]
         interest_seen = s.interest.copy()
-        oracle = self._oracle(uv, s.clock) if with_oracle else None
+        oracle = self._oracle(uv, s.clock, offset) if with_oracle else None
         users = cfg.users
         s.patience += users.patience_gain * reward - users.patience_cost
         np.minimum(s.patience, users.max_patience, out=s.patience)
@@ -365,9 +416,15 @@ class BatchSimulator:
                 streams=streams,
                 interest_spread=users.interest_spread,
                 events=events,
+                satisfaction=s.satisfaction,
             )
             for process in cfg.drift.processes:
-                process.apply(ctx)
+                if process.saturates:  # incremental interest updates saturate at the clip
+                    before = s.interest.copy()
+                    process.apply(ctx)
+                    _saturate(before, s.interest, users.interest_clip)
+                else:
+                    process.apply(ctx)
             np.clip(s.interest, -users.interest_clip, users.interest_clip, out=s.interest)
         if new_clock in self._release_steps:
             events |= int(DriftEvent.NEW_ITEMS)

@@ -30,6 +30,7 @@ from tqdm.auto import tqdm
 
 from driftrec.agents.online import run_online
 from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
+from driftrec.envs.scenarios import get_scenario
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
 from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
@@ -123,7 +124,7 @@ def _run(
         {
             **cfg.to_dict(),
             "scenario": scenario,
-            "env_id": f"driftrec/{scenario}-v0",
+            "env_id": get_scenario(scenario).env_id,
             "agent": agent,
             "agent_kwargs": kwargs,
             "seed": seed,
