@@ -167,6 +167,28 @@ def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
     ]
 
 
+def _return_section(runs: Sequence[Run]) -> list[str]:
+    """The headline return table and the metric definitions (see ``returns.py``)."""
+    from driftrec.experiments.returns import (
+        METRIC_DEFINITIONS,
+        format_return_table,
+        return_table,
+    )
+
+    refs = [v for v in _values(runs, "reference_agent") if v is not None]
+    reference = refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+    return [
+        "## Return per user (headline)",
+        "",
+        "Mean ± 95% interval over seeds of what each agent earns per user over a whole stay; "
+        f"the ratio divides by `{reference}` on the same seeds (same user streams, world and "
+        "catalog). See the definitions below.",
+        "",
+        format_return_table(return_table(runs, reference)),
+        METRIC_DEFINITIONS,
+    ]
+
+
 def _write_figures(
     runs: Sequence[Run],
     rows: Sequence[Mapping[str, Any]],
@@ -287,6 +309,7 @@ def write_report(
     lines += _what_was_run(exp_dir, runs)
     lines += _how_to_read(fraction, pre_windows, sustain)
     lines += sections
+    lines += _return_section(runs)
     lines += [
         "## Summary",
         "",

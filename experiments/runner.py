@@ -60,7 +60,8 @@ def warm_text_cache(cfg: ExperimentConfig) -> None:
 
     encoder = _text_encoder(cfg) or TextEncoderConfig()
     for scenario in cfg.scenarios:
-        encode_catalog(cached_catalog(cfg.env_config(scenario)).texts(), encoder)
+        for seed in cfg.seeds:  # one catalog per seed with vary_world
+            encode_catalog(cached_catalog(cfg.run_env_config(scenario, seed)).texts(), encoder)
 
 
 def run_one(
@@ -103,7 +104,7 @@ def _run(
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
     t0 = time.perf_counter()
-    env_config = cfg.env_config(scenario)
+    env_config = cfg.run_env_config(scenario, seed)
     base, frozen = split_agent_name(agent)
     kwargs = dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {})))
     built = build_agent(
