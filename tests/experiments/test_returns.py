@@ -80,7 +80,8 @@ def test_return_ratio_by_hand() -> None:
         _FakeRun("S", "planner", 0, {"sessions": [4], "user_return": [12],
                                      "session_length": [100], "retention": [1]}),
         _FakeRun("S", "planner", 1, {"sessions": [0, 2], "user_return": [math.nan, 10],
-                                     "session_length": [math.nan, 100], "retention": [math.nan, 1]}),
+                                     "session_length": [math.nan, 100],
+                                     "retention": [math.nan, 1]}),
     ]  # fmt: skip
     assert run_returns(runs[0]) == {"user_return": 4.0, "stay_length": 55.0, "retention": 0.25}
     rows = {r["agent"]: r for r in return_table(runs)}  # type: ignore[arg-type]
