@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
-from driftrec.agents.baselines import OracleAgent, SeedLike, _top_k
+from driftrec.agents.baselines import OracleAgent, SeedLike
 from driftrec.envs.drift import Boredom, Satisfaction
 
 __all__ = ["PlannerAgent"]
@@ -111,9 +111,8 @@ class PlannerAgent(OracleAgent):
         """The highest-value released item(s) for every user of the env now."""
         parts, single = self._parse(observation)
         self._check_batch(parts.clock.shape[0])
-        values = self.values()
+        values = self.values()  # (B, N), -inf for unreleased items
         released = self.sim.released()
-        values[:, ~released] = -np.inf
-        actions = _top_k(values, self.slate_size)
-        out = actions[:, 0] if self.slate_size == 1 else actions
+        mask = None if released.all() else np.broadcast_to(released, values.shape)
+        out = self._select(values, mask, deterministic=True)  # fills short slates with repeats
         return (out[0] if single else out), state

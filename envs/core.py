@@ -48,7 +48,7 @@ from driftrec.envs.drift import (
     Satisfaction,
     World,
 )
-from driftrec.envs.observation import CLOCK_CAP, ObservationLayout
+from driftrec.envs.observation import ObservationLayout, encode_clock
 from driftrec.envs.rng import SeedLike, UserStreams
 
 __all__ = ["BatchSimulator", "SimState", "StepResult", "Oracle", "cached_catalog"]
@@ -226,7 +226,7 @@ class BatchSimulator:
         s.satisfaction[idx] = 0.0
         s.t[idx] = 0
         s.obs[idx] = 0.0
-        s.obs[idx, self.layout.clock] = min(float(s.clock), CLOCK_CAP)
+        s.obs[idx, self.layout.clock] = encode_clock(s.clock)
 
     def _require(self) -> tuple[UserStreams, SimState]:
         if self.streams is None or self.state is None:
@@ -449,7 +449,7 @@ class BatchSimulator:
         )
         hist[:, 2, -k:] = 1.0
         obs[:, lay.progress] = s.t / cfg.session.max_steps
-        obs[:, lay.clock] = min(float(new_clock), CLOCK_CAP)
+        obs[:, lay.clock] = encode_clock(new_clock)
         return StepResult(
             reward=reward,
             terminated=terminated,

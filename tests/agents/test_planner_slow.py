@@ -58,3 +58,41 @@ def test_planner_equals_greedy_without_long_term_state() -> None:
         b, _ = oracle.predict(obs)
         np.testing.assert_array_equal(a, b)
         obs, *_ = env.step(a)
+
+
+def test_planner_is_privileged_validates_and_fills_short_slates() -> None:
+    """Privileged; a bad lookahead names the field; with 6 of 12 items released a slate of 10
+    holds released items only (repeated)."""
+    env = DriftRecVectorEnv(
+        3,
+        scenario="LongTermBoredom",
+        num_items=12,
+        slate_size=10,
+        new_item_fraction=0.5,
+        history_len=10,
+    )
+    obs, _ = env.reset(seed=0)
+    agent = make_baseline("planner", env)
+    assert agent.privileged
+    released = env.catalog.release_step <= 0
+    assert released.sum() == 6
+    actions, _ = agent.predict(obs)
+    assert actions.shape == (3, 10) and released[actions].all()
+    with pytest.raises(ValueError, match=r"^'lookahead' must be a finite number >= 0 \(got -1\)$"):
+        make_baseline("planner", env, lookahead=-1)
+
+
+def test_planner_values_by_hand() -> None:
+    """v_i = p_i (1 + p*(1 - p*) w g (q_i - 1/2) H) with satisfaction only, checked by hand."""
+    env = DriftRecVectorEnv(2, scenario="LongTerm", num_items=30)
+    env.reset(seed=1)
+    agent = make_baseline("planner", env)
+    sim = env.sim
+    scores = sim.attraction_all()
+    p = 1.0 / (1.0 + np.exp(1.5 - scores))
+    p_best = p.max(axis=1, keepdims=True)
+    q = np.asarray(env.catalog.quality)
+    keep = 0.95  # decay 0.05, 100 steps left
+    horizon = keep * (1 - keep**100) / 0.05
+    expected = p * (1 + p_best * (1 - p_best) * 1.5 * 0.2 * (q - 0.5) * horizon)
+    np.testing.assert_allclose(agent.values(), expected, rtol=1e-12)

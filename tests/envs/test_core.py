@@ -379,7 +379,7 @@ def test_single_item_history_layout(tiny_config: EnvConfig) -> None:
         np.testing.assert_array_equal(obs[h : 2 * h], fb)
         np.testing.assert_array_equal(obs[2 * h : 3 * h], mask)
         assert obs[3 * h] == np.float32(t / max_steps)
-        assert obs[3 * h + 1] == t
+        assert obs[3 * h + 1] == t / 16_384  # the clock, in units of CLOCK_SCALE steps
         assert obs.dtype == np.float32
     assert any(rewards) and not all(rewards)
 

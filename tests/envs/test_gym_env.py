@@ -17,7 +17,7 @@ from driftrec.envs.config import EnvConfig
 from driftrec.envs.core import BatchSimulator
 from driftrec.envs.drift import DriftEvent
 from driftrec.envs.gym_env import DriftRecEnv, DriftRecVectorEnv
-from driftrec.envs.observation import CLOCK_CAP, ObservationLayout
+from driftrec.envs.observation import CLOCK_CAP, CLOCK_SCALE, ObservationLayout
 from driftrec.envs.scenarios import get_scenario, list_scenarios
 
 ENV_IDS = [s.env_id for s in list_scenarios()]
@@ -98,7 +98,7 @@ def test_spaces_and_step_types() -> None:
     env = DriftRecEnv(scenario="Mixed", num_items=40)
     assert env.observation_space.dtype == np.float32
     assert np.all(np.isfinite(env.observation_space.high))
-    assert env.observation_space.high[-1] == CLOCK_CAP
+    assert env.observation_space.high[-1] == CLOCK_CAP / CLOCK_SCALE == 1024.0
     env.reset(seed=1)
     obs, reward, terminated, truncated, info = env.step(1)
     assert obs.dtype == np.float32 and env.observation_space.contains(obs)
@@ -206,7 +206,8 @@ def test_reset_with_seed_restarts_the_clock_and_reset_continues_it() -> None:
     for _ in range(5):
         env.step(0)
     obs1, info1 = env.reset()
-    assert info1["clock"] == 5 and obs1[-1] == 5
+    assert info1["clock"] == 5 and obs1[-1] == 5 / 16_384  # the observed scale
+    assert env.layout.split(obs1).clock == 5  # split decodes steps exactly
     assert not np.array_equal(info1["interests"], info0["interests"])
     env.step(0)
     assert env.step(0)[4]["clock"] == 7
@@ -378,7 +379,7 @@ def test_layout_split_and_to_dict_agree_with_flat_obs() -> None:
     np.testing.assert_array_equal(parts.item_ids, obs[:h].astype(np.int64))
     np.testing.assert_array_equal(parts.feedback, obs[h : 2 * h])
     np.testing.assert_array_equal(parts.mask, obs[2 * h : 3 * h] > 0.5)
-    assert parts.progress == obs[3 * h] and parts.clock == obs[3 * h + 1] == 4
+    assert parts.progress == obs[3 * h] and parts.clock == obs[3 * h + 1] * 16_384 == 4
     assert parts.mask.sum() == 30
     as_dict = lay.to_dict(obs)
     assert env.layout.dict_space().contains(as_dict)
