@@ -42,6 +42,8 @@ __all__ = [
     "EpsilonGreedyAgent",
     "LinUCBAgent",
     "LinearThompsonAgent",
+    "HistorySimilarityAgent",
+    "PopulationBestAgent",
     "make_baseline",
     "BASELINE_NAMES",
 ]
@@ -58,6 +60,8 @@ BASELINE_NAMES: tuple[str, ...] = (
     "linucb-discounted",
     "linucb-window",
     "thompson",
+    "history-similarity",
+    "population-best",
 )
 """The names :func:`make_baseline` accepts."""
 
@@ -844,6 +848,120 @@ class LinearThompsonAgent(_LinearBandit):
 
 
 # ----------------------------------------------------------------------------------------------
+# references that bracket what personalisation is worth
+# ----------------------------------------------------------------------------------------------
+class HistorySimilarityAgent(BaselineAgent):
+    """No learning: items whose text embeddings resemble what this user clicked recently.
+
+    The user's profile is a recency-weighted sum over the observed history ``(item a_t,
+    feedback y_t)``, newest first with recency ``r = 0, 1, ...``::
+
+        h_u = sum_t decay**r_t * (y_t * e_{a_t} - skip_weight * (1 - y_t) * e_{a_t})
+
+    with ``e`` the L2-normalised item embeddings (the language-model text embeddings in the
+    registry), and the score of item ``i`` is the cosine ``<e_i, h_u> / |h_u|``. A user with an
+    empty (or all-zero) profile gets uniformly random items; with probability ``epsilon`` any
+    user does (exploration; with ``deterministic=True`` neither happens and an empty profile
+    gives item 0). Nothing is learned, so it follows each user's shifts exactly as
+    fast as their history turns over, and it cannot know item quality (it is not in the text).
+
+    Args:
+        env: a driftrec env.
+        item_features: ``(N, E)`` item embeddings (None: the catalog's topic mixtures).
+        decay: recency weight per impression in ``(0, 1]``.
+        skip_weight: how strongly a skipped impression repels, ``>= 0``.
+        epsilon: exploration probability per user and step.
+        seed: seed of the agent's generator.
+    """
+
+    name = "history-similarity"
+
+    def __init__(
+        self,
+        env: Any,
+        item_features: Any = None,
+        *,
+        decay: float = 0.9,
+        skip_weight: float = 0.1,
+        epsilon: float = 0.05,
+        seed: SeedLike = None,
+    ) -> None:
+        check_float("decay", decay, 0.0, 1.0, low_open=True)
+        check_float("skip_weight", skip_weight, 0.0)
+        check_float("epsilon", epsilon, 0.0, 1.0)
+        super().__init__(env, seed=seed)
+        raw = _simulator(env).catalog.topics if item_features is None else item_features
+        feats = np.asarray(raw, dtype=np.float64)
+        if feats.ndim != 2 or feats.shape[0] != self.num_items or not np.isfinite(feats).all():
+            raise ValueError(
+                f"'item_features' must be a finite (num_items={self.num_items}, E) array "
+                f"(got shape {feats.shape})"
+            )
+        norms = np.linalg.norm(feats, axis=1, keepdims=True)
+        self.features: NDArray[np.float64] = feats / np.where(norms > 0, norms, 1.0)  # (N, E)
+        self.decay = float(decay)
+        self.skip_weight = float(skip_weight)
+        self.epsilon = float(epsilon)
+
+    def profile(self, observation: Any) -> NDArray[np.float64]:
+        """``(B, E)`` the users' profiles ``h_u`` (zeros for an empty history)."""
+        parts, _ = self._parse(observation)
+        return self._profile(parts)
+
+    def _profile(self, obs: SplitObservation) -> NDArray[np.float64]:
+        valid = obs.mask.astype(np.float64)  # (B, H)
+        recency = np.flip(np.cumsum(np.flip(valid, axis=1), axis=1), axis=1) - valid  # (B, H)
+        fb = np.clip(obs.feedback.astype(np.float64), 0.0, 1.0)  # (B, H)
+        w = valid * self.decay**recency * (fb - self.skip_weight * (1.0 - fb))  # (B, H)
+        return np.einsum("bh,bhe->be", w, self.features[obs.item_ids])  # (B, E)
+
+    def _scores(self, obs: SplitObservation, deterministic: bool) -> NDArray[np.float64]:
+        h = self._profile(obs)  # (B, E)
+        norm = np.linalg.norm(h, axis=1)  # (B,)
+        scores = self.features @ (h / np.where(norm > 0, norm, 1.0)[:, None]).T  # (N, B)
+        scores = np.ascontiguousarray(scores.T)  # (B, N)
+        empty = norm <= 1e-12
+        if empty.any() and not deterministic:  # deterministic: all-zero rows, ties by index
+            scores[empty] = self.rng.random((int(empty.sum()), self.num_items))
+        if self.epsilon > 0 and not deterministic:
+            scores = _explore_rows(self.rng, scores, self.epsilon)
+        return scores
+
+
+class PopulationBestAgent(BaselineAgent):
+    """PRIVILEGED: the one item (slate) best on average over the current users, for everyone.
+
+    At every step it reads the true expected reward of every item for every user now
+    (:meth:`~driftrec.envs.core.BatchSimulator.item_rewards`), averages over the users and
+    recommends the argmax to all of them (for slates: the ``k`` items with the highest average
+    single-item reward, in that order). It is the best policy that ignores who the user is, so
+    a recommender that does not beat it has not personalised; its personalisation gain is 0.
+
+    Args:
+        env: the driftrec env it will act in (it must be the env that is stepped).
+        seed: unused (deterministic); accepted for a uniform signature.
+    """
+
+    name = "population-best"
+    privileged = True
+    _break_ties = False  # exact ties go to the lowest index, so everyone gets the same item
+
+    def __init__(self, env: Any, *, seed: SeedLike = None) -> None:
+        super().__init__(env, seed=seed)
+        self.sim = _simulator(env)
+
+    def _scores(self, obs: SplitObservation, deterministic: bool) -> NDArray[np.float64]:
+        b = obs.clock.shape[0]
+        if b != self.sim.num_users:
+            raise ValueError(
+                f"PopulationBestAgent acts for the {self.sim.num_users} users of its env, but "
+                f"the observation holds {b}; build it with the env you step"
+            )
+        mean = self.sim.item_rewards().mean(axis=0)  # (N,) average over the current users
+        return np.broadcast_to(mean, (b, self.num_items))  # (B, N) the same for everyone
+
+
+# ----------------------------------------------------------------------------------------------
 # factory
 # ----------------------------------------------------------------------------------------------
 def make_baseline(
@@ -867,6 +985,8 @@ def make_baseline(
     ``"linucb-discounted"``       :class:`LinUCBAgent` with ``discount=0.99`` by default
     ``"linucb-window"``           :class:`LinUCBAgent` with ``window=5000`` by default
     ``"thompson"``                :class:`LinearThompsonAgent`
+    ``"history-similarity"``      :class:`HistorySimilarityAgent` (no learning)
+    ``"population-best"``         :class:`PopulationBestAgent` (privileged; ``seed`` unused)
     ============================  =========================================================
 
     Args:
@@ -902,4 +1022,8 @@ def make_baseline(
         return LinUCBAgent(env, item_features, seed=seed, **kwargs)
     if name == "thompson":
         return LinearThompsonAgent(env, item_features, seed=seed, **kwargs)
+    if name == "history-similarity":
+        return HistorySimilarityAgent(env, item_features, seed=seed, **kwargs)
+    if name == "population-best":
+        return PopulationBestAgent(env, seed=seed, **kwargs)
     raise ValueError(f"'name' must be one of {list(BASELINE_NAMES)} (got {name!r})")

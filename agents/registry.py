@@ -59,7 +59,13 @@ _BANDIT_DEFAULTS: dict[str, dict[str, Any]] = {
         for name in ("linucb", "linucb-discounted", "linucb-window", "thompson")
     },
 }
-_TEXT_FEATURE_AGENTS = ("linucb", "linucb-discounted", "linucb-window", "thompson")
+_TEXT_FEATURE_AGENTS = (
+    "linucb",
+    "linucb-discounted",
+    "linucb-window",
+    "thompson",
+    "history-similarity",
+)
 
 AGENT_DESCRIPTIONS: dict[str, str] = {
     "random": "uniform over released items",
@@ -71,6 +77,8 @@ AGENT_DESCRIPTIONS: dict[str, str] = {
     "linucb-discounted": "D-LinUCB (discount 0.99 per step): forgets, so it tracks drift",
     "linucb-window": "sliding-window LinUCB (last 5,000 observations)",
     "thompson": "linear Thompson sampling on the same features",
+    "history-similarity": "no learning: cosine of item LM embeddings to the user's recent clicks",
+    "population-best": "PRIVILEGED: the one item best on average over the current users, for all",
     "attention-ppo": "PPO with the attention recommender over language-model embeddings",
     "attention-a2c": "A2C with the same policy",
     "attention-maskable-ppo": "sb3-contrib MaskablePPO with the same policy and action masks",
@@ -130,6 +138,11 @@ class BuiltAgent:
     is_sb3: bool
     rollout_steps: int  # SB3 on-policy models advance in multiples of this (1 otherwise)
     attention_fn: Callable[[NDArray[np.float32]], NDArray[np.float64]] | None = None
+
+    def greedy_actions(self, obs: NDArray[np.float32]) -> NDArray[np.int64]:
+        """The agent's choices for ``obs`` ``(B, D)`` with exploration off (learns nothing)."""
+        actions, _ = self.agent.predict(obs, deterministic=True)
+        return np.asarray(actions, dtype=np.int64)
 
     def save(self, path: str) -> None:
         """Write an SB3 checkpoint (``.zip``); baselines have none and do nothing."""

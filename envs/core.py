@@ -49,6 +49,7 @@ from driftrec.envs.drift import (
     World,
 )
 from driftrec.envs.observation import ObservationLayout, encode_clock
+from driftrec.envs.population import load_population
 from driftrec.envs.rng import SeedLike, UserStreams
 
 __all__ = ["BatchSimulator", "SimState", "StepResult", "Oracle", "cached_catalog"]
@@ -175,10 +176,20 @@ class BatchSimulator:
             walk_sigma=walk.sigma if (walk := drift.get(PopulationDrift)) is not None else 0.0,
         )
         self._satisfaction: Satisfaction | None = drift.get(Satisfaction)
+        self.population = (
+            load_population(config.population_path) if config.population_path else None
+        )
+        if self.population is not None and self.population.num_topics != self.num_topics:
+            raise ValueError(
+                f"'population_path' has {self.population.num_topics} topics but the catalog has "
+                f"{self.num_topics} (got {config.population_path!r})"
+            )
         self.streams: UserStreams | None = None
         self.state: SimState | None = None
         self._rows = np.arange(num_users)
         self._oracle_buf: NDArray[np.float64] | None = None
+        # (user vectors, clock, satisfaction offset or None) of the last step's recommendation
+        self._last_step: tuple[NDArray[np.float64], int, NDArray[np.float64] | None] | None = None
         self._has_boredom = drift.get(Boredom) is not None
         self._ones_b1 = np.ones((num_users, 1), dtype=bool)
         self._slots = np.arange(self.slate_size)  # (k,)
@@ -202,6 +213,7 @@ class BatchSimulator:
             obs=np.zeros((b, self.layout.size), dtype=np.float32),
             clock=0,
         )
+        self._last_step = None
         self.reset_users(np.arange(b))
 
     def reseed_slots(self, idx: Sequence[int], seeds: Sequence[SeedLike]) -> None:
@@ -216,8 +228,12 @@ class BatchSimulator:
         if idx.size == 0:
             return
         users = self.config.users
+        if self.population is None:
+            mean = self.world.population_mean(s.clock)  # (K,)
+        else:  # an empirical population: resample a fitted user (see envs/population.py)
+            mean = self.population.draw(streams.uniform(1, idx)[:, 0], s.clock)  # (len(idx), K)
         eps = streams.normal(self.num_topics, idx)  # (len(idx), K)
-        theta = self.world.population_mean(s.clock) + users.interest_spread * eps
+        theta = mean + users.interest_spread * eps
         np.clip(theta, -users.interest_clip, users.interest_clip, out=theta)
         s.interest[idx] = theta
         s.anchor[idx] = theta
@@ -264,6 +280,76 @@ class BatchSimulator:
         if s.clock < self._all_released_at:
             scores[:, ~self.released(s.clock)] = -np.inf
         return scores
+
+    def item_rewards(self) -> NDArray[np.float64]:
+        """PRIVILEGED: ``(B, N)`` expected one-step reward of showing each item alone, now.
+
+        ``sigmoid(s - s0)`` (times the quality under the engagement reward) for every user and
+        item; unreleased items are worth 0. Position bias does not enter (position 0).
+        """
+        s = self._require()[1]
+        ch = self.config.choice
+        with _oracle_blas_limit(self.num_users * self.num_items):
+            scores = self._user_vectors(s) @ self._topics.T + self._item_bias  # (B, K)@(K, N)
+        offset = self._offset(s)
+        if offset is not None:
+            scores += offset
+        p = 1.0 / (1.0 + np.exp(ch.no_click_score - scores))  # (B, N)
+        if self.config.reward.kind == "engagement":
+            p *= self._quality
+        if s.clock < self._all_released_at:
+            p[:, ~self.released(s.clock)] = 0.0
+        return p
+
+    def slate_rewards(
+        self,
+        slates: NDArray[np.int64],
+        *,
+        users: NDArray[np.int64] | None = None,
+        before_last_step: bool = False,
+    ) -> NDArray[np.float64]:
+        """PRIVILEGED: expected one-step reward for every user of every one of ``M`` slates.
+
+        Args:
+            slates: ``(M,)`` single items or ``(M, k)`` slates (any ``k``), the same candidates
+                for every user.
+            users: the slots to evaluate (default: all ``B``).
+            before_last_step: evaluate the users as they were when the last :meth:`step` made
+                its recommendation (before that step's drift), instead of now.
+
+        Returns:
+            ``(U, M)``: entry ``[u, m]`` is what user ``u`` earns in expectation from candidate
+            ``m``, by the step's own click model (position bias, repeats and unreleased items
+            count as in :meth:`step`).
+        """
+        s = self._require()[1]
+        if before_last_step:
+            if self._last_step is None:
+                raise RuntimeError("'before_last_step' needs a step since the last seed(...)")
+            uv, clock, offset = self._last_step
+        else:
+            uv, clock, offset = self._user_vectors(s), s.clock, self._offset(s)
+        if users is not None:
+            uv = uv[np.asarray(users, dtype=np.int64)]
+            if offset is not None:
+                offset = offset[np.asarray(users, dtype=np.int64)]
+        cand = np.asarray(slates, dtype=np.int64)
+        if cand.ndim == 1:
+            cand = cand[:, None]  # (M, 1)
+        if cand.ndim != 2 or cand.size == 0:
+            raise ValueError(f"'slates' must have shape (M,) or (M, k) (got {cand.shape})")
+        if cand.min() < 0 or cand.max() >= self.num_items:
+            raise ValueError(f"'slates' must hold item ids in [0, {self.num_items - 1}]")
+        u, (m, k) = uv.shape[0], cand.shape
+        flat = np.broadcast_to(cand, (u, m, k)).reshape(u * m, k)  # (U*M, k) user-major
+        scores = attraction(
+            np.repeat(uv, m, axis=0), self._topics[flat], self._item_bias[flat]
+        )  # (U*M, k)
+        if offset is not None:  # satisfaction raises every item of a user's slates alike
+            scores += np.repeat(offset, m, axis=0)
+        valid = first_occurrence(flat) & (self._release[flat] <= clock)  # (U*M, k)
+        probs = slate_click_probs(scores, valid, self.config.choice)  # (U*M, k + 1)
+        return self._expected_reward(probs, flat).reshape(u, m)
 
     def oracle(self) -> Oracle:
         """The best one-step action per user under the true model (privileged)."""
@@ -368,9 +454,11 @@ class BatchSimulator:
 
         # 1. choice ------------------------------------------------------------------------
         uv = self._user_vectors(s)  # (B, K)
+        offset = self._offset(s)  # (B, 1) satisfaction term, or None
+        # what slate_rewards(before_last_step=True) reads (the offset is a fresh array)
+        self._last_step = (uv, s.clock, offset)
         shown_topics = self._topics[slate]  # (B, k, K)
         scores = attraction(uv, shown_topics, self._item_bias[slate])  # (B, k)
-        offset = self._offset(s)
         if offset is not None:
             scores += offset
         valid = first_occurrence(slate) if k > 1 else self._ones_b1.copy()

@@ -29,6 +29,16 @@ window unless said otherwise):
                             recommended and the user's preferred topic distribution
                             ``softmax(interest_weight * theta)``, averaged
 ``drift_event``             OR of the drift-event bits of the window
+``personal_gain``           personalisation gain of the shown actions, per step: the mean over
+                            users ``u`` of ``R(u, a_u)`` minus the mean over pairs ``u != v`` of
+                            ``R(u, a_v)``, with ``R`` the true expected reward (before the step's
+                            drift); 0 for a policy that ignores who the user is. Over the first
+                            ``gain_users`` slots when ``B`` is larger. Averaged over the window
+``distinct_items``          distinct items recommended per step (over all ``B`` users), averaged
+``greedy_personal_gain``    the same gain for the agent's *greedy* choices on the window's last
+                            observations (its exploration switched off), evaluated in the state
+                            the users are in then
+``greedy_distinct_items``   distinct items among those greedy choices
 ``user_return``             mean return (summed reward) of the users whose stay ended in the
                             window, over their whole stay, leaving included (nan if none ended)
 ``retention``               share of those stays that lasted to the session's time limit
@@ -77,11 +87,30 @@ METRIC_COLUMNS = (
     "oracle_cold_start_share",
     "tracking_error",
     "drift_event",
+    "personal_gain",
+    "distinct_items",
+    "greedy_personal_gain",
+    "greedy_distinct_items",
     "user_return",
     "retention",
 )
 
 AttentionFn = Callable[[NDArray[np.float32]], NDArray[np.float64]]
+GreedyFn = Callable[[NDArray[np.float32]], NDArray[np.int64]]
+
+
+def personalization_gain(rewards: NDArray[np.float64]) -> float:
+    """Gain of ``rewards[u, v] = R(u, a_v)``: mean of the diagonal minus mean off it.
+
+    ``R(u, a_u)`` is what each user gets from its own recommendation, ``R(u, a_v)`` what it would
+    get from another user's; a policy that gives everyone the same thing scores exactly 0.
+    """
+    u = rewards.shape[0]
+    if u < 2:
+        return float("nan")
+    diag = float(np.trace(rewards))
+    off = (float(rewards.sum()) - diag) / (u * (u - 1))
+    return diag / u - off
 
 
 def _softmax(x: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -103,6 +132,11 @@ class StepRecorder:
         track_users: how many user slots (0, 1, ...) to follow individually.
         attention_fn: maps one observation row ``(D,)`` to the user token's attention over
             the history ``(H,)`` (attention agents only).
+        sim: the env's simulator (privileged), for the personalisation columns; without it they
+            are nan.
+        greedy_fn: the agent's greedy actions for a batch of observations ``(B, D)``, for the
+            ``greedy_*`` columns (nan without it).
+        gain_users: at most this many user slots enter the personalisation gain.
     """
 
     def __init__(
@@ -116,8 +150,14 @@ class StepRecorder:
         cold_start_window: int = 1000,
         track_users: int = 3,
         attention_fn: AttentionFn | None = None,
+        sim: Any = None,
+        greedy_fn: GreedyFn | None = None,
+        gain_users: int = 64,
     ) -> None:
         self.catalog = catalog
+        self.sim = sim
+        self.greedy_fn = greedy_fn
+        self._gain_users = np.arange(min(gain_users, num_envs))
         self.num_envs = num_envs
         self.layout = layout
         self.interest_weight = interest_weight
@@ -170,6 +210,15 @@ class StepRecorder:
         self._interest_mix = np.zeros(k)
         self._tracked_rec = np.zeros((self.track_users, k))
         self._steps_in_window = 0
+        self._gain_sum = 0.0
+        self._distinct_sum = 0.0
+
+    def _gain(self, actions: NDArray[np.int64], before_last_step: bool) -> float:
+        """Personalisation gain of ``actions`` ``(B, k)`` over the first ``gain_users`` slots."""
+        users = self._gain_users
+        cand = actions[users]  # (U, k): each user's own action is a candidate for every user
+        rewards = self.sim.slate_rewards(cand, users=users, before_last_step=before_last_step)
+        return personalization_gain(rewards)
 
     # ------------------------------------------------------------------------------ per step
     def record(self, r: StepRecord) -> None:
@@ -200,6 +249,9 @@ class StepRecorder:
         self._interest_mix += preferred.sum(axis=0)
         self._tracked_rec += items_topics[: self.track_users]
         self._seen[actions.ravel()] = True
+        self._distinct_sum += float(np.unique(actions).size)
+        if self.sim is not None:
+            self._gain_sum += self._gain(actions, before_last_step=True)
         events = np.bitwise_or.reduce(np.asarray(info["drift_events"], dtype=np.int64))
         self._events |= int(events)
         if events & DriftEvent.POPULATION_SHIFT:
@@ -264,6 +316,13 @@ class StepRecorder:
             "oracle_cold_start_share": s["oracle_cold"] / n if self._has_oracle else float("nan"),
             "tracking_error": s["tracking"] / n,
             "drift_event": self._events,
+            "personal_gain": (
+                self._gain_sum / max(self._steps_in_window, 1)
+                if self.sim is not None
+                else float("nan")
+            ),
+            "distinct_items": self._distinct_sum / max(self._steps_in_window, 1),
+            **self._greedy_columns(r.next_observation),
             "user_return": self._returns / self._sessions if self._sessions else float("nan"),
             "retention": 1.0 - self._left / self._sessions if self._sessions else float("nan"),
         }
@@ -286,6 +345,16 @@ class StepRecorder:
             a["feedback"].append(obs0[lay.feedback].astype(np.float64))
             a["mask"].append(mask)
         self._reset_window()
+
+    def _greedy_columns(self, obs: NDArray[np.float32]) -> dict[str, float]:
+        if self.greedy_fn is None:
+            return {"greedy_personal_gain": float("nan"), "greedy_distinct_items": float("nan")}
+        actions = np.asarray(self.greedy_fn(obs), dtype=np.int64).reshape(self.num_envs, -1)
+        gain = self._gain(actions, before_last_step=False) if self.sim is not None else np.nan
+        return {
+            "greedy_personal_gain": float(gain),
+            "greedy_distinct_items": float(np.unique(actions).size),
+        }
 
     # ------------------------------------------------------------------------------ outputs
     def topics_arrays(self) -> dict[str, NDArray[Any]]:

@@ -144,6 +144,8 @@ def _run(
         cold_start_window=cfg.cold_start_window,
         track_users=cfg.track_users,
         attention_fn=built.attention_fn,
+        sim=sim,
+        greedy_fn=built.greedy_actions,
     )
     bar = tqdm(
         total=cfg.steps,

@@ -339,6 +339,8 @@ def test_baseline_names_are_pinned() -> None:
         "linucb-discounted",
         "linucb-window",
         "thompson",
+        "history-similarity",
+        "population-best",
     )
 
 
@@ -358,8 +360,8 @@ def test_make_baseline_unknown_name() -> None:
     """An unknown name raises ValueError listing the names."""
     msg = (
         "'name' must be one of ['random', 'popularity', 'oracle', 'planner', 'epsilon-greedy', "
-        "'linucb', "
-        "'linucb-discounted', 'linucb-window', 'thompson'] (got 'ucb')"
+        "'linucb', 'linucb-discounted', 'linucb-window', 'thompson', 'history-similarity', "
+        "'population-best'] (got 'ucb')"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
         make_baseline("ucb", _env())

@@ -22,7 +22,7 @@ from driftrec.experiments.config import (
 SCENARIO_NAMES = [
     "Stationary", "GradualDrift", "OUDrift", "AbruptShift", "ConsumptionDrift", "Boredom",
     "PopulationTrend", "NewItems", "Mixed", "SlateStationary", "SlateMixed",
-    "PopulationDrift", "LongTerm", "LongTermBoredom",
+    "PopulationDrift", "LongTerm", "LongTermBoredom", "MovieLens",
 ]  # fmt: skip
 
 
