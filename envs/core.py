@@ -132,9 +132,15 @@ def _saturate(before: NDArray[np.float64], after: NDArray[np.float64], clip: flo
     a guard for single steps larger than the remaining room.
     """
     delta = after - before
+    room = before * (1.0 / clip)
+    np.square(room, out=room)
+    np.square(room, out=room)  # (before / clip)^4 by two squares: np.power is ~10x slower
+    np.subtract(1.0, room, out=room)
+    np.maximum(room, 0.0, out=room)  # 0.996 at clip/4, 0.68 at 3 clip/4
     outward = delta * before > 0.0
-    room = np.maximum(0.0, 1.0 - (before / clip) ** 4)  # 0.996 at clip/4, 0.68 at 3 clip/4
-    np.copyto(after, before + np.where(outward, delta * room, delta))
+    np.multiply(delta, room, out=room, where=outward)
+    np.copyto(room, delta, where=~outward)
+    np.add(before, room, out=after)
 
 
 class BatchSimulator:
@@ -506,13 +512,20 @@ class BatchSimulator:
                 events=events,
                 satisfaction=s.satisfaction,
             )
+            # incremental interest updates saturate at the clip: the change that a run of
+            # incremental processes makes together (up to a process that sets interests, an
+            # abrupt jump) is saturated once
+            before = None
             for process in cfg.drift.processes:
-                if process.saturates:  # incremental interest updates saturate at the clip
-                    before = s.interest.copy()
-                    process.apply(ctx)
+                if process.saturates:
+                    if before is None:
+                        before = s.interest.copy()
+                elif process.sets_interest and before is not None:
                     _saturate(before, s.interest, users.interest_clip)
-                else:
-                    process.apply(ctx)
+                    before = None
+                process.apply(ctx)
+            if before is not None:
+                _saturate(before, s.interest, users.interest_clip)
             np.clip(s.interest, -users.interest_clip, users.interest_clip, out=s.interest)
         if new_clock in self._release_steps:
             events |= int(DriftEvent.NEW_ITEMS)

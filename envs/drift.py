@@ -44,8 +44,9 @@ Satisfaction        A per-user satisfaction ``sigma`` (scalar, starts at 0):
 ==================  ==========================================================================
 
 Interest updates of the incremental processes (GradualDrift, ConsumptionDrift,
-PopulationDrift) saturate smoothly at the clip: the part of a step's change
-``d = theta' - theta`` that moves an entry away from 0 is scaled by
+PopulationDrift) saturate smoothly at the clip: the part of the change ``d = theta' - theta``
+that they make together in a step (consecutive in the process order; an AbruptShift between
+them, which sets interests, ends a run) that moves an entry away from 0 is scaled by
 ``max(0, 1 - (theta / interest_clip)^4)`` (0.996 at a quarter of the clip, 0.94 at half, 0.68 at
 three quarters): entries approach the bound smoothly, and a greedy feedback loop no longer pins
 them to it; the hard clip stays as a guard.
@@ -139,6 +140,7 @@ class DriftProcess:
 
     kind: ClassVar[str] = "base"
     saturates: ClassVar[bool] = False  # True: its interest changes saturate at the clip
+    sets_interest: ClassVar[bool] = False  # True: it moves interests without saturation
 
     def apply(self, ctx: DriftContext) -> None:
         """Update ``ctx`` in place for one step."""
@@ -190,6 +192,7 @@ class AbruptShift(DriftProcess):
     """
 
     kind: ClassVar[str] = "abrupt"
+    sets_interest: ClassVar[bool] = True
     at_steps: tuple[int, ...] = ()
     rate: float = 0.0
     mix: float = 1.0
