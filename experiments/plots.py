@@ -138,7 +138,7 @@ def plot_adaptation(
     ax: Axes | None = None,
     *,
     title: str | None = None,
-    ylabel: str = "reward / oracle",
+    ylabel: str = "reward / one-step oracle",
 ) -> Axes:
     """Normalized reward over global steps: mean and shaded 95% interval per agent, with
     dashed lines at the drift events. y spans 0 to 1.05, more if a mean curve leaves that range

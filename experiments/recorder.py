@@ -11,7 +11,8 @@ window unless said otherwise):
 ``reward``                  observed reward
 ``expected_reward``         expected reward of the shown action under the true model
 ``oracle_reward``           expected reward of the privileged one-step oracle's action
-``normalized_reward``       ``expected_reward / oracle_reward`` (1 = as good as the oracle)
+``normalized_reward``       the one-step oracle ratio ``expected_reward / oracle_reward``
+                            (1 = as good as the myopic oracle; see below)
 ``regret``                  ``oracle_reward - expected_reward`` per user-step
 ``cum_regret``              running sum over global steps of the per-step mean regret
 ``click_rate``              share of user-steps with a click

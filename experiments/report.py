@@ -149,11 +149,14 @@ def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
     return [
         "## How to read the adaptation plot",
         "",
-        "The adaptation plot shows, for each agent, the *normalized reward* over global steps: "
+        "The adaptation plot shows, for each agent, the *one-step oracle ratio* (column "
+        "`normalized_reward`) over global steps: "
         "the expected reward of the agent's recommendations divided by the expected reward of "
         "the privileged one-step oracle (which sees the users' hidden interests and picks the "
         "best item for the next step) in the same window. 1.0 means as good as the oracle; the "
-        "random agent shows the floor. The line is the mean over seeds and the shaded band its "
+        "random agent shows the floor. It cannot credit planning (the oracle is re-evaluated in "
+        "the states the agent created): the return table below does. The line is the mean "
+        "over seeds and the shaded band its "
         "95% confidence interval (Student t). Dashed vertical lines mark population-level "
         "drift events (e.g. a population shift of the users' interests). "
         "*Recovery time* after an event is the number of global steps from the event until the "
@@ -210,7 +213,7 @@ def _write_figures(
             title=f"Adaptation to drift: {scenario}",
         )
         path = save_figure(ax.figure, out / f"adaptation_{scenario}.png")
-        images.append(("Normalized reward (reward / oracle) over global steps", path))
+        images.append(("One-step oracle ratio (reward / one-step oracle) over global steps", path))
 
         if all("cum_regret" in r.metrics for r in group):
             ax = plot_regret(

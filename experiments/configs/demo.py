@@ -4,7 +4,9 @@ Five agents on the AbruptShift scenario (1,000 generated items with language-mod
 texts), three seeds, 32 users stepped together for 1,536 global steps, the population's tastes
 jumping at step 768: the uniform random recommender, decayed popularity, discounted LinUCB on the
 text embeddings, the attention recommender trained online with PPO, and the same PPO with id
-embeddings instead of the language model. Sized to finish in under five minutes on two CPU
+embeddings instead of the language model; plus the greedy oracle as the reference run of every
+seed (the report's return ratio divides by it), and every seed draws its own world and catalog
+(``vary_world``). Sized to finish in under five minutes on two CPU
 cores (two runs in parallel, one torch thread each): about 2.5 minutes on this project's quiet
 2-vCPU machines, text encoding included.
 """

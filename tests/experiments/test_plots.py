@@ -112,7 +112,7 @@ def test_plot_adaptation(runs: list[Run], tmp_path: Path) -> None:
     ax = plot_adaptation(curves, EVENTS, title="Adaptation: shift")
     assert ax.get_title() == "Adaptation: shift"
     assert ax.get_xlabel() == "global step"
-    assert ax.get_ylabel() == "reward / oracle"
+    assert ax.get_ylabel() == "reward / one-step oracle"
     texts = legend_texts(ax)
     assert texts == ["linucb (n=3)", "oracle (n=3)", "random (n=3)", "population shift"]
     assert ax.get_ylim() == pytest.approx((0.0, 1.05))
