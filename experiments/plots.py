@@ -304,10 +304,12 @@ def plot_recovery(
     )  # fmt: skip
     ax.set_xticks(range(len(groups)), [label for label, _ in groups], rotation=20, ha="right")
     ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.set_ylim(0.0, top * 1.15 if top > 0 else 1.0)  # every marker and interval on the axes
+    ax.set_ylim(0.0, top * 1.2 if top > 0 else 1.0)  # every marker and interval on the axes
     ax.grid(True, axis="y", alpha=0.3)
     if handles:
-        ax.legend(handles=list(handles.values()), fontsize=8, loc="upper right")
+        ax.legend(
+            handles=list(handles.values()), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
     return ax
 
 
