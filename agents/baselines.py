@@ -370,8 +370,12 @@ class OracleAgent(BaselineAgent):
         """The oracle's action for every user of the env now (the observation is not read)."""
         parts, single = self._parse(observation)
         self._check_batch(parts.clock.shape[0])
-        actions = np.array(self.sim.oracle().action, dtype=np.int64, copy=True)
+        actions = self._actions()
         return (actions[0] if single else actions), state
+
+    def _actions(self) -> NDArray[np.int64]:
+        """``(B,)`` or ``(B, k)`` actions for every user of the env now."""
+        return np.array(self.sim.oracle().action, dtype=np.int64, copy=True)
 
     def _check_batch(self, b: int) -> None:
         if b != self.sim.num_users:

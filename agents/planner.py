@@ -101,18 +101,9 @@ class PlannerAgent(OracleAgent):
         slope = (p_best * (1.0 - p_best))[:, None]  # (B, 1)
         return now * (1.0 + self.lookahead * slope * future)
 
-    def predict(
-        self,
-        observation: Any,
-        state: Any = None,
-        episode_start: NDArray[np.bool_] | None = None,
-        deterministic: bool = False,
-    ) -> tuple[NDArray[np.int64], Any]:
+    def _actions(self) -> NDArray[np.int64]:
         """The highest-value released item(s) for every user of the env now."""
-        parts, single = self._parse(observation)
-        self._check_batch(parts.clock.shape[0])
         values = self.values()  # (B, N), -inf for unreleased items
         released = self.sim.released()
         mask = None if released.all() else np.broadcast_to(released, values.shape)
-        out = self._select(values, mask, deterministic=True)  # fills short slates with repeats
-        return (out[0] if single else out), state
+        return self._select(values, mask, deterministic=True)  # fills short slates with repeats
