@@ -3,14 +3,12 @@
 Headless: the Agg backend is selected on import and nothing is ever shown. Every function draws
 on the ``Axes`` it is given (or on a new figure when None) with the object-oriented API and
 returns it; :func:`save_figure` writes a PNG atomically and closes the figure. Agents get fixed
-colours by sorted name (:func:`agent_colors`): ``"oracle"`` black, ``"random"`` grey.
+the same colour in every figure (:func:`agent_colors`): ``"oracle"`` black, ``"random"`` grey.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -27,6 +25,7 @@ from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from driftrec.atomic import atomic_open  # noqa: E402
 from driftrec.experiments.analysis import (  # noqa: E402
     Curve,
     Recovery,
@@ -58,6 +57,10 @@ _PALETTE = (
     "#393b79",  # navy
     "#637939",  # dark olive
     "#843c39",  # dark red
+    "#7b4173",  # plum
+    "#e7ba52",  # mustard
+    "#5254a3",  # indigo
+    "#ad494a",  # brick
 )  # tab10 without its grey, then darker tab20b shades
 _FIXED_COLORS = {"oracle": "black", "random": "#7f7f7f"}
 _TOPIC_PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3")
@@ -65,14 +68,47 @@ _OTHER_COLOR = "#d0d0d0"
 _EVENT_STYLE = {"color": "#555555", "linestyle": "--", "linewidth": 1.0}
 
 
+def _registered_colors() -> dict[str, str]:
+    """One palette colour per registered agent, in registry order: the same in every figure."""
+    from driftrec.agents.registry import AGENT_NAMES
+
+    names = [a for a in AGENT_NAMES if a not in _FIXED_COLORS]
+    palette = list(_PALETTE)
+    if len(names) > len(palette):  # a longer registry: more shades, never a repeated colour
+        extra = matplotlib.colormaps["tab20b"].colors + matplotlib.colormaps["tab20c"].colors
+        palette += [
+            matplotlib.colors.to_hex(c) for c in extra if matplotlib.colors.to_hex(c) not in palette
+        ]
+    return {a: palette[i % len(palette)] for i, a in enumerate(names)}
+
+
+def _darker(color: str, amount: float = 0.45) -> str:
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(c * (1 - amount)):02x}" for c in (r, g, b))
+
+
 def agent_colors(agents: Sequence[str]) -> dict[str, str]:
-    """Colour per agent: "oracle" black, "random" grey, the others a fixed palette by name."""
+    """Colour per agent, the same in every figure whatever else is drawn: "oracle" black,
+    "random" grey, registered agents a palette colour by registry position, their ``-frozen``
+    variants a darker shade of it, other names the remaining palette colours by sorted name."""
+    fixed = _registered_colors()
     colors: dict[str, str] = {}
-    others = sorted(a for a in set(agents) if a not in _FIXED_COLORS)
-    for i, agent in enumerate(others):
-        colors[agent] = _PALETTE[i % len(_PALETTE)]
-    for agent in set(agents) & set(_FIXED_COLORS):
-        colors[agent] = _FIXED_COLORS[agent]
+    unknown = []
+    for agent in sorted(set(agents)):
+        base = agent.removesuffix("-frozen")
+        if agent in _FIXED_COLORS:
+            colors[agent] = _FIXED_COLORS[agent]
+        elif agent in fixed:
+            colors[agent] = fixed[agent]
+        elif base != agent and (base in fixed or base in _FIXED_COLORS):
+            colors[agent] = _darker(
+                fixed.get(base) or _FIXED_COLORS[base].replace("black", "#000000")
+            )
+        else:
+            unknown.append(agent)
+    spare = [c for c in _PALETTE if c not in set(fixed.values())] or list(_PALETTE)
+    for i, agent in enumerate(unknown):
+        colors[agent] = spare[i % len(spare)]
     return colors
 
 
@@ -531,15 +567,9 @@ def save_figure(fig: Figure | Axes, path: str | Path, *, dpi: int = 120) -> Path
     if isinstance(fig, Axes):
         fig = fig.figure
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with tmp.open("xb") as f:  # a new file in the same directory (umask permissions)
+        with atomic_open(path, "wb") as f:
             fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         plt.close(fig)
     return path

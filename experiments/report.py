@@ -9,7 +9,6 @@ itself), linking them relatively. :func:`write_figures` writes the PNGs only.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,6 +21,7 @@ from driftrec.experiments.analysis import (
     load_runs,
     summary_table,
 )
+from driftrec.experiments.io import atomic_write_text
 from driftrec.experiments.plots import (
     plot_adaptation,
     plot_attention,
@@ -40,19 +40,45 @@ _BASELINE_NAMES = ("random", "oracle")
 
 
 def summary_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The summary table as aligned plain text (for printing in a terminal)."""
-    return format_table(rows, markdown=False)
+    """The summary as two narrow aligned plain-text tables (outcome, then behaviour)."""
+    return (
+        format_table(rows, markdown=False, part="outcome")
+        + "\n"
+        + format_table(rows, markdown=False, part="behaviour")
+    )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+METRIC_DEFINITIONS: tuple[tuple[str, str], ...] = (
+    ("click rate", "share of user-steps with a click."),
+    (
+        "coverage",
+        "distinct items recommended in a metrics window divided by the items released by then "
+        "(1 = every available item was shown at least once in the window).",
+    ),
+    (
+        "diversity",
+        "intra-list diversity: for each user, the mean pairwise topic distance 1 - cos(z_i, z_j) "
+        "between the items in the user's recent history, averaged over users (0 = all the same "
+        "topic mix).",
+    ),
+    (
+        "cold-start share",
+        "share of recommended items released recently (within the cold-start window); the "
+        "oracle's share is the reference.",
+    ),
+    (
+        "churn",
+        "share of the sessions ending in a window that ended because the user left (patience ran "
+        "out) rather than reaching the session length.",
+    ),
+    (
+        "tracking error",
+        "total-variation distance between the topic mix of what was recommended and the topic "
+        "mix the user prefers, softmax(interest_weight x interests); 0 = recommendations follow "
+        "the user's current tastes exactly, 1 = no overlap.",
+    ),
+)
+"""What the behaviour columns of the summary mean (written into report.md)."""
 
 
 def _featured_agent(agents: Sequence[str]) -> str:
@@ -322,7 +348,14 @@ def write_report(
         f"are counted as not recovered; n/a: fewer than {pre_windows} windows before the "
         "event).",
         "",
-        format_table(rows),
+        format_table(rows, part="outcome"),
+        "Behaviour of the recommendations (run means; columns that are zero for every agent "
+        "are left out):",
+        "",
+        format_table(rows, part="behaviour"),
+        "",
+        *[f"* *{name}*: {text}" for name, text in METRIC_DEFINITIONS],
+        "",
     ]
-    _atomic_write_text(report, "\n".join(lines))
+    atomic_write_text(report, "\n".join(lines))
     return report

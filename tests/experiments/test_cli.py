@@ -154,8 +154,10 @@ def test_bench_wiring(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``bench --quick --json F`` passes its options to the benchmark (one cell here: fast)."""
-    from driftrec.experiments import bench
+    from driftrec.experiments import cli
 
+    assert cli.BENCH_SCRIPT.parent.name == "bench"  # the benchmark lives in bench/, not the package
+    bench = cli.load_bench()
     seen: list[list[str]] = []
     real_main = bench.main
 
@@ -165,6 +167,7 @@ def test_bench_wiring(
         return real_main([*(argv or []), *only])
 
     monkeypatch.setattr(bench, "main", one_cell)
+    monkeypatch.setattr(cli, "load_bench", lambda: bench)
     path = tmp_path / "bench.json"
     code, out, err = _run(capsys, "bench", "--quick", "--json", str(path))
     assert code == 0, err
