@@ -106,7 +106,9 @@ def agent_colors(agents: Sequence[str]) -> dict[str, str]:
             )
         else:
             unknown.append(agent)
-    spare = [c for c in _PALETTE if c not in set(fixed.values())] or list(_PALETTE)
+    spare = [c for c in _PALETTE if c not in set(fixed.values())]
+    if len(spare) < len(unknown):  # more names than free colours: keep the unknown ones apart
+        spare = list(_PALETTE)
     for i, agent in enumerate(unknown):
         colors[agent] = spare[i % len(spare)]
     return colors
