@@ -105,12 +105,6 @@ _ALL = (
         EnvConfig(drift=_drift(AbruptShift(at_steps=(5000,), rate=0.0005))),
     ),
     Scenario(
-        "UserJumps",
-        "Individual users' tastes jump to a fresh draw from the (stable) population at rate "
-        "1/50 per step, about twice a session: in-context adaptation without a population shift.",
-        EnvConfig(drift=_drift(AbruptShift(rate=0.02))),
-    ),
-    Scenario(
         "ConsumptionDrift",
         "Endogenous drift: clicked items pull interests toward their topics when liked "
         "(quality >= 0.5) and push them away otherwise (a filter-bubble feedback loop).",
@@ -158,6 +152,12 @@ _ALL = (
             session=SessionConfig(max_steps=200, history_len=30),
             drift=_MIXED_DRIFT,
         ),
+    ),
+    Scenario(
+        "UserJumps",
+        "Individual users' tastes jump to a fresh draw from the (stable) population at rate "
+        "1/50 per step, about twice a session: in-context adaptation without a population shift.",
+        EnvConfig(drift=_drift(AbruptShift(rate=0.02))),
     ),
 )
 
