@@ -37,6 +37,7 @@ __all__ = [
     "agent_colors",
     "plot_adaptation",
     "plot_regret",
+    "plot_personalization",
     "plot_recovery",
     "plot_interest_drift",
     "plot_attention",
@@ -209,6 +210,30 @@ def plot_regret(
     ax.set_ylabel(ylabel)
     ax.set_title(title if title is not None else "Cumulative regret")
     ax.set_ylim(bottom=0.0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return ax
+
+
+def plot_personalization(
+    curves: Mapping[str, Curve],
+    events: Sequence[Mapping[str, Any]],
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    ylabel: str = "personalisation gain (greedy)",
+) -> Axes:
+    """Personalisation gain over global steps: mean and shaded 95% interval per agent.
+
+    0 (the thin line) is what a policy that gives every user the same item earns.
+    """
+    ax = _new_axes(ax)
+    _plot_curves(ax, curves)
+    _mark_events(ax, events)
+    ax.axhline(0.0, color="black", linewidth=0.6, alpha=0.4, zorder=1)
+    ax.set_xlabel("global step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title if title is not None else "Personalisation")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return ax
