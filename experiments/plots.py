@@ -528,7 +528,10 @@ def plot_attention(
     title: str | None = None,
     annotate_clicks: bool = True,
 ) -> Axes:
-    """Heatmap of the user token's attention over history positions of tracked user 0.
+    """Heatmap of the recommender's attention over the history of tracked user 0 (slot 0).
+
+    The weights are the last layer's (mean over heads) of the query: the state of the newest
+    impression, which scores the next recommendation.
 
     y: history position, oldest (bottom) to newest (top); x: global step; padding blank. Dots
     mark positions whose feedback was positive (clicks) when ``annotate_clicks``.
@@ -589,7 +592,7 @@ def plot_attention(
     ax.set_xlabel("global step")
     ax.set_ylabel("history position (oldest → newest)")
     ax.set_title(
-        title if title is not None else f"Attention of the user token ({run.agent}, user 0)"
+        title if title is not None else f"Attention over the history ({run.agent}, user 0)"
     )
     return ax
 

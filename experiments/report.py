@@ -267,7 +267,8 @@ def _write_figures(
         with_attention = [r for r in group if r.attention is not None]
         if with_attention:
             run = min(with_attention, key=lambda r: (r.agent != PREFERRED_AGENT, r.agent, r.seed))
-            ax = plot_attention(run, title=f"Attention of the user token: {scenario} / {run.agent}")
+            title = f"Attention over user 0's history: {scenario} / {run.agent}"
+            ax = plot_attention(run, title=title)
             path = save_figure(ax.figure, out / f"attention_{scenario}.png")
             images.append((f"Attention over the history ({run.agent}, seed {run.seed})", path))
     return figures
