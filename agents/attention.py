@@ -449,9 +449,7 @@ class AttentionRecommender(nn.Module):
             self.match_decay_logit = nn.Parameter(torch.zeros(()))
             self.match_skip_raw = nn.Parameter(torch.zeros(()))
             self.match_weight_raw = nn.Parameter(torch.zeros(()))
-        self.score_scale_raw = nn.Parameter(
-            torch.zeros(()), requires_grad=config.learn_score_scale
-        )
+        self.score_scale_raw = nn.Parameter(torch.zeros(()), requires_grad=config.learn_score_scale)
         self.click_offset = nn.Parameter(torch.zeros(()))
 
         self.register_buffer("item_table", table, persistent=False)  # (N, E)

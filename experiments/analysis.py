@@ -68,6 +68,8 @@ SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
     ("oracle_cold_start_share", "oracle cold-start share"),
     ("churn", "churn"),
     ("tracking_error", "tracking error"),
+    ("greedy_personal_gain", "personal gain"),
+    ("greedy_distinct_items", "distinct items"),
 )
 """``(metrics.csv column, label)`` of the per-window metrics :func:`summary_table` averages."""
 

@@ -38,6 +38,7 @@ __all__ = [
     "agent_colors",
     "plot_adaptation",
     "plot_regret",
+    "plot_personalization",
     "plot_recovery",
     "plot_interest_drift",
     "plot_attention",
@@ -212,6 +213,30 @@ def plot_regret(
     ax.set_ylabel(ylabel)
     ax.set_title(title if title is not None else "Cumulative regret")
     ax.set_ylim(bottom=0.0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return ax
+
+
+def plot_personalization(
+    curves: Mapping[str, Curve],
+    events: Sequence[Mapping[str, Any]],
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    ylabel: str = "personalisation gain (greedy)",
+) -> Axes:
+    """Personalisation gain over global steps: mean and shaded 95% interval per agent.
+
+    0 (the thin line) is what a policy that gives every user the same item earns.
+    """
+    ax = _new_axes(ax)
+    _plot_curves(ax, curves)
+    _mark_events(ax, events)
+    ax.axhline(0.0, color="black", linewidth=0.6, alpha=0.4, zorder=1)
+    ax.set_xlabel("global step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title if title is not None else "Personalisation")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return ax
@@ -498,7 +523,10 @@ def plot_attention(
     title: str | None = None,
     annotate_clicks: bool = True,
 ) -> Axes:
-    """Heatmap of the user token's attention over history positions of tracked user 0.
+    """Heatmap of the recommender's attention over the history of tracked user 0 (slot 0).
+
+    The weights are the last layer's (mean over heads) of the query: the state of the newest
+    impression, which scores the next recommendation.
 
     y: history position, oldest (bottom) to newest (top); x: global step; padding blank. Dots
     mark positions whose feedback was positive (clicks) when ``annotate_clicks``.
@@ -559,7 +587,7 @@ def plot_attention(
     ax.set_xlabel("global step")
     ax.set_ylabel("history position (oldest → newest)")
     ax.set_title(
-        title if title is not None else f"Attention of the user token ({run.agent}, user 0)"
+        title if title is not None else f"Attention over the history ({run.agent}, user 0)"
     )
     return ax
 

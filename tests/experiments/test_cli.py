@@ -193,7 +193,7 @@ def test_demo_wiring(
 
     quick = demo.get_config(quick=True, out_dir="x", workers=1)
     assert (quick.num_envs, quick.steps, quick.shift_at) == (8, 128, 64)
-    assert len(quick.agents) == 5 and quick.seeds == (0, 1) and quick.name == "demo-quick"
+    assert len(quick.agents) == 7 and quick.seeds == (0, 1) and quick.name == "demo-quick"
     full = demo.get_config()
     assert (full.num_envs, full.steps, full.shift_at, full.workers) == (32, 1536, 768, 2)
     seen: list[dict[str, Any]] = []

@@ -249,7 +249,7 @@ def test_plot_interest_drift_without_users_or_topics() -> None:
 def test_plot_attention(tmp_path: Path) -> None:
     """Attention heatmap: labels, click legend, a PNG."""
     ax = plot_attention(make_run("attention-ppo", 0, attention=True))
-    assert ax.get_title() == "Attention of the user token (attention-ppo, user 0)"
+    assert ax.get_title() == "Attention over the history (attention-ppo, user 0)"
     assert ax.get_xlabel() == "global step"
     assert ax.get_ylabel() == "history position (oldest → newest)"
     assert legend_texts(ax) == ["click"]
