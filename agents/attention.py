@@ -696,8 +696,9 @@ class AttentionRecommender(nn.Module):
         user = enc.query_states()  # (B, d)
         scores = self._click_scores(user, enc.query_profiles(), items) * self.score_scale()
         clock = parsed.clock.round().long()  # (B,)
-        unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
-        scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
+        if clock.numel() and int(clock.min()) < int(self.release_step.max()):
+            unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
+            scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
         return RecommenderOutput(
             scores=scores,
             user_state=user,
