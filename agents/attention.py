@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from driftrec.envs.observation import ObservationLayout
+from driftrec.envs.observation import CLOCK_SCALE, ObservationLayout
 
 __all__ = [
     "AttentionConfig",
@@ -296,7 +296,7 @@ def parse_observation(
                 f"dict observation 'item_ids' must have shape (batch, {h}) (got {tuple(ids.shape)})"
             )
         progress = obs["progress"].reshape(ids.shape[0])  # (B,)
-        clock = obs["clock"].reshape(ids.shape[0])  # (B,)
+        clock = obs["clock"].reshape(ids.shape[0]) * CLOCK_SCALE  # (B,) global steps
     else:
         layout = ObservationLayout(history_len=h, num_items=1)
         if obs.ndim != 2 or obs.shape[1] != layout.size:
@@ -308,7 +308,7 @@ def parse_observation(
         fb = obs[:, layout.feedback]  # (B, H)
         mask = obs[:, layout.mask]  # (B, H)
         progress = obs[:, layout.progress]  # (B,)
-        clock = obs[:, layout.clock]  # (B,)
+        clock = obs[:, layout.clock] * CLOCK_SCALE  # (B,) global steps
     return ParsedObservation(
         item_ids=ids.round().long(),
         feedback=fb.float(),
@@ -449,9 +449,7 @@ class AttentionRecommender(nn.Module):
             self.match_decay_logit = nn.Parameter(torch.zeros(()))
             self.match_skip_raw = nn.Parameter(torch.zeros(()))
             self.match_weight_raw = nn.Parameter(torch.zeros(()))
-        self.score_scale_raw = nn.Parameter(
-            torch.zeros(()), requires_grad=config.learn_score_scale
-        )
+        self.score_scale_raw = nn.Parameter(torch.zeros(()), requires_grad=config.learn_score_scale)
         self.click_offset = nn.Parameter(torch.zeros(()))
 
         self.register_buffer("item_table", table, persistent=False)  # (N, E)
@@ -698,8 +696,9 @@ class AttentionRecommender(nn.Module):
         user = enc.query_states()  # (B, d)
         scores = self._click_scores(user, enc.query_profiles(), items) * self.score_scale()
         clock = parsed.clock.round().long()  # (B,)
-        unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
-        scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
+        if clock.numel() and int(clock.min()) < int(self.release_step.max()):
+            unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
+            scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
         return RecommenderOutput(
             scores=scores,
             user_state=user,

@@ -54,6 +54,7 @@ BASELINE_NAMES: tuple[str, ...] = (
     "random",
     "popularity",
     "oracle",
+    "planner",
     "epsilon-greedy",
     "linucb",
     "linucb-discounted",
@@ -368,14 +369,20 @@ class OracleAgent(BaselineAgent):
     ) -> tuple[NDArray[np.int64], Any]:
         """The oracle's action for every user of the env now (the observation is not read)."""
         parts, single = self._parse(observation)
-        b = parts.clock.shape[0]
+        self._check_batch(parts.clock.shape[0])
+        actions = self._actions()
+        return (actions[0] if single else actions), state
+
+    def _actions(self) -> NDArray[np.int64]:
+        """``(B,)`` or ``(B, k)`` actions for every user of the env now."""
+        return np.array(self.sim.oracle().action, dtype=np.int64, copy=True)
+
+    def _check_batch(self, b: int) -> None:
         if b != self.sim.num_users:
             raise ValueError(
-                f"OracleAgent acts for the {self.sim.num_users} users of its env, but the "
-                f"observation holds {b}; build it with the env you step"
+                f"{type(self).__name__} acts for the {self.sim.num_users} users of its env, but "
+                f"the observation holds {b}; build it with the env you step"
             )
-        actions = np.array(self.sim.oracle().action, dtype=np.int64, copy=True)
-        return (actions[0] if single else actions), state
 
 
 class EpsilonGreedyAgent(BaselineAgent):
@@ -976,6 +983,7 @@ def make_baseline(
     ``"random"``                  :class:`RandomAgent`
     ``"popularity"``              :class:`PopularityAgent`
     ``"oracle"``                  :class:`OracleAgent` (privileged; ``seed`` unused)
+    ``"planner"``                 :class:`~driftrec.agents.planner.PlannerAgent` (privileged)
     ``"epsilon-greedy"``          :class:`EpsilonGreedyAgent`
     ``"linucb"``                  :class:`LinUCBAgent`
     ``"linucb-discounted"``       :class:`LinUCBAgent` with ``discount=0.99`` by default
@@ -1002,6 +1010,10 @@ def make_baseline(
         return PopularityAgent(env, seed=seed, **kwargs)
     if name == "oracle":
         return OracleAgent(env, seed=seed, **kwargs)
+    if name == "planner":
+        from driftrec.agents.planner import PlannerAgent
+
+        return PlannerAgent(env, seed=seed, **kwargs)
     if name == "epsilon-greedy":
         return EpsilonGreedyAgent(env, seed=seed, **kwargs)
     if name == "linucb":

@@ -20,11 +20,11 @@ from driftrec.agents.baselines import (
     make_baseline,
 )
 from driftrec.envs import DriftRecEnv, DriftRecVectorEnv
-from driftrec.envs.observation import ObservationLayout
+from driftrec.envs.observation import ObservationLayout, encode_clock
 
 B = 4  # users per vector step in the small envs
 NAMES = list(BASELINE_NAMES)
-LEARNERS = [n for n in NAMES if n != "oracle"]
+LEARNERS = [n for n in NAMES if n not in ("oracle", "planner")]  # the privileged references
 
 
 def _env(num_envs: int = B, **overrides: Any) -> DriftRecVectorEnv:
@@ -53,7 +53,7 @@ def _obs(history: list[tuple[int, float]], lay: ObservationLayout, clock: float 
         obs[lay.item_ids.start + pos] = item
         obs[lay.feedback.start + pos] = fb
         obs[lay.mask.start + pos] = 1.0
-    obs[lay.clock] = clock
+    obs[lay.clock] = encode_clock(clock)
     return obs
 
 
@@ -333,6 +333,7 @@ def test_baseline_names_are_pinned() -> None:
         "random",
         "popularity",
         "oracle",
+        "planner",
         "epsilon-greedy",
         "linucb",
         "linucb-discounted",
@@ -358,8 +359,8 @@ def test_make_baseline_builds_each_variant() -> None:
 def test_make_baseline_unknown_name() -> None:
     """An unknown name raises ValueError listing the names."""
     msg = (
-        "'name' must be one of ['random', 'popularity', 'oracle', 'epsilon-greedy', 'linucb', "
-        "'linucb-discounted', 'linucb-window', 'thompson', 'history-similarity', "
+        "'name' must be one of ['random', 'popularity', 'oracle', 'planner', 'epsilon-greedy', "
+        "'linucb', 'linucb-discounted', 'linucb-window', 'thompson', 'history-similarity', "
         "'population-best'] (got 'ucb')"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
