@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from driftrec.envs.config import check_float, check_int
 from driftrec.experiments.analysis import Run, aggregate, load_run, mean_ci
 from driftrec.experiments.config import ExperimentConfig
 from driftrec.experiments.plots import _plot_curves
@@ -76,16 +77,10 @@ class ColdStartSetting:
     log_every: int = 32
 
     def __post_init__(self) -> None:
-        for name in ("steps", "num_envs", "frozen_at", "cold_start_window", "log_every"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"'{name}' must be an integer >= 1 (got {value!r})")
-        if not 0.0 < self.new_item_fraction <= 1.0:
-            raise ValueError(
-                f"'new_item_fraction' must be in (0, 1] (got {self.new_item_fraction!r})"
-            )
-        if self.frozen_at >= self.steps:
-            raise ValueError(f"'frozen_at' must be < steps={self.steps} (got {self.frozen_at!r})")
+        for name in ("steps", "num_envs", "cold_start_window", "log_every"):
+            check_int(name, getattr(self, name), 1)
+        check_int("frozen_at", self.frozen_at, 1, self.steps - 1)
+        check_float("new_item_fraction", self.new_item_fraction, 0.0, 1.0, low_open=True)
 
 
 def cold_start_config(
