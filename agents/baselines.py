@@ -84,6 +84,19 @@ def _simulator(env: Any) -> BatchSimulator:
     )
 
 
+def _item_features(sim: BatchSimulator, item_features: Any) -> NDArray[np.float64]:
+    """Checked ``(N, E)`` float64 item features (None: the catalog's topic mixtures)."""
+    raw = sim.catalog.topics if item_features is None else item_features
+    feats = np.asarray(raw, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[0] != sim.num_items or feats.shape[1] < 1:
+        raise ValueError(
+            f"'item_features' must have shape (num_items={sim.num_items}, E) (got {feats.shape})"
+        )
+    if not np.isfinite(feats).all():
+        raise ValueError("'item_features' must be finite (got NaN or inf)")
+    return feats
+
+
 def _check_seed(seed: Any) -> None:
     if seed is not None and (
         isinstance(seed, bool) or not isinstance(seed, int | np.integer | np.random.Generator)
@@ -539,15 +552,7 @@ class _LinearBandit(BaselineAgent):
             raise TypeError(f"'personalize' must be a bool (got {personalize!r})")
         super().__init__(env, seed=seed)
         sim = _simulator(env)
-        raw = sim.catalog.topics if item_features is None else item_features
-        feats = np.asarray(raw, dtype=np.float64)
-        if feats.ndim != 2 or feats.shape[0] != self.num_items or feats.shape[1] < 1:
-            raise ValueError(
-                f"'item_features' must have shape (num_items={self.num_items}, E) "
-                f"(got {feats.shape})"
-            )
-        if not np.isfinite(feats).all():
-            raise ValueError("'item_features' must be finite (got NaN or inf)")
+        feats = _item_features(sim, item_features)
         if feature_dim is not None and feats.shape[1] > feature_dim:
             feats = self._reduce(feats, feature_dim, projection)
         self.features: NDArray[np.float64] = np.ascontiguousarray(feats)  # (N, d)
@@ -894,13 +899,7 @@ class HistorySimilarityAgent(BaselineAgent):
         check_float("skip_weight", skip_weight, 0.0)
         check_float("epsilon", epsilon, 0.0, 1.0)
         super().__init__(env, seed=seed)
-        raw = _simulator(env).catalog.topics if item_features is None else item_features
-        feats = np.asarray(raw, dtype=np.float64)
-        if feats.ndim != 2 or feats.shape[0] != self.num_items or not np.isfinite(feats).all():
-            raise ValueError(
-                f"'item_features' must be a finite (num_items={self.num_items}, E) array "
-                f"(got shape {feats.shape})"
-            )
+        feats = _item_features(_simulator(env), item_features)
         norms = np.linalg.norm(feats, axis=1, keepdims=True)
         self.features: NDArray[np.float64] = feats / np.where(norms > 0, norms, 1.0)  # (N, E)
         self.decay = float(decay)
