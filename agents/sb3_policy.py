@@ -5,8 +5,11 @@ logits *are* those scores. SB3's ``ActorCriticPolicy`` routes everything through
 ``mlp_extractor -> (latent_pi, latent_vf)``, ``action_net(latent_pi)`` and
 ``value_net(latent_vf)``; here the ``mlp_extractor`` is the recommender (``latent_pi`` = item
 scores, ``latent_vf`` = user state + session progress), ``action_net`` passes the scores through
-(repeated ``k`` times for ``MultiDiscrete`` slates: ``k`` independent categoricals, so a slate
-may repeat an item, which the simulator counts once), and ``value_net`` is a small MLP. All of
+(for ``MultiDiscrete`` slates, by default into a Plackett-Luce distribution over ordered slates
+without repeats, :mod:`driftrec.agents.slate_distribution`; with
+``slate_distribution="independent"`` repeated ``k`` times into ``k`` independent categoricals, so
+a slate may repeat an item, which the simulator counts once), and ``value_net`` is a small MLP.
+The maskable policy keeps the independent categoricals (sb3-contrib's masked distributions). All of
 SB3's (and sb3-contrib's masked) ``forward``, ``evaluate_actions``, ``get_distribution`` and
 ``predict_values`` then work unchanged. ``_build`` is replaced as a whole because the parent
 would build a ``Linear(N, N)`` action head and then the optimizer; ours builds the optimizer
@@ -52,6 +55,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from driftrec.agents.attention import AttentionConfig, AttentionRecommender
+from driftrec.agents.slate_distribution import PlackettLuceDistribution
 from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
 from driftrec.envs.config import EnvConfig
 from driftrec.envs.core import cached_catalog
@@ -67,9 +71,11 @@ __all__ = [
     "build_recommender",
     "configure_torch",
     "POLICY_NAME",
+    "SLATE_DISTRIBUTIONS",
 ]
 
 POLICY_NAME = "AttentionRecommenderPolicy"
+SLATE_DISTRIBUTIONS = ("plackett-luce", "independent")
 
 
 def configure_torch(num_threads: int = 1) -> None:
@@ -211,6 +217,8 @@ def _slate_size(action_space: spaces.Space[Any], num_items: int) -> int:
 class _RecommenderPolicyMixin:
     """Shared ``__init__``/``_build`` for the plain and the maskable actor-critic policies."""
 
+    _slate_distributions: tuple[str, ...] = SLATE_DISTRIBUTIONS  # first = default
+
     def __init__(
         self,
         observation_space: spaces.Space[Any],
@@ -220,12 +228,21 @@ class _RecommenderPolicyMixin:
         item_table: ItemTableSpec | None = None,
         attention: AttentionConfig | Mapping[str, Any] | None = None,
         value_hidden: int = 64,
+        slate_distribution: str | None = None,
         ortho_init: bool = False,
         **kwargs: Any,
     ) -> None:
         self.item_table = _require_item_table(item_table)
         self.attention = _attention_config(attention)
         self.value_hidden = value_hidden
+        if slate_distribution is None:
+            slate_distribution = self._slate_distributions[0]
+        if slate_distribution not in self._slate_distributions:
+            raise ValueError(
+                f"'slate_distribution' must be one of {list(self._slate_distributions)} for "
+                f"{type(self).__name__} (got {slate_distribution!r})"
+            )
+        self.slate_distribution = slate_distribution
         kwargs.setdefault("features_extractor_class", FlattenExtractor)
         super().__init__(  # type: ignore[call-arg]
             observation_space, action_space, lr_schedule, *args, ortho_init=ortho_init, **kwargs
@@ -234,7 +251,10 @@ class _RecommenderPolicyMixin:
     def _get_constructor_parameters(self) -> dict[str, Any]:
         data = super()._get_constructor_parameters()  # type: ignore[misc]
         data.update(
-            item_table=self.item_table, attention=self.attention, value_hidden=self.value_hidden
+            item_table=self.item_table,
+            attention=self.attention,
+            value_hidden=self.value_hidden,
+            slate_distribution=self.slate_distribution,
         )
         return data
 
@@ -246,7 +266,12 @@ class _RecommenderPolicyMixin:
     def _build(self, lr_schedule: Schedule) -> None:
         self._build_mlp_extractor()
         recommender = self.mlp_extractor.recommender
-        self.action_net = _SlateLogits(_slate_size(self.action_space, recommender.num_items))
+        slate_size = _slate_size(self.action_space, recommender.num_items)
+        if slate_size > 1 and self.slate_distribution == "plackett-luce":
+            self.action_dist = PlackettLuceDistribution(recommender.num_items, slate_size)
+            self.action_net = self.action_dist.proba_distribution_net()
+        else:
+            self.action_net = _SlateLogits(slate_size)
         self.value_net = nn.Sequential(
             nn.Linear(self.mlp_extractor.latent_dim_vf, self.value_hidden),
             nn.Tanh(),
@@ -262,17 +287,30 @@ class _RecommenderPolicyMixin:
         """The underlying :class:`AttentionRecommender` (e.g. for attention plots)."""
         return self.mlp_extractor.recommender
 
+    def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Any:
+        if isinstance(self.action_dist, PlackettLuceDistribution):
+            return self.action_dist.proba_distribution(action_logits=self.action_net(latent_pi))
+        return super()._get_action_dist_from_latent(latent_pi)  # type: ignore[misc]
+
 
 class AttentionActorCriticPolicy(_RecommenderPolicyMixin, ActorCriticPolicy):
     """Actor-critic policy (PPO, A2C) whose logits are the attention recommender's item scores.
 
     Extra ``policy_kwargs``: ``item_table`` (:class:`ItemTableSpec`, required), ``attention``
-    (:class:`AttentionConfig` or dict), ``value_hidden`` (int, 64).
+    (:class:`AttentionConfig` or dict), ``value_hidden`` (int, 64), ``slate_distribution``
+    (``"plackett-luce"``, the default: ordered slates without repeats, or ``"independent"``:
+    ``k`` independent categoricals; only used for ``MultiDiscrete`` slates).
     """
 
 
 class MaskableAttentionActorCriticPolicy(_RecommenderPolicyMixin, MaskableActorCriticPolicy):
-    """The same policy for sb3-contrib's ``MaskablePPO`` (uses the env's ``action_masks()``)."""
+    """The same policy for sb3-contrib's ``MaskablePPO`` (uses the env's ``action_masks()``).
+
+    Slates stay ``k`` independent (masked) categoricals: ``slate_distribution`` accepts only
+    ``"independent"``.
+    """
+
+    _slate_distributions = ("independent",)
 
 
 class AttentionQNetwork(QNetwork):

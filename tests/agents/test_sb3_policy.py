@@ -64,8 +64,16 @@ def _env(config: EnvConfig | None = None, seed: int = 0) -> DriftRecSB3VecEnv:
     return DriftRecSB3VecEnv(B, config if config is not None else _config(), seed=seed)
 
 
-def _ppo(env: DriftRecSB3VecEnv, emb: str | None, seed: int = 0, **kwargs: Any) -> PPO:
-    policy_kwargs = recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb)
+def _ppo(
+    env: DriftRecSB3VecEnv,
+    emb: str | None,
+    seed: int = 0,
+    policy_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> PPO:
+    policy_kwargs = recommender_policy_kwargs(
+        env, attention=TINY, embeddings_file=emb, **(policy_kwargs or {})
+    )
     return PPO(
         "AttentionRecommenderPolicy",
         env,
@@ -97,10 +105,10 @@ def test_discrete_action_shapes(emb_file: str) -> None:
 
 
 def test_slate_action_shapes(emb_file: str) -> None:
-    """On MultiDiscrete([N] * 3), predict gives (B, 3) ids; there are 3 categoricals over N."""
+    """With slate_distribution="independent", MultiDiscrete([N] * 3) gives 3 categoricals over N."""
     env = _env(_config(slate=3))
     assert env.action_space.shape == (3,)
-    model = _ppo(env, emb_file)
+    model = _ppo(env, emb_file, policy_kwargs={"slate_distribution": "independent"})
     obs = env.reset()
     actions, _ = model.predict(obs)
     assert actions.shape == (B, 3)
