@@ -127,7 +127,7 @@ def _total(step_lp: torch.Tensor) -> torch.Tensor:
 
 
 def plackett_luce_log_prob(scores: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
-    """Exact ``log p(a)`` ``(B,)`` of the ordered slates ``actions`` ``(B, k)``; scores ``(B, N)``."""
+    """Exact ``log p(a)`` ``(B,)`` of ordered slates ``actions`` ``(B, k)``, scores ``(B, N)``."""
     return _total(_conditionals(scores, actions.long())[0])
 
 
