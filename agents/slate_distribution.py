@@ -96,28 +96,31 @@ def _conditionals(scores: torch.Tensor, actions: torch.Tensor) -> tuple[torch.Te
         ``(log_probs (B, k), entropies (B, k))``: ``log p(a_j | a_<j)`` and ``H(A_j | a_<j)``.
     """
     floor = torch.finfo(scores.dtype).min
-    n = scores.shape[1]
+    b, n = scores.shape
     k = actions.shape[1]
     valid = _valid(scores)  # (B, N)
-    chosen = nn.functional.one_hot(actions, n).to(torch.bool)  # (B, k, N)
-    taken = (chosen.cumsum(dim=1) - chosen.to(torch.long)) > 0  # (B, k, N): in a_<j
-    remaining = valid[:, None, :] & ~taken  # (B, k, N) valid and not yet chosen
+    # taken[b, j, i] > 0 iff item i is one of a_0 .. a_{j-1}
+    earlier = torch.ones(k, k, dtype=torch.uint8, device=scores.device).tril(-1)  # (k, k): i < j
+    taken = torch.zeros(b, k, n, dtype=torch.uint8, device=scores.device)
+    taken.scatter_add_(2, actions[:, None, :].expand(b, k, k), earlier.expand(b, k, k))
+    remaining = valid[:, None, :] & (taken == 0)  # (B, k, N) valid and not yet chosen
     rem_scores = scores[:, None, :].masked_fill(~remaining, floor)  # (B, k, N)
     log_z = torch.logsumexp(rem_scores, dim=-1)  # (B, k)
-    has_valid = remaining.any(dim=-1)  # (B, k)
-    picked = scores.gather(1, actions)  # (B, k)
-    # a masked pick while valid items remain gets ~finfo.min (probability 0, but finite)
-    step_lp = torch.where(has_valid, picked - log_z, torch.zeros_like(picked))  # (B, k)
-    # positions past the last valid item: the deterministic fill has probability 1
+    # a masked or repeated pick while valid items remain gets ~finfo.min (p = 0, but finite)
+    picked = rem_scores.gather(2, actions[:, :, None]).squeeze(2)  # (B, k)
+    step_lp = picked - log_z  # (B, k)
+    # H(A_j | a_<j) = log Z_j - sum_i p_i s_i over the remaining items (others: p_i = 0)
+    probs = torch.softmax(rem_scores, dim=-1)  # (B, k, N)
+    step_h = log_z - (probs * scores[:, None, :].masked_fill(~remaining, 0.0)).sum(dim=-1)
     num_valid = valid.sum(dim=1, keepdim=True)  # (B, 1)
-    fill_pos = (torch.arange(k, device=scores.device)[None, :] - num_valid).clamp(0, n - 1)
-    fill = _masked_fill_order(valid).gather(1, fill_pos)  # (B, k)
-    fill_lp = torch.where(actions == fill, 0.0, floor).to(scores.dtype)  # (B, k)
-    step_lp = torch.where(has_valid, step_lp, fill_lp)
-    log_p = rem_scores - log_z[..., None]  # (B, k, N) log-softmax over the remaining items
-    probs = torch.where(remaining, log_p.exp(), torch.zeros_like(log_p))  # (B, k, N)
-    step_h = -(probs * torch.where(remaining, log_p, torch.zeros_like(log_p))).sum(dim=-1)
-    step_h = torch.where(has_valid, step_h, torch.zeros_like(step_h))  # (B, k)
+    if bool((num_valid < k).any()):
+        # positions past the last valid item: the deterministic fill has probability 1
+        has_valid = remaining.any(dim=-1)  # (B, k)
+        fill_pos = (torch.arange(k, device=scores.device)[None, :] - num_valid).clamp(0, n - 1)
+        fill = _masked_fill_order(valid).gather(1, fill_pos)  # (B, k)
+        fill_lp = torch.where(actions == fill, 0.0, floor).to(scores.dtype)  # (B, k)
+        step_lp = torch.where(has_valid, step_lp, fill_lp)
+        step_h = torch.where(has_valid, step_h, torch.zeros_like(step_h))
     return step_lp, step_h
 
 

@@ -81,6 +81,13 @@ def test_log_prob_matches_brute_force() -> None:
         assert np.isfinite(lp).all()
 
 
+def test_repeated_items_have_probability_zero() -> None:
+    """A slate that repeats an item gets log-probability ~finfo.min (finite, probability 0)."""
+    s = _scores()[:1]
+    lp = plackett_luce_log_prob(s, torch.tensor([[2, 2, 0]]))
+    assert torch.isfinite(lp).all() and float(lp[0]) <= FLOOR / 2
+
+
 def test_probabilities_sum_to_one() -> None:
     """exp(log_prob) over all 60 ordered slates sums to 1 in every row, masked rows included."""
     s = _scores()
