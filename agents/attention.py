@@ -8,8 +8,22 @@ The whole forward pass is in this file (in the style of a ``transformers`` model
       -> [user token; history tokens]                          (B, T = H+1, d)
       -> num_layers x pre-LN block (self-attention with a learned per-head recency bias + MLP)
       -> final LayerNorm of the user token = user state u      (B, d)
-      -> scores = u @ item_tower(all items).T / (sqrt(d) * score_temperature)   (B, N)
+      -> click score  c_i = b_i + w * m_i + <u, item_tower(i)> / sqrt(d)    (B, N)
+      -> scores (policy logits) = beta * c_i                                 (B, N)
       -> items not yet released at the observation's clock get torch.finfo(dtype).min
+
+**Three terms, each with its own job.** ``b_i`` is a learned per-item prior (what the
+population likes, and the quality the text does not show; zero-initialised, so an item nobody
+has seen yet is neutral). ``m_i`` is a *content match* computed from this user's history only:
+the cosine between item ``i``'s language-model embedding and the user's profile
+``h_u = sum_t gamma**r_t (y_t - lambda (1 - y_t)) e_{a_t}`` (clicked items attract, skipped
+ones repel, recent ones count more), with a weight ``w`` kept positive (softplus) and learned
+``gamma``, ``lambda``. ``<u, v_i>`` is the transformer's personal term. ``c_i + a`` (``a`` a
+learned offset) is a click logit: :meth:`AttentionRecommender.click_loss` fits it to the clicks
+and skips the history itself shows (predicting each of the newest impressions from the ones
+before it), the dense per-impression signal that keeps the scores personal while an RL loss
+also shapes them. ``beta = softplus(.)`` (starting at ``1 / score_temperature``) is the policy's
+inverse temperature: how greedily it exploits the click scores is learned too.
 
 **Item tower.** The item table holds frozen language-model embeddings of the item texts
 (:func:`driftrec.agents.text_encoder.encode_catalog`) in a *non-persistent* buffer, so checkpoints
@@ -82,6 +96,18 @@ class AttentionConfig:
         score_temperature: Scores are ``<u, v> / (sqrt(d) * score_temperature)``; below 1 makes
             the initial policy sharper, above 1 flatter.
         recency_bias: Add the learned per-head linear recency bias to the attention logits.
+        item_bias: Add a learned per-item prior ``b_i`` (zero-initialised) to the scores. Ties
+            the model to a catalog size.
+        content_match: Add the content-match term ``w * m_i`` (cosine between the item's text
+            embedding and the user's recency-weighted click profile).
+        match_decay: Initial recency decay ``gamma`` of the content-match profile, in (0, 1).
+        match_skip_weight: Initial weight ``lambda`` of skipped impressions in the profile.
+        match_weight: Initial weight ``w`` of the content-match term (logit units).
+        match_dim: The content match uses the top ``match_dim`` singular directions of the item
+            table (the full table when it is narrower): the same cosine structure at a
+            fraction of the cost for wide language-model embeddings.
+        learn_score_scale: Learn the policy's inverse temperature ``beta`` (else fixed at
+            ``1 / score_temperature``).
         layer_norm_eps: Epsilon of every LayerNorm.
         init_std: Standard deviation of the normal initialisation of the linear layers, the
             position embeddings and the user token (``transformers`` style).
@@ -96,6 +122,13 @@ class AttentionConfig:
     use_id_embeddings: bool = False
     score_temperature: float = 1.0
     recency_bias: bool = True
+    item_bias: bool = True
+    content_match: bool = True
+    match_decay: float = 0.9
+    match_skip_weight: float = 0.1
+    match_weight: float = 2.0
+    match_dim: int = 64
+    learn_score_scale: bool = True
     layer_norm_eps: float = 1e-5
     init_std: float = 0.02
 
@@ -105,12 +138,21 @@ class AttentionConfig:
         _check_int("num_layers", self.num_layers, 1)
         _check_int("ff_dim", self.ff_dim, 1)
         _check_int("history_len", self.history_len, 1)
+        _check_int("match_dim", self.match_dim, 1)
         if self.embed_dim % self.num_heads:
             raise ValueError(
                 f"'embed_dim' ({self.embed_dim}) must be divisible by 'num_heads' "
                 f"({self.num_heads})"
             )
-        for name in ("dropout", "score_temperature", "layer_norm_eps", "init_std"):
+        for name in (
+            "dropout",
+            "score_temperature",
+            "layer_norm_eps",
+            "init_std",
+            "match_decay",
+            "match_skip_weight",
+            "match_weight",
+        ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise ValueError(f"'{name}' must be a number (got {value!r})")
@@ -123,7 +165,18 @@ class AttentionConfig:
                 raise ValueError(f"'{name}' must be > 0 (got {getattr(self, name)!r})")
         if self.init_std < 0:
             raise ValueError(f"'init_std' must be >= 0 (got {self.init_std!r})")
-        for name in ("use_id_embeddings", "recency_bias"):
+        if not 0.0 < self.match_decay < 1.0:
+            raise ValueError(f"'match_decay' must be in (0, 1) (got {self.match_decay!r})")
+        for name in ("match_skip_weight", "match_weight"):
+            if not 0.0 < getattr(self, name) <= 100.0:
+                raise ValueError(f"'{name}' must be in (0, 100] (got {getattr(self, name)!r})")
+        for name in (
+            "use_id_embeddings",
+            "recency_bias",
+            "item_bias",
+            "content_match",
+            "learn_score_scale",
+        ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"'{name}' must be a bool (got {getattr(self, name)!r})")
 
@@ -342,9 +395,20 @@ class AttentionRecommender(nn.Module):
         # encoder
         self.layers = nn.ModuleList(TransformerBlock(config) for _ in range(config.num_layers))
         self.final_norm = nn.LayerNorm(d, eps=config.layer_norm_eps)
+        # scores: item prior, content match, policy scale, click offset
+        self.item_prior = nn.Parameter(torch.zeros(n)) if config.item_bias else None
+        if config.content_match:
+            self.match_decay_logit = nn.Parameter(torch.zeros(()))
+            self.match_skip_raw = nn.Parameter(torch.zeros(()))
+            self.match_weight_raw = nn.Parameter(torch.zeros(()))
+        self.score_scale_raw = nn.Parameter(
+            torch.zeros(()), requires_grad=config.learn_score_scale
+        )
+        self.click_offset = nn.Parameter(torch.zeros(()))
 
         self.register_buffer("item_table", table, persistent=False)  # (N, E)
         self.register_buffer("release_step", release, persistent=False)  # (N,)
+        self.register_buffer("match_table", _match_table(table, config), persistent=False)
         self._item_cache: tuple[tuple[Any, ...], torch.Tensor] | None = None
         self.reset_parameters()
 
@@ -364,6 +428,16 @@ class AttentionRecommender(nn.Module):
         nn.init.normal_(self.user_token, std=std)
         if self.id_embedding is not None:
             nn.init.zeros_(self.id_embedding.weight)
+        cfg = self.config
+        with torch.no_grad():
+            if self.item_prior is not None:
+                self.item_prior.zero_()
+            if cfg.content_match:
+                self.match_decay_logit.fill_(math.log(cfg.match_decay / (1.0 - cfg.match_decay)))
+                self.match_skip_raw.copy_(_inverse_softplus(torch.tensor(cfg.match_skip_weight)))
+                self.match_weight_raw.copy_(_inverse_softplus(torch.tensor(cfg.match_weight)))
+            self.score_scale_raw.copy_(_inverse_softplus(torch.tensor(1.0 / cfg.score_temperature)))
+            self.click_offset.fill_(-1.0)  # sigmoid(-1) = 0.27, about a typical click rate
         for layer in self.layers:
             attn = layer.attn
             if attn.recency_slope is not None:
@@ -399,9 +473,15 @@ class AttentionRecommender(nn.Module):
                 f"with use_id_embeddings=True the catalog size is fixed at "
                 f"{self.id_embedding.num_embeddings} items (got {n})"
             )
+        if self.item_prior is not None and n != self.item_prior.shape[0]:
+            raise ValueError(
+                f"with item_bias=True the catalog size is fixed at {self.item_prior.shape[0]} "
+                f"items (got {n})"
+            )
         ref = self.item_proj.weight
         self.item_table = table.to(device=ref.device, dtype=ref.dtype)
         self.release_step = release.to(device=ref.device)
+        self.match_table = _match_table(table, self.config).to(device=ref.device, dtype=ref.dtype)
         self._item_cache = None
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> AttentionRecommender:
@@ -479,8 +559,7 @@ class AttentionRecommender(nn.Module):
         dtype = self.item_proj.weight.dtype
 
         # recency: real impressions after each position (0 = newest); user token = -1 ("now")
-        valid_f = valid.to(dtype)  # (B, H)
-        after = valid_f.flip(-1).cumsum(-1).flip(-1) - valid_f  # (B, H)
+        after = _recency(valid).to(dtype)  # (B, H)
         recency = after.long().clamp_(0, h - 1)  # (B, H)
         tokens = (
             # gather from the projected table when the caller has it (forward does, to score):
@@ -522,8 +601,7 @@ class AttentionRecommender(nn.Module):
         parsed = parse_observation(obs, self.config.history_len)
         items = self.item_vectors()  # (N, d)
         user, attentions = self._encode(parsed, items)  # (B, d)
-        scale = 1.0 / (math.sqrt(self.config.embed_dim) * self.config.score_temperature)
-        scores = (user @ items.T) * scale  # (B, d) @ (d, N) -> (B, N)
+        scores = self._click_scores(user, parsed, items) * self.score_scale()  # (B, N)
         clock = parsed.clock.round().long()  # (B,)
         unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
         scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
@@ -532,6 +610,134 @@ class AttentionRecommender(nn.Module):
             user_state=user,
             attentions=attentions if output_attentions else None,
         )
+
+
+    # ------------------------------------------------------------------------------ scores
+    def score_scale(self) -> torch.Tensor:
+        """The policy's inverse temperature ``beta`` (scores = ``beta *`` click scores)."""
+        return F.softplus(self.score_scale_raw)
+
+    def match_parameters(self) -> dict[str, float]:
+        """Current ``gamma``, ``lambda`` and ``w`` of the content match (empty when off)."""
+        if not self.config.content_match:
+            return {}
+        return {
+            "decay": float(torch.sigmoid(self.match_decay_logit.detach())),
+            "skip_weight": float(F.softplus(self.match_skip_raw.detach())),
+            "weight": float(F.softplus(self.match_weight_raw.detach())),
+        }
+
+    def _profile(self, parsed: ParsedObservation) -> torch.Tensor:
+        """``(B, r)`` unit content-match profile of each history (zeros when it is empty)."""
+        ids, valid = parsed.item_ids.masked_fill(~parsed.mask, 0), parsed.mask  # (B, H)
+        table = self.match_table
+        recency = _recency(valid).to(table.dtype)  # (B, H)
+        y = parsed.feedback.to(table.dtype).clamp(0.0, 1.0)  # (B, H)
+        gamma = torch.sigmoid(self.match_decay_logit)
+        skip = F.softplus(self.match_skip_raw)
+        w = valid.to(table.dtype) * gamma**recency * (y - skip * (1.0 - y))  # (B, H)
+        h = torch.einsum("bh,bhr->br", w, table[ids])  # (B, H) x (B, H, r) -> (B, r)
+        return h / (h.norm(dim=-1, keepdim=True) + 1e-6)  # (B, r)
+
+    def _click_scores(
+        self,
+        user: torch.Tensor,
+        parsed: ParsedObservation,
+        items: torch.Tensor,
+        targets: torch.Tensor | None = None,
+    ) -> torch.Tensor:
+        """Click scores ``c`` of every item ``(B, N)``, or of one target item per row ``(B,)``.
+
+        ``items`` is the projected item table ``(N, d)``.
+        """
+        scale = 1.0 / math.sqrt(self.config.embed_dim)
+        if targets is None:
+            scores = (user @ items.T) * scale  # (B, d) @ (d, N) -> (B, N)
+        else:
+            scores = (user * items[targets]).sum(-1) * scale  # (B,)
+        if self.item_prior is not None:
+            scores = scores + (self.item_prior if targets is None else self.item_prior[targets])
+        if self.config.content_match:
+            profile = self._profile(parsed)  # (B, r)
+            weight = F.softplus(self.match_weight_raw)
+            if targets is None:
+                match = profile @ self.match_table.T  # (B, r) @ (r, N) -> (B, N)
+            else:
+                match = (profile * self.match_table[targets]).sum(-1)  # (B,)
+            scores = scores + weight * match
+        return scores
+
+    def click_logits(
+        self, obs: torch.Tensor | Mapping[str, torch.Tensor], items: torch.Tensor
+    ) -> torch.Tensor:
+        """The click logit ``c_i + a`` of item ``items[b]`` for observation ``b``, ``(B,)``."""
+        parsed = parse_observation(obs, self.config.history_len)
+        table = self._embed_items(None)  # (N, d)
+        user, _ = self._encode(parsed, table)
+        return self._click_scores(user, parsed, table, items.long()) + self.click_offset
+
+    def click_loss(
+        self, obs: torch.Tensor | Mapping[str, torch.Tensor], num_targets: int = 4
+    ) -> torch.Tensor:
+        """Self-supervised click loss on the impressions the observations already show.
+
+        For each observation and ``j = 0 .. num_targets - 1``, the ``j``-th newest impression
+        (item ``a``, feedback ``y`` clipped to [0, 1]) is predicted from the history *before*
+        it (the ``j + 1`` newest impressions masked out): binary cross-entropy between
+        ``sigmoid(c_a + a0)`` and ``y``, averaged over all such targets. Every impression is
+        thus a labelled example (the way a bandit's regression learns), with no reward or next
+        observation needed, so any on-policy batch of observations can be used.
+
+        Returns:
+            A scalar loss (0 when no observation has an impression).
+        """
+        _check_int("num_targets", num_targets, 1)
+        parsed = parse_observation(obs, self.config.history_len)
+        valid = parsed.mask  # (B, H)
+        recency = _recency(valid)  # (B, H)
+        ids, feedback = parsed.item_ids.masked_fill(~valid, 0), parsed.feedback  # (B, H)
+        rows, ctx_masks, targets, labels = [], [], [], []
+        for j in range(num_targets):
+            at_j = valid & (recency == j)  # (B, H) at most one True per row
+            has = at_j.any(dim=1)  # (B,)
+            if not bool(has.any()):
+                break
+            r = has.nonzero(as_tuple=True)[0]  # (R,)
+            pos = at_j[r].to(torch.int64).argmax(dim=1)  # (R,)
+            rows.append(r)
+            ctx_masks.append(valid[r] & (recency[r] > j))  # (R, H) only what came before
+            targets.append(ids[r, pos])
+            labels.append(feedback[r, pos].clamp(0.0, 1.0))
+        if not rows:
+            return self.click_offset * 0.0
+        r = torch.cat(rows)  # (M,)
+        ctx = ParsedObservation(
+            item_ids=ids[r],
+            feedback=feedback[r],
+            mask=torch.cat(ctx_masks),
+            progress=parsed.progress[r],
+            clock=parsed.clock[r],
+        )
+        table = self._embed_items(None)  # (N, d)
+        user, _ = self._encode(ctx, table)  # (M, d)
+        target = torch.cat(targets)  # (M,)
+        logits = self._click_scores(user, ctx, table, target) + self.click_offset  # (M,)
+        return F.binary_cross_entropy_with_logits(logits, torch.cat(labels).to(logits.dtype))
+
+
+def _recency(valid: torch.Tensor) -> torch.Tensor:
+    """``(B, H)`` real impressions after each position (0 = the newest), padding ignored."""
+    valid_i = valid.to(torch.int64)
+    return valid_i.flip(-1).cumsum(-1).flip(-1) - valid_i
+
+
+def _match_table(table: torch.Tensor, config: AttentionConfig) -> torch.Tensor:
+    """Unit rows of the item table, reduced to its top ``match_dim`` singular directions."""
+    t = table.detach().float()
+    if t.shape[1] > config.match_dim and t.shape[0] > config.match_dim:
+        _, _, vh = torch.linalg.svd(t, full_matrices=False)  # vh: (min(N, E), E)
+        t = t @ vh[: config.match_dim].T  # (N, r)
+    return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
 
 
 def _check_item_table(

@@ -57,7 +57,7 @@ from torch import nn
 from driftrec.agents.attention import AttentionConfig, AttentionRecommender
 from driftrec.agents.slate_distribution import PlackettLuceDistribution
 from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
-from driftrec.envs.config import EnvConfig
+from driftrec.envs.config import EnvConfig, check_float, check_int
 from driftrec.envs.core import cached_catalog
 
 __all__ = [
@@ -214,8 +214,38 @@ def _slate_size(action_space: spaces.Space[Any], num_items: int) -> int:
     )
 
 
+class _AddLoss(torch.autograd.Function):
+    """Identity on ``carrier``; in the backward pass ``loss`` gets gradient 1.
+
+    ``_AddLoss.apply(x, aux)`` returns ``x`` unchanged, and any loss built from it back-propagates
+    as if ``aux`` had been added to it: the way an extra loss term rides along with an
+    algorithm's own ``loss.backward()`` (and its gradient clipping and optimizer step) without
+    changing the algorithm.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, carrier: torch.Tensor, loss: torch.Tensor) -> torch.Tensor:
+        ctx.loss_shape = loss.shape
+        return carrier.view_as(carrier)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return grad, grad.new_ones(ctx.loss_shape)
+
+
 class _RecommenderPolicyMixin:
-    """Shared ``__init__``/``_build`` for the plain and the maskable actor-critic policies."""
+    """Shared ``__init__``/``_build`` for the plain and the maskable actor-critic policies.
+
+    **The click loss.** With ``click_loss_coef > 0`` every training minibatch also fits the
+    recommender's click logits to the impressions its observations show
+    (:meth:`~driftrec.agents.attention.AttentionRecommender.click_loss`): ``evaluate_actions``
+    (which PPO, A2C and MaskablePPO call only in their ``train`` step) adds
+    ``click_loss_coef * click_loss`` to the gradient of the algorithm's own loss through the
+    returned log-probabilities, so the same backward pass, gradient clipping and optimizer step
+    train both. Without it, policy-gradient updates find the user-independent gain first (one
+    item for everyone) and the scores stop being personal; with it, each impression is a labelled
+    example, the way a bandit's regression learns. ``last_click_loss`` holds the latest value.
+    """
 
     _slate_distributions: tuple[str, ...] = SLATE_DISTRIBUTIONS  # first = default
 
@@ -229,6 +259,8 @@ class _RecommenderPolicyMixin:
         attention: AttentionConfig | Mapping[str, Any] | None = None,
         value_hidden: int = 64,
         slate_distribution: str | None = None,
+        click_loss_coef: float = 1.0,
+        click_targets: int = 4,
         ortho_init: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -243,6 +275,11 @@ class _RecommenderPolicyMixin:
                 f"{type(self).__name__} (got {slate_distribution!r})"
             )
         self.slate_distribution = slate_distribution
+        check_float("click_loss_coef", click_loss_coef, 0.0, 1e6)
+        check_int("click_targets", click_targets, 1, self.attention.history_len)
+        self.click_loss_coef = float(click_loss_coef)
+        self.click_targets = click_targets
+        self.last_click_loss = float("nan")
         kwargs.setdefault("features_extractor_class", FlattenExtractor)
         super().__init__(  # type: ignore[call-arg]
             observation_space, action_space, lr_schedule, *args, ortho_init=ortho_init, **kwargs
@@ -255,8 +292,23 @@ class _RecommenderPolicyMixin:
             attention=self.attention,
             value_hidden=self.value_hidden,
             slate_distribution=self.slate_distribution,
+            click_loss_coef=self.click_loss_coef,
+            click_targets=self.click_targets,
         )
         return data
+
+    def evaluate_actions(
+        self, obs: torch.Tensor, actions: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """The parent's ``(values, log_prob, entropy)``; training also gets the click loss."""
+        values, log_prob, entropy = super().evaluate_actions(  # type: ignore[misc]
+            obs, actions, *args, **kwargs
+        )
+        if self.click_loss_coef > 0 and torch.is_grad_enabled():
+            loss = self.recommender.click_loss(obs, num_targets=self.click_targets)
+            self.last_click_loss = float(loss.detach())
+            log_prob = _AddLoss.apply(log_prob, self.click_loss_coef * loss)
+        return values, log_prob, entropy
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = RecommenderExtractor(

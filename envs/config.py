@@ -299,6 +299,9 @@ _SECTIONS = {
     "drift": DriftConfig,
 }
 
+# EnvConfig fields outside the sections
+_TOP_LEVEL = ("catalog_path", "population_path")
+
 # Shortcut keyword -> (section, field) for EnvConfig.with_overrides and env constructors.
 SHORTCUTS: dict[str, tuple[str, str]] = {
     "num_items": ("catalog", "num_items"),
@@ -329,6 +332,9 @@ class EnvConfig:
         drift (DriftConfig): drift processes.
         catalog_path (str or None, defaults to None): a CSV or JSONL catalog to load instead of
             generating one (see :func:`driftrec.envs.catalog.load_catalog`).
+        population_path (str or None, defaults to None): an ``.npz`` table of fitted user
+            interests that new users are resampled from instead of ``mu(t) + spread * eps``
+            (see :mod:`driftrec.envs.population`; written by :mod:`driftrec.envs.movielens`).
     """
 
     catalog: CatalogConfig = field(default_factory=CatalogConfig)
@@ -338,6 +344,7 @@ class EnvConfig:
     session: SessionConfig = field(default_factory=SessionConfig)
     drift: DriftConfig = field(default_factory=DriftConfig)
     catalog_path: str | None = None
+    population_path: str | None = None
 
     def __post_init__(self) -> None:
         for name, cls in _SECTIONS.items():
@@ -346,6 +353,10 @@ class EnvConfig:
                 raise TypeError(f"'{name}' must be a {cls.__name__} (got {value!r})")
         if self.catalog_path is not None and not isinstance(self.catalog_path, str):
             raise TypeError(f"'catalog_path' must be a str or None (got {self.catalog_path!r})")
+        if self.population_path is not None and not isinstance(self.population_path, str):
+            raise TypeError(
+                f"'population_path' must be a str or None (got {self.population_path!r})"
+            )
         if self.session.history_len < self.choice.slate_size:
             raise ValueError(
                 f"'history_len' must be >= 'slate_size' ({self.choice.slate_size}) "
@@ -367,14 +378,14 @@ class EnvConfig:
             section_object = key in _SECTIONS and (
                 key not in SHORTCUTS or isinstance(value, _SECTIONS[key])
             )  # "reward" is a section and a shortcut: a RewardConfig or its kind
-            if key == "catalog_path" or section_object:
+            if key in _TOP_LEVEL or section_object:
                 top[key] = value
                 continue
             section, _, name = key.partition(".")
             if key in SHORTCUTS:
                 section, name = SHORTCUTS[key]
             elif not name or section not in _SECTIONS:
-                known = sorted({*SHORTCUTS, *_SECTIONS, "catalog_path"})
+                known = sorted({*SHORTCUTS, *_SECTIONS, *_TOP_LEVEL})
                 raise ValueError(
                     f"unknown config override {key!r}; expected one of {known} "
                     "or a dotted path such as 'users.patience'"
@@ -405,6 +416,8 @@ class EnvConfig:
             else:
                 out[name] = dataclasses.asdict(sub)
         out["catalog_path"] = self.catalog_path
+        if self.population_path is not None:  # absent for generated worlds, as before
+            out["population_path"] = self.population_path
         return out
 
     @classmethod
@@ -412,7 +425,7 @@ class EnvConfig:
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
         if not isinstance(data, Mapping):
             raise TypeError(f"env config must be a mapping (got {type(data).__name__})")
-        unknown = set(data) - set(_SECTIONS) - {"catalog_path"}
+        unknown = set(data) - set(_SECTIONS) - set(_TOP_LEVEL)
         if unknown:
             raise ValueError(
                 f"unknown env config keys {sorted(unknown)}; expected {sorted(_SECTIONS)}"
@@ -438,6 +451,7 @@ class EnvConfig:
                         f"unknown {name} config keys {sorted(extra)}; expected {sorted(fields)}"
                     )
                 kwargs[name] = sub_cls(**sub)
-        if "catalog_path" in data:
-            kwargs["catalog_path"] = data["catalog_path"]
+        for key in _TOP_LEVEL:
+            if key in data:
+                kwargs[key] = data[key]
         return cls(**kwargs)

@@ -47,6 +47,7 @@ from driftrec.envs.drift import (
     World,
 )
 from driftrec.envs.observation import CLOCK_CAP, ObservationLayout
+from driftrec.envs.population import load_population
 from driftrec.envs.rng import SeedLike, UserStreams
 
 __all__ = ["BatchSimulator", "SimState", "StepResult", "Oracle", "cached_catalog"]
@@ -156,6 +157,14 @@ class BatchSimulator:
             shift_steps=shift.at_steps if shift is not None else (),
             trend=drift.get(PopulationTrend),
         )
+        self.population = (
+            load_population(config.population_path) if config.population_path else None
+        )
+        if self.population is not None and self.population.num_topics != self.num_topics:
+            raise ValueError(
+                f"'population_path' has {self.population.num_topics} topics but the catalog has "
+                f"{self.num_topics} (got {config.population_path!r})"
+            )
         self.streams: UserStreams | None = None
         self.state: SimState | None = None
         self._rows = np.arange(num_users)
@@ -198,8 +207,12 @@ class BatchSimulator:
         if idx.size == 0:
             return
         users = self.config.users
+        if self.population is None:
+            mean = self.world.population_mean(s.clock)  # (K,)
+        else:  # an empirical population: resample a fitted user (see envs/population.py)
+            mean = self.population.draw(streams.uniform(1, idx)[:, 0], s.clock)  # (len(idx), K)
         eps = streams.normal(self.num_topics, idx)  # (len(idx), K)
-        theta = self.world.population_mean(s.clock) + users.interest_spread * eps
+        theta = mean + users.interest_spread * eps
         np.clip(theta, -users.interest_clip, users.interest_clip, out=theta)
         s.interest[idx] = theta
         s.anchor[idx] = theta

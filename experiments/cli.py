@@ -7,6 +7,8 @@ Subcommands::
     driftrec train  --scenario S --agent A  one online training run (saved like a grid run)
     driftrec evaluate RUN_DIR               evaluate a saved SB3 checkpoint frozen on its world
     driftrec run    [--config F] [flags]    an experiment grid (scenario x agent x seed), resumable
+                    [--backend ray [--address A]]   ... as Ray tasks (local Ray or a cluster)
+    driftrec export --scenario S --agent A  roll out an agent, write a Minari dataset
     driftrec plot   EXP_DIR                 the figures of a saved experiment
     driftrec report EXP_DIR                 figures + report.md + summary table
     driftrec bench  [--quick]               the simulator benchmark
@@ -160,6 +162,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="run an experiment grid (resumable: finished runs are skipped)")
     _add_grid_options(p, single=False)
     p.add_argument("--report", action="store_true", help="write the plots and report afterwards")
+    p.add_argument(
+        "--backend",
+        choices=("local", "ray"),
+        default="local",
+        help="local process pool (default) or Ray tasks (needs driftrec[ray])",
+    )
+    p.add_argument("--address", help="Ray cluster address for --backend ray (default: local Ray)")
+    _add_export_parser(sub)
 
     for name, text in (
         ("plot", "write the figures of a saved experiment"),
@@ -188,6 +198,10 @@ def _cmd_scenarios(_: argparse.Namespace) -> int:
 
     for s in list_scenarios():
         print(f"{s.env_id:32s} {s.description}")
+    from driftrec.envs.scenarios import CALIBRATED_SCENARIOS
+
+    for name, (description, _) in CALIBRATED_SCENARIOS.items():
+        print(f"{'driftrec/' + name + '-v0':32s} {description}")
     return 0
 
 
@@ -235,7 +249,18 @@ def _cmd_run(args: argparse.Namespace) -> int:
     from driftrec.experiments.runner import run_grid
 
     cfg = _experiment_config(args, single=False)
-    dirs = run_grid(cfg, progress=not args.no_progress)
+    if getattr(args, "backend", "local") == "ray":
+        from driftrec.experiments.ray_backend import run_grid_ray
+
+        try:
+            dirs = run_grid_ray(cfg, address=args.address, progress=not args.no_progress)
+        except ImportError as exc:
+            print(f"driftrec run: error: {exc}", file=sys.stderr)
+            return 2
+    elif args.address is not None:
+        raise ValueError(f"'--address' needs '--backend ray' (got {args.address!r})")
+    else:
+        dirs = run_grid(cfg, progress=not args.no_progress)
     print(f"{len(dirs)} runs in {cfg.experiment_dir}")
     if args.report:
         return _report(cfg.experiment_dir, None)
@@ -293,7 +318,51 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return code
 
 
+def _add_export_parser(sub: Any) -> None:
+    p = sub.add_parser("export", help="roll out an agent and write a Minari dataset (offline RL)")
+    p.add_argument("--scenario", default="AbruptShift", help="scenario (default: %(default)s)")
+    p.add_argument("--agent", default="random", help="behaviour policy (default: %(default)s)")
+    p.add_argument("--dataset-id", help="Minari id (default: driftrec/<scenario>/<agent>-v0)")
+    p.add_argument("--num-envs", type=int, default=64, help="users at a time (default: 64)")
+    p.add_argument("--steps", type=int, default=400, help="global steps (default: 400)")
+    p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
+    p.add_argument("--no-learn", action="store_true", help="the agent acts without learning")
+    p.add_argument("--env-overrides", type=json.loads, help="JSON, e.g. '{\"num_items\": 200}'")
+    p.add_argument("--data-path", help="Minari datasets root (default: MINARI_DATASETS_PATH)")
+    p.add_argument(
+        "--info-keys",
+        type=lambda v: tuple(x for x in v.split(",") if x),
+        default=("click_prob", "expected_reward", "clicked_item"),
+        help="info fields kept per step (default: %(default)s)",
+    )
+
+
+def _cmd_export(args: argparse.Namespace) -> int:
+    from driftrec.experiments.export import export_minari
+
+    dataset_id = args.dataset_id or f"driftrec/{args.scenario}/{args.agent}-v0"
+    try:
+        ds = export_minari(
+            dataset_id,
+            scenario=args.scenario,
+            agent=args.agent,
+            num_envs=args.num_envs,
+            steps=args.steps,
+            seed=args.seed,
+            learn=not args.no_learn,
+            env_overrides=args.env_overrides,
+            data_path=args.data_path,
+            info_keys=args.info_keys,
+        )
+    except ImportError as exc:
+        print(f"driftrec export: error: {exc}", file=sys.stderr)
+        return 2
+    print(f"{dataset_id}: {ds.total_episodes} episodes, {ds.total_steps} steps")
+    return 0
+
+
 _COMMANDS = {
+    "export": _cmd_export,
     "scenarios": _cmd_scenarios,
     "agents": _cmd_agents,
     "train": _cmd_train,

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import pytest
 
 from driftrec.envs.config import (
@@ -58,3 +60,37 @@ def tiny_config() -> EnvConfig:
 def tiny_slate_config(tiny_config: EnvConfig) -> EnvConfig:
     """The tiny world with slates of 3 items and position bias 0.8."""
     return tiny_config.with_overrides(choice=ChoiceConfig(slate_size=3, position_bias=0.8))
+
+
+_LOG_GENRES = ("Action", "Drama", "Comedy")
+
+
+@pytest.fixture
+def synthetic_log_files(tmp_path: Path) -> tuple[Path, Path]:
+    """A synthetic log: 60 users, half choose Action, half Drama; item 'q' is rated 5, 'p' 1.
+
+    Items 0-9 are Action, 10-19 Drama, 20-29 Comedy; items 28 and 29 are first chosen late.
+    Users 0-29 pick 80% Action items and users 30-59 80% Drama items; in the second half of the
+    log every user picks 40% Comedy (a population trend toward Comedy).
+    """
+    rng = np.random.default_rng(0)
+    items = tmp_path / "items.csv"
+    lines = ["id,title,genres,description"]
+    for i in range(30):
+        lines.append(f"m{i},Movie {i},{_LOG_GENRES[i // 10]},A film number {i}")
+    items.write_text("\n".join(lines) + "\n")
+    rows = ["user,item,rating,timestamp"]
+    for u in range(60):
+        fav = 0 if u < 30 else 1
+        for n in range(40):
+            t = 1000 + n * 100 + u
+            if n >= 20 and rng.random() < 0.4:
+                g = 2
+            else:
+                g = fav if rng.random() < 0.8 else 1 - fav
+            i = g * 10 + int(rng.integers(0, 8 if t < 3000 else 10))
+            rating = 5 if i in (0, 10) else (1 if i in (1, 11) else 3)
+            rows.append(f"u{u},m{i},{rating},{t}")
+    inter = tmp_path / "ratings.csv"
+    inter.write_text("\n".join(rows) + "\n")
+    return inter, items

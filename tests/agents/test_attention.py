@@ -88,19 +88,23 @@ def test_output_shapes() -> None:
 
 
 def test_exact_parameter_count() -> None:
-    """The tiny config has exactly 738 parameters (818 with id embeddings)."""
+    """The tiny config has exactly 753 parameters (833 with id embeddings)."""
     # d=8, E=8, H=4, heads=2, ff=16, 1 layer:
     #   item_proj E*d = 64 (no bias); feedback_proj d + d = 16; position H*d = 32; user token 8
     #   layer: ln 2d = 16; qkv 3d*d + 3d = 216; out d*d + d = 72; recency slopes 2; ln 16;
     #          mlp d*ff + ff + ff*d + d = 280  -> 602
     #   final LayerNorm 2d = 16
-    #   total 64 + 16 + 32 + 8 + 602 + 16 = 738; id embeddings add N*d = 80 -> 818
+    #   scores: item prior N = 10; content match gamma, lambda, w = 3; beta 1; click offset 1
+    #   total 64 + 16 + 32 + 8 + 602 + 16 + 10 + 3 + 1 + 1 = 753;
+    #   id embeddings add N*d = 80 -> 833
     count = sum(p.numel() for p in _model().parameters())
-    assert count == 738
+    assert count == 753
     hybrid = _model(dataclasses.replace(TINY, use_id_embeddings=True))
-    assert sum(p.numel() for p in hybrid.parameters()) == 818
+    assert sum(p.numel() for p in hybrid.parameters()) == 833
     no_bias = _model(dataclasses.replace(TINY, recency_bias=False))
-    assert sum(p.numel() for p in no_bias.parameters()) == 736
+    assert sum(p.numel() for p in no_bias.parameters()) == 751
+    plain = _model(dataclasses.replace(TINY, item_bias=False, content_match=False))
+    assert sum(p.numel() for p in plain.parameters()) == 740
 
 
 def test_item_table_is_not_in_state_dict() -> None:
@@ -212,6 +216,8 @@ def test_gradient_reaches_projection_and_all_parameters() -> None:
     loss = torch.nn.functional.cross_entropy(out.scores, torch.tensor([1, 2, 3]))
     loss.backward()
     for name, p in model.named_parameters():
+        if name == "click_offset":  # only the click loss uses it (tested below)
+            continue
         assert p.grad is not None, name
         assert torch.isfinite(p.grad).all(), name
     assert model.item_proj.weight.grad.abs().sum() > 0
@@ -236,10 +242,10 @@ def test_inference_cache_tracks_parameter_updates() -> None:
 
 
 def test_set_item_table_swaps_catalog() -> None:
-    """set_item_table swaps the catalog (any N without id embeddings; fixed N with them)."""
-    model = _model()
+    """set_item_table swaps the catalog (any N without per-item parameters; fixed N with them)."""
+    model = _model(dataclasses.replace(TINY, item_bias=False))
     obs = _obs(HISTORIES)
-    restored = _model(seed=9)
+    restored = _model(dataclasses.replace(TINY, item_bias=False), seed=9)
     restored.load_state_dict(model.state_dict())
     torch.testing.assert_close(restored(obs).scores, model(obs).scores)
     bigger = _items(n=25, seed=1)
@@ -249,7 +255,9 @@ def test_set_item_table_swaps_catalog() -> None:
     assert torch.all(out.scores == torch.finfo(out.scores.dtype).min)  # nothing released yet
     with pytest.raises(ValueError, match="width 8"):
         model.set_item_table(_items(e=4))
-    hybrid = _model(dataclasses.replace(TINY, use_id_embeddings=True))
+    with pytest.raises(ValueError, match=r"^with item_bias=True the catalog size is fixed at 10 "):
+        _model().set_item_table(bigger)
+    hybrid = _model(dataclasses.replace(TINY, use_id_embeddings=True, item_bias=False))
     with pytest.raises(ValueError, match=r"fixed at 10 items \(got 25\)"):
         hybrid.set_item_table(bigger)
     with pytest.raises(ValueError, match="release_step"):
@@ -275,3 +283,93 @@ def test_hundred_thousand_items() -> None:
     probs = out.scores.softmax(-1)
     assert torch.all(probs[:, 60_001:] == 0.0) and torch.all(probs[:, :60_001] > 0.0)
     assert copy.deepcopy(model).num_items == n
+
+
+# --------------------------------------------------------------------------------------------
+# the click score: prior + content match + personal term, and the click loss
+# --------------------------------------------------------------------------------------------
+def test_scores_are_beta_times_click_scores() -> None:
+    """Policy scores = beta * (b_i + w m_i + <u, v_i>/sqrt(d)); beta starts at 1/temperature."""
+    model = _model(dataclasses.replace(TINY, score_temperature=0.25))
+    torch.testing.assert_close(model.score_scale(), torch.tensor(4.0))
+    with torch.no_grad():
+        model.item_prior.copy_(torch.arange(N, dtype=torch.float32) / 10)
+        obs = _obs(HISTORIES)
+        scores = model(obs).scores  # (3, N)
+        items = torch.arange(N).repeat(3)  # every (row, item) pair
+        logits = model.click_logits(obs.repeat_interleave(N, dim=0), items).view(3, N)
+    torch.testing.assert_close(scores, 4.0 * (logits - model.click_offset), rtol=1e-5, atol=1e-5)
+
+
+def test_content_match_profile_by_hand() -> None:
+    """The profile is sum gamma^r (y - lambda (1 - y)) e_a, normalised; match = cosine."""
+    cfg = dataclasses.replace(TINY, match_decay=0.5, match_skip_weight=0.25)
+    model = _model(cfg)
+    obs = _obs([[(1, 1.0), (2, 0.0), (3, 1.0)]])  # item 3 newest (r = 0), item 1 at r = 2
+    e = model.match_table  # (N, E): E = 8 <= match_dim, so the unit rows themselves
+    torch.testing.assert_close(e.norm(dim=1), torch.ones(N))
+    h = 0.25 * e[1] - 0.5 * 0.25 * e[2] + 1.0 * e[3]  # gamma^2 * 1, gamma^1 * (-lambda), gamma^0
+    expected = e @ (h / h.norm())  # (N,)
+    parsed = parse_observation(obs, H)
+    with torch.no_grad():
+        got = model._profile(parsed) @ model.match_table.T
+    torch.testing.assert_close(got[0], expected, rtol=1e-5, atol=1e-5)
+    assert model.match_parameters() == pytest.approx(
+        {"decay": 0.5, "skip_weight": 0.25, "weight": 2.0}, rel=1e-6
+    )
+
+
+def test_content_match_follows_the_history_without_training() -> None:
+    """An untrained model ranks the clicked item's nearest neighbours first (no gradient step)."""
+    model = _model(dataclasses.replace(TINY, embed_dim=8, match_weight=20.0))
+    e = model.match_table
+    with torch.no_grad():
+        scores = model(_obs([[(4, 1.0), (4, 1.0)], [(6, 1.0), (6, 1.0)]])).scores
+    for row, item in enumerate((4, 6)):
+        assert int(scores[row].argmax()) == int((e @ e[item]).argmax()) == item
+
+
+def test_click_loss_is_bce_of_the_newest_impression_given_the_rest() -> None:
+    """num_targets=1: BCE(sigmoid(logit of the newest item given the older history), its click)."""
+    model = _model()
+    obs = _obs([[(1, 1.0), (2, 0.0), (4, 1.0)], [(5, 0.0), (7, 0.0)]])
+    before = _obs([[(1, 1.0), (2, 0.0)], [(5, 0.0)]])  # the same without the newest impression
+    logits = model.click_logits(before, torch.tensor([4, 7]))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([1.0, 0.0]))
+    torch.testing.assert_close(model.click_loss(obs, num_targets=1), expected)
+    # two targets: the newest given the rest, and the second newest given what came before it
+    older = _obs([[(1, 1.0)], [], [(1, 1.0), (2, 0.0)], [(5, 0.0)]])
+    second = model.click_logits(older[:2], torch.tensor([2, 5]))
+    both = torch.cat([logits, second])
+    labels = torch.tensor([1.0, 0.0, 0.0, 0.0])
+    torch.testing.assert_close(
+        model.click_loss(obs, num_targets=2),
+        torch.nn.functional.binary_cross_entropy_with_logits(both, labels),
+    )
+
+
+def test_click_loss_trains_every_score_parameter_and_learns_a_prior() -> None:
+    """The click loss reaches the prior, offset, match weights; 200 steps fit item quality."""
+    model = _model()
+    loss = model.click_loss(_obs(HISTORIES))
+    loss.backward()
+    for p in (model.item_prior, model.click_offset, model.match_weight_raw, model.item_proj.weight):
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0
+    # items 0-4 are always clicked, 5-9 never: the prior must separate them
+    rng = np.random.default_rng(0)
+    hist = [[(int(i), float(i < 5)) for i in rng.integers(0, N, 4)] for _ in range(64)]
+    obs = _obs(hist)
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        model.click_loss(obs, num_targets=4).backward()
+        opt.step()
+    prior = model.item_prior.detach()
+    assert float(prior[:5].min()) > float(prior[5:].max())
+
+
+def test_click_loss_empty_histories_is_zero() -> None:
+    """Observations without impressions give a zero loss (and no NaN)."""
+    model = _model()
+    loss = model.click_loss(_obs([[], []]))
+    assert float(loss) == 0.0

@@ -149,7 +149,7 @@ def test_unreleased_items_have_zero_probability(emb_file: str, slate: int) -> No
 
 
 def test_exact_parameter_count(emb_file: str) -> None:
-    """The tiny policy has exactly 1427 parameters (722 recommender + 705 value MLP)."""
+    """The tiny policy has exactly 1464 parameters (759 recommender + 705 value MLP)."""
     env = _env()
     model = _ppo(env, emb_file)
     # d = 8, heads = 2, ff = 16, H = 4, E = 6, value_hidden = 64 (default), no id embeddings
@@ -165,13 +165,15 @@ def test_exact_parameter_count(emb_file: str) -> None:
     #               ln_mlp 2d                                            =  16
     #               mlp Linear(d, ff) + Linear(ff, d)  8*16 + 16 + 16*8 + 8 = 280
     #   final_norm  2d                                                   =  16
-    #   total                                     48+16+32+8+602+16      = 722
+    #   item_prior  (N,)                                                 =  N
+    #   content match decay, skip weight, weight; beta; click offset      =   5
+    #   total                                  48+16+32+8+602+16+32+5    = 759
     # value net: Linear(d + 1, 64) + Tanh + Linear(64, 1) = 9*64 + 64 + 64 + 1 = 705
     # action_net (_SlateLogits) and the FlattenExtractor have none.
     total = sum(p.numel() for p in model.policy.parameters())
     rec = sum(p.numel() for p in model.policy.recommender.parameters())
     value = sum(p.numel() for p in model.policy.value_net.parameters())
-    assert (rec, value, total) == (722, 705, 1427)
+    assert (rec, value, total) == (759, 705, 1464)
     assert sum(p.numel() for p in model.policy.action_net.parameters()) == 0
 
 
@@ -330,3 +332,56 @@ def test_policy_kwargs_take_history_len_from_env(emb_file: str) -> None:
     assert kwargs["attention"].history_len == H and kwargs["attention"].embed_dim == 8
     kwargs = recommender_policy_kwargs(_env(), embeddings_file=emb_file, value_hidden=5)
     assert kwargs["value_hidden"] == 5 and kwargs["item_table"].embeddings_file == emb_file
+
+
+def _stepped_obs(env: DriftRecSB3VecEnv, model: Any, steps: int = 6) -> torch.Tensor:
+    obs = env.reset()
+    for _ in range(steps):
+        actions, _ = model.predict(obs)
+        obs, *_ = env.step(actions)
+    return torch.as_tensor(obs)
+
+
+def test_click_loss_rides_along_with_the_algorithm_loss(emb_file: str) -> None:
+    """evaluate_actions adds exactly click_loss_coef * click_loss to the gradient, nothing else."""
+    env = _env()
+    model = _ppo(env, emb_file)
+    policy = model.policy
+    policy.click_loss_coef = 2.5
+    obs = _stepped_obs(env, model)
+    actions = torch.zeros(B, dtype=torch.long)
+    _, log_prob, _ = policy.evaluate_actions(obs, actions)
+    (0.0 * log_prob.sum()).backward()  # the algorithm's own loss contributes nothing here
+    injected = policy.recommender.item_prior.grad.clone()
+    policy.zero_grad()
+    (2.5 * policy.recommender.click_loss(obs, num_targets=policy.click_targets)).backward()
+    torch.testing.assert_close(injected, policy.recommender.item_prior.grad)
+    assert injected.abs().sum() > 0
+    assert policy.last_click_loss == pytest.approx(
+        float(policy.recommender.click_loss(obs, num_targets=policy.click_targets)), rel=1e-5
+    )
+    # with the coefficient at 0 (or under no_grad) the log-probabilities carry no click loss
+    policy.zero_grad()
+    policy.click_loss_coef = 0.0
+    _, log_prob, _ = policy.evaluate_actions(obs, actions)
+    (0.0 * log_prob.sum()).backward()
+    assert policy.recommender.item_prior.grad.abs().sum() == 0
+
+
+def test_click_loss_kwargs_are_validated_and_saved(emb_file: str, tmp_path: Any) -> None:
+    """click_loss_coef / click_targets are checked and survive save/load."""
+    env = _env()
+    kwargs = recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb_file)
+    with pytest.raises(ValueError, match=r"^'click_loss_coef' must be"):
+        PPO("AttentionRecommenderPolicy", env, policy_kwargs={**kwargs, "click_loss_coef": -1.0})
+    with pytest.raises(ValueError, match=r"^'click_targets' must be an integer in \[1, 4\]"):
+        PPO("AttentionRecommenderPolicy", env, policy_kwargs={**kwargs, "click_targets": 5})
+    model = PPO(
+        "AttentionRecommenderPolicy",
+        env,
+        policy_kwargs={**kwargs, "click_loss_coef": 3.0, "click_targets": 2},
+        **PPO_TINY,
+    )
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip", env=env)
+    assert (loaded.policy.click_loss_coef, loaded.policy.click_targets) == (3.0, 2)

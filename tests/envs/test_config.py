@@ -296,6 +296,7 @@ def test_with_overrides_unknown_key() -> None:
         "num_topics",
         "observation",
         "oracle_info",
+        "population_path",
         "reward",
         "session",
         "slate_size",

@@ -56,7 +56,8 @@ def test_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for s in list_scenarios():
         assert s.env_id in out and s.description[:30] in out
-    assert len(out.strip().splitlines()) == len(list_scenarios())
+    assert "driftrec/MovieLens-v0" in out and "pip install --no-deps recbole" in out
+    assert len(out.strip().splitlines()) == len(list_scenarios()) + 1  # + the calibrated one
 
 
 def test_agents(capsys: pytest.CaptureFixture[str]) -> None:

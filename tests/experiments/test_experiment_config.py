@@ -21,7 +21,7 @@ from driftrec.experiments.config import (
 
 SCENARIO_NAMES = [
     "Stationary", "GradualDrift", "OUDrift", "AbruptShift", "ConsumptionDrift", "Boredom",
-    "PopulationTrend", "NewItems", "Mixed", "SlateStationary", "SlateMixed",
+    "PopulationTrend", "NewItems", "Mixed", "SlateStationary", "SlateMixed", "MovieLens",
 ]  # fmt: skip
 
 

