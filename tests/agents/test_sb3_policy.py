@@ -26,7 +26,7 @@ from driftrec.envs.sb3 import DriftRecSB3VecEnv
 torch.set_num_threads(1)
 
 N = 32  # catalog size
-E = 6  # width of the saved random item embeddings
+E = 6  # width of the emb_file fixture (tests/agents/conftest.py)
 H = 4  # history length of the single-item world
 B = 4  # user slots
 TINY = AttentionConfig(embed_dim=8, num_heads=2, num_layers=1, ff_dim=16)
@@ -37,20 +37,7 @@ MISSING_TABLE = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _shared_text_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One text-embedding cache for the whole session (the default encoder runs once)."""
-    monkeypatch.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
-
-
-@pytest.fixture(scope="module")
-def emb_file(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A saved random (N, E) item-embedding table."""
-    path = tmp_path_factory.mktemp("emb") / "items.npy"
-    np.save(path, np.random.default_rng(0).standard_normal((N, E)).astype(np.float32))
-    return str(path)
+pytestmark = pytest.mark.usefixtures("shared_text_cache")
 
 
 def _config(slate: int = 1, **overrides: Any) -> EnvConfig:

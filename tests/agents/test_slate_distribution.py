@@ -229,20 +229,7 @@ ITEMS = 32
 SLATE = 3
 
 
-@pytest.fixture(autouse=True)
-def _shared_text_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One text-embedding cache for the session (the registry test encodes 32 item texts)."""
-    monkeypatch.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
-
-
-@pytest.fixture(scope="module")
-def emb_file(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A saved random (32, 6) item-embedding table."""
-    path = tmp_path_factory.mktemp("emb") / "items.npy"
-    np.save(path, np.random.default_rng(0).standard_normal((ITEMS, 6)).astype(np.float32))
-    return str(path)
+pytestmark = pytest.mark.usefixtures("shared_text_cache")
 
 
 def _slate_config(**overrides: Any) -> EnvConfig:
