@@ -66,6 +66,7 @@ __all__ = [
     "AttentionConfig",
     "AttentionRecommender",
     "RecommenderOutput",
+    "EncodedHistory",
     "ParsedObservation",
     "parse_observation",
 ]
@@ -108,6 +109,11 @@ class AttentionConfig:
             fraction of the cost for wide language-model embeddings.
         learn_score_scale: Learn the policy's inverse temperature ``beta`` (else fixed at
             ``1 / score_temperature``).
+        prior_residual: Keep the item prior orthogonal to the text directions the content match
+            uses (``b = delta - U U^T delta``, ``U`` an orthonormal basis of the reduced text
+            table): what the text can explain (topics) must then come from the user's history,
+            and the prior holds only what the text cannot (quality). A population shift moves
+            topic preferences, so a frozen model's prior stays valid.
         layer_norm_eps: Epsilon of every LayerNorm.
         init_std: Standard deviation of the normal initialisation of the linear layers, the
             position embeddings and the user token (``transformers`` style).
@@ -129,6 +135,7 @@ class AttentionConfig:
     match_weight: float = 2.0
     match_dim: int = 64
     learn_score_scale: bool = True
+    prior_residual: bool = True
     layer_norm_eps: float = 1e-5
     init_std: float = 0.02
 
@@ -176,6 +183,7 @@ class AttentionConfig:
             "item_bias",
             "content_match",
             "learn_score_scale",
+            "prior_residual",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"'{name}' must be a bool (got {getattr(self, name)!r})")
@@ -202,13 +210,47 @@ class RecommenderOutput(NamedTuple):
             ``torch.finfo(dtype).min`` so a softmax gives them exactly zero probability.
         user_state: ``(B, d)`` the user vector ``u``.
         attentions: With ``output_attentions=True``, one ``(B, heads, T, T)`` tensor of attention
-            weights per layer (``T = history_len + 1``; index 0 is the user token, 1..H the
+            weights per layer (``T = history_len + 1``; index 0 is the start token, 1..H the
             history in observation order); else ``None``.
+        encoding: With ``output_encoding=True``, the encoder output and parsed observation
+            (for :meth:`AttentionRecommender.click_loss`); else ``None``.
     """
 
     scores: torch.Tensor
     user_state: torch.Tensor
     attentions: tuple[torch.Tensor, ...] | None = None
+    encoding: tuple[EncodedHistory, ParsedObservation] | None = None
+
+
+class EncodedHistory(NamedTuple):
+    """The causal encoder's output for a batch of histories (token 0 = start, 1..H = history).
+
+    Attributes:
+        states: ``(B, H + 1, d)`` the state after each token: the start token's is the
+            empty-history state; history token ``i``'s summarises impressions up to ``i``.
+        profiles: ``(B, H + 1, r)`` content-match profile at each token (None without it).
+        query: ``(B,)`` token whose state scores the next recommendation (the newest real
+            impression, 0 for an empty history).
+        before: ``(B, H)`` for each history position, the token just before it (the context
+            its click is predicted from).
+        attentions: per layer ``(B, heads, H + 1, H + 1)`` attention weights.
+    """
+
+    states: torch.Tensor
+    profiles: torch.Tensor | None
+    query: torch.Tensor
+    before: torch.Tensor
+    attentions: tuple[torch.Tensor, ...]
+
+    def query_states(self) -> torch.Tensor:
+        """``(B, d)`` the state at the query token: the user state ``u``."""
+        return self.states[torch.arange(self.states.shape[0]), self.query]
+
+    def query_profiles(self) -> torch.Tensor | None:
+        """``(B, r)`` the content-match profile at the query token."""
+        if self.profiles is None:
+            return None
+        return self.profiles[torch.arange(self.profiles.shape[0]), self.query]
 
 
 class ParsedObservation(NamedTuple):
@@ -297,15 +339,16 @@ class RecencySelfAttention(nn.Module):
     def forward(
         self,
         x: torch.Tensor,
-        key_valid: torch.Tensor,
+        allowed: torch.Tensor,
         distance: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Attend.
 
         Args:
             x: ``(B, T, d)`` normalised token states.
-            key_valid: ``(B, T)`` bool, False for padding (never attended to).
-            distance: ``(B, T, T)`` float recency distance ``|r_i - r_j|``.
+            allowed: ``(B, T, T)`` bool, ``[b, i, j]`` True when query ``i`` may attend to key
+                ``j`` (padding and the future are never attended to).
+            distance: ``(B, T, T)`` float recency distance from query ``i`` back to key ``j``.
 
         Returns:
             The ``(B, T, d)`` output and the ``(B, heads, T, T)`` attention weights (before
@@ -319,8 +362,8 @@ class RecencySelfAttention(nn.Module):
             slope = F.softplus(self.recency_slope).view(1, -1, 1, 1)  # (1, heads, 1, 1)
             logits = logits - slope * distance.unsqueeze(1)  # (B, heads, T, T)
         logits = logits.masked_fill(
-            ~key_valid[:, None, None, :], torch.finfo(logits.dtype).min
-        )  # (B, heads, T, T); masked keys get exactly 0 weight
+            ~allowed[:, None, :, :], torch.finfo(logits.dtype).min
+        )  # (B, heads, T, T); keys not allowed get exactly 0 weight
         weights = logits.softmax(dim=-1)  # (B, heads, T, T)
         mixed = torch.einsum("bhij,bhjd->bhid", self.attn_dropout(weights), v)  # (B,h,T,dh)
         mixed = mixed.transpose(1, 2).reshape(b, t, d)  # (B, T, d)
@@ -344,10 +387,10 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, key_valid: torch.Tensor, distance: torch.Tensor
+        self, x: torch.Tensor, allowed: torch.Tensor, distance: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Apply the block to ``(B, T, d)`` states; returns them and the attention weights."""
-        attended, weights = self.attn(self.ln_attn(x), key_valid, distance)
+        attended, weights = self.attn(self.ln_attn(x), allowed, distance)
         x = x + self.dropout(attended)  # (B, T, d)
         x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, T, d)
         return x, weights
@@ -389,7 +432,6 @@ class AttentionRecommender(nn.Module):
         self.id_embedding = nn.Embedding(n, d) if config.use_id_embeddings else None
         # history tokens
         self.feedback_proj = nn.Linear(1, d)
-        self.position_embedding = nn.Embedding(config.history_len, d)  # by recency, 0 = newest
         self.user_token = nn.Parameter(torch.zeros(d))
         self.embed_dropout = nn.Dropout(config.dropout)
         # encoder
@@ -409,6 +451,7 @@ class AttentionRecommender(nn.Module):
         self.register_buffer("item_table", table, persistent=False)  # (N, E)
         self.register_buffer("release_step", release, persistent=False)  # (N,)
         self.register_buffer("match_table", _match_table(table, config), persistent=False)
+        self.register_buffer("text_basis", _text_basis(self.match_table), persistent=False)
         self._item_cache: tuple[tuple[Any, ...], torch.Tensor] | None = None
         self.reset_parameters()
 
@@ -424,7 +467,6 @@ class AttentionRecommender(nn.Module):
             elif isinstance(module, nn.LayerNorm):
                 nn.init.ones_(module.weight)
                 nn.init.zeros_(module.bias)
-        nn.init.normal_(self.position_embedding.weight, std=std)
         nn.init.normal_(self.user_token, std=std)
         if self.id_embedding is not None:
             nn.init.zeros_(self.id_embedding.weight)
@@ -482,6 +524,7 @@ class AttentionRecommender(nn.Module):
         self.item_table = table.to(device=ref.device, dtype=ref.dtype)
         self.release_step = release.to(device=ref.device)
         self.match_table = _match_table(table, self.config).to(device=ref.device, dtype=ref.dtype)
+        self.text_basis = _text_basis(self.match_table)
         self._item_cache = None
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> AttentionRecommender:
@@ -542,12 +585,14 @@ class AttentionRecommender(nn.Module):
         Returns:
             ``(B, d)``, or ``((B, d), attentions)`` with ``output_attentions=True``.
         """
-        user, attentions = self._encode(parse_observation(obs, self.config.history_len))
-        return (user, attentions) if output_attentions else user
+        enc = self._encode(parse_observation(obs, self.config.history_len))
+        user = enc.query_states()
+        return (user, enc.attentions) if output_attentions else user
 
     def _encode(
         self, parsed: ParsedObservation, items: torch.Tensor | None = None
-    ) -> tuple[torch.Tensor, tuple[torch.Tensor, ...]]:
+    ) -> EncodedHistory:
+        """Run the causal encoder: one state per history prefix (see :class:`EncodedHistory`)."""
         ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
         b, h = ids.shape
         ids = ids.masked_fill(~valid, 0)  # (B, H) padding -> item 0 (masked anyway)
@@ -557,35 +602,74 @@ class AttentionRecommender(nn.Module):
                 f"(got {int(ids.min())}..{int(ids.max())}); is the item table for this catalog?"
             )
         dtype = self.item_proj.weight.dtype
-
-        # recency: real impressions after each position (0 = newest); user token = -1 ("now")
-        after = _recency(valid).to(dtype)  # (B, H)
-        recency = after.long().clamp_(0, h - 1)  # (B, H)
+        if items is None:
+            items = self._embed_items(None)  # (N, d): cheaper than B * H rows for N < B * H
         tokens = (
-            # gather from the projected table when the caller has it (forward does, to score):
-            # projecting B * H rows of E-dim text vectors again would cost far more for N < B * H
-            (items[ids] if items is not None else self._embed_items(ids))  # (B, H, d)
+            items[ids]  # (B, H, d)
             + self.feedback_proj(feedback.to(dtype).unsqueeze(-1))  # (B, H, 1) -> (B, H, d)
-            + self.position_embedding(recency)  # (B, H, d)
         )
-        user = self.user_token.expand(b, 1, -1)  # (B, 1, d)
-        x = self.embed_dropout(torch.cat([user, tokens], dim=1))  # (B, T=H+1, d)
+        start = self.user_token.expand(b, 1, -1)  # (B, 1, d)
+        x = self.embed_dropout(torch.cat([start, tokens], dim=1))  # (B, T = H + 1, d)
 
-        key_valid = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T)
-        r = torch.cat([after.new_full((b, 1), -1.0), after], dim=1)  # (B, T)
-        distance = (r.unsqueeze(2) - r.unsqueeze(1)).abs()  # (B, T, T)
+        # token t = 0 is the start ("no history yet"), t = 1..H the history, oldest first.
+        # Query i may attend to the start and to real impressions at or before it (causal), so
+        # the state at token i summarises the history up to and including impression i.
+        recency = _recency(valid)  # (B, H) 0 = newest
+        r = torch.cat([recency.new_zeros(b, 1), recency], dim=1).to(dtype)  # (B, T)
+        key_ok = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T)
+        causal = torch.ones(h + 1, h + 1, dtype=torch.bool, device=ids.device).tril()  # (T, T)
+        allowed = causal.unsqueeze(0) & key_ok.unsqueeze(1)  # (B, T, T) [query, key]
+        distance = (r.unsqueeze(1) - r.unsqueeze(2)).clamp_min(0.0)  # (B, T, T) r_key - r_query
+        distance[:, :, 0] = 0.0  # the start token carries no recency penalty
 
         attentions = []
         for layer in self.layers:
-            x, weights = layer(x, key_valid, distance)  # (B, T, d), (B, heads, T, T)
+            x, weights = layer(x, allowed, distance)  # (B, T, d), (B, heads, T, T)
             attentions.append(weights)
-        return self.final_norm(x[:, 0]), tuple(attentions)  # (B, d)
+        states = self.final_norm(x)  # (B, T, d)
+
+        # the newest real impression's token (0 = start when the history is empty), and for
+        # each history position the token just before it: the context that preceded it
+        index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
+        upto = index.cummax(dim=1).values  # (B, H) newest real token at or before each position
+        before = torch.cat([upto.new_zeros(b, 1), upto[:, :-1]], dim=1)  # (B, H)
+        profiles = self._profiles(ids, feedback, valid, allowed, distance)  # (B, T, r) or None
+        return EncodedHistory(
+            states=states,
+            profiles=profiles,
+            query=upto[:, -1],
+            before=before,
+            attentions=tuple(attentions),
+        )
+
+    def _profiles(
+        self,
+        ids: torch.Tensor,
+        feedback: torch.Tensor,
+        valid: torch.Tensor,
+        allowed: torch.Tensor,
+        distance: torch.Tensor,
+    ) -> torch.Tensor | None:
+        """``(B, T, r)`` unit content-match profile at every token (zeros at the start)."""
+        if not self.config.content_match:
+            return None
+        table = self.match_table
+        y = feedback.to(table.dtype).clamp(0.0, 1.0)  # (B, H)
+        gamma = torch.sigmoid(self.match_decay_logit)
+        skip = F.softplus(self.match_skip_raw)
+        sign = valid.to(table.dtype) * (y - skip * (1.0 - y))  # (B, H)
+        # weight of impression k in the profile at token i: gamma ** (r_k - r_i), k <= i
+        decay = gamma ** distance[:, :, 1:]  # (B, T, H)
+        w = allowed[:, :, 1:].to(table.dtype) * decay * sign.unsqueeze(1)  # (B, T, H)
+        h = torch.einsum("bth,bhr->btr", w, table[ids])  # (B, T, H) x (B, H, r) -> (B, T, r)
+        return h / (h.norm(dim=-1, keepdim=True) + 1e-6)  # (B, T, r)
 
     # ---------------------------------------------------------------------------------- forward
     def forward(
         self,
         obs: torch.Tensor | Mapping[str, torch.Tensor],
         output_attentions: bool = False,
+        output_encoding: bool = False,
     ) -> RecommenderOutput:
         """Score every item for each observation.
 
@@ -593,29 +677,52 @@ class AttentionRecommender(nn.Module):
             obs: ``(B, 3H+2)`` flat observations (see :mod:`driftrec.envs.observation`), or the
                 dict variant.
             output_attentions: Return the per-layer attention weights.
+            output_encoding: Return the :class:`EncodedHistory` (for :meth:`click_loss` without
+                a second pass).
 
         Returns:
             ``scores`` ``(B, N)`` (unreleased items at ``torch.finfo(dtype).min``), ``user_state``
-            ``(B, d)`` and, when asked for, ``attentions``.
+            ``(B, d)`` and, when asked for, ``attentions`` and ``encoding``.
         """
         parsed = parse_observation(obs, self.config.history_len)
         items = self.item_vectors()  # (N, d)
-        user, attentions = self._encode(parsed, items)  # (B, d)
-        scores = self._click_scores(user, parsed, items) * self.score_scale()  # (B, N)
+        enc = self._encode(parsed, items)
+        user = enc.query_states()  # (B, d)
+        scores = self._click_scores(user, enc.query_profiles(), items) * self.score_scale()
         clock = parsed.clock.round().long()  # (B,)
         unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
         scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
         return RecommenderOutput(
             scores=scores,
             user_state=user,
-            attentions=attentions if output_attentions else None,
+            attentions=enc.attentions if output_attentions else None,
+            encoding=(enc, parsed) if output_encoding else None,
         )
 
+    def history_attention(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, H)`` how the query (the newest impression's token) attends over the history.
+
+        Last layer, mean over heads, in observation order; padding gets 0. The remainder of
+        each row (to 1) is the weight on the start token.
+        """
+        enc = self._encode(parse_observation(obs, self.config.history_len))
+        last = enc.attentions[-1].mean(dim=1)  # (B, T, T)
+        rows = last[torch.arange(last.shape[0]), enc.query]  # (B, T) the query's row
+        return rows[:, 1:]  # (B, H)
 
     # ------------------------------------------------------------------------------ scores
     def score_scale(self) -> torch.Tensor:
         """The policy's inverse temperature ``beta`` (scores = ``beta *`` click scores)."""
         return F.softplus(self.score_scale_raw)
+
+    def prior(self) -> torch.Tensor:
+        """``(N,)`` the item prior ``b`` (its text-orthogonal part with ``prior_residual``)."""
+        if self.item_prior is None:
+            return self.item_proj.weight.new_zeros(self.num_items)
+        if not self.config.prior_residual:
+            return self.item_prior
+        basis = self.text_basis  # (N, r) orthonormal columns
+        return self.item_prior - basis @ (basis.T @ self.item_prior)  # (N,)
 
     def match_parameters(self) -> dict[str, float]:
         """Current ``gamma``, ``lambda`` and ``w`` of the content match (empty when off)."""
@@ -627,28 +734,17 @@ class AttentionRecommender(nn.Module):
             "weight": float(F.softplus(self.match_weight_raw.detach())),
         }
 
-    def _profile(self, parsed: ParsedObservation) -> torch.Tensor:
-        """``(B, r)`` unit content-match profile of each history (zeros when it is empty)."""
-        ids, valid = parsed.item_ids.masked_fill(~parsed.mask, 0), parsed.mask  # (B, H)
-        table = self.match_table
-        recency = _recency(valid).to(table.dtype)  # (B, H)
-        y = parsed.feedback.to(table.dtype).clamp(0.0, 1.0)  # (B, H)
-        gamma = torch.sigmoid(self.match_decay_logit)
-        skip = F.softplus(self.match_skip_raw)
-        w = valid.to(table.dtype) * gamma**recency * (y - skip * (1.0 - y))  # (B, H)
-        h = torch.einsum("bh,bhr->br", w, table[ids])  # (B, H) x (B, H, r) -> (B, r)
-        return h / (h.norm(dim=-1, keepdim=True) + 1e-6)  # (B, r)
-
     def _click_scores(
         self,
         user: torch.Tensor,
-        parsed: ParsedObservation,
+        profile: torch.Tensor | None,
         items: torch.Tensor,
         targets: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Click scores ``c`` of every item ``(B, N)``, or of one target item per row ``(B,)``.
 
-        ``items`` is the projected item table ``(N, d)``.
+        ``user`` ``(B, d)`` and ``profile`` ``(B, r)`` (None without content match) describe the
+        history; ``items`` is the projected item table ``(N, d)``.
         """
         scale = 1.0 / math.sqrt(self.config.embed_dim)
         if targets is None:
@@ -656,9 +752,9 @@ class AttentionRecommender(nn.Module):
         else:
             scores = (user * items[targets]).sum(-1) * scale  # (B,)
         if self.item_prior is not None:
-            scores = scores + (self.item_prior if targets is None else self.item_prior[targets])
-        if self.config.content_match:
-            profile = self._profile(parsed)  # (B, r)
+            prior = self.prior()  # (N,)
+            scores = scores + (prior if targets is None else prior[targets])
+        if profile is not None:
             weight = F.softplus(self.match_weight_raw)
             if targets is None:
                 match = profile @ self.match_table.T  # (B, r) @ (r, N) -> (B, N)
@@ -673,56 +769,58 @@ class AttentionRecommender(nn.Module):
         """The click logit ``c_i + a`` of item ``items[b]`` for observation ``b``, ``(B,)``."""
         parsed = parse_observation(obs, self.config.history_len)
         table = self._embed_items(None)  # (N, d)
-        user, _ = self._encode(parsed, table)
-        return self._click_scores(user, parsed, table, items.long()) + self.click_offset
+        enc = self._encode(parsed, table)
+        return (
+            self._click_scores(enc.query_states(), enc.query_profiles(), table, items.long())
+            + self.click_offset
+        )
 
     def click_loss(
-        self, obs: torch.Tensor | Mapping[str, torch.Tensor], num_targets: int = 4
+        self,
+        obs: torch.Tensor | Mapping[str, torch.Tensor] | RecommenderOutput,
+        num_targets: int | None = None,
     ) -> torch.Tensor:
         """Self-supervised click loss on the impressions the observations already show.
 
-        For each observation and ``j = 0 .. num_targets - 1``, the ``j``-th newest impression
-        (item ``a``, feedback ``y`` clipped to [0, 1]) is predicted from the history *before*
-        it (the ``j + 1`` newest impressions masked out): binary cross-entropy between
-        ``sigmoid(c_a + a0)`` and ``y``, averaged over all such targets. Every impression is
-        thus a labelled example (the way a bandit's regression learns), with no reward or next
-        observation needed, so any on-policy batch of observations can be used.
+        Every impression ``(a, y)`` in an observation's history (or only the ``num_targets``
+        newest) is predicted from the impressions *before* it, which the causal encoder has
+        already summarised at the preceding token: binary cross-entropy between
+        ``sigmoid(c_a + a0)`` and the feedback ``y`` clipped to [0, 1], averaged over all such
+        targets. One pass of the encoder serves the policy's scores and all ``H`` targets, and
+        no reward or next observation is needed, so any batch of observations can be used.
+
+        Args:
+            obs: observations, or the output of ``forward(obs, output_encoding=True)`` (reuses
+                its encoder pass).
+            num_targets: predict only the newest ``num_targets`` impressions (None: all).
 
         Returns:
             A scalar loss (0 when no observation has an impression).
         """
-        _check_int("num_targets", num_targets, 1)
-        parsed = parse_observation(obs, self.config.history_len)
+        if num_targets is not None:
+            _check_int("num_targets", num_targets, 1)
+        if isinstance(obs, RecommenderOutput):
+            if obs.encoding is None:
+                raise ValueError("click_loss needs forward(..., output_encoding=True)")
+            enc, parsed = obs.encoding
+            table = self.item_vectors() if torch.is_grad_enabled() else self._embed_items(None)
+        else:
+            parsed = parse_observation(obs, self.config.history_len)
+            table = self._embed_items(None)  # (N, d)
+            enc = self._encode(parsed, table)
         valid = parsed.mask  # (B, H)
-        recency = _recency(valid)  # (B, H)
-        ids, feedback = parsed.item_ids.masked_fill(~valid, 0), parsed.feedback  # (B, H)
-        rows, ctx_masks, targets, labels = [], [], [], []
-        for j in range(num_targets):
-            at_j = valid & (recency == j)  # (B, H) at most one True per row
-            has = at_j.any(dim=1)  # (B,)
-            if not bool(has.any()):
-                break
-            r = has.nonzero(as_tuple=True)[0]  # (R,)
-            pos = at_j[r].to(torch.int64).argmax(dim=1)  # (R,)
-            rows.append(r)
-            ctx_masks.append(valid[r] & (recency[r] > j))  # (R, H) only what came before
-            targets.append(ids[r, pos])
-            labels.append(feedback[r, pos].clamp(0.0, 1.0))
-        if not rows:
+        if num_targets is not None:
+            valid = valid & (_recency(valid) < num_targets)
+        rows, pos = valid.nonzero(as_tuple=True)  # (M,), (M,) every target impression
+        if rows.numel() == 0:
             return self.click_offset * 0.0
-        r = torch.cat(rows)  # (M,)
-        ctx = ParsedObservation(
-            item_ids=ids[r],
-            feedback=feedback[r],
-            mask=torch.cat(ctx_masks),
-            progress=parsed.progress[r],
-            clock=parsed.clock[r],
-        )
-        table = self._embed_items(None)  # (N, d)
-        user, _ = self._encode(ctx, table)  # (M, d)
-        target = torch.cat(targets)  # (M,)
-        logits = self._click_scores(user, ctx, table, target) + self.click_offset  # (M,)
-        return F.binary_cross_entropy_with_logits(logits, torch.cat(labels).to(logits.dtype))
+        ctx = enc.before[rows, pos]  # (M,) the token just before each target
+        user = enc.states[rows, ctx]  # (M, d)
+        profile = enc.profiles[rows, ctx] if enc.profiles is not None else None  # (M, r)
+        target = parsed.item_ids[rows, pos]  # (M,)
+        label = parsed.feedback[rows, pos].clamp(0.0, 1.0)  # (M,)
+        logits = self._click_scores(user, profile, table, target) + self.click_offset  # (M,)
+        return F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype))
 
 
 def _recency(valid: torch.Tensor) -> torch.Tensor:
@@ -738,6 +836,13 @@ def _match_table(table: torch.Tensor, config: AttentionConfig) -> torch.Tensor:
         _, _, vh = torch.linalg.svd(t, full_matrices=False)  # vh: (min(N, E), E)
         t = t @ vh[: config.match_dim].T  # (N, r)
     return t / t.norm(dim=1, keepdim=True).clamp_min(1e-12)
+
+
+def _text_basis(match_table: torch.Tensor) -> torch.Tensor:
+    """``(N, r)`` orthonormal basis of the column space of the reduced text table."""
+    u, sv, _ = torch.linalg.svd(match_table, full_matrices=False)  # u: (N, min(N, r))
+    keep = sv > sv.max() * 1e-6
+    return u[:, keep].contiguous()
 
 
 def _check_item_table(

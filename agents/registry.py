@@ -167,9 +167,8 @@ def _attention_fn(model: Any) -> Callable[[NDArray[np.float32]], NDArray[np.floa
     def fn(obs: NDArray[np.float32]) -> NDArray[np.float64]:
         with torch.no_grad():
             x = torch.as_tensor(obs[None], dtype=torch.float32, device=model.device)
-            out = recommender(x, output_attentions=True)
-        last = out.attentions[-1][0]  # (heads, T, T)
-        return last[:, 0, 1:].mean(dim=0).cpu().numpy().astype(np.float64)  # (H,) user token
+            weights = recommender.history_attention(x)[0]  # (H,) the query's row
+        return weights.cpu().numpy().astype(np.float64)
 
     return fn
 

@@ -171,13 +171,16 @@ class RecommenderExtractor(nn.Module):
         self.latent_dim_pi = recommender.num_items
         self.latent_dim_vf = recommender.config.embed_dim + 1
         self._progress_col = 3 * recommender.config.history_len
+        self.last_output: Any = None
 
     def _value_input(self, obs: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
         progress = obs[:, self._progress_col : self._progress_col + 1]  # (B, 1)
         return torch.cat([user, progress.to(user.dtype)], dim=1)  # (B, d + 1)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        out = self.recommender(features)
+        # while training, keep the encoder's output so the click loss reuses this pass
+        out = self.recommender(features, output_encoding=torch.is_grad_enabled())
+        self.last_output = out if out.encoding is not None else None
         return out.scores, self._value_input(features, out.user_state)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
@@ -260,7 +263,7 @@ class _RecommenderPolicyMixin:
         value_hidden: int = 64,
         slate_distribution: str | None = None,
         click_loss_coef: float = 1.0,
-        click_targets: int = 4,
+        click_targets: int | None = None,
         ortho_init: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -276,7 +279,8 @@ class _RecommenderPolicyMixin:
             )
         self.slate_distribution = slate_distribution
         check_float("click_loss_coef", click_loss_coef, 0.0, 1e6)
-        check_int("click_targets", click_targets, 1, self.attention.history_len)
+        if click_targets is not None:
+            check_int("click_targets", click_targets, 1, self.attention.history_len)
         self.click_loss_coef = float(click_loss_coef)
         self.click_targets = click_targets
         self.last_click_loss = float("nan")
@@ -304,8 +308,11 @@ class _RecommenderPolicyMixin:
         values, log_prob, entropy = super().evaluate_actions(  # type: ignore[misc]
             obs, actions, *args, **kwargs
         )
+        last, self.mlp_extractor.last_output = self.mlp_extractor.last_output, None
         if self.click_loss_coef > 0 and torch.is_grad_enabled():
-            loss = self.recommender.click_loss(obs, num_targets=self.click_targets)
+            # the forward pass inside evaluate_actions already encoded these observations
+            source = last if last is not None else obs
+            loss = self.recommender.click_loss(source, num_targets=self.click_targets)
             self.last_click_loss = float(loss.detach())
             log_prob = _AddLoss.apply(log_prob, self.click_loss_coef * loss)
         return values, log_prob, entropy

@@ -88,23 +88,24 @@ def test_output_shapes() -> None:
 
 
 def test_exact_parameter_count() -> None:
-    """The tiny config has exactly 753 parameters (833 with id embeddings)."""
+    """The tiny config has exactly 721 parameters (801 with id embeddings)."""
     # d=8, E=8, H=4, heads=2, ff=16, 1 layer:
-    #   item_proj E*d = 64 (no bias); feedback_proj d + d = 16; position H*d = 32; user token 8
+    #   item_proj E*d = 64 (no bias); feedback_proj d + d = 16; start token 8 (no position
+    #   embeddings: order comes from the relative recency bias only)
     #   layer: ln 2d = 16; qkv 3d*d + 3d = 216; out d*d + d = 72; recency slopes 2; ln 16;
     #          mlp d*ff + ff + ff*d + d = 280  -> 602
     #   final LayerNorm 2d = 16
     #   scores: item prior N = 10; content match gamma, lambda, w = 3; beta 1; click offset 1
-    #   total 64 + 16 + 32 + 8 + 602 + 16 + 10 + 3 + 1 + 1 = 753;
-    #   id embeddings add N*d = 80 -> 833
+    #   total 64 + 16 + 8 + 602 + 16 + 10 + 3 + 1 + 1 = 721;
+    #   id embeddings add N*d = 80 -> 801
     count = sum(p.numel() for p in _model().parameters())
-    assert count == 753
+    assert count == 721
     hybrid = _model(dataclasses.replace(TINY, use_id_embeddings=True))
-    assert sum(p.numel() for p in hybrid.parameters()) == 833
+    assert sum(p.numel() for p in hybrid.parameters()) == 801
     no_bias = _model(dataclasses.replace(TINY, recency_bias=False))
-    assert sum(p.numel() for p in no_bias.parameters()) == 751
+    assert sum(p.numel() for p in no_bias.parameters()) == 719
     plain = _model(dataclasses.replace(TINY, item_bias=False, content_match=False))
-    assert sum(p.numel() for p in plain.parameters()) == 740
+    assert sum(p.numel() for p in plain.parameters()) == 708
 
 
 def test_item_table_is_not_in_state_dict() -> None:
@@ -149,30 +150,35 @@ def test_deterministic_with_fixed_seed() -> None:
     assert not torch.equal(_model(seed=4)(obs).scores, a(obs).scores)
 
 
-def test_attention_rows_sum_to_one_and_skip_padding() -> None:
-    """Every attention row sums to 1 and padded positions get exactly zero weight."""
+def test_attention_rows_sum_to_one_skip_padding_and_the_future() -> None:
+    """Rows sum to 1; padding and later impressions (causal) get exactly zero weight."""
     cfg = AttentionConfig(embed_dim=8, num_heads=2, num_layers=2, ff_dim=16, history_len=H)
     out = _model(cfg)(_obs(HISTORIES), output_attentions=True)
     assert out.attentions is not None
-    for weights in out.attentions:  # (B, heads, T, T)
+    for weights in out.attentions:  # (B, heads, T, T) [query, key]
         torch.testing.assert_close(weights.sum(-1), torch.ones_like(weights.sum(-1)))
         # row 1 has one real impression, left-padded: keys 1..3 are padding
         assert torch.all(weights[1, :, :, 1:4] == 0.0)
-        assert torch.all(weights[1, :, :, 4] > 0.0)
+        assert torch.all(weights[1, :, 4, 4] > 0.0) and torch.all(weights[1, :, 4, 0] > 0.0)
+        # row 0 has four impressions: the state after impression 2 never sees 3 or 4
+        assert torch.all(weights[0, :, 2, 3:] == 0.0) and torch.all(weights[0, :, 2, :3] > 0.0)
 
 
 def test_recency_bias_changes_attention() -> None:
-    """A steeper learned recency slope moves the user token's attention to recent events."""
+    """A steeper learned recency slope moves the query's attention to recent events."""
     model = _model()
     obs = _obs(HISTORIES[:1])
     slope = model.layers[0].attn.recency_slope
     with torch.no_grad():
         slope.fill_(-30.0)  # softplus ~ 1e-13: no recency preference
-    flat = model(obs, output_attentions=True).attentions[0][0, :, 0]  # (heads, T)
+    flat = model(obs, output_attentions=True).attentions[0][0, :, 4]  # (heads, T) query row
     with torch.no_grad():
         slope.fill_(float(np.log(np.expm1(2.0))))  # softplus = 2 per position
-    steep = model(obs, output_attentions=True).attentions[0][0, :, 0]  # (heads, T)
-    # keys: 0 = user token, 1 = oldest impression ... 4 = newest
+    steep = model(obs, output_attentions=True).attentions[0][0, :, 4]  # (heads, T)
+    # the query is the newest impression's token (4); keys: 0 = start, 1 = oldest ... 4
+    torch.testing.assert_close(
+        model.history_attention(obs)[0], steep.mean(dim=0)[1:], rtol=1e-6, atol=1e-7
+    )
     assert torch.all(flat[:, 1] > 0.1)  # near-uniform over the 5 keys
     assert torch.all(steep[:, 1] < 0.01)
     assert torch.all(steep[:, 4] > steep[:, 3]) and torch.all(steep[:, 3] > steep[:, 2])
@@ -312,7 +318,7 @@ def test_content_match_profile_by_hand() -> None:
     expected = e @ (h / h.norm())  # (N,)
     parsed = parse_observation(obs, H)
     with torch.no_grad():
-        got = model._profile(parsed) @ model.match_table.T
+        got = model._encode(parsed).query_profiles() @ model.match_table.T
     torch.testing.assert_close(got[0], expected, rtol=1e-5, atol=1e-5)
     assert model.match_parameters() == pytest.approx(
         {"decay": 0.5, "skip_weight": 0.25, "weight": 2.0}, rel=1e-6
@@ -350,7 +356,7 @@ def test_click_loss_is_bce_of_the_newest_impression_given_the_rest() -> None:
 
 def test_click_loss_trains_every_score_parameter_and_learns_a_prior() -> None:
     """The click loss reaches the prior, offset, match weights; 200 steps fit item quality."""
-    model = _model()
+    model = _model(dataclasses.replace(TINY, prior_residual=False))
     loss = model.click_loss(_obs(HISTORIES))
     loss.backward()
     for p in (model.item_prior, model.click_offset, model.match_weight_raw, model.item_proj.weight):
@@ -372,4 +378,36 @@ def test_click_loss_empty_histories_is_zero() -> None:
     """Observations without impressions give a zero loss (and no NaN)."""
     model = _model()
     loss = model.click_loss(_obs([[], []]))
-    assert float(loss) == 0.0
+    assert float(loss.detach()) == 0.0
+
+
+def test_click_loss_reuses_the_forward_pass() -> None:
+    """click_loss(forward(obs, output_encoding=True)) equals click_loss(obs); all H targets."""
+    model = _model()
+    obs = _obs(HISTORIES)
+    out = model(obs, output_encoding=True)
+    torch.testing.assert_close(model.click_loss(out), model.click_loss(obs))
+    with pytest.raises(ValueError, match="output_encoding=True"):
+        model.click_loss(model(obs))
+    # every impression of the three histories (4 + 1 + 2) is a target: the full loss averages
+    # seven per-target terms, and num_targets=H gives the same
+    torch.testing.assert_close(model.click_loss(obs), model.click_loss(obs, num_targets=H))
+
+
+def test_residual_prior_is_orthogonal_to_the_text_directions() -> None:
+    """With prior_residual the effective prior has no component along the reduced text table."""
+    items = _items(n=40, e=8)
+    torch.manual_seed(0)
+    model = AttentionRecommender(dataclasses.replace(TINY, match_dim=4), items)
+    with torch.no_grad():
+        model.item_prior.normal_()
+    prior = model.prior()
+    basis = model.text_basis  # (40, 4): the 4 kept text directions
+    assert basis.shape == (40, 4)
+    torch.testing.assert_close(basis.T @ basis, torch.eye(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(basis.T @ prior, torch.zeros(4), atol=1e-5, rtol=0)
+    torch.testing.assert_close(model.match_table.T @ prior, torch.zeros(4), atol=1e-5, rtol=0)
+    plain = AttentionRecommender(dataclasses.replace(TINY, match_dim=4, prior_residual=False), items)
+    with torch.no_grad():
+        plain.item_prior.copy_(model.item_prior)
+    torch.testing.assert_close(plain.prior(), model.item_prior)
