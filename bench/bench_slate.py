@@ -106,19 +106,26 @@ def print_table(results: list[dict[str, Any]]) -> None:
                 continue
             cells = [_fmt(mean_ci([r[key] for r in rows]), d) for _, key, d in cols]
             print(f"| {scenario} | {variant} | {len(rows)} | " + " | ".join(cells) + " |")
-    # paired ratio of throughput (same seed, run back to back)
+    # paired by seed (the two variants of a seed share the env seed and ran back to back)
+    print()
     for scenario in dict.fromkeys(r["scenario"] for r in results):
-        ratios = []
+        diffs, ratios = [], []
         for seed in dict.fromkeys(r["seed"] for r in results):
             pair = {
-                r["variant"]: r["env_steps_per_s"]
-                for r in results
-                if r["scenario"] == scenario and r["seed"] == seed
+                r["variant"]: r for r in results if r["scenario"] == scenario and r["seed"] == seed
             }
             if len(pair) == 2:
-                ratios.append(pair["plackett-luce"] / pair["independent"])
-        if ratios:
-            print(f"\n{scenario}: throughput ratio PL / independent {_fmt(mean_ci(ratios), 2)}")
+                pl, ind = pair["plackett-luce"], pair["independent"]
+                key = "norm_reward_last_quarter"
+                diffs.append(pl[key] - ind[key])
+                ratios.append(pl["env_steps_per_s"] / ind["env_steps_per_s"])
+        if diffs:
+            per_seed = ", ".join(f"{d:+.3f}" for d in diffs)
+            print(
+                f"{scenario} ({len(diffs)} paired seeds): last-quarter norm. reward PL - "
+                f"independent {_fmt(mean_ci(diffs))} (per seed {per_seed}); "
+                f"throughput ratio PL / independent {_fmt(mean_ci(ratios), 2)}"
+            )
 
 
 def main(argv: list[str] | None = None) -> int:
