@@ -114,6 +114,10 @@ class AttentionConfig:
             table): what the text can explain (topics) must then come from the user's history,
             and the prior holds only what the text cannot (quality). A population shift moves
             topic preferences, so a frozen model's prior stays valid.
+        zero_start_state: The state of an empty history is 0 (the start token stays a key
+            every query may attend to): a user with no history is scored by the item prior
+            alone, and every topic preference comes from the user's own history, which is what
+            lets frozen weights follow a population shift.
         layer_norm_eps: Epsilon of every LayerNorm.
         init_std: Standard deviation of the normal initialisation of the linear layers, the
             position embeddings and the user token (``transformers`` style).
@@ -136,6 +140,7 @@ class AttentionConfig:
     match_dim: int = 64
     learn_score_scale: bool = True
     prior_residual: bool = True
+    zero_start_state: bool = True
     layer_norm_eps: float = 1e-5
     init_std: float = 0.02
 
@@ -184,6 +189,7 @@ class AttentionConfig:
             "content_match",
             "learn_score_scale",
             "prior_residual",
+            "zero_start_state",
         ):
             if not isinstance(getattr(self, name), bool):
                 raise ValueError(f"'{name}' must be a bool (got {getattr(self, name)!r})")
@@ -443,9 +449,7 @@ class AttentionRecommender(nn.Module):
             self.match_decay_logit = nn.Parameter(torch.zeros(()))
             self.match_skip_raw = nn.Parameter(torch.zeros(()))
             self.match_weight_raw = nn.Parameter(torch.zeros(()))
-        self.score_scale_raw = nn.Parameter(
-            torch.zeros(()), requires_grad=config.learn_score_scale
-        )
+        self.score_scale_raw = nn.Parameter(torch.zeros(()), requires_grad=config.learn_score_scale)
         self.click_offset = nn.Parameter(torch.zeros(()))
 
         self.register_buffer("item_table", table, persistent=False)  # (N, E)
@@ -627,6 +631,8 @@ class AttentionRecommender(nn.Module):
             x, weights = layer(x, allowed, distance)  # (B, T, d), (B, heads, T, T)
             attentions.append(weights)
         states = self.final_norm(x)  # (B, T, d)
+        if self.config.zero_start_state:  # an empty history carries no topic preference
+            states = torch.cat([torch.zeros_like(states[:, :1]), states[:, 1:]], dim=1)
 
         # the newest real impression's token (0 = start when the history is empty), and for
         # each history position the token just before it: the context that preceded it
@@ -690,8 +696,9 @@ class AttentionRecommender(nn.Module):
         user = enc.query_states()  # (B, d)
         scores = self._click_scores(user, enc.query_profiles(), items) * self.score_scale()
         clock = parsed.clock.round().long()  # (B,)
-        unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
-        scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
+        if clock.numel() and int(clock.min()) < int(self.release_step.max()):
+            unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
+            scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
         return RecommenderOutput(
             scores=scores,
             user_state=user,

@@ -27,7 +27,6 @@ from __future__ import annotations
 import hashlib
 import os
 import re
-import tempfile
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -37,6 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import NDArray
+
+from driftrec.atomic import atomic_open
 
 if TYPE_CHECKING:
     import torch
@@ -453,25 +454,15 @@ def _load_cached(path: Path, key: str, texts_hash: str, n: int) -> NDArray[np.fl
 
 def _save_atomic(path: Path, emb: NDArray[np.float32], key: str, texts_hash: str) -> None:
     """Write the cache file via a temporary file in the same directory and ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(
-                f,
-                embeddings=emb,
-                key=np.array(key),
-                texts_hash=np.array(texts_hash),
-                dim=np.array(emb.shape[1], dtype=np.int64),
-                format=np.array(_CACHE_FORMAT),
-            )
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)  # mkstemp creates 0600; a cache is fine to share read-only
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_open(path, "wb") as f:
+        np.savez(
+            f,
+            embeddings=emb,
+            key=np.array(key),
+            texts_hash=np.array(texts_hash),
+            dim=np.array(emb.shape[1], dtype=np.int64),
+            format=np.array(_CACHE_FORMAT),
+        )
 
 
 def encode_catalog(

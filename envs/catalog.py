@@ -66,14 +66,12 @@ columns come back in sorted-name order, and a topic that no item uses is not wri
 
 from __future__ import annotations
 
-import contextlib
 import csv
 import hashlib
 import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -82,6 +80,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from driftrec.atomic import atomic_open
 from driftrec.envs.config import check_float, check_int
 
 if TYPE_CHECKING:
@@ -261,6 +260,28 @@ class Catalog:
                 h.update(b"\x1e")
             cached = h.hexdigest()
             object.__setattr__(self, "_fingerprint", cached)
+        return cached
+
+    def content_fingerprint(self) -> str:
+        """Return a SHA-256 hex digest over everything in the catalog, in item order.
+
+        Unlike :meth:`fingerprint` (ids and texts, the embedding-cache key) it also covers the
+        topic names, topic mixtures, quality and release steps, so reordered or rewritten rows
+        change it. Runs and checkpoints record it to detect a changed catalog.
+        """
+        cached = self.__dict__.get("_content_fingerprint")
+        if cached is None:
+            h = hashlib.sha256(b"driftrec-catalog-content-v1\x00")
+            h.update(self.fingerprint().encode())
+            h.update("\x1f".join(self.topic_names).encode("utf-8"))
+            for array, dtype in (
+                (self.topics, "<f8"),
+                (self.quality, "<f8"),
+                (self.release_step, "<i8"),
+            ):
+                h.update(np.ascontiguousarray(array, dtype=dtype).tobytes())
+            cached = h.hexdigest()
+            object.__setattr__(self, "_content_fingerprint", cached)
         return cached
 
     def primary_topic(self) -> NDArray[np.int64]:
@@ -680,6 +701,11 @@ class _RowParser:
             value = str(value)
         if not isinstance(value, str) or not value.strip():
             raise self.error(field, "expected a non-empty string", value)
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:  # a lone surrogate (JSON "\ud800"): no valid text
+            msg = "expected valid Unicode text (no unpaired surrogate)"
+            raise self.error(field, msg, value) from None
         return value
 
     def topics(self, tags: Any, topics: Any) -> dict[str, float]:
@@ -692,7 +718,12 @@ class _RowParser:
             names = self._tags(tags)
             return {name: 1.0 / len(names) for name in names}
         weights = self._weights(topics)
-        total = math.fsum(weights.values())
+        try:
+            total = math.fsum(weights.values())
+        except OverflowError:  # finite weights whose sum is not (1e308 + 1e308)
+            total = math.inf
+        if not math.isfinite(total):
+            raise self.error("topics", "expected weights with a finite sum", topics)
         return {name: w / total for name, w in weights.items()}
 
     def _tags(self, value: Any) -> list[str]:
@@ -920,6 +951,8 @@ def load_catalog(
             f"{', '.join(_EXTENSIONS)} (got {Path(path).suffix!r})"
         )
 
+    if Path(path).is_dir():
+        raise CatalogError(f"{shown}: is a directory, expected a {' or '.join(_EXTENSIONS)} file")
     is_csv = suffix == ".csv"
     try:
         # CSV keeps its line endings for the csv module; JSONL gets universal newlines
@@ -992,27 +1025,18 @@ def save_catalog(catalog: Catalog, path: str | os.PathLike[str]) -> None:
     if target.suffix.lower() != ".jsonl":
         raise ValueError(f"'path' must end with '.jsonl' (got {str(path)!r})")
     names = catalog.topic_names
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            for i in range(catalog.num_items):
-                row = catalog.topics[i]
-                record = {
-                    "id": catalog.item_ids[i],
-                    "title": catalog.titles[i],
-                    "description": catalog.descriptions[i],
-                    "topics": {names[j]: float(row[j]) for j in np.flatnonzero(row > 0)},
-                    "quality": float(catalog.quality[i]),
-                    "release_step": int(catalog.release_step[i]),
-                }
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
+    with atomic_open(target, "w") as handle:
+        for i in range(catalog.num_items):
+            row = catalog.topics[i]
+            record = {
+                "id": catalog.item_ids[i],
+                "title": catalog.titles[i],
+                "description": catalog.descriptions[i],
+                "topics": {names[j]: float(row[j]) for j in np.flatnonzero(row > 0)},
+                "quality": float(catalog.quality[i]),
+                "release_step": int(catalog.release_step[i]),
+            }
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
 
 
 def build_catalog(config: EnvConfig) -> Catalog:

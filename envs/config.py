@@ -30,7 +30,17 @@ __all__ = [
     "check_int",
     "check_float",
     "check_choice",
+    "check_slate_fits",
 ]
+
+
+MAX_WEIGHT = 100.0
+"""Upper bound of the choice weights and the interest scale, spread and clip: attraction scores
+stay within about +-1e4, so click probabilities and the oracle stay finite (no NaN)."""
+MAX_PATIENCE = 1e6
+"""Upper bound of the patience parameters."""
+MAX_STEP = 10**9
+"""Upper bound of global-step counts such as ``release_horizon`` (they must fit int64 sums)."""
 
 
 # --------------------------------------------------------------------------------------------
@@ -63,6 +73,14 @@ def check_float(
     if bad:
         raise ValueError(
             f"'{name}' must be a finite number {_range(low, high, low_open)} (got {value!r})"
+        )
+
+
+def check_slate_fits(slate_size: int, num_items: int) -> None:
+    """Raise unless a slate of ``slate_size`` distinct items fits a catalog of ``num_items``."""
+    if slate_size > num_items:
+        raise ValueError(
+            f"'slate_size' must be <= the number of items ({num_items}) (got {slate_size})"
         )
 
 
@@ -118,10 +136,10 @@ class CatalogConfig:
         check_int("num_items", self.num_items, 1, 10_000_000)
         check_int("num_topics", self.num_topics, 2, 24)
         check_float("topic_purity", self.topic_purity, 0.5, 1.0)
-        check_float("quality_alpha", self.quality_alpha, 0.0, low_open=True)
-        check_float("quality_beta", self.quality_beta, 0.0, low_open=True)
+        check_float("quality_alpha", self.quality_alpha, 0.0, 1000.0, low_open=True)
+        check_float("quality_beta", self.quality_beta, 0.0, 1000.0, low_open=True)
         check_float("new_item_fraction", self.new_item_fraction, 0.0, 0.99)
-        check_int("release_horizon", self.release_horizon, 1)
+        check_int("release_horizon", self.release_horizon, 1, MAX_STEP)
         check_int("seed", self.seed, 0)
 
 
@@ -156,13 +174,13 @@ class UserConfig:
     max_patience: float = 50.0
 
     def __post_init__(self) -> None:
-        check_float("population_scale", self.population_scale, 0.0)
-        check_float("interest_spread", self.interest_spread, 0.0)
-        check_float("interest_clip", self.interest_clip, 0.0, low_open=True)
-        check_float("patience", self.patience, 0.0, low_open=True)
-        check_float("patience_cost", self.patience_cost, 0.0)
-        check_float("patience_gain", self.patience_gain, 0.0)
-        check_float("max_patience", self.max_patience, 0.0, low_open=True)
+        check_float("population_scale", self.population_scale, 0.0, MAX_WEIGHT)
+        check_float("interest_spread", self.interest_spread, 0.0, MAX_WEIGHT)
+        check_float("interest_clip", self.interest_clip, 0.0, MAX_WEIGHT, low_open=True)
+        check_float("patience", self.patience, 0.0, MAX_PATIENCE, low_open=True)
+        check_float("patience_cost", self.patience_cost, 0.0, MAX_PATIENCE)
+        check_float("patience_gain", self.patience_gain, 0.0, MAX_PATIENCE)
+        check_float("max_patience", self.max_patience, 0.0, MAX_PATIENCE, low_open=True)
         if self.max_patience < self.patience:
             raise ValueError(
                 f"'max_patience' must be >= 'patience' ({self.patience}) (got {self.max_patience})"
@@ -204,9 +222,9 @@ class ChoiceConfig:
 
     def __post_init__(self) -> None:
         check_int("slate_size", self.slate_size, 1, 100)
-        check_float("interest_weight", self.interest_weight, 0.0)
-        check_float("quality_weight", self.quality_weight, 0.0)
-        check_float("boredom_weight", self.boredom_weight, 0.0)
+        check_float("interest_weight", self.interest_weight, 0.0, MAX_WEIGHT)
+        check_float("quality_weight", self.quality_weight, 0.0, MAX_WEIGHT)
+        check_float("boredom_weight", self.boredom_weight, 0.0, MAX_WEIGHT)
         check_float("no_click_score", self.no_click_score, -20.0, 20.0)
         check_float("position_bias", self.position_bias, 0.0, 1.0, low_open=True)
 
@@ -353,6 +371,8 @@ class EnvConfig:
                 raise TypeError(f"'{name}' must be a {cls.__name__} (got {value!r})")
         if self.catalog_path is not None and not isinstance(self.catalog_path, str):
             raise TypeError(f"'catalog_path' must be a str or None (got {self.catalog_path!r})")
+        if self.catalog_path is None:  # a catalog file is checked when it is loaded
+            check_slate_fits(self.choice.slate_size, self.catalog.num_items)
         if self.population_path is not None and not isinstance(self.population_path, str):
             raise TypeError(
                 f"'population_path' must be a str or None (got {self.population_path!r})"

@@ -18,7 +18,7 @@ from gymnasium.vector import AutoresetMode, VectorEnv
 from gymnasium.vector.utils import batch_space
 from numpy.typing import NDArray
 
-from driftrec.envs.config import EnvConfig
+from driftrec.envs.config import EnvConfig, check_slate_fits
 from driftrec.envs.core import BatchSimulator, StepResult
 from driftrec.envs.drift import DriftEvent
 
@@ -51,6 +51,41 @@ def _observation_space(sim: BatchSimulator) -> spaces.Space[Any]:
     if sim.config.session.observation == "dict":
         return sim.layout.dict_space()
     return sim.layout.flat_space()
+
+
+def _one_seed(value: Any, what: str) -> int:
+    if isinstance(value, bool | np.bool_) or not isinstance(value, int | np.integer):
+        raise TypeError(
+            f"{what} must be a non-negative integer (got {value!r} of type {type(value).__name__})"
+        )
+    if value < 0:
+        raise ValueError(f"{what} must be a non-negative integer (got {value!r})")
+    return int(value)  # numpy integers of any size become Python ints (Gymnasium wants those)
+
+
+def check_seed(seed: Any, num: int | None = None) -> int | list[int] | None:
+    """``reset``'s ``seed``: None, an integer >= 0 (Python or numpy, any size) or, for vector envs
+    (``num`` slots), a sequence of ``num`` of them. Returns it with Python ints."""
+    if seed is None:
+        return None
+    if num is not None and isinstance(seed, list | tuple | np.ndarray):
+        seeds = [
+            _one_seed(s, f"'seed' entry {i}")
+            for i, s in enumerate(
+                np.asarray(seed).tolist() if isinstance(seed, np.ndarray) else seed
+            )
+        ]
+        if len(seeds) != num:
+            raise ValueError(
+                f"'seed' must be an int or a list of {num} ints (got {len(seeds)} seeds)"
+            )
+        return seeds
+    if isinstance(seed, bool | np.bool_) or not isinstance(seed, int | np.integer):
+        want = "a non-negative integer" + ("" if num is None else f" or a list of {num} of them")
+        raise TypeError(
+            f"'seed' must be None or {want} (got {seed!r} of type {type(seed).__name__})"
+        )
+    return _one_seed(seed, "'seed'")
 
 
 def _seed_list(seed: int | list[int] | None, num: int, rng: np.random.Generator) -> list[int]:
@@ -133,6 +168,7 @@ class DriftRecEnv(gym.Env):
             )
         self.config = resolve_config(config, scenario, **overrides)
         self.sim = BatchSimulator(self.config, num_users=1)
+        check_slate_fits(self.sim.slate_size, self.sim.num_items)
         self.catalog = self.sim.catalog
         self.layout = self.sim.layout
         self.action_space = action_space_for(self.sim.num_items, self.sim.slate_size)
@@ -148,6 +184,7 @@ class DriftRecEnv(gym.Env):
         self, *, seed: int | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Start a session with a new user (see the class docstring for seeding)."""
+        seed = check_seed(seed)  # type: ignore[assignment]
         super().reset(seed=seed)
         if options:
             raise ValueError(f"DriftRecEnv.reset takes no options (got {sorted(options)})")
@@ -233,6 +270,7 @@ class DriftRecVectorEnv(VectorEnv):
             raise ValueError(f"'render_mode' must be None (got {render_mode!r})")
         self.config = resolve_config(config, scenario, **overrides)
         self.sim = BatchSimulator(self.config, num_users=num_envs)
+        check_slate_fits(self.sim.slate_size, self.sim.num_items)
         self.num_envs = num_envs
         self.catalog = self.sim.catalog
         self.layout = self.sim.layout
@@ -251,6 +289,7 @@ class DriftRecVectorEnv(VectorEnv):
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
         """Reset every slot. An int seed ``s`` seeds slot ``i`` with ``s + i``."""
+        seed = check_seed(seed, self.num_envs)
         if options:
             raise ValueError(f"DriftRecVectorEnv.reset takes no options (got {sorted(options)})")
         if seed is not None or self._np_random is None:
@@ -269,7 +308,13 @@ class DriftRecVectorEnv(VectorEnv):
         """Step every slot; finished users are replaced in the same step."""
         if self.sim.state is None:
             raise RuntimeError("Call reset before using step method.")
-        r = self.sim.step(np.asarray(actions), with_oracle=self._oracle)
+        actions = np.asarray(actions)
+        if actions.shape != self.action_space.shape:  # sizes alike, shapes not: never reshape
+            raise ValueError(
+                f"'actions' must have shape {self.action_space.shape} ({self.num_envs} users, "
+                f"slate size {self.sim.slate_size}) (got shape {actions.shape})"
+            )
+        r = self.sim.step(actions, with_oracle=self._oracle)
         infos = self._infos(r)
         obs = self.sim.state.obs.copy()
         done = r.terminated | r.truncated

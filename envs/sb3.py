@@ -158,9 +158,24 @@ def make_sb3_vec_env(
     env_id_or_scenario: str | EnvConfig = "Stationary",
     num_envs: int = 16,
     seed: int | None = None,
+    *,
+    torch_threads: int | None = 1,
     **overrides: Any,
 ) -> DriftRecSB3VecEnv:
-    """Build the fast SB3 ``VecEnv`` from a scenario name, Gymnasium id or :class:`EnvConfig`."""
+    """Build the fast SB3 ``VecEnv`` from a scenario name, Gymnasium id or :class:`EnvConfig`.
+
+    ``torch_threads`` (default 1, what ``driftrec train``/``run`` use) sets torch's intra-op
+    threads for the training that follows: on small CPUs more threads make these small products
+    slower, not faster. ``None`` leaves torch's setting alone.
+    """
+    if torch_threads is not None:
+        if isinstance(torch_threads, bool) or not isinstance(torch_threads, int):
+            raise TypeError(f"'torch_threads' must be an int or None (got {torch_threads!r})")
+        if torch_threads < 1:
+            raise ValueError(f"'torch_threads' must be >= 1 (got {torch_threads!r})")
+        import torch
+
+        torch.set_num_threads(torch_threads)
     if isinstance(env_id_or_scenario, EnvConfig):
         return DriftRecSB3VecEnv(num_envs, env_id_or_scenario, seed=seed, **overrides)
     return DriftRecSB3VecEnv(num_envs, scenario=env_id_or_scenario, seed=seed, **overrides)

@@ -153,6 +153,12 @@ _ALL = (
             drift=_MIXED_DRIFT,
         ),
     ),
+    Scenario(
+        "UserJumps",
+        "Individual users' tastes jump to a fresh draw from the (stable) population at rate "
+        "1/50 per step, about twice a session: in-context adaptation without a population shift.",
+        EnvConfig(drift=_drift(AbruptShift(rate=0.02))),
+    ),
 )
 
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}

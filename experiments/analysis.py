@@ -68,6 +68,8 @@ SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
     ("oracle_cold_start_share", "oracle cold-start share"),
     ("churn", "churn"),
     ("tracking_error", "tracking error"),
+    ("greedy_personal_gain", "personal gain"),
+    ("greedy_distinct_items", "distinct items"),
 )
 """``(metrics.csv column, label)`` of the per-window metrics :func:`summary_table` averages."""
 
@@ -724,7 +726,9 @@ def _fmt_recovery(entry: Mapping[str, Any] | None) -> str:
     return text or "n/a"
 
 
-def _table_cells(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[list[str]]]:
+def _table_cells(
+    rows: Sequence[Mapping[str, Any]], part: str = "all"
+) -> tuple[list[str], list[list[str]]]:
     n_events = max((len(r["recovery"]) for r in rows), default=0)
     headers = [
         "scenario",
@@ -754,17 +758,35 @@ def _table_cells(rows: Sequence[Mapping[str, Any]]) -> tuple[list[str], list[lis
             _fmt_stat(row[m], None if m == "tracking_error" else 3) for m, _ in SUMMARY_METRICS
         ]
         cells.append(line)
-    return headers, cells
+    # metric columns that are zero (or undefined) for every agent say nothing: leave them out
+    first_metric = len(headers) - len(SUMMARY_METRICS)
+    keep = list(range(first_metric))
+    for j, (metric, _) in enumerate(SUMMARY_METRICS):
+        stats = [row.get(metric) for row in rows]
+        if any(st is not None and st.n and st.mean != 0 and math.isfinite(st.mean) for st in stats):
+            keep.append(first_metric + j)
+    if part == "outcome":
+        keep = [i for i in keep if i < first_metric]
+    elif part == "behaviour":
+        keep = [i for i in keep if i < 2 or i >= first_metric]
+    elif part != "all":
+        raise ValueError(f"'part' must be 'all', 'outcome' or 'behaviour' (got {part!r})")
+    return [headers[i] for i in keep], [[line[i] for i in keep] for line in cells]
 
 
-def format_table(rows: Sequence[Mapping[str, Any]], *, markdown: bool = True) -> str:
+def format_table(
+    rows: Sequence[Mapping[str, Any]], *, markdown: bool = True, part: str = "all"
+) -> str:
     """Render :func:`summary_table` rows as a Markdown table (or aligned plain text).
 
     Cells read ``mean ± half-width of the 95% interval`` (no ``±`` with one seed, ``–`` when
     undefined); a recovery cell adds ``(k/n not recovered)`` for censored seeds and reads
     ``n/a`` when no seed had enough windows before the event (``–``: no such event).
+    ``part`` picks the columns: ``"outcome"`` (reward, regret, recovery), ``"behaviour"``
+    (the :data:`SUMMARY_METRICS`) or ``"all"``; metric columns that are zero or undefined for
+    every row are left out.
     """
-    headers, cells = _table_cells(rows)
+    headers, cells = _table_cells(rows, part)
     if markdown:
 
         def esc(text: str) -> str:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import time
 from collections.abc import Sequence
@@ -102,6 +103,11 @@ def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     )
     p.add_argument("--device", help="torch device for SB3 agents (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the finished runs (made with other settings) and start over",
+    )
 
 
 _FIELDS = (
@@ -225,7 +231,9 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _experiment_config(args, single=True)
     scenario, agent, seed = cfg.runs()[0]
-    run_dir = run_one(cfg, scenario, agent, seed, progress=not args.no_progress)
+    run_dir = run_one(
+        cfg, scenario, agent, seed, progress=not args.no_progress, restart=args.restart
+    )
     from driftrec.experiments.analysis import load_runs, summary_table
     from driftrec.experiments.report import summary_text
 
@@ -260,7 +268,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     elif args.address is not None:
         raise ValueError(f"'--address' needs '--backend ray' (got {args.address!r})")
     else:
-        dirs = run_grid(cfg, progress=not args.no_progress)
+        dirs = run_grid(cfg, progress=not args.no_progress, restart=args.restart)
     print(f"{len(dirs)} runs in {cfg.experiment_dir}")
     if args.report:
         return _report(cfg.experiment_dir, None)
@@ -289,9 +297,28 @@ def _cmd_report(args: argparse.Namespace) -> int:
     return _report(args.exp_dir, args.out)
 
 
-def _cmd_bench(args: argparse.Namespace) -> int:
-    from driftrec.experiments import bench
+BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_env.py"
+"""The simulator benchmark; it lives with the other benchmarks in the source checkout."""
 
+
+def load_bench() -> Any:
+    """Import ``bench/bench_env.py`` of the checkout this package runs from."""
+    import importlib.util
+
+    if not BENCH_SCRIPT.is_file():
+        raise FileNotFoundError(
+            f"the simulator benchmark {BENCH_SCRIPT} is missing: 'driftrec bench' needs the "
+            "source checkout (an editable install)"
+        )
+    spec = importlib.util.spec_from_file_location("driftrec_bench_env", BENCH_SCRIPT)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[spec.name] = module  # type: ignore[union-attr]  (dataclasses look it up)
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+def _cmd_bench(args: argparse.Namespace) -> int:
+    bench = load_bench()
     argv = ["--quick"] if args.quick else []
     if args.json is not None:
         argv += ["--json", str(args.json)]
@@ -375,18 +402,28 @@ _COMMANDS = {
 }
 
 
+def error_text(exc: BaseException) -> str:
+    """One line for a user error: OS errors name the file and the problem."""
+    if isinstance(exc, OSError) and exc.strerror:
+        where = exc.filename if exc.filename is not None else "a file"
+        return f"{where}: {exc.strerror}"
+    text = str(exc) or type(exc).__name__
+    return " ".join(text.split())
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``driftrec`` console script."""
     args = build_parser().parse_args(argv)
     try:
         return _COMMANDS[args.command](args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError, RuntimeError, AssertionError) as exc:
         if os.environ.get("DRIFTREC_DEBUG"):
             raise
-        print(f"driftrec {args.command}: error: {exc}", file=sys.stderr)
+        print(f"driftrec {args.command}: error: {error_text(exc)}", file=sys.stderr)
         print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the exit
         print(
             f"driftrec {args.command}: interrupted; finished runs are kept (run again to resume)",
             file=sys.stderr,

@@ -11,7 +11,13 @@ from pathlib import Path
 from typing import Any
 
 from driftrec.agents.registry import AGENT_NAMES
-from driftrec.envs.config import DriftConfig, EnvConfig, check_int
+from driftrec.envs.config import (
+    DriftConfig,
+    EnvConfig,
+    check_float,
+    check_int,
+    check_slate_fits,
+)
 from driftrec.envs.drift import AbruptShift
 from driftrec.envs.scenarios import get_scenario
 
@@ -39,6 +45,61 @@ def _tuple(name: str, value: Any, kind: type) -> tuple[Any, ...]:
     if len(set(out)) != len(out):
         raise ValueError(f"'{name}' must not repeat entries (got {value!r})")
     return out
+
+
+_COUNT_KWARGS = {
+    "n_steps": 1,
+    "batch_size": 2,
+    "n_epochs": 1,
+    "buffer_size": 1,
+    "learning_starts": 0,
+    "train_freq": 1,
+    "gradient_steps": 1,
+    "target_update_interval": 1,
+}
+"""SB3 counts whose bad values SB3 reports late (a bare assert, or a crash in the first update)."""
+
+
+def _check_agent_kwargs(agent_kwargs: Mapping[str, Any]) -> None:
+    for agent, kwargs in agent_kwargs.items():
+        if not isinstance(kwargs, Mapping):
+            raise TypeError(f"'agent_kwargs[{agent!r}]' must be a mapping (got {kwargs!r})")
+        for key, low in _COUNT_KWARGS.items():
+            if key in kwargs:
+                check_int(f"agent_kwargs[{agent!r}][{key!r}]", kwargs[key], low)
+        rate = kwargs.get("learning_rate")
+        if rate is not None and not callable(rate):
+            check_float(f"agent_kwargs[{agent!r}]['learning_rate']", rate, 0.0, low_open=True)
+
+
+def _check_world(env: EnvConfig) -> None:
+    """What would otherwise fail only after a run has started."""
+    if env.session.observation != "flat":
+        raise ValueError(
+            "'observation' must be 'flat' in experiments (the recorder and the agents read the "
+            f"flat vector) (got {env.session.observation!r})"
+        )
+    if env.catalog_path is not None:  # load it now: a bad file is reported before any run
+        from driftrec.envs.core import cached_catalog
+
+        check_slate_fits(env.choice.slate_size, cached_catalog(env).num_items)
+
+
+def _check_device(device: Any) -> None:
+    if not isinstance(device, str) or not device:
+        raise TypeError(f"'device' must be a torch device name such as 'cpu' (got {device!r})")
+    if device in ("cpu", "auto"):
+        return
+    import torch
+
+    try:
+        dev = torch.device(device)
+    except RuntimeError:
+        raise ValueError(
+            f"'device' must be a torch device name such as 'cpu' or 'cuda:0' (got {device!r})"
+        ) from None
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError(f"'device' is {device!r} but CUDA is not available; expected 'cpu'")
 
 
 @dataclass(frozen=True)
@@ -133,7 +194,7 @@ class ExperimentConfig:
             if key not in self.agents and split_agent_name(key)[0] not in AGENT_NAMES:
                 raise ValueError(f"'agent_kwargs' has an unknown agent {key!r}")
         for scenario in self.scenarios:
-            self.env_config(scenario)  # validates env_overrides before any work
+            _check_world(self.env_config(scenario))  # env_overrides, before any work
         if any(split_agent_name(a)[1] for a in self.agents):
             for scenario in self.scenarios:
                 if self.frozen_step(scenario) is None:
@@ -141,6 +202,15 @@ class ExperimentConfig:
                         "'-frozen' agents need 'frozen_at' or a scheduled shift in every "
                         f"scenario (got none for {scenario!r})"
                     )
+            for scenario in self.scenarios:
+                if self.frozen_step(scenario) > self.steps:  # type: ignore[operator]
+                    raise ValueError(
+                        f"'-frozen' agents would stop learning at step "
+                        f"{self.frozen_step(scenario)} in {scenario!r}, after the last step "
+                        f"({self.steps}); expected 'frozen_at' or 'shift_at' <= 'steps'"
+                    )
+        _check_agent_kwargs(self.agent_kwargs)
+        _check_device(self.device)
 
     @property
     def experiment_dir(self) -> Path:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,67 @@ def _algorithm(agent: str) -> Any:
     base = agent.removesuffix("-frozen")
     table = {"attention-a2c": A2C, "attention-dqn": DQN, "attention-maskable-ppo": MaskablePPO}
     return table.get(base, PPO)
+
+
+_RUN_KEYS = {"num_envs": int, "agent": str, "env_config": dict}
+
+
+def _read_run_config(path: Path) -> dict[str, Any]:
+    """The run's config.json, or a one-line error naming the file and what is wrong."""
+    try:
+        cfg = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise ValueError(
+            f"{path}: not valid JSON ({exc.msg} at line {exc.lineno}); expected the run's "
+            "config.json as driftrec wrote it"
+        ) from None
+    except UnicodeDecodeError:
+        raise ValueError(f"{path}: not UTF-8 text; expected the run's config.json") from None
+    if not isinstance(cfg, dict):
+        raise ValueError(f"{path}: expected a JSON object (got {type(cfg).__name__})")
+    for key, kind in _RUN_KEYS.items():
+        if key not in cfg:
+            raise ValueError(f"{path}: missing field {key!r}; expected the run's config.json")
+        if not isinstance(cfg[key], kind) or isinstance(cfg[key], bool):
+            raise ValueError(f"{path}: field {key!r} must be a {kind.__name__} (got {cfg[key]!r})")
+    return cfg
+
+
+def _check_catalog(path: Path, cfg: dict[str, Any], now: str) -> None:
+    """Refuse a checkpoint whose catalog rows changed since training (reordered, rewritten)."""
+    then = cfg.get("catalog_fingerprint")
+    if then is None:
+        warnings.warn(
+            f"{path} records no catalog fingerprint (an older driftrec wrote it): the catalog "
+            "cannot be checked against the one the model was trained on",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    elif then != now:
+        raise ValueError(
+            f"{path}: the catalog changed since training (fingerprint {then[:12]} then, "
+            f"{now[:12]} now): its rows were reordered, added or rewritten; expected the "
+            "catalog the model was trained on"
+        )
+
+
+def _load_model(algorithm: Any, path: Path, env: Any) -> Any:
+    """Load an SB3 checkpoint; a damaged or mismatched file is one error naming it."""
+    try:
+        return algorithm.load(path, env=env, device="cpu")
+    except Exception as exc:  # zipfile, pickle, torch and SB3 all have their own errors
+        text = " ".join(str(exc).split())
+        if "spaces do not match" in text:
+            text = (
+                f"it was trained for other observation/action spaces than the run's world "
+                f"({env.num_envs} users, action space {env.action_space})"
+            )
+        elif len(text) > 200:
+            text = text[:200] + "..."
+        raise ValueError(
+            f"{path} cannot be loaded as a {algorithm.__name__} checkpoint "
+            f"({type(exc).__name__}: {text}); expected the model.zip driftrec wrote for this run"
+        ) from None
 
 
 def evaluate_checkpoint(
@@ -50,13 +112,22 @@ def evaluate_checkpoint(
         )
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
-    cfg = json.loads(config_path.read_text())
-    env = DriftRecSB3VecEnv(
-        int(cfg["num_envs"]),
-        EnvConfig.from_dict(cfg["env_config"]).with_overrides(oracle_info=True),
-    )
+    cfg = _read_run_config(config_path)
+    try:
+        env_config = EnvConfig.from_dict(cfg["env_config"]).with_overrides(oracle_info=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{config_path}: field 'env_config' is invalid ({exc})") from None
+    env = DriftRecSB3VecEnv(cfg["num_envs"], env_config)
     env.seed(seed)
-    model = _algorithm(cfg["agent"]).load(model_path, env=env, device="cpu")
+    _check_catalog(config_path, cfg, env.venv.sim.catalog.content_fingerprint())
+    algorithm = _algorithm(cfg["agent"])
+    model = _load_model(algorithm, model_path, env)
+    saved = getattr(model, "catalog_fingerprint", None)
+    if saved is not None and saved != env.venv.sim.catalog.content_fingerprint():
+        raise ValueError(
+            f"{model_path} was trained on another catalog than its run's (fingerprint "
+            f"{saved[:12]}, the catalog now {env.venv.sim.catalog.content_fingerprint()[:12]})"
+        )
     model._last_obs = env.reset()
     sums = {"reward": 0.0, "expected": 0.0, "oracle": 0.0, "clicks": 0.0, "n": 0}
 

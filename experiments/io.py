@@ -5,13 +5,15 @@ from __future__ import annotations
 import csv
 import io
 import json
+import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from driftrec.atomic import atomic_open
 
 __all__ = [
     "atomic_write_bytes",
@@ -19,24 +21,15 @@ __all__ = [
     "atomic_write_json",
     "atomic_write_csv",
     "atomic_savez",
+    "strict_json",
 ]
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
     """Write ``data`` to a temporary file next to ``path``, then rename it over ``path``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
+    with atomic_open(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
 
 
 def atomic_write_text(path: str | os.PathLike[str], text: str) -> Path:
@@ -56,9 +49,27 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"cannot write {type(value).__name__} to JSON: {value!r}")
 
 
+def strict_json(data: Any) -> Any:
+    """``data`` with every non-finite float (NaN, inf) replaced by None (JSON ``null``).
+
+    Python's ``json`` writes NaN as the non-standard ``NaN`` token that strict parsers reject;
+    an undefined number is written as ``null`` instead.
+    """
+    if isinstance(data, float | np.floating):
+        return float(data) if math.isfinite(data) else None
+    if isinstance(data, Mapping):
+        return {k: strict_json(v) for k, v in data.items()}
+    if isinstance(data, list | tuple):
+        return [strict_json(v) for v in data]
+    if isinstance(data, np.ndarray):
+        return strict_json(data.tolist())
+    return data
+
+
 def atomic_write_json(path: str | os.PathLike[str], data: Any) -> Path:
-    """Atomically write JSON (numpy scalars and arrays become plain JSON)."""
-    return atomic_write_text(path, json.dumps(data, indent=2, default=_jsonable) + "\n")
+    """Atomically write strict JSON (numpy values become plain JSON, NaN and inf ``null``)."""
+    text = json.dumps(strict_json(data), indent=2, default=_jsonable, allow_nan=False)
+    return atomic_write_text(path, text + "\n")
 
 
 def atomic_write_csv(

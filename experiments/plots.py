@@ -3,14 +3,12 @@
 Headless: the Agg backend is selected on import and nothing is ever shown. Every function draws
 on the ``Axes`` it is given (or on a new figure when None) with the object-oriented API and
 returns it; :func:`save_figure` writes a PNG atomically and closes the figure. Agents get fixed
-colours by sorted name (:func:`agent_colors`): ``"oracle"`` black, ``"random"`` grey.
+the same colour in every figure (:func:`agent_colors`): ``"oracle"`` black, ``"random"`` grey.
 """
 
 from __future__ import annotations
 
 import math
-import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,6 +24,7 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from driftrec.atomic import atomic_open  # noqa: E402
 from driftrec.experiments.analysis import (  # noqa: E402
     Curve,
     Recovery,
@@ -38,6 +37,7 @@ __all__ = [
     "agent_colors",
     "plot_adaptation",
     "plot_regret",
+    "plot_personalization",
     "plot_recovery",
     "plot_interest_drift",
     "plot_attention",
@@ -57,6 +57,10 @@ _PALETTE = (
     "#393b79",  # navy
     "#637939",  # dark olive
     "#843c39",  # dark red
+    "#7b4173",  # plum
+    "#e7ba52",  # mustard
+    "#5254a3",  # indigo
+    "#ad494a",  # brick
 )  # tab10 without its grey, then darker tab20b shades
 _FIXED_COLORS = {"oracle": "black", "random": "#7f7f7f"}
 _TOPIC_PALETTE = ("#4c72b0", "#dd8452", "#55a868", "#c44e52", "#8172b3", "#937860", "#da8bc3")
@@ -64,14 +68,47 @@ _OTHER_COLOR = "#d0d0d0"
 _EVENT_STYLE = {"color": "#555555", "linestyle": "--", "linewidth": 1.0}
 
 
+def _registered_colors() -> dict[str, str]:
+    """One palette colour per registered agent, in registry order: the same in every figure."""
+    from driftrec.agents.registry import AGENT_NAMES
+
+    names = [a for a in AGENT_NAMES if a not in _FIXED_COLORS]
+    palette = list(_PALETTE)
+    if len(names) > len(palette):  # a longer registry: more shades, never a repeated colour
+        extra = matplotlib.colormaps["tab20b"].colors + matplotlib.colormaps["tab20c"].colors
+        palette += [
+            matplotlib.colors.to_hex(c) for c in extra if matplotlib.colors.to_hex(c) not in palette
+        ]
+    return {a: palette[i % len(palette)] for i, a in enumerate(names)}
+
+
+def _darker(color: str, amount: float = 0.45) -> str:
+    r, g, b = (int(color[i : i + 2], 16) for i in (1, 3, 5))
+    return "#" + "".join(f"{round(c * (1 - amount)):02x}" for c in (r, g, b))
+
+
 def agent_colors(agents: Sequence[str]) -> dict[str, str]:
-    """Colour per agent: "oracle" black, "random" grey, the others a fixed palette by name."""
+    """Colour per agent, the same in every figure whatever else is drawn: "oracle" black,
+    "random" grey, registered agents a palette colour by registry position, their ``-frozen``
+    variants a darker shade of it, other names the remaining palette colours by sorted name."""
+    fixed = _registered_colors()
     colors: dict[str, str] = {}
-    others = sorted(a for a in set(agents) if a not in _FIXED_COLORS)
-    for i, agent in enumerate(others):
-        colors[agent] = _PALETTE[i % len(_PALETTE)]
-    for agent in set(agents) & set(_FIXED_COLORS):
-        colors[agent] = _FIXED_COLORS[agent]
+    unknown = []
+    for agent in sorted(set(agents)):
+        base = agent.removesuffix("-frozen")
+        if agent in _FIXED_COLORS:
+            colors[agent] = _FIXED_COLORS[agent]
+        elif agent in fixed:
+            colors[agent] = fixed[agent]
+        elif base != agent and (base in fixed or base in _FIXED_COLORS):
+            colors[agent] = _darker(
+                fixed.get(base) or _FIXED_COLORS[base].replace("black", "#000000")
+            )
+        else:
+            unknown.append(agent)
+    spare = [c for c in _PALETTE if c not in set(fixed.values())] or list(_PALETTE)
+    for i, agent in enumerate(unknown):
+        colors[agent] = spare[i % len(spare)]
     return colors
 
 
@@ -173,6 +210,30 @@ def plot_regret(
     ax.set_ylabel(ylabel)
     ax.set_title(title if title is not None else "Cumulative regret")
     ax.set_ylim(bottom=0.0)
+    ax.grid(True, alpha=0.3)
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
+    return ax
+
+
+def plot_personalization(
+    curves: Mapping[str, Curve],
+    events: Sequence[Mapping[str, Any]],
+    ax: Axes | None = None,
+    *,
+    title: str | None = None,
+    ylabel: str = "personalisation gain (greedy)",
+) -> Axes:
+    """Personalisation gain over global steps: mean and shaded 95% interval per agent.
+
+    0 (the thin line) is what a policy that gives every user the same item earns.
+    """
+    ax = _new_axes(ax)
+    _plot_curves(ax, curves)
+    _mark_events(ax, events)
+    ax.axhline(0.0, color="black", linewidth=0.6, alpha=0.4, zorder=1)
+    ax.set_xlabel("global step")
+    ax.set_ylabel(ylabel)
+    ax.set_title(title if title is not None else "Personalisation")
     ax.grid(True, alpha=0.3)
     ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
     return ax
@@ -467,7 +528,10 @@ def plot_attention(
     title: str | None = None,
     annotate_clicks: bool = True,
 ) -> Axes:
-    """Heatmap of the user token's attention over history positions of tracked user 0.
+    """Heatmap of the recommender's attention over the history of tracked user 0 (slot 0).
+
+    The weights are the last layer's (mean over heads) of the query: the state of the newest
+    impression, which scores the next recommendation.
 
     y: history position, oldest (bottom) to newest (top); x: global step; padding blank. Dots
     mark positions whose feedback was positive (clicks) when ``annotate_clicks``.
@@ -528,7 +592,7 @@ def plot_attention(
     ax.set_xlabel("global step")
     ax.set_ylabel("history position (oldest → newest)")
     ax.set_title(
-        title if title is not None else f"Attention of the user token ({run.agent}, user 0)"
+        title if title is not None else f"Attention over the history ({run.agent}, user 0)"
     )
     return ax
 
@@ -538,15 +602,9 @@ def save_figure(fig: Figure | Axes, path: str | Path, *, dpi: int = 120) -> Path
     if isinstance(fig, Axes):
         fig = fig.figure
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
     try:
-        with tmp.open("xb") as f:  # a new file in the same directory (umask permissions)
+        with atomic_open(path, "wb") as f:
             fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
     finally:
         plt.close(fig)
     return path

@@ -33,7 +33,7 @@ from tqdm.auto import tqdm
 from driftrec.agents.registry import SB3_AGENTS
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.io import atomic_write_json
-from driftrec.experiments.runner import _worker, is_done, warm_text_cache
+from driftrec.experiments.runner import _worker, check_finished_runs, warm_text_cache
 
 __all__ = ["run_grid_ray", "RAY_INSTALL_HINT"]
 
@@ -79,9 +79,9 @@ def run_grid_ray(
     ray = _import_ray()
     cfg = dataclasses.replace(cfg, out_dir=str(Path(cfg.out_dir).resolve()))
     cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg.experiment_dir / "experiment.json", cfg.to_dict())
     runs = cfg.runs()
-    todo = [r for r in runs if not is_done(cfg.run_dir(*r))]
+    todo = check_finished_runs(cfg)  # finished runs with other settings: refused, nothing written
+    atomic_write_json(cfg.experiment_dir / "experiment.json", cfg.to_dict())
     if todo:
         warm_text_cache(cfg)  # once, here, before the tasks would all encode
         # longest first (SB3 agents), so the tail is short

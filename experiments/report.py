@@ -9,7 +9,6 @@ itself), linking them relatively. :func:`write_figures` writes the PNGs only.
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -22,10 +21,12 @@ from driftrec.experiments.analysis import (
     load_runs,
     summary_table,
 )
+from driftrec.experiments.io import atomic_write_text
 from driftrec.experiments.plots import (
     plot_adaptation,
     plot_attention,
     plot_interest_drift,
+    plot_personalization,
     plot_recovery,
     plot_regret,
     save_figure,
@@ -40,19 +41,57 @@ _BASELINE_NAMES = ("random", "oracle")
 
 
 def summary_text(rows: Sequence[Mapping[str, Any]]) -> str:
-    """The summary table as aligned plain text (for printing in a terminal)."""
-    return format_table(rows, markdown=False)
+    """The summary as two narrow aligned plain-text tables (outcome, then behaviour)."""
+    return (
+        format_table(rows, markdown=False, part="outcome")
+        + "\n"
+        + format_table(rows, markdown=False, part="behaviour")
+    )
 
 
-def _atomic_write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        with tmp.open("x", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+METRIC_DEFINITIONS: tuple[tuple[str, str], ...] = (
+    ("click rate", "share of user-steps with a click."),
+    (
+        "coverage",
+        "distinct items recommended in a metrics window divided by the items released by then "
+        "(1 = every available item was shown at least once in the window).",
+    ),
+    (
+        "diversity",
+        "intra-list diversity: for each user, the mean pairwise topic distance 1 - cos(z_i, z_j) "
+        "between the items in the user's recent history, averaged over users (0 = all the same "
+        "topic mix).",
+    ),
+    (
+        "cold-start share",
+        "share of recommended items released recently (within the cold-start window); the "
+        "oracle's share is the reference.",
+    ),
+    (
+        "churn",
+        "share of the sessions ending in a window that ended because the user left (patience ran "
+        "out) rather than reaching the session length.",
+    ),
+    (
+        "tracking error",
+        "total-variation distance between the topic mix of what was recommended and the topic "
+        "mix the user prefers, softmax(interest_weight x interests); 0 = recommendations follow "
+        "the user's current tastes exactly, 1 = no overlap.",
+    ),
+    (
+        "personal gain",
+        "personalisation gain of the agent's greedy choices (exploration off) on each window's "
+        "last observations: the mean over users u of R(u, a_u) minus the mean over pairs u != v "
+        "of R(u, a_v), with R the true expected reward; 0 for a policy that gives everyone the "
+        "same thing (population-best), about 0.4 for the oracle on the demo world.",
+    ),
+    (
+        "distinct items",
+        "distinct items among those greedy choices for the B users of a step (1 for "
+        "population-best).",
+    ),
+)
+"""What the behaviour columns of the summary mean (written into report.md)."""
 
 
 def _featured_agent(agents: Sequence[str]) -> str:
@@ -197,6 +236,15 @@ def _write_figures(
             path = save_figure(ax.figure, out / f"regret_{scenario}.png")
             images.append(("Cumulative regret over global steps", path))
 
+        if all("greedy_personal_gain" in r.metrics for r in group):
+            ax = plot_personalization(
+                aggregate(group, "greedy_personal_gain"),
+                events,
+                title=f"Personalisation: {scenario}",
+            )
+            path = save_figure(ax.figure, out / f"personalization_{scenario}.png")
+            images.append(("Personalisation gain of the greedy choices over global steps", path))
+
         scen_rows = [r for r in rows if r["scenario"] == scenario]
         measured = any(
             e["n_recovered"] + e["n_censored"] > 0 for r in scen_rows for e in r["recovery"]
@@ -219,7 +267,8 @@ def _write_figures(
         with_attention = [r for r in group if r.attention is not None]
         if with_attention:
             run = min(with_attention, key=lambda r: (r.agent != PREFERRED_AGENT, r.agent, r.seed))
-            ax = plot_attention(run, title=f"Attention of the user token: {scenario} / {run.agent}")
+            title = f"Attention over user 0's history: {scenario} / {run.agent}"
+            ax = plot_attention(run, title=title)
             path = save_figure(ax.figure, out / f"attention_{scenario}.png")
             images.append((f"Attention over the history ({run.agent}, seed {run.seed})", path))
     return figures
@@ -296,7 +345,14 @@ def write_report(
         f"are counted as not recovered; n/a: fewer than {pre_windows} windows before the "
         "event).",
         "",
-        format_table(rows),
+        format_table(rows, part="outcome"),
+        "Behaviour of the recommendations (run means; columns that are zero for every agent "
+        "are left out):",
+        "",
+        format_table(rows, part="behaviour"),
+        "",
+        *[f"* *{name}*: {text}" for name, text in METRIC_DEFINITIONS],
+        "",
     ]
-    _atomic_write_text(report, "\n".join(lines))
+    atomic_write_text(report, "\n".join(lines))
     return report

@@ -14,11 +14,20 @@ Each run of a grid writes ``<out_dir>/<name>/<scenario>__<agent>__<seed>/``:
 
 Every file is written atomically. An interrupted grid keeps every finished run; running the
 same grid again skips runs with ``done.json`` (resume) and redoes unfinished ones from scratch.
+``done.json`` records the run's fingerprint (:func:`driftrec.experiments.guard.run_fingerprint`):
+a finished run made with other settings is refused (``restart=True`` starts over) rather than
+reused next to runs it cannot be compared with. A lock file naming its holder keeps a second
+runner out of an experiment (and of a run) while the first is alive; pool workers exit with
+their parent, and an interrupt (Ctrl-C, SIGTERM) stops every worker at once.
 """
 
 from __future__ import annotations
 
+import errno
+import json
+import os
 import shutil
+import signal
 import time
 from collections.abc import Callable
 from concurrent.futures import ProcessPoolExecutor, as_completed
@@ -30,16 +39,126 @@ from tqdm.auto import tqdm
 
 from driftrec.agents.online import run_online
 from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
+from driftrec.atomic import atomic_open
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
+from driftrec.experiments.guard import (
+    DirectoryLock,
+    SettingsChanged,
+    describe_changes,
+    exit_with_parent,
+    run_fingerprint,
+    terminate_as_interrupt,
+)
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
 from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
 
-__all__ = ["run_one", "run_grid", "is_done", "warm_text_cache"]
+__all__ = [
+    "run_one",
+    "run_grid",
+    "is_done",
+    "warm_text_cache",
+    "run_config",
+    "check_finished",
+    "check_finished_runs",
+]
 
 
 def is_done(run_dir: Path) -> bool:
     """True when the run finished (its ``done.json`` exists)."""
     return (run_dir / "done.json").is_file()
+
+
+def _say(text: str) -> None:
+    tqdm.write(text)
+
+
+def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> dict[str, Any]:
+    """What a run's ``config.json`` holds (before the agent is built) and its fingerprint covers."""
+    from driftrec.envs.core import cached_catalog
+
+    env_config = cfg.env_config(scenario)
+    base, frozen = split_agent_name(agent)
+    return {
+        **cfg.to_dict(),
+        "scenario": scenario,
+        "env_id": f"driftrec/{scenario}-v0",
+        "agent": agent,
+        "agent_kwargs": dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {}))),
+        "seed": seed,
+        "total_steps": cfg.steps,
+        "frozen_at": cfg.frozen_step(scenario) if frozen else None,
+        "env_config": env_config.to_dict(),
+        "catalog_fingerprint": cached_catalog(env_config).content_fingerprint(),
+    }
+
+
+def check_finished(run_dir: Path, config: dict[str, Any]) -> None:
+    """Raise :class:`SettingsChanged` unless the finished run in ``run_dir`` matches ``config``."""
+    try:
+        done = json.loads((run_dir / "done.json").read_text())
+    except (OSError, ValueError) as exc:
+        raise SettingsChanged(f"{run_dir / 'done.json'} cannot be read ({exc})") from None
+    if isinstance(done, dict) and done.get("fingerprint") == run_fingerprint(config):
+        return
+    try:
+        old = json.loads((run_dir / "config.json").read_text())
+        changes = describe_changes(old, config) if isinstance(old, dict) else "settings differ"
+    except (OSError, ValueError):
+        changes = "its config.json cannot be read"
+    if not isinstance(done, dict) or "fingerprint" not in done:
+        changes = "it has no run fingerprint: an older driftrec made it"
+    raise SettingsChanged(
+        f"{run_dir} was finished with other settings ({changes}); to start over run with "
+        "--restart (restart=True), or give this experiment another --name"
+    )
+
+
+def check_finished_runs(cfg: ExperimentConfig) -> list[tuple[str, str, int]]:
+    """Check every finished run of the grid against ``cfg`` (:class:`SettingsChanged` on the
+    first mismatch, before any work starts), say how many are reused; return the runs to do."""
+    runs = cfg.runs()
+    done = [r for r in runs if is_done(cfg.run_dir(*r))]
+    for r in done:
+        check_finished(cfg.run_dir(*r), run_config(cfg, *r))
+    if done:
+        _say(f"{len(done)} of {len(runs)} runs already done, skipped")
+    return [r for r in runs if r not in done]
+
+
+def _make_dir(cfg: ExperimentConfig, path: Path) -> None:
+    """Create ``path`` (under ``cfg.out_dir``) or say in one line why it cannot hold results."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), str(path))
+    except OSError as exc:
+        raise ValueError(
+            f"'out_dir' {cfg.out_dir!r} cannot hold the results ({exc.strerror}: "
+            f"{exc.filename or path}); expected a writable directory"
+        ) from None
+
+
+def _attach_sb3_logger(model: Any, folder: Path) -> None:
+    """Keep SB3's training diagnostics: ``progress.csv`` always, TensorBoard when installed."""
+    import importlib.util
+
+    from stable_baselines3.common.logger import configure
+
+    formats = ["csv"]
+    if importlib.util.find_spec("tensorboard") is not None:
+        formats.append("tensorboard")
+    model.set_logger(configure(str(folder), formats))
+
+
+def _clear_experiment(exp_dir: Path) -> None:
+    """Delete the runs and outputs of an experiment (only what driftrec writes there)."""
+    for entry in exp_dir.iterdir():
+        if entry.is_dir() and entry.name.count("__") >= 2:
+            shutil.rmtree(entry)
+        elif entry.is_file() and (
+            entry.name in ("experiment.json", "report.md") or entry.suffix == ".png"
+        ):
+            entry.unlink()
 
 
 def _text_encoder(cfg: ExperimentConfig) -> Any:
@@ -70,69 +189,74 @@ def run_one(
     *,
     progress: bool = True,
     on_window: Callable[[dict[str, float]], None] | None = None,
+    restart: bool = False,
 ) -> Path:
-    """Run (or skip, when done) one scenario x agent x seed and write its files.
+    """Run (or skip, when done with the same settings) one scenario x agent x seed.
 
     numpy's BLAS is limited to one thread for the run: the products here are small, and with
     parallel runs on a small machine extra BLAS threads only spin against each other.
+
+    Raises:
+        SettingsChanged: the run is finished, with other settings (``restart=True`` redoes it).
+        LockedError: another live process is writing this run.
 
     Returns:
         The run directory.
     """
     run_dir = cfg.run_dir(scenario, agent, seed)
-    if is_done(run_dir):
-        return run_dir
-    from threadpoolctl import threadpool_limits
+    config = run_config(cfg, scenario, agent, seed)
+    _make_dir(cfg, run_dir.parent)
+    lock = DirectoryLock(run_dir.with_name(f".{run_dir.name}.lock"), what=f"run {run_dir}")
+    with lock:
+        if restart and run_dir.exists():
+            shutil.rmtree(run_dir)
+        if is_done(run_dir):
+            check_finished(run_dir, config)
+            return run_dir
+        from threadpoolctl import threadpool_limits
 
-    with threadpool_limits(limits=1, user_api="blas"):
-        _run(cfg, scenario, agent, seed, run_dir, progress, on_window)
+        with threadpool_limits(limits=1, user_api="blas"):
+            _run(cfg, config, run_dir, progress, on_window)
     return run_dir
 
 
 def _run(
     cfg: ExperimentConfig,
-    scenario: str,
-    agent: str,
-    seed: int,
+    config: dict[str, Any],
     run_dir: Path,
     progress: bool,
     on_window: Callable[[dict[str, float]], None] | None,
 ) -> None:
+    t0 = time.perf_counter()
+    scenario, agent, seed = config["scenario"], config["agent"], config["seed"]
+    env_config = cfg.env_config(scenario)
+    base, _ = split_agent_name(agent)
+    kwargs = dict(config["agent_kwargs"])
+    try:  # before the run directory exists: a rejected setting leaves nothing behind
+        built = build_agent(
+            base,
+            env_config,
+            num_envs=cfg.num_envs,
+            seed=seed,
+            agent_kwargs=kwargs,
+            text_encoder=_text_encoder(cfg),
+            torch_threads=cfg.torch_threads,
+            device=cfg.device,
+        )
+    except (AssertionError, TypeError, ValueError) as exc:  # SB3 checks its kwargs with assert
+        raise ValueError(
+            f"agent {agent!r} rejected its settings (agent_kwargs {kwargs}): "
+            f"{' '.join(str(exc).split())}"
+        ) from exc
     if run_dir.exists():  # an interrupted run: start it over
         shutil.rmtree(run_dir)
     run_dir.mkdir(parents=True)
-    t0 = time.perf_counter()
-    env_config = cfg.env_config(scenario)
-    base, frozen = split_agent_name(agent)
-    kwargs = dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {})))
-    built = build_agent(
-        base,
-        env_config,
-        num_envs=cfg.num_envs,
-        seed=seed,
-        agent_kwargs=kwargs,
-        text_encoder=_text_encoder(cfg),
-        torch_threads=cfg.torch_threads,
-        device=cfg.device,
-    )
+    if built.is_sb3:
+        _attach_sb3_logger(built.agent, run_dir / "sb3_log")
     venv = built.env.venv if built.is_sb3 else built.env
     sim = venv.sim
-    freeze = cfg.frozen_step(scenario) if frozen else None
-    atomic_write_json(
-        run_dir / "config.json",
-        {
-            **cfg.to_dict(),
-            "scenario": scenario,
-            "env_id": f"driftrec/{scenario}-v0",
-            "agent": agent,
-            "agent_kwargs": kwargs,
-            "seed": seed,
-            "total_steps": cfg.steps,
-            "frozen_at": freeze,
-            "env_config": env_config.to_dict(),
-            "rollout_steps": built.rollout_steps,
-        },
-    )
+    freeze = config["frozen_at"]
+    atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
     recorder = StepRecorder(
         sim.catalog,
         cfg.num_envs,
@@ -179,10 +303,13 @@ def _run(
     attention = recorder.attention_arrays()
     if attention is not None:
         atomic_savez(run_dir / "attention.npz", **attention)
+    if built.is_sb3:  # SB3 dumps a rollout's training figures at the next rollout: flush them
+        built.agent.logger.dump(built.agent.num_timesteps)
+        built.agent.logger.close()
     if built.is_sb3 and cfg.checkpoint:
-        tmp = run_dir / ".model.tmp.zip"
-        built.save(str(tmp))
-        tmp.replace(run_dir / "model.zip")
+        built.agent.catalog_fingerprint = config["catalog_fingerprint"]  # saved in the zip
+        with atomic_open(run_dir / "model.zip", "wb") as fh:
+            built.agent.save(fh)
     last = recorder.rows[-1] if recorder.rows else {}
     atomic_write_json(
         run_dir / "done.json",
@@ -192,50 +319,101 @@ def _run(
             "global_steps": steps_done,
             "env_steps_per_s": round(steps_done * cfg.num_envs / (time.perf_counter() - t0), 1),
             "final_cum_regret": last.get("cum_regret"),
+            "fingerprint": run_fingerprint(config),
+            "catalog_fingerprint": config["catalog_fingerprint"],
         },
     )
 
 
 def _worker(cfg_dict: dict[str, Any], scenario: str, agent: str, seed: int) -> str:
     cfg = ExperimentConfig.from_dict(cfg_dict)
+    _say(f"start  {scenario}/{agent}/{seed}")
     return str(run_one(cfg, scenario, agent, seed, progress=False))
 
 
-def run_grid(cfg: ExperimentConfig, *, progress: bool = True) -> list[Path]:
+def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: float) -> str:
+    try:
+        took = float(json.loads((run_dir / "done.json").read_text())["wall_time_s"])
+    except (OSError, ValueError, KeyError, TypeError):
+        took = time.perf_counter() - t0
+    return f"done   {scenario}/{agent}/{seed} in {took:.0f} s"
+
+
+def _stop_pool(pool: ProcessPoolExecutor, futures: list[Any]) -> None:
+    """Stop at once: cancel queued runs, terminate the workers (their runs stay unfinished)."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not hang us
+    try:
+        for fut in futures:
+            fut.cancel()
+        procs = list((getattr(pool, "_processes", None) or {}).values())
+        for proc in procs:
+            proc.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        deadline = time.monotonic() + 5.0
+        for proc in procs:
+            proc.join(max(0.0, deadline - time.monotonic()))
+            if proc.is_alive():
+                proc.kill()
+                proc.join(1.0)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = False) -> list[Path]:
     """Run every (scenario, agent, seed) of ``cfg`` not yet done; return all run dirs.
 
-    With ``workers > 1`` runs go to a process pool (spawned, one torch thread each). An
-    interruption (Ctrl-C) keeps the runs already finished; running again resumes.
+    With ``workers > 1`` runs go to a process pool (spawned, one torch thread each); every run's
+    start and finish are printed. An interruption (Ctrl-C, SIGTERM) stops the workers at once and
+    keeps the runs already finished; running again resumes. Finished runs must have been made
+    with the same settings (:class:`SettingsChanged` otherwise); ``restart=True`` deletes the
+    experiment's runs first.
+
+    Raises:
+        SettingsChanged: a finished run has other settings (nothing is run or written).
+        LockedError: another live runner is working on this experiment.
     """
-    cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
-    atomic_write_json(cfg.experiment_dir / "experiment.json", cfg.to_dict())
-    todo = [r for r in cfg.runs() if not is_done(cfg.run_dir(*r))]
-    if todo:
-        warm_text_cache(cfg)
+    exp_dir = cfg.experiment_dir
+    _make_dir(cfg, exp_dir)
+    with DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"), terminate_as_interrupt():
+        if restart:
+            _clear_experiment(exp_dir)
+        runs = cfg.runs()
+        todo = check_finished_runs(cfg)
+        atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
+        if todo:
+            warm_text_cache(cfg)
+        _run_todo(cfg, todo, len(runs), progress)
+    return [cfg.run_dir(*r) for r in runs]
+
+
+def _run_todo(
+    cfg: ExperimentConfig, todo: list[tuple[str, str, int]], total: int, progress: bool
+) -> None:
     bar = tqdm(
-        total=len(cfg.runs()),
-        initial=len(cfg.runs()) - len(todo),
-        desc=cfg.name,
-        unit="run",
-        disable=not progress,
+        total=total, initial=total - len(todo), desc=cfg.name, unit="run", disable=not progress
     )
+    t0 = time.perf_counter()
     if cfg.workers == 1 or len(todo) <= 1:
         for scenario, agent, seed in todo:
-            run_one(cfg, scenario, agent, seed, progress=progress)
+            _say(f"start  {scenario}/{agent}/{seed}")
+            run_dir = run_one(cfg, scenario, agent, seed, progress=progress)
+            _say(_finished_line(run_dir, scenario, agent, seed, t0))
             bar.update(1)
     else:
         # longest first (SB3 agents), so the pool's tail is short
-        todo.sort(key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
-        ctx = get_context("spawn")
-        with ProcessPoolExecutor(max_workers=cfg.workers, mp_context=ctx) as pool:
-            futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
-            try:
-                for fut in as_completed(futures):
-                    fut.result()
-                    bar.update(1)
-            except BaseException:
-                for fut in futures:
-                    fut.cancel()
-                raise
+        todo = sorted(todo, key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
+        pool = ProcessPoolExecutor(
+            max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=exit_with_parent
+        )
+        futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
+        which = dict(zip(futures, todo, strict=True))
+        try:
+            for fut in as_completed(futures):
+                run_dir = Path(fut.result())
+                _say(_finished_line(run_dir, *which[fut], t0))
+                bar.update(1)
+        except BaseException:
+            _stop_pool(pool, futures)
+            raise
+        pool.shutdown()
     bar.close()
-    return [cfg.run_dir(*r) for r in cfg.runs()]

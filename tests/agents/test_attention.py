@@ -341,7 +341,8 @@ def test_click_loss_is_bce_of_the_newest_impression_given_the_rest() -> None:
     obs = _obs([[(1, 1.0), (2, 0.0), (4, 1.0)], [(5, 0.0), (7, 0.0)]])
     before = _obs([[(1, 1.0), (2, 0.0)], [(5, 0.0)]])  # the same without the newest impression
     logits = model.click_logits(before, torch.tensor([4, 7]))
-    expected = torch.nn.functional.binary_cross_entropy_with_logits(logits, torch.tensor([1.0, 0.0]))
+    bce = torch.nn.functional.binary_cross_entropy_with_logits
+    expected = bce(logits, torch.tensor([1.0, 0.0]))
     torch.testing.assert_close(model.click_loss(obs, num_targets=1), expected)
     # two targets: the newest given the rest, and the second newest given what came before it
     older = _obs([[(1, 1.0)], [], [(1, 1.0), (2, 0.0)], [(5, 0.0)]])
@@ -407,7 +408,8 @@ def test_residual_prior_is_orthogonal_to_the_text_directions() -> None:
     torch.testing.assert_close(basis.T @ basis, torch.eye(4), atol=1e-5, rtol=0)
     torch.testing.assert_close(basis.T @ prior, torch.zeros(4), atol=1e-5, rtol=0)
     torch.testing.assert_close(model.match_table.T @ prior, torch.zeros(4), atol=1e-5, rtol=0)
-    plain = AttentionRecommender(dataclasses.replace(TINY, match_dim=4, prior_residual=False), items)
+    plain_cfg = dataclasses.replace(TINY, match_dim=4, prior_residual=False)
+    plain = AttentionRecommender(plain_cfg, items)
     with torch.no_grad():
         plain.item_prior.copy_(model.item_prior)
     torch.testing.assert_close(plain.prior(), model.item_prior)

@@ -51,23 +51,31 @@ VALUE_ERRORS = [
         {"topic_purity": float("nan")},
         "'topic_purity' must be a finite number in [0.5, 1.0] (got nan)",
     ),
-    (CatalogConfig, {"quality_alpha": 0}, "'quality_alpha' must be a finite number > 0.0 (got 0)"),
+    (
+        CatalogConfig,
+        {"quality_alpha": 0},
+        "'quality_alpha' must be a finite number in (0.0, 1000.0] (got 0)",
+    ),
     (
         CatalogConfig,
         {"new_item_fraction": 1.0},
         "'new_item_fraction' must be a finite number in [0.0, 0.99] (got 1.0)",
     ),
-    (CatalogConfig, {"release_horizon": 0}, "'release_horizon' must be an integer >= 1 (got 0)"),
+    (
+        CatalogConfig,
+        {"release_horizon": 0},
+        "'release_horizon' must be an integer in [1, 1000000000] (got 0)",
+    ),
     (CatalogConfig, {"seed": -1}, "'seed' must be an integer >= 0 (got -1)"),
     (
         UserConfig,
         {"interest_clip": 0.0},
-        "'interest_clip' must be a finite number > 0.0 (got 0.0)",
+        "'interest_clip' must be a finite number in (0.0, 100.0] (got 0.0)",
     ),
     (
         UserConfig,
         {"population_scale": float("inf")},
-        "'population_scale' must be a finite number >= 0.0 (got inf)",
+        "'population_scale' must be a finite number in [0.0, 100.0] (got inf)",
     ),
     (
         UserConfig,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -411,3 +412,22 @@ def test_format_table_recovery_undefined_is_na(tmp_path: Path) -> None:
     (row,) = summary_table(load_runs(tmp_path))
     assert row["recovery"][0]["n_undefined"] == 1
     assert "| n/a |" in format_table([row])
+
+
+def test_format_table_leaves_out_all_zero_columns(tmp_path: Path) -> None:
+    """A metric that is 0 for every agent (no new items: cold-start shares) is not a column;
+    one agent's non-zero value keeps it."""
+    zero = {"cold_start_share": 0.0, "oracle_cold_start_share": 0.0, "churn": 0.0}
+    write_run(tmp_path, "s", "a", 0, steps=[10, 20], values=zero)
+    write_run(tmp_path, "s", "b", 0, steps=[10, 20], values={**zero, "churn": 0.25})
+    rows = summary_table(load_runs(tmp_path))
+    header = format_table(rows, part="behaviour").splitlines()[0]
+    assert (
+        header
+        == "| scenario | agent | click rate | coverage | diversity | churn | tracking error |"
+    )
+    outcome = format_table(rows, part="outcome").splitlines()[0]
+    assert "click rate" not in outcome and "reward/oracle" in outcome
+    msg = "'part' must be 'all', 'outcome' or 'behaviour' (got 'x')"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        format_table(rows, part="x")

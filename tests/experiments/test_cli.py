@@ -149,8 +149,10 @@ def test_bench_wiring(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     """``bench --quick --json F`` passes its options to the benchmark (one cell here: fast)."""
-    from driftrec.experiments import bench
+    from driftrec.experiments import cli
 
+    assert cli.BENCH_SCRIPT.parent.name == "bench"  # the benchmark lives in bench/, not the package
+    bench = cli.load_bench()
     seen: list[list[str]] = []
     real_main = bench.main
 
@@ -160,6 +162,7 @@ def test_bench_wiring(
         return real_main([*(argv or []), *only])
 
     monkeypatch.setattr(bench, "main", one_cell)
+    monkeypatch.setattr(cli, "load_bench", lambda: bench)
     path = tmp_path / "bench.json"
     code, out, err = _run(capsys, "bench", "--quick", "--json", str(path))
     assert code == 0, err
@@ -185,7 +188,7 @@ def test_demo_wiring(
 
     quick = demo.get_config(quick=True, out_dir="x", workers=1)
     assert (quick.num_envs, quick.steps, quick.shift_at) == (8, 128, 64)
-    assert len(quick.agents) == 5 and quick.seeds == (0, 1) and quick.name == "demo-quick"
+    assert len(quick.agents) == 7 and quick.seeds == (0, 1) and quick.name == "demo-quick"
     full = demo.get_config()
     assert (full.num_envs, full.steps, full.shift_at, full.workers) == (32, 1536, 768, 2)
     seen: list[dict[str, Any]] = []

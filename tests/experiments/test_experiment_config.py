@@ -21,7 +21,8 @@ from driftrec.experiments.config import (
 
 SCENARIO_NAMES = [
     "Stationary", "GradualDrift", "OUDrift", "AbruptShift", "ConsumptionDrift", "Boredom",
-    "PopulationTrend", "NewItems", "Mixed", "SlateStationary", "SlateMixed", "MovieLens",
+    "PopulationTrend", "NewItems", "Mixed", "SlateStationary", "SlateMixed", "UserJumps",
+    "MovieLens",
 ]  # fmt: skip
 
 

@@ -220,7 +220,7 @@ def test_plot_interest_drift_without_users_or_topics() -> None:
 def test_plot_attention(tmp_path: Path) -> None:
     """Attention heatmap: labels, click legend, a PNG."""
     ax = plot_attention(make_run("attention-ppo", 0, attention=True))
-    assert ax.get_title() == "Attention of the user token (attention-ppo, user 0)"
+    assert ax.get_title() == "Attention over the history (attention-ppo, user 0)"
     assert ax.get_xlabel() == "global step"
     assert ax.get_ylabel() == "history position (oldest → newest)"
     assert legend_texts(ax) == ["click"]
@@ -252,3 +252,17 @@ def test_plot_recovery_undefined_is_na() -> None:
     row = {"scenario": "s", "agent": "x", "recovery": [dict(entry, event_step=20)]}
     ax = plot_recovery([row])
     assert [t.get_text() for t in ax.texts] == ["n/a"]
+
+
+def test_agent_colors_do_not_depend_on_the_other_agents() -> None:
+    """An agent keeps its colour whether a figure shows all agents or a subset (recovery plot)."""
+    every = agent_colors(["random", "popularity", "linucb-discounted", "id-ppo", "attention-ppo"])
+    assert agent_colors(["attention-ppo"])["attention-ppo"] == every["attention-ppo"]
+    assert agent_colors(["id-ppo", "linucb"])["id-ppo"] == every["id-ppo"]
+    assert len(set(every.values())) == len(every)
+    frozen = agent_colors(["attention-ppo", "attention-ppo-frozen"])
+    assert frozen["attention-ppo-frozen"] not in (frozen["attention-ppo"], every["id-ppo"])
+    from driftrec.agents.registry import AGENT_NAMES
+
+    registered = agent_colors(list(AGENT_NAMES))
+    assert len(set(registered.values())) == len(AGENT_NAMES)  # no two registered agents alike

@@ -291,3 +291,50 @@ def test_attention_arrays() -> None:
     assert a["mask"].tolist() == [[True, True, True]]
     assert a["feedback"].shape == (1, H)
     assert a["topic_names"].tolist() == ["news", "sport"]
+
+
+# --------------------------------------------------------------------------------------------
+# personalisation columns
+# --------------------------------------------------------------------------------------------
+def test_personalization_gain_by_hand() -> None:
+    """Gain = mean of R(u, a_u) - mean over u != v of R(u, a_v)."""
+    from driftrec.experiments.recorder import personalization_gain
+
+    rewards = np.array([[0.9, 0.1, 0.2], [0.3, 0.6, 0.3], [0.0, 0.3, 0.3]])
+    # diagonal mean (0.9 + 0.6 + 0.3) / 3 = 0.6; off-diagonal (0.1+0.2+0.3+0.3+0.0+0.3)/6 = 0.2
+    assert personalization_gain(rewards) == pytest.approx(0.4)
+    assert personalization_gain(np.full((4, 4), 0.37)) == pytest.approx(0.0)
+    assert math.isnan(personalization_gain(np.ones((1, 1))))
+
+
+@pytest.mark.parametrize("agent", ["population-best", "oracle", "random"])
+def test_personalization_columns_from_a_simulator(agent: str, tiny_config: Any) -> None:
+    """population-best's gain is exactly 0 with one item; the oracle personalises (gain > 0)."""
+    from driftrec.agents.baselines import make_baseline
+    from driftrec.agents.online import run_online
+    from driftrec.envs.gym_env import DriftRecVectorEnv
+
+    env = DriftRecVectorEnv(6, tiny_config)
+    env.reset(seed=0)
+    built = make_baseline(agent, env, seed=0)
+    sim = env.sim
+    recorder = StepRecorder(
+        sim.catalog,
+        6,
+        sim.layout,
+        interest_weight=tiny_config.choice.interest_weight,
+        log_every=4,
+        sim=sim,
+        greedy_fn=lambda obs: built.predict(obs, deterministic=True)[0],
+    )
+    run_online(built, env, 8, on_step=recorder.record)
+    gains = [row["personal_gain"] for row in recorder.rows]
+    greedy = [row["greedy_personal_gain"] for row in recorder.rows]
+    distinct = [row["greedy_distinct_items"] for row in recorder.rows]
+    assert len(gains) == 2 and all(math.isfinite(g) for g in gains + greedy)
+    if agent == "population-best":
+        assert gains == pytest.approx([0.0, 0.0], abs=1e-12)  # the same slate for everyone
+        assert greedy == pytest.approx([0.0, 0.0], abs=1e-12) and distinct == [1.0, 1.0]
+        assert [row["distinct_items"] for row in recorder.rows] == [1.0, 1.0]
+    elif agent == "oracle":
+        assert min(gains) > 0.0 and min(greedy) > 0.0 and max(distinct) > 1.0

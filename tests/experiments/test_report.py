@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driftrec.experiments.analysis import load_runs, summary_table
+from driftrec.experiments.analysis import format_table, load_runs, summary_table
 from driftrec.experiments.report import summary_text, write_figures, write_report
 
 COLUMNS = (
@@ -145,9 +145,16 @@ def test_write_figures_returns_pngs(exp_dir: Path, tmp_path: Path) -> None:
 
 
 def test_summary_text_plain(exp_dir: Path) -> None:
-    """summary_text is an aligned plain-text table with one line per agent."""
+    """summary_text is two aligned plain-text tables (outcome, behaviour), one line per agent,
+    each narrower than the single wide table they replace."""
     with pytest.warns(UserWarning):
         rows = summary_table(load_runs(exp_dir))
-    lines = summary_text(rows).strip().splitlines()
-    assert len(lines) == 4 and lines[0].startswith("scenario")
-    assert lines[2].startswith("shift") and "attention-ppo" in lines[2]
+    outcome, behaviour = summary_text(rows).strip().split("\n\n")
+    for table in (outcome, behaviour):
+        lines = table.splitlines()
+        assert len(lines) == 4 and lines[0].startswith("scenario")
+        assert lines[2].startswith("shift") and "attention-ppo" in lines[2]
+        wide = max(len(line) for line in format_table(rows, markdown=False).splitlines())
+        assert max(len(line) for line in lines) < wide
+    assert "reward/oracle" in outcome and "click rate" not in outcome
+    assert "click rate" in behaviour and "reward/oracle" not in behaviour

@@ -191,6 +191,12 @@ def test_sb3_run_writes_checkpoint_and_attention(tmp_path: Path) -> None:
         assert (a["weights"] >= 0).all() and (a["weights"].sum(axis=1) <= 1 + 1e-6).all()
     model = PPO.load(d / "model.zip", device="cpu")
     assert model.num_timesteps == STEPS * B
+    # SB3's own diagnostics are kept in the run directory (a row per dump, the last with the
+    # training figures of the rollout that was trained)
+    log = (d / "sb3_log" / "progress.csv").read_text().splitlines()
+    row = dict(zip(log[0].split(","), log[-1].split(","), strict=True))
+    for key in ("train/approx_kl", "train/clip_fraction", "train/explained_variance"):
+        assert np.isfinite(float(row[key])), key
 
 
 def test_frozen_agent_stops_learning_at_shift(

@@ -1,0 +1,216 @@
+"""What keeps experiment results from being mixed, doubly written or orphaned.
+
+* :func:`run_fingerprint`: a digest of everything that determines a run's results. ``done.json``
+  records it; a finished run whose fingerprint differs from what is asked now is refused
+  (:class:`SettingsChanged`) instead of being silently reused next to runs of other settings.
+* :class:`DirectoryLock`: a lock file naming its holder (pid, host, start time). Two runners on
+  one experiment (or one run) cannot both write: the second gets :class:`LockedError`. The lock is
+  an ``flock``, so it is released by the kernel when its holder dies, even by ``kill -9``.
+* :func:`exit_with_parent`: pool workers poll their parent and exit when it is gone, so a killed
+  runner leaves no worker that keeps (or starts) writing runs.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any
+
+__all__ = [
+    "FINGERPRINT_KEYS",
+    "SettingsChanged",
+    "LockedError",
+    "DirectoryLock",
+    "run_fingerprint",
+    "fingerprint_fields",
+    "describe_changes",
+    "exit_with_parent",
+    "terminate_as_interrupt",
+]
+
+FINGERPRINT_KEYS = (
+    "scenario",
+    "agent",
+    "agent_kwargs",
+    "seed",
+    "num_envs",
+    "steps",
+    "log_every",
+    "frozen_at",
+    "cold_start_window",
+    "track_users",
+    "text_model",
+    "checkpoint",
+    "device",
+    "env_config",
+    "catalog_fingerprint",
+)
+"""The run config fields that determine a run's results (not: name, out_dir, workers, the rest
+of the grid, torch_threads)."""
+
+
+class SettingsChanged(ValueError):
+    """A finished run was made with other settings than the ones asked for now."""
+
+
+class LockedError(RuntimeError):
+    """Another live process holds the lock of an experiment or run."""
+
+
+def fingerprint_fields(run_config: Mapping[str, Any]) -> dict[str, Any]:
+    """The part of a run config that :func:`run_fingerprint` covers."""
+    return {k: run_config.get(k) for k in FINGERPRINT_KEYS}
+
+
+def run_fingerprint(run_config: Mapping[str, Any]) -> str:
+    """SHA-256 over the canonical JSON of :func:`fingerprint_fields` of ``run_config``."""
+    from driftrec.experiments.io import strict_json
+
+    text = json.dumps(
+        strict_json(fingerprint_fields(run_config)), sort_keys=True, separators=(",", ":")
+    )
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            out.update(_flatten(v, f"{prefix}.{k}" if prefix else str(k)))
+        return out
+    return {prefix: value}
+
+
+def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 3) -> str:
+    """``"steps: 100 -> 200, env_config.num_items: ..."`` for the fingerprinted fields."""
+    from driftrec.experiments.io import strict_json
+
+    a = _flatten(strict_json(fingerprint_fields(old)))
+    b = _flatten(strict_json(fingerprint_fields(new)))
+    diffs = [
+        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
+        for k in sorted(set(a) | set(b))
+        if a.get(k) != b.get(k)
+    ]
+    if not diffs:
+        return "settings differ"
+    more = f" and {len(diffs) - limit} more" if len(diffs) > limit else ""
+    return ", ".join(diffs[:limit]) + more
+
+
+class DirectoryLock:
+    """An exclusive lock on ``path`` (a file) that names its holder.
+
+    Acquire with ``with DirectoryLock(path, what="experiment runs/x"):``. If a live process holds
+    it, :class:`LockedError` says which (pid, host, since when). A lock left by a dead process is
+    free again (``flock`` is released with its holder). On platforms without ``fcntl`` the lock
+    file is written for information only.
+    """
+
+    def __init__(self, path: str | os.PathLike[str], *, what: str) -> None:
+        self.path = Path(path)
+        self.what = what
+        self._fd: int | None = None
+
+    def acquire(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on the supported Linux/macOS
+            fcntl = None  # type: ignore[assignment]
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            if fcntl is None:
+                break
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                holder = self._holder(fd)
+                os.close(fd)
+                raise LockedError(
+                    f"{self.what} is in use by another driftrec ({holder}); wait for it to finish "
+                    f"or stop it (its lock file is {self.path})"
+                ) from None
+            # the previous holder may have removed the file between our open and flock
+            try:
+                same = os.path.samestat(os.fstat(fd), os.stat(self.path))
+            except FileNotFoundError:
+                same = False
+            if same:
+                break
+            os.close(fd)
+        holder = {
+            "pid": os.getpid(),
+            "host": socket.gethostname(),
+            "since": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        os.ftruncate(fd, 0)
+        os.write(fd, (json.dumps(holder) + "\n").encode())
+        self._fd = fd
+
+    @staticmethod
+    def _holder(fd: int) -> str:
+        try:
+            data = json.loads(os.pread(fd, 4096, 0).decode() or "{}")
+            return f"pid {data['pid']} on {data['host']}, since {data['since']}"
+        except (OSError, ValueError, KeyError, TypeError):
+            return "holder unknown"
+
+    def release(self) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            self.path.unlink()  # before unlocking: a waiter re-checks the inode
+        os.close(self._fd)
+        self._fd = None
+
+    def __enter__(self) -> DirectoryLock:
+        self.acquire()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+
+def exit_with_parent(poll_s: float = 0.5) -> None:
+    """In a worker process: exit at once (no cleanup) when the parent process is gone.
+
+    Without it, a runner killed by SIGTERM or ``kill -9`` leaves pool workers that finish their
+    run and even take new ones. The worker also ignores SIGINT: Ctrl-C reaches every process of
+    the terminal's group, and the parent alone decides what stops (it terminates the workers).
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    parent = os.getppid()
+
+    def watch() -> None:
+        while True:
+            time.sleep(poll_s)
+            if os.getppid() != parent:
+                os._exit(1)
+
+    threading.Thread(target=watch, name="driftrec-parent-watch", daemon=True).start()
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Treat SIGTERM like Ctrl-C (``KeyboardInterrupt``) inside the block (main thread only)."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
