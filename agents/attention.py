@@ -60,7 +60,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from driftrec.envs.observation import ObservationLayout
+from driftrec.envs.observation import CLOCK_SCALE, ObservationLayout
 
 __all__ = [
     "AttentionConfig",
@@ -296,7 +296,7 @@ def parse_observation(
                 f"dict observation 'item_ids' must have shape (batch, {h}) (got {tuple(ids.shape)})"
             )
         progress = obs["progress"].reshape(ids.shape[0])  # (B,)
-        clock = obs["clock"].reshape(ids.shape[0])  # (B,)
+        clock = obs["clock"].reshape(ids.shape[0]) * CLOCK_SCALE  # (B,) global steps
     else:
         layout = ObservationLayout(history_len=h, num_items=1)
         if obs.ndim != 2 or obs.shape[1] != layout.size:
@@ -308,7 +308,7 @@ def parse_observation(
         fb = obs[:, layout.feedback]  # (B, H)
         mask = obs[:, layout.mask]  # (B, H)
         progress = obs[:, layout.progress]  # (B,)
-        clock = obs[:, layout.clock]  # (B,)
+        clock = obs[:, layout.clock] * CLOCK_SCALE  # (B,) global steps
     return ParsedObservation(
         item_ids=ids.round().long(),
         feedback=fb.float(),

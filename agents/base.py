@@ -227,13 +227,16 @@ class EvalResult:
 
     @property
     def regret(self) -> float | None:
-        """Sum of ``oracle_expected_reward - expected_reward`` over every user and step."""
+        """Cumulative one-step regret per user slot: the sum over steps of the mean over users
+        of ``oracle_expected_reward - expected_reward`` (the ``cum_regret`` of
+        ``metrics.csv``; before v1 this summed over users too, ``num_envs`` times larger)."""
         inst = self.instant_regret
-        return None if inst is None else float(inst.sum() * self.num_envs)
+        return None if inst is None else float(inst.sum())
 
     @property
     def normalized_reward(self) -> float | None:
-        """Mean expected reward divided by the oracle's (1.0 = the one-step upper bound)."""
+        """The one-step oracle ratio: mean expected reward divided by the one-step oracle's in
+        the same states (1.0 = as good as the myopic oracle; it cannot credit planning)."""
         if self.oracle_expected_reward is None:
             return None
         denom = float(self.oracle_expected_reward.mean())

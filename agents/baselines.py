@@ -54,6 +54,7 @@ BASELINE_NAMES: tuple[str, ...] = (
     "random",
     "popularity",
     "oracle",
+    "planner",
     "epsilon-greedy",
     "linucb",
     "linucb-discounted",
@@ -81,6 +82,19 @@ def _simulator(env: Any) -> BatchSimulator:
         "'env' must be a driftrec env (DriftRecEnv, DriftRecVectorEnv, DriftRecSB3VecEnv or a "
         f"wrapper of one) with a 'sim' BatchSimulator (got {type(env).__name__})"
     )
+
+
+def _item_features(sim: BatchSimulator, item_features: Any) -> NDArray[np.float64]:
+    """Checked ``(N, E)`` float64 item features (None: the catalog's topic mixtures)."""
+    raw = sim.catalog.topics if item_features is None else item_features
+    feats = np.asarray(raw, dtype=np.float64)
+    if feats.ndim != 2 or feats.shape[0] != sim.num_items or feats.shape[1] < 1:
+        raise ValueError(
+            f"'item_features' must have shape (num_items={sim.num_items}, E) (got {feats.shape})"
+        )
+    if not np.isfinite(feats).all():
+        raise ValueError("'item_features' must be finite (got NaN or inf)")
+    return feats
 
 
 def _check_seed(seed: Any) -> None:
@@ -368,14 +382,20 @@ class OracleAgent(BaselineAgent):
     ) -> tuple[NDArray[np.int64], Any]:
         """The oracle's action for every user of the env now (the observation is not read)."""
         parts, single = self._parse(observation)
-        b = parts.clock.shape[0]
+        self._check_batch(parts.clock.shape[0])
+        actions = self._actions()
+        return (actions[0] if single else actions), state
+
+    def _actions(self) -> NDArray[np.int64]:
+        """``(B,)`` or ``(B, k)`` actions for every user of the env now."""
+        return np.array(self.sim.oracle().action, dtype=np.int64, copy=True)
+
+    def _check_batch(self, b: int) -> None:
         if b != self.sim.num_users:
             raise ValueError(
-                f"OracleAgent acts for the {self.sim.num_users} users of its env, but the "
-                f"observation holds {b}; build it with the env you step"
+                f"{type(self).__name__} acts for the {self.sim.num_users} users of its env, but "
+                f"the observation holds {b}; build it with the env you step"
             )
-        actions = np.array(self.sim.oracle().action, dtype=np.int64, copy=True)
-        return (actions[0] if single else actions), state
 
 
 class EpsilonGreedyAgent(BaselineAgent):
@@ -532,15 +552,7 @@ class _LinearBandit(BaselineAgent):
             raise TypeError(f"'personalize' must be a bool (got {personalize!r})")
         super().__init__(env, seed=seed)
         sim = _simulator(env)
-        raw = sim.catalog.topics if item_features is None else item_features
-        feats = np.asarray(raw, dtype=np.float64)
-        if feats.ndim != 2 or feats.shape[0] != self.num_items or feats.shape[1] < 1:
-            raise ValueError(
-                f"'item_features' must have shape (num_items={self.num_items}, E) "
-                f"(got {feats.shape})"
-            )
-        if not np.isfinite(feats).all():
-            raise ValueError("'item_features' must be finite (got NaN or inf)")
+        feats = _item_features(sim, item_features)
         if feature_dim is not None and feats.shape[1] > feature_dim:
             feats = self._reduce(feats, feature_dim, projection)
         self.features: NDArray[np.float64] = np.ascontiguousarray(feats)  # (N, d)
@@ -887,13 +899,7 @@ class HistorySimilarityAgent(BaselineAgent):
         check_float("skip_weight", skip_weight, 0.0)
         check_float("epsilon", epsilon, 0.0, 1.0)
         super().__init__(env, seed=seed)
-        raw = _simulator(env).catalog.topics if item_features is None else item_features
-        feats = np.asarray(raw, dtype=np.float64)
-        if feats.ndim != 2 or feats.shape[0] != self.num_items or not np.isfinite(feats).all():
-            raise ValueError(
-                f"'item_features' must be a finite (num_items={self.num_items}, E) array "
-                f"(got shape {feats.shape})"
-            )
+        feats = _item_features(_simulator(env), item_features)
         norms = np.linalg.norm(feats, axis=1, keepdims=True)
         self.features: NDArray[np.float64] = feats / np.where(norms > 0, norms, 1.0)  # (N, E)
         self.decay = float(decay)
@@ -976,6 +982,7 @@ def make_baseline(
     ``"random"``                  :class:`RandomAgent`
     ``"popularity"``              :class:`PopularityAgent`
     ``"oracle"``                  :class:`OracleAgent` (privileged; ``seed`` unused)
+    ``"planner"``                 :class:`~driftrec.agents.planner.PlannerAgent` (privileged)
     ``"epsilon-greedy"``          :class:`EpsilonGreedyAgent`
     ``"linucb"``                  :class:`LinUCBAgent`
     ``"linucb-discounted"``       :class:`LinUCBAgent` with ``discount=0.99`` by default
@@ -1002,6 +1009,10 @@ def make_baseline(
         return PopularityAgent(env, seed=seed, **kwargs)
     if name == "oracle":
         return OracleAgent(env, seed=seed, **kwargs)
+    if name == "planner":
+        from driftrec.agents.planner import PlannerAgent
+
+        return PlannerAgent(env, seed=seed, **kwargs)
     if name == "epsilon-greedy":
         return EpsilonGreedyAgent(env, seed=seed, **kwargs)
     if name == "linucb":

@@ -71,6 +71,7 @@ AGENT_DESCRIPTIONS: dict[str, str] = {
     "random": "uniform over released items",
     "popularity": "online click counts, decayed by 0.99 per step",
     "oracle": "PRIVILEGED: greedy on the true click probability (one-step upper bound)",
+    "planner": "PRIVILEGED: first-order lookahead on the true model (satisfaction, boredom)",
     "epsilon-greedy": "per-item click rates, 10% exploration, decay 0.99",
     "linucb": "LinUCB on the language-model item embeddings (+ history interaction)",
     "linucb-discounted": "D-LinUCB (discount 0.99 per step): forgets, so it tracks drift",

@@ -1,7 +1,7 @@
 """driftrec: a recommendation simulator whose users' interests drift.
 
 Importing ``driftrec`` (or ``driftrec.envs``) registers every scenario with Gymnasium, so
-``gymnasium.make("driftrec/Stationary-v0")`` works from any script. ``driftrec.envs`` needs only
+``gymnasium.make("driftrec/Stationary-v1")`` works from any script. ``driftrec.envs`` needs only
 numpy and gymnasium; the agents (``driftrec.agents``) import torch lazily.
 """
 

@@ -1,6 +1,6 @@
 """The drifting-user simulator (numpy and gymnasium only; no torch).
 
-Importing this package registers every scenario as a Gymnasium id ``driftrec/<Name>-v0``.
+Importing this package registers every scenario as a Gymnasium id ``driftrec/<Name>-v1``.
 The stable-baselines3 ``VecEnv`` lives in :mod:`driftrec.envs.sb3` (it imports SB3, hence torch).
 """
 

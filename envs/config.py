@@ -205,7 +205,9 @@ class ChoiceConfig:
         slate_size (int, defaults to 1): 1 gives single-item actions ``Discrete(N)``; k > 1 gives
             slates ``MultiDiscrete([N] * k)``.
         interest_weight (float, defaults to 1.5): weight of interest match.
-        quality_weight (float, defaults to 1.0): weight of item quality.
+        quality_weight (float, defaults to 1.0): weight of item quality, in [-100, 100]; negative
+            makes low-quality items the more attractive ones ("clickbait", see the LongTerm
+            scenarios).
         boredom_weight (float, defaults to 1.0): weight of boredom (only matters with a
             boredom drift process).
         no_click_score (float, defaults to 1.5): attraction of not clicking.
@@ -223,7 +225,7 @@ class ChoiceConfig:
     def __post_init__(self) -> None:
         check_int("slate_size", self.slate_size, 1, 100)
         check_float("interest_weight", self.interest_weight, 0.0, MAX_WEIGHT)
-        check_float("quality_weight", self.quality_weight, 0.0, MAX_WEIGHT)
+        check_float("quality_weight", self.quality_weight, -MAX_WEIGHT, MAX_WEIGHT)
         check_float("boredom_weight", self.boredom_weight, 0.0, MAX_WEIGHT)
         check_float("no_click_score", self.no_click_score, -20.0, 20.0)
         check_float("position_bias", self.position_bias, 0.0, 1.0, low_open=True)

@@ -43,10 +43,12 @@ from driftrec.envs.drift import (
     Boredom,
     DriftContext,
     DriftEvent,
+    PopulationDrift,
     PopulationTrend,
+    Satisfaction,
     World,
 )
-from driftrec.envs.observation import CLOCK_CAP, ObservationLayout
+from driftrec.envs.observation import ObservationLayout, encode_clock
 from driftrec.envs.population import load_population
 from driftrec.envs.rng import SeedLike, UserStreams
 
@@ -94,6 +96,7 @@ class SimState:
     anchor: NDArray[np.float64]  # (B, K) what Ornstein-Uhlenbeck drift reverts to
     boredom: NDArray[np.float64]  # (B, K)
     patience: NDArray[np.float64]  # (B,)
+    satisfaction: NDArray[np.float64]  # (B,) long-term satisfaction (Satisfaction process)
     t: NDArray[np.int64]  # (B,) steps into the current session
     obs: NDArray[np.float32]  # (B, 3H + 2) the flat observation (see observation.py)
     clock: int = 0  # global steps since the world was seeded
@@ -118,6 +121,26 @@ class StepResult(NamedTuple):
     interest: NDArray[np.float64]  # (B, K) interests the action faced
     drift_events: NDArray[np.int32]  # DriftEvent bits
     oracle: Oracle | None  # None unless requested
+
+
+def _saturate(before: NDArray[np.float64], after: NDArray[np.float64], clip: float) -> None:
+    """Scale the outward part of ``after - before`` by ``max(0, 1 - (before / clip)^4)``, in place.
+
+    A change that moves an entry away from 0 slows down as the entry nears the bound, so a
+    feedback loop (a greedy recommender under consumption drift) approaches ``clip`` smoothly
+    instead of pinning every user at it; moves toward 0 are not damped. The hard clip remains
+    a guard for single steps larger than the remaining room.
+    """
+    delta = after - before
+    room = before * (1.0 / clip)
+    np.square(room, out=room)
+    np.square(room, out=room)  # (before / clip)^4 by two squares: np.power is ~10x slower
+    np.subtract(1.0, room, out=room)
+    np.maximum(room, 0.0, out=room)  # 0.996 at clip/4, 0.68 at 3 clip/4
+    outward = delta * before > 0.0
+    np.multiply(delta, room, out=room, where=outward)
+    np.copyto(room, delta, where=~outward)
+    np.add(before, room, out=after)
 
 
 class BatchSimulator:
@@ -156,7 +179,9 @@ class BatchSimulator:
             seed=drift.seed,
             shift_steps=shift.at_steps if shift is not None else (),
             trend=drift.get(PopulationTrend),
+            walk_sigma=walk.sigma if (walk := drift.get(PopulationDrift)) is not None else 0.0,
         )
+        self._satisfaction: Satisfaction | None = drift.get(Satisfaction)
         self.population = (
             load_population(config.population_path) if config.population_path else None
         )
@@ -169,7 +194,8 @@ class BatchSimulator:
         self.state: SimState | None = None
         self._rows = np.arange(num_users)
         self._oracle_buf: NDArray[np.float64] | None = None
-        self._last_step: tuple[NDArray[np.float64], int] | None = None
+        # (user vectors, clock, satisfaction offset or None) of the last step's recommendation
+        self._last_step: tuple[NDArray[np.float64], int, NDArray[np.float64] | None] | None = None
         self._has_boredom = drift.get(Boredom) is not None
         self._ones_b1 = np.ones((num_users, 1), dtype=bool)
         self._slots = np.arange(self.slate_size)  # (k,)
@@ -188,6 +214,7 @@ class BatchSimulator:
             anchor=np.zeros((b, k)),
             boredom=np.zeros((b, k)),
             patience=np.zeros(b),
+            satisfaction=np.zeros(b),
             t=np.zeros(b, dtype=np.int64),
             obs=np.zeros((b, self.layout.size), dtype=np.float32),
             clock=0,
@@ -218,9 +245,10 @@ class BatchSimulator:
         s.anchor[idx] = theta
         s.boredom[idx] = 0.0
         s.patience[idx] = users.patience
+        s.satisfaction[idx] = 0.0
         s.t[idx] = 0
         s.obs[idx] = 0.0
-        s.obs[idx, self.layout.clock] = min(float(s.clock), CLOCK_CAP)
+        s.obs[idx, self.layout.clock] = encode_clock(s.clock)
 
     def _require(self) -> tuple[UserStreams, SimState]:
         if self.streams is None or self.state is None:
@@ -247,6 +275,18 @@ class BatchSimulator:
             uv = uv - ch.boredom_weight * s.boredom
         return uv
 
+    def attraction_all(self) -> NDArray[np.float64]:
+        """``(B, N)`` attraction of every item to every user now, under the true model
+        (privileged; unreleased items get ``-inf``)."""
+        s = self._require()[1]
+        scores = self._user_vectors(s) @ self._topics.T + self._item_bias  # (B, N)
+        offset = self._offset(s)
+        if offset is not None:
+            scores += offset
+        if s.clock < self._all_released_at:
+            scores[:, ~self.released(s.clock)] = -np.inf
+        return scores
+
     def item_rewards(self) -> NDArray[np.float64]:
         """PRIVILEGED: ``(B, N)`` expected one-step reward of showing each item alone, now.
 
@@ -257,6 +297,9 @@ class BatchSimulator:
         ch = self.config.choice
         with _oracle_blas_limit(self.num_users * self.num_items):
             scores = self._user_vectors(s) @ self._topics.T + self._item_bias  # (B, K)@(K, N)
+        offset = self._offset(s)
+        if offset is not None:
+            scores += offset
         p = 1.0 / (1.0 + np.exp(ch.no_click_score - scores))  # (B, N)
         if self.config.reward.kind == "engagement":
             p *= self._quality
@@ -289,11 +332,13 @@ class BatchSimulator:
         if before_last_step:
             if self._last_step is None:
                 raise RuntimeError("'before_last_step' needs a step since the last seed(...)")
-            uv, clock = self._last_step
+            uv, clock, offset = self._last_step
         else:
-            uv, clock = self._user_vectors(s), s.clock
+            uv, clock, offset = self._user_vectors(s), s.clock, self._offset(s)
         if users is not None:
             uv = uv[np.asarray(users, dtype=np.int64)]
+            if offset is not None:
+                offset = offset[np.asarray(users, dtype=np.int64)]
         cand = np.asarray(slates, dtype=np.int64)
         if cand.ndim == 1:
             cand = cand[:, None]  # (M, 1)
@@ -306,6 +351,8 @@ class BatchSimulator:
         scores = attraction(
             np.repeat(uv, m, axis=0), self._topics[flat], self._item_bias[flat]
         )  # (U*M, k)
+        if offset is not None:  # satisfaction raises every item of a user's slates alike
+            scores += np.repeat(offset, m, axis=0)
         valid = first_occurrence(flat) & (self._release[flat] <= clock)  # (U*M, k)
         probs = slate_click_probs(scores, valid, self.config.choice)  # (U*M, k + 1)
         return self._expected_reward(probs, flat).reshape(u, m)
@@ -313,15 +360,26 @@ class BatchSimulator:
     def oracle(self) -> Oracle:
         """The best one-step action per user under the true model (privileged)."""
         s = self._require()[1]
-        return self._oracle(self._user_vectors(s), s.clock)
+        return self._oracle(self._user_vectors(s), s.clock, self._offset(s))
 
-    def _oracle(self, uv: NDArray[np.float64], clock: int) -> Oracle:
+    def _offset(self, s: SimState) -> NDArray[np.float64] | None:
+        """``(B, 1)`` attraction every item gains from the user's satisfaction, or None."""
+        if self._satisfaction is None:
+            return None
+        return (self._satisfaction.weight * s.satisfaction)[:, None]
+
+    def _oracle(
+        self, uv: NDArray[np.float64], clock: int, offset: NDArray[np.float64] | None = None
+    ) -> Oracle:
         unreleased = None if clock >= self._all_released_at else ~self.released(clock)
         with _oracle_blas_limit(uv.shape[0] * self.num_items):
-            return self._oracle_ranked(uv, unreleased)
+            return self._oracle_ranked(uv, unreleased, offset)
 
     def _oracle_ranked(
-        self, uv: NDArray[np.float64], unreleased: NDArray[np.bool_] | None
+        self,
+        uv: NDArray[np.float64],
+        unreleased: NDArray[np.bool_] | None,
+        offset: NDArray[np.float64] | None = None,
     ) -> Oracle:
         ch = self.config.choice
         engagement = self.config.reward.kind == "engagement"
@@ -340,6 +398,8 @@ class BatchSimulator:
             scores += self._item_bias
             if unreleased is not None:
                 scores[:, unreleased] = -np.inf
+            if offset is not None:  # a per-user constant: it changes values, and for engagement
+                scores += offset[lo:hi]  # the ranking too, but not the click ranking
             if engagement:
                 # expected reward of showing i alone: sigmoid(s - s0) * q
                 rank = self._quality / (1.0 + np.exp(ch.no_click_score - scores))
@@ -355,6 +415,8 @@ class BatchSimulator:
             # the value is recomputed with the step's own per-row arithmetic, so it does not
             # depend on how BLAS blocked the product above (i.e. on the batch size)
             top_scores = attraction(uv[lo:hi], self._topics[top], self._item_bias[top])
+            if offset is not None:
+                top_scores += offset[lo:hi]
             valid = np.isfinite(np.take_along_axis(scores, top, axis=1))
             probs = slate_click_probs(top_scores, valid, ch)
             values[lo:hi] = self._expected_reward(probs, top)
@@ -398,9 +460,13 @@ class BatchSimulator:
 
         # 1. choice ------------------------------------------------------------------------
         uv = self._user_vectors(s)  # (B, K)
-        self._last_step = (uv, s.clock)  # what slate_rewards(before_last_step=True) reads
+        offset = self._offset(s)  # (B, 1) satisfaction term, or None
+        # what slate_rewards(before_last_step=True) reads (the offset is a fresh array)
+        self._last_step = (uv, s.clock, offset)
         shown_topics = self._topics[slate]  # (B, k, K)
         scores = attraction(uv, shown_topics, self._item_bias[slate])  # (B, k)
+        if offset is not None:
+            scores += offset
         valid = first_occurrence(slate) if k > 1 else self._ones_b1.copy()
         if s.clock < self._all_released_at:
             valid &= self._release[slate] <= s.clock
@@ -422,7 +488,7 @@ class BatchSimulator:
         expected = self._expected_reward(probs, slate)
         click_prob = 1.0 - probs[:, k]
         interest_seen = s.interest.copy()
-        oracle = self._oracle(uv, s.clock) if with_oracle else None
+        oracle = self._oracle(uv, s.clock, offset) if with_oracle else None
         users = cfg.users
         s.patience += users.patience_gain * reward - users.patience_cost
         np.minimum(s.patience, users.max_patience, out=s.patience)
@@ -444,9 +510,22 @@ class BatchSimulator:
                 streams=streams,
                 interest_spread=users.interest_spread,
                 events=events,
+                satisfaction=s.satisfaction,
             )
+            # incremental interest updates saturate at the clip: the change that a run of
+            # incremental processes makes together (up to a process that sets interests, an
+            # abrupt jump) is saturated once
+            before = None
             for process in cfg.drift.processes:
+                if process.saturates:
+                    if before is None:
+                        before = s.interest.copy()
+                elif process.sets_interest and before is not None:
+                    _saturate(before, s.interest, users.interest_clip)
+                    before = None
                 process.apply(ctx)
+            if before is not None:
+                _saturate(before, s.interest, users.interest_clip)
             np.clip(s.interest, -users.interest_clip, users.interest_clip, out=s.interest)
         if new_clock in self._release_steps:
             events |= int(DriftEvent.NEW_ITEMS)
@@ -471,7 +550,7 @@ class BatchSimulator:
         )
         hist[:, 2, -k:] = 1.0
         obs[:, lay.progress] = s.t / cfg.session.max_steps
-        obs[:, lay.clock] = min(float(new_clock), CLOCK_CAP)
+        obs[:, lay.clock] = encode_clock(new_clock)
         return StepResult(
             reward=reward,
             terminated=terminated,

@@ -28,7 +28,28 @@ PopulationTrend     The population mean moves along a closed orbit with the glob
                     ``mu(t) = mu_r + amplitude ((cos(2 pi t / period) - 1) c + sin(2 pi t /
                     period) d)``; only users drawn after ``t`` see it (the whole population drifts
                     across episodes, current users do not).
+PopulationDrift     The population mean takes a Gaussian random walk with the global clock,
+                    ``mu(t + 1) = mu(t) + sigma * xi_t`` (``xi_t ~ N(0, I)`` from the world's
+                    own stream, the same for every user), and every current user moves with
+                    it: ``theta <- theta + sigma * xi_t``, ``a <- a + sigma * xi_t``. The
+                    population-level counterpart of GradualDrift: forgetting old data helps.
+Satisfaction        A per-user satisfaction ``sigma`` (scalar, starts at 0):
+                    ``sigma <- (1 - decay) sigma + gain * clicked * (q - neutral)``, and every
+                    item's attraction is raised by ``weight * sigma`` (so only the click
+                    probability changes, not which item is best now). Clicking low-quality items
+                    (``q < neutral``) lowers every future click probability, and with it the
+                    patience the user regains; high-quality clicks restore it. With a
+                    negative ``quality_weight`` (ChoiceConfig) low-quality items are also the
+                    most attractive now: "clickbait" that wins the click and drains the user.
 ==================  ==========================================================================
+
+Interest updates of the incremental processes (GradualDrift, ConsumptionDrift,
+PopulationDrift) saturate smoothly at the clip: the part of the change ``d = theta' - theta``
+that they make together in a step (consecutive in the process order; an AbruptShift between
+them, which sets interests, ends a run) that moves an entry away from 0 is scaled by
+``max(0, 1 - (theta / interest_clip)^4)`` (0.996 at a quarter of the clip, 0.94 at half, 0.68 at
+three quarters): entries approach the bound smoothly, and a greedy feedback loop no longer pins
+them to it; the hard clip stays as a guard.
 
 New items arriving over time are a property of the catalog (``CatalogConfig.new_item_fraction``
 and ``release_horizon``): an item cannot be recommended before its release step.
@@ -57,6 +78,8 @@ __all__ = [
     "ConsumptionDrift",
     "Boredom",
     "PopulationTrend",
+    "PopulationDrift",
+    "Satisfaction",
     "DRIFT_PROCESSES",
     "DriftContext",
     "World",
@@ -100,6 +123,7 @@ class DriftContext:
     streams: UserStreams
     interest_spread: float
     events: NDArray[np.int32]  # (B,) DriftEvent bits, OR-ed in place
+    satisfaction: NDArray[np.float64] | None = None  # (B,) used by Satisfaction
 
 
 def _check(cls_name: str, name: str, value: Any, low: float, high: float | None = None) -> None:
@@ -115,6 +139,8 @@ class DriftProcess:
     """Base class: a frozen, validated set of parameters plus the step it applies."""
 
     kind: ClassVar[str] = "base"
+    saturates: ClassVar[bool] = False  # True: its interest changes saturate at the clip
+    sets_interest: ClassVar[bool] = False  # True: it moves interests without saturation
 
     def apply(self, ctx: DriftContext) -> None:
         """Update ``ctx`` in place for one step."""
@@ -138,6 +164,7 @@ class GradualDrift(DriftProcess):
     """
 
     kind: ClassVar[str] = "gradual"
+    saturates: ClassVar[bool] = True
     sigma: float = 0.05
     reversion: float = 0.0
 
@@ -165,6 +192,7 @@ class AbruptShift(DriftProcess):
     """
 
     kind: ClassVar[str] = "abrupt"
+    sets_interest: ClassVar[bool] = True
     at_steps: tuple[int, ...] = ()
     rate: float = 0.0
     mix: float = 1.0
@@ -216,6 +244,7 @@ class ConsumptionDrift(DriftProcess):
     """
 
     kind: ClassVar[str] = "consumption"
+    saturates: ClassVar[bool] = True
     pull: float = 0.2
     push: float = 0.1
     like_threshold: float = 0.5
@@ -275,8 +304,69 @@ class PopulationTrend(DriftProcess):
             )
 
 
+@dataclass(frozen=True, slots=True)
+class PopulationDrift(DriftProcess):
+    """Gradual drift of the whole population: ``mu`` walks, and every current user with it.
+
+    Args:
+        sigma (float, defaults to 0.02): per-step noise standard deviation per topic of the
+            population mean's random walk.
+    """
+
+    kind: ClassVar[str] = "population_walk"
+    saturates: ClassVar[bool] = True
+    sigma: float = 0.02
+
+    def __post_init__(self) -> None:
+        _check("PopulationDrift", "sigma", self.sigma, 0.0, 10.0)
+
+    def apply(self, ctx: DriftContext) -> None:
+        step = ctx.world.walk(ctx.new_clock) - ctx.world.walk(ctx.new_clock - 1)  # (K,)
+        ctx.interest += step
+        ctx.anchor += step
+
+
+@dataclass(frozen=True, slots=True)
+class Satisfaction(DriftProcess):
+    """Long-term satisfaction: what a user consumed changes every future click probability.
+
+    Args:
+        gain (float, defaults to 1.0): satisfaction added per click, times ``q - neutral``.
+        decay (float, defaults to 0.05): fraction of satisfaction that fades per step.
+        neutral (float, defaults to 0.5): quality that leaves satisfaction unchanged.
+        weight (float, defaults to 1.0): attraction added per unit of satisfaction.
+    """
+
+    kind: ClassVar[str] = "satisfaction"
+    gain: float = 1.0
+    decay: float = 0.05
+    neutral: float = 0.5
+    weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check("Satisfaction", "gain", self.gain, 0.0, 100.0)
+        _check("Satisfaction", "decay", self.decay, 0.0, 1.0)
+        _check("Satisfaction", "neutral", self.neutral, 0.0, 1.0)
+        _check("Satisfaction", "weight", self.weight, 0.0, 100.0)
+
+    def apply(self, ctx: DriftContext) -> None:
+        if ctx.satisfaction is None:
+            raise ValueError("Satisfaction needs the context's 'satisfaction' array")
+        ctx.satisfaction *= 1.0 - self.decay
+        ctx.satisfaction += self.gain * ctx.clicked * (ctx.clicked_quality - self.neutral)
+
+
 DRIFT_PROCESSES: dict[str, type[DriftProcess]] = {
-    cls.kind: cls for cls in (GradualDrift, AbruptShift, ConsumptionDrift, Boredom, PopulationTrend)
+    cls.kind: cls
+    for cls in (
+        GradualDrift,
+        AbruptShift,
+        ConsumptionDrift,
+        Boredom,
+        PopulationTrend,
+        PopulationDrift,
+        Satisfaction,
+    )
 }
 
 
@@ -315,9 +405,10 @@ class World:
         seed: int,
         shift_steps: tuple[int, ...] = (),
         trend: PopulationTrend | None = None,
+        walk_sigma: float = 0.0,
     ) -> None:
-        base, regimes, orbit = (
-            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(3)
+        base, regimes, orbit, walk = (
+            np.random.default_rng(s) for s in np.random.SeedSequence(seed).spawn(4)
         )
         self.num_topics = num_topics
         self.shift_steps = np.asarray(shift_steps, dtype=np.int64)
@@ -330,6 +421,23 @@ class World:
         )
         self.trend = trend
         self.orbit = orbit.normal(0.0, population_scale, (2, num_topics))  # (2, K): c and d
+        self.walk_sigma = walk_sigma
+        self._walk_rng = walk
+        self._walk = np.zeros((1, num_topics))  # (T + 1, K): the walk's offset at clock 0..T
+
+    def walk(self, clock: int) -> NDArray[np.float64]:
+        """The population random walk's offset at global step ``clock`` (0 at clock 0), ``(K,)``.
+
+        Increments are drawn in order from the world's own stream and kept, so the offset is a
+        fixed function of the clock whatever order it is asked in.
+        """
+        if clock >= self._walk.shape[0]:
+            need = max(clock + 1, 2 * self._walk.shape[0]) - self._walk.shape[0]
+            steps = self.walk_sigma * self._walk_rng.standard_normal((need, self.num_topics))
+            # accumulate sequentially from the last offset: the same sums as one long cumsum
+            tail = np.cumsum(np.concatenate([self._walk[-1:], steps]), axis=0)[1:]
+            self._walk = np.concatenate([self._walk, tail])
+        return self._walk[clock]
 
     def regime(self, clock: int) -> int:
         """Index of the population regime in force at global step ``clock``."""
@@ -338,6 +446,8 @@ class World:
     def population_mean(self, clock: int) -> NDArray[np.float64]:
         """``mu(clock)``, shape ``(K,)``."""
         mu = self.means[self.regime(clock)]
+        if self.walk_sigma:
+            mu = mu + self.walk(clock)
         if self.trend is not None and self.trend.amplitude:
             phase = 2.0 * math.pi * clock / self.trend.period
             c, d = self.orbit

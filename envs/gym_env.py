@@ -21,6 +21,7 @@ from numpy.typing import NDArray
 from driftrec.envs.config import EnvConfig, check_slate_fits
 from driftrec.envs.core import BatchSimulator, StepResult
 from driftrec.envs.drift import DriftEvent
+from driftrec.envs.rng import slot_seed
 
 __all__ = ["DriftRecEnv", "DriftRecVectorEnv", "resolve_config", "action_space_for"]
 
@@ -88,16 +89,19 @@ def check_seed(seed: Any, num: int | None = None) -> int | list[int] | None:
     return _one_seed(seed, "'seed'")
 
 
-def _seed_list(seed: int | list[int] | None, num: int, rng: np.random.Generator) -> list[int]:
-    """Per-slot seeds: ``seed + i`` for an int, the list itself, or fresh entropy for None."""
+def _seed_list(
+    seed: int | list[int] | None, num: int, rng: np.random.Generator, first_slot: int = 0
+) -> list[np.random.SeedSequence]:
+    """Per-slot seeds: slots ``first_slot ..`` of run ``seed`` for an int, slot 0 of each entry
+    of a list, or slot 0 of fresh entropy for None (see :func:`~driftrec.envs.rng.slot_seed`)."""
     if seed is None:
-        return [int(x) for x in rng.integers(0, 2**63 - 1, size=num)]
+        return [slot_seed(int(x), 0) for x in rng.integers(0, 2**63 - 1, size=num)]
     if isinstance(seed, int | np.integer):
-        return [int(seed) + i for i in range(num)]
+        return [slot_seed(int(seed), first_slot + i) for i in range(num)]
     seeds = [int(s) for s in seed]
     if len(seeds) != num:
         raise ValueError(f"'seed' must be an int or a list of {num} ints (got {len(seeds)} seeds)")
-    return seeds
+    return [slot_seed(s, 0) for s in seeds]
 
 
 class DriftRecEnv(gym.Env):
@@ -132,6 +136,9 @@ class DriftRecEnv(gym.Env):
 
     ## Episode End
     Terminated when the user's patience runs out (it leaves); truncated after ``max_steps``.
+    Stepping again before ``reset`` raises ``RuntimeError`` (the user is gone; ``progress``
+    never leaves ``[0, 1]``). The time limit is the env's own (``max_steps``), so no
+    ``TimeLimit`` wrapper is needed or registered.
 
     ## Info
     Privileged, for evaluation only: ``interests`` (K,), ``click_prob`` and ``expected_reward`` of
@@ -142,14 +149,20 @@ class DriftRecEnv(gym.Env):
     ## Arguments
     ``config`` (EnvConfig) or ``scenario`` (a name from ``driftrec.envs.list_scenarios()``), plus
     keyword overrides such as ``num_items=5000``, ``slate_size=10``, ``reward="engagement"`` or
-    ``"users.patience"`` paths (``EnvConfig.with_overrides``).
+    ``"users.patience"`` paths (``EnvConfig.with_overrides``). ``user_slot`` (int, defaults to
+    0): which slot of a run this env's user stream is (see Seeding).
 
-    Seeding: ``reset(seed=s)`` restarts the world (global clock 0, the user stream from ``s``);
+    Seeding: ``reset(seed=s)`` restarts the world (global clock 0, the user stream
+    ``slot_seed(s, user_slot)``, i.e. child ``user_slot`` of ``SeedSequence(s)``, so this env
+    equals slot ``user_slot`` of a vector env reset with ``s``);
     ``reset()`` without a seed draws the next user and keeps the clock running, so population
     trends, scheduled shifts and item releases unfold across episodes.
 
     ## Version History
     * v0: initial release.
+    * v1: slot streams from ``SeedSequence(seed).spawn``; incremental interest updates saturate
+      at the clip; stepping past the end raises; Satisfaction, PopulationDrift and the LongTerm
+      scenarios.
     """
 
     metadata = {"render_modes": [], "render_fps": 1}
@@ -160,12 +173,16 @@ class DriftRecEnv(gym.Env):
         *,
         scenario: str | None = None,
         render_mode: str | None = None,
+        user_slot: int = 0,
         **overrides: Any,
     ) -> None:
         if render_mode is not None:
             raise ValueError(
                 f"'render_mode' must be None: DriftRecEnv does not render (got {render_mode!r})"
             )
+        if isinstance(user_slot, bool) or not isinstance(user_slot, int) or user_slot < 0:
+            raise ValueError(f"'user_slot' must be an integer >= 0 (got {user_slot!r})")
+        self.user_slot = user_slot
         self.config = resolve_config(config, scenario, **overrides)
         self.sim = BatchSimulator(self.config, num_users=1)
         check_slate_fits(self.sim.slate_size, self.sim.num_items)
@@ -175,6 +192,7 @@ class DriftRecEnv(gym.Env):
         self.observation_space = _observation_space(self.sim)
         self._dict_obs = self.config.session.observation == "dict"
         self._oracle = self.config.session.oracle_info
+        self._finished = False
 
     def _obs(self) -> Any:
         flat = self.sim.state.obs[0].copy()  # type: ignore[union-attr]
@@ -189,9 +207,10 @@ class DriftRecEnv(gym.Env):
         if options:
             raise ValueError(f"DriftRecEnv.reset takes no options (got {sorted(options)})")
         if seed is not None or self.sim.state is None:
-            self.sim.seed(_seed_list(seed, 1, self.np_random))
+            self.sim.seed(_seed_list(seed, 1, self.np_random, self.user_slot))
         else:
             self.sim.reset_users(np.zeros(1, dtype=np.int64))
+        self._finished = False
         s = self.sim.state
         return self._obs(), {"interests": s.interest[0].copy(), "clock": s.clock}  # type: ignore[union-attr]
 
@@ -199,6 +218,10 @@ class DriftRecEnv(gym.Env):
         """Recommend ``action`` to the current user."""
         if self.sim.state is None:
             raise RuntimeError("Call reset before using step method.")
+        if self._finished:
+            raise RuntimeError(
+                "the episode has ended (terminated or truncated): call reset before stepping again"
+            )
         if not self._valid_action(action):
             raise ValueError(
                 f"{action!r} ({type(action)}) invalid: expected an element of {self.action_space}"
@@ -220,6 +243,7 @@ class DriftRecEnv(gym.Env):
             act = r.oracle.action[0]
             info["oracle_action"] = int(act) if np.ndim(act) == 0 else act.copy()
             info["oracle_expected_reward"] = float(r.oracle.expected_reward[0])
+        self._finished = bool(r.terminated[0] or r.truncated[0])
         return (
             self._obs(),
             float(r.reward[0]),
@@ -288,7 +312,8 @@ class DriftRecVectorEnv(VectorEnv):
     def reset(
         self, *, seed: int | list[int] | None = None, options: dict[str, Any] | None = None
     ) -> tuple[Any, dict[str, Any]]:
-        """Reset every slot. An int seed ``s`` seeds slot ``i`` with ``s + i``."""
+        """Reset every slot. An int seed ``s`` gives slot ``i`` the stream ``slot_seed(s, i)``;
+        a list gives slot ``i`` the stream of a single env seeded with its entry ``i``."""
         seed = check_seed(seed, self.num_envs)
         if options:
             raise ValueError(f"DriftRecVectorEnv.reset takes no options (got {sorted(options)})")

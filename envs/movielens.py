@@ -55,7 +55,7 @@ within-user drift ``sigma`` each user's interests fitted on their early half and
 click level, patience       not in a ratings log: the env defaults are kept
 ==========================  =================================================================
 
-The scenario ``MovieLens`` (Gymnasium id ``driftrec/MovieLens-v0``) is this calibration of
+The scenario ``MovieLens`` (Gymnasium id ``driftrec/MovieLens-v1``) is this calibration of
 MovieLens-100k; :func:`calibrated_config` builds the same from any source.
 """
 

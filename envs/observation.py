@@ -7,10 +7,16 @@ accepts it. With history length ``H`` it is laid out as::
     [H, 2H)       feedback   reward each impression earned (0 for an unclicked slate slot)
     [2H, 3H)      mask       1.0 for a real impression, 0.0 for padding
     3H            progress   session step / max_steps, in [0, 1]
-    3H + 1        clock      global step since the world was seeded (capped at 2**24)
+    3H + 1        clock      global step since the world was seeded / CLOCK_SCALE (2**14 =
+                             16,384 steps per unit; the step is capped at 2**24, so the value
+                             stays in [0, 1024])
 
 An impression is one shown item: a single-item step adds one, a slate of k adds k (in slate
-order). The ``"dict"`` observation mode carries the same five parts as a flat ``Dict`` of
+order). The clock is scaled so that a scenario's time scale (shifts at 5,000, trends over
+20,000 steps) is of order 1 for a network, by a power of two so that ``value * CLOCK_SCALE``
+gives the step back exactly (``ObservationLayout.split`` returns steps).
+
+The ``"dict"`` observation mode carries the same five parts as a flat ``Dict`` of
 ``Box`` es. The true interests of the user are never part of the observation.
 """
 
@@ -24,8 +30,14 @@ from gymnasium import spaces
 from numpy.typing import NDArray
 
 CLOCK_CAP = float(2**24)  # float32 counts integers exactly up to here
+CLOCK_SCALE = float(2**14)  # global steps per unit of the observed clock (exact in float32)
 
-__all__ = ["ObservationLayout", "SplitObservation", "CLOCK_CAP"]
+__all__ = ["ObservationLayout", "SplitObservation", "CLOCK_CAP", "CLOCK_SCALE", "encode_clock"]
+
+
+def encode_clock(steps: float) -> float:
+    """The observed clock of global step ``steps``: ``min(steps, CLOCK_CAP) / CLOCK_SCALE``."""
+    return min(float(steps), CLOCK_CAP) / CLOCK_SCALE
 
 
 class SplitObservation(NamedTuple):
@@ -35,7 +47,7 @@ class SplitObservation(NamedTuple):
     feedback: NDArray[np.float32]  # (..., H)
     mask: NDArray[np.bool_]  # (..., H)
     progress: NDArray[np.float32]  # (...,)
-    clock: NDArray[np.float32]  # (...,)
+    clock: NDArray[np.float32]  # (...,) global steps (decoded from the observed scale)
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +87,7 @@ class ObservationLayout:
         low = np.zeros(self.size, dtype=np.float32)
         high = np.ones(self.size, dtype=np.float32)
         high[self.item_ids] = self.num_items - 1
-        high[self.clock] = CLOCK_CAP
+        high[self.clock] = CLOCK_CAP / CLOCK_SCALE
         return spaces.Box(low=low, high=high, dtype=np.float32)
 
     def dict_space(self) -> spaces.Dict:
@@ -87,7 +99,7 @@ class ObservationLayout:
                 "feedback": spaces.Box(0.0, 1.0, (h,), np.float32),
                 "mask": spaces.Box(0.0, 1.0, (h,), np.float32),
                 "progress": spaces.Box(0.0, 1.0, (1,), np.float32),
-                "clock": spaces.Box(0.0, CLOCK_CAP, (1,), np.float32),
+                "clock": spaces.Box(0.0, CLOCK_CAP / CLOCK_SCALE, (1,), np.float32),
             }
         )
 
@@ -109,7 +121,7 @@ class ObservationLayout:
                 np.asarray(obs["feedback"], dtype=np.float32),
                 np.asarray(obs["mask"]) > 0.5,
                 np.asarray(obs["progress"], dtype=np.float32)[..., 0],
-                np.asarray(obs["clock"], dtype=np.float32)[..., 0],
+                np.asarray(obs["clock"], dtype=np.float32)[..., 0] * np.float32(CLOCK_SCALE),
             )
         obs = np.asarray(obs, dtype=np.float32)
         if obs.shape[-1] != self.size:
@@ -122,5 +134,5 @@ class ObservationLayout:
             obs[..., self.feedback],
             obs[..., self.mask] > 0.5,
             obs[..., self.progress],
-            obs[..., self.clock],
+            obs[..., self.clock] * np.float32(CLOCK_SCALE),
         )

@@ -21,9 +21,29 @@ from collections.abc import Sequence
 import numpy as np
 from numpy.typing import NDArray
 
-__all__ = ["UserStreams", "SeedLike"]
+__all__ = ["UserStreams", "SeedLike", "slot_seed", "slot_seeds"]
 
 SeedLike = int | np.random.SeedSequence
+
+
+def slot_seed(run_seed: int, slot: int) -> np.random.SeedSequence:
+    """The seed of user slot ``slot`` in a run seeded ``run_seed``.
+
+    It is child ``slot`` of ``SeedSequence(run_seed)`` (what ``SeedSequence(run_seed).spawn(n)``
+    returns at position ``slot``), so slots of one run, and slots of different run seeds, have
+    statistically independent streams: runs seeded 0 and 1 share no user. (Before v1 slot ``i``
+    got the integer seed ``run_seed + i``, so runs 0 and 1 shared all users but one.)
+    """
+    if isinstance(run_seed, bool) or not isinstance(run_seed, int | np.integer) or run_seed < 0:
+        raise ValueError(f"'seed' must be an integer >= 0 (got {run_seed!r})")
+    if isinstance(slot, bool) or not isinstance(slot, int | np.integer) or slot < 0:
+        raise ValueError(f"'slot' must be an integer >= 0 (got {slot!r})")
+    return np.random.SeedSequence(int(run_seed), spawn_key=(int(slot),))
+
+
+def slot_seeds(run_seed: int, num_slots: int) -> list[np.random.SeedSequence]:
+    """Seeds of slots ``0 .. num_slots - 1``: ``SeedSequence(run_seed).spawn(num_slots)``."""
+    return [slot_seed(run_seed, i) for i in range(num_slots)]
 
 
 class _Buffer:

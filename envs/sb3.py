@@ -35,8 +35,8 @@ class DriftRecSB3VecEnv(VecEnv):
         num_envs: number of user slots.
         config: the world (or pass ``scenario=`` and overrides, as for ``DriftRecEnv``).
         scenario: a scenario name or Gymnasium id.
-        seed: seed for the first reset (slot ``i`` gets ``seed + i``); ``model.set_random_seed``
-            / ``VecEnv.seed`` also work.
+        seed: the run seed of the first reset (slot ``i`` gets ``slot_seed(seed, i)``, as in
+            :class:`DriftRecVectorEnv`); ``model.set_random_seed`` / ``VecEnv.seed`` also work.
         **overrides: config overrides (``EnvConfig.with_overrides``).
     """
 
@@ -71,7 +71,9 @@ class DriftRecSB3VecEnv(VecEnv):
         """Start new users in every slot (seeded if ``seed()`` was called before)."""
         seeds = self._seeds
         if all(s is not None for s in seeds):
-            obs, _ = self.venv.reset(seed=[int(s) for s in seeds])  # type: ignore[arg-type]
+            # SB3's VecEnv.seed(s) stores [s, s + 1, ...]: s is the run seed, and the slots get
+            # independent children of it (not the overlapping integer seeds s + i)
+            obs, _ = self.venv.reset(seed=int(seeds[0]))  # type: ignore[arg-type]
         else:
             obs, _ = self.venv.reset()
         self._reset_seeds()

@@ -501,11 +501,13 @@ class Recovery(NamedTuple):
     pre_level: float
     dip: float
     observed: float = math.nan
+    below_level: bool = False  # the pre-event level was below ``min_level``: nothing to recover
 
     @property
     def defined(self) -> bool:
-        """Whether the pre-event level could be measured (enough pre-event windows)."""
-        return math.isfinite(self.pre_level)
+        """Whether there is a recovery to measure: enough pre-event windows and a pre-event
+        level of at least ``min_level``."""
+        return math.isfinite(self.pre_level) and not self.below_level
 
 
 def recovery_time(
@@ -517,6 +519,7 @@ def recovery_time(
     fraction: float = 0.9,
     sustain: int = 2,
     horizon: float | None = None,
+    min_level: float = 0.0,
 ) -> Recovery:
     """How long the normalized reward takes to come back after a drift event.
 
@@ -537,6 +540,10 @@ def recovery_time(
     4. Censored: no such ``j`` (including a run that ends, or reaches ``horizon``, before
        ``sustain`` good windows in a row): ``steps = nan``, ``censored = True``.
 
+    5. Below level: when ``L < min_level`` the agent never reached a level worth recovering
+       (e.g. the random agent at ~0.3 of the oracle, which "recovers" at once because it never
+       fell): ``Recovery(nan, False, L, nan, nan, below_level=True)``, undefined.
+
     ``dip`` is ``min(r_i) / L`` over the examined windows (``nan`` with none), and
     ``observed`` is the last examined window end minus ``event_step`` (0 with none).
     """
@@ -556,6 +563,8 @@ def recovery_time(
     if pre_vals.size == 0:
         return Recovery(math.nan, False, math.nan, math.nan, math.nan)
     level = float(pre_vals.mean())
+    if level < min_level:
+        return Recovery(math.nan, False, level, math.nan, math.nan, below_level=True)
     after = s > event_step
     if horizon is not None:
         after &= s <= horizon
@@ -604,8 +613,12 @@ def summary_table(
     fraction: float = 0.9,
     pre_windows: int = 5,
     sustain: int = 2,
+    min_level: float = 0.5,
 ) -> list[dict[str, Any]]:
     """One row per (scenario, agent), sorted, summarising its seeds.
+
+    Recovery is measured only for runs whose pre-event one-step oracle ratio is at least
+    ``min_level`` (default 0.5); below it the run counts as undefined (``n_undefined``).
 
     Every statistic is a :class:`Stat` over seeds of a per-run value:
 
@@ -655,6 +668,7 @@ def summary_table(
                     fraction=fraction,
                     sustain=sustain,
                     horizon=horizon,
+                    min_level=min_level,
                 )
                 per_event.setdefault(k, []).append((ev, rec))
         recovery = []

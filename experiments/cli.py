@@ -204,10 +204,10 @@ def _cmd_scenarios(_: argparse.Namespace) -> int:
 
     for s in list_scenarios():
         print(f"{s.env_id:32s} {s.description}")
-    from driftrec.envs.scenarios import CALIBRATED_SCENARIOS
+    from driftrec.envs.scenarios import CALIBRATED_SCENARIOS, VERSION
 
     for name, (description, _) in CALIBRATED_SCENARIOS.items():
-        print(f"{'driftrec/' + name + '-v0':32s} {description}")
+        print(f"{f'driftrec/{name}-v{VERSION}':32s} {description}")
     return 0
 
 

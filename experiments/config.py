@@ -111,7 +111,8 @@ class ExperimentConfig:
         scenarios (tuple of str): scenario names (``driftrec scenarios`` lists them).
         agents (tuple of str): agent names (see ``driftrec.agents.registry``); append
             ``-frozen`` for the frozen contrast (learns until ``frozen_at``, then only acts).
-        seeds (tuple of int): one run per seed; user slot ``i`` of a run gets ``seed + i``.
+        seeds (tuple of int): one run per seed; user slot ``i`` of a run gets the stream
+            ``slot_seed(seed, i)`` (child ``i`` of ``SeedSequence(seed)``).
         num_envs (int, defaults to 32): users stepped together in each run.
         steps (int, defaults to 1536): global steps per run (each steps every user once).
         log_every (int, defaults to 32): global steps per metrics window.
@@ -130,6 +131,16 @@ class ExperimentConfig:
             packaged MiniLM).
         checkpoint (bool, defaults to True): save SB3 models at the end of each run.
         device (str, defaults to ``"cpu"``): torch device for SB3 agents.
+        reference_agent (str or None, defaults to ``"oracle"``): run on the same seeds (so
+            the same user streams, world and catalog) as its own run of the grid, and the
+            report's *return ratio* of every agent divides by its per-user return. None: no
+            reference run and no return ratio.
+        vary_world (bool, defaults to True): draw the world (population means, shift targets,
+            trend directions) and the generated catalog from the run seed
+            (``world_seed = catalog_seed = seed``), so intervals over seeds include
+            world-to-world variance. False keeps the scenario's fixed world for every seed
+            (the behaviour before v1). ``env_overrides`` that set ``world_seed`` or
+            ``catalog_seed`` win.
     """
 
     name: str = "experiment"
@@ -157,6 +168,8 @@ class ExperimentConfig:
     text_model: str | None = None
     checkpoint: bool = True
     device: str = "cpu"
+    reference_agent: str | None = "oracle"
+    vary_world: bool = True
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "/" in self.name:
@@ -175,6 +188,13 @@ class ExperimentConfig:
                 )
         for seed in self.seeds:
             check_int("seeds", seed, 0)
+        if self.reference_agent is not None and self.reference_agent not in AGENT_NAMES:
+            raise ValueError(
+                f"'reference_agent' must be None or one of {list(AGENT_NAMES)} "
+                f"(got {self.reference_agent!r})"
+            )
+        if not isinstance(self.vary_world, bool):
+            raise TypeError(f"'vary_world' must be a bool (got {self.vary_world!r})")
         check_int("num_envs", self.num_envs, 1, 65_536)
         check_int("steps", self.steps, 1)
         check_int("log_every", self.log_every, 1, self.steps)
@@ -221,12 +241,35 @@ class ExperimentConfig:
         """Where one run's files go."""
         return self.experiment_dir / f"{get_scenario(scenario).name}__{agent}__{seed}"
 
+    @property
+    def all_agents(self) -> tuple[str, ...]:
+        """``agents`` plus the reference agent when it is not among them."""
+        ref = self.reference_agent
+        return self.agents if ref is None or ref in self.agents else (*self.agents, ref)
+
     def runs(self) -> list[tuple[str, str, int]]:
-        """Every (scenario, agent, seed) of the grid, in order."""
-        return [(s, a, seed) for s in self.scenarios for a in self.agents for seed in self.seeds]
+        """Every (scenario, agent, seed) of the grid, the reference agent's runs included."""
+        return [
+            (s, a, seed) for s in self.scenarios for a in self.all_agents for seed in self.seeds
+        ]
+
+    def run_env_config(self, scenario: str, seed: int) -> EnvConfig:
+        """The world of one run: :meth:`env_config`, with the world and the generated catalog
+        drawn from ``seed`` when ``vary_world`` is on (explicit ``env_overrides`` win)."""
+        cfg = self.env_config(scenario)
+        if not self.vary_world:
+            return cfg
+        fixed = set(self.env_overrides)
+        seeds = {
+            key: seed
+            for key, dotted in (("world_seed", "drift.seed"), ("catalog_seed", "catalog.seed"))
+            if key not in fixed and dotted not in fixed
+        }
+        return cfg.with_overrides(**seeds) if seeds else cfg
 
     def env_config(self, scenario: str) -> EnvConfig:
-        """The resolved world of ``scenario``: its preset, ``shift_at`` and ``env_overrides``."""
+        """The resolved world of ``scenario``: its preset, ``shift_at`` and ``env_overrides``
+        (the scenario's own world and catalog seeds; see :meth:`run_env_config`)."""
         cfg = get_scenario(scenario).config
         if self.shift_at is not None:
             procs = cfg.drift.processes

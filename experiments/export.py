@@ -9,7 +9,7 @@ still open when the rollout stops are kept, ending in ``truncated``. Episodes ar
 reseeds it every episode, which would restart driftrec's world each time), in the order they
 finish.
 
-The dataset stores the Gymnasium spec of ``driftrec/<Scenario>-v0`` with the overrides as
+The dataset stores the Gymnasium spec of ``driftrec/<Scenario>-v1`` with the overrides as
 keyword arguments, so ``minari.load_dataset(id).recover_environment()`` builds the same world
 (same catalog and population; fresh users). Chosen ``info`` fields are kept per step
 (``click_prob``, ``expected_reward``, ``clicked_item`` by default; the first entry of each

@@ -21,6 +21,7 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
 from matplotlib.patches import Patch  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
@@ -106,7 +107,9 @@ def agent_colors(agents: Sequence[str]) -> dict[str, str]:
             )
         else:
             unknown.append(agent)
-    spare = [c for c in _PALETTE if c not in set(fixed.values())] or list(_PALETTE)
+    spare = [c for c in _PALETTE if c not in set(fixed.values())]
+    if len(spare) < len(unknown):  # more names than free colours: keep the unknown ones apart
+        spare = list(_PALETTE)
     for i, agent in enumerate(unknown):
         colors[agent] = spare[i % len(spare)]
     return colors
@@ -174,7 +177,7 @@ def plot_adaptation(
     ax: Axes | None = None,
     *,
     title: str | None = None,
-    ylabel: str = "reward / oracle",
+    ylabel: str = "reward / one-step oracle",
 ) -> Axes:
     """Normalized reward over global steps: mean and shaded 95% interval per agent, with
     dashed lines at the drift events. y spans 0 to 1.05, more if a mean curve leaves that range
@@ -258,6 +261,7 @@ def _recovery_entries(data: Any) -> list[tuple[str, list[dict[str, Any]]]]:
                         "n_recovered": sum(r.defined and not r.censored for r in recs),
                         "n_censored": sum(r.censored for r in recs),
                         "observed": float(np.mean(observed)) if observed else math.nan,
+                        "recoveries": recs,
                     }
                 )
             out.append((str(agent), entries))
@@ -277,13 +281,16 @@ def plot_recovery(
     *,
     title: str | None = None,
 ) -> Axes:
-    """Bar chart of recovery time per agent and event, with 95% interval error bars.
+    """Recovery time per agent and event, one marker per seed (censoring drawn as such).
 
     Accepts :func:`~driftrec.experiments.analysis.summary_table` rows (usually of one
-    scenario) or ``{agent: {event_step: [Recovery per seed]}}``. A bar is the mean over the
-    seeds that recovered; seeds that never did are noted above it ("k/n not recovered"), and
-    when no seed recovered the bar is hatched up to the steps observed after the event (a
-    lower bound).
+    scenario) or ``{agent: {event_step: [Recovery per seed]}}``. A recovered seed is a dot at
+    its recovery time; a censored seed (never recovered before the next event or the end) is
+    a hollow triangle at the steps observed after the event, a lower bound, never a short bar.
+    The mean and its 95% interval (clipped at 0) are drawn only when every measured seed
+    recovered; otherwise "k/n censored" is written under the markers. Seeds without a
+    recovery (too few windows before the event, or a pre-event level below ``min_level``: the
+    agent never reached a level to recover) draw nothing and read "n/a".
     """
     ax = _new_axes(ax)
     groups = _recovery_entries(rows_or_recoveries)
@@ -305,79 +312,67 @@ def plot_recovery(
         return ax
     colors = agent_colors([label for label, _ in groups])
     width = 0.8 / n_events
-    event_alpha = np.linspace(1.0, 0.45, n_events)
     handles: dict[str, Any] = {}
     top = 0.0
     for g, (label, entries) in enumerate(groups):
+        color = colors[label]
         for k, entry in enumerate(entries):
             x = g - 0.4 + width * (k + 0.5)
-            stat: Stat = entry["steps"]
+            recs: list[Recovery] = list(entry.get("recoveries", []))
             n_rec, n_cens = int(entry["n_recovered"]), int(entry["n_censored"])
-            color = colors[label]
-            if n_rec > 0 and math.isfinite(stat.mean):
-                err = None
-                if stat.n > 1:
-                    err = [[stat.mean - stat.lo], [stat.hi - stat.mean]]
-                ax.bar(
-                    x,
-                    stat.mean,
-                    width * 0.9,
-                    color=color,
-                    alpha=event_alpha[k],
-                    yerr=err,
-                    capsize=3,
-                    ecolor="black",
-                    edgecolor="black",
-                    linewidth=0.5,
-                )
-                height = stat.hi if stat.n > 1 else stat.mean
-            elif n_cens > 0:
-                observed = entry.get("observed", math.nan)
-                height = observed if math.isfinite(observed) else 0.0
-                ax.bar(
-                    x,
-                    height,
-                    width * 0.9,
-                    facecolor="white",
-                    edgecolor=color,
-                    hatch="//",
-                    linewidth=1.0,
-                )
-            else:  # every seed undefined: too few windows before the event
-                height = 0.0
+            jitter = np.linspace(-0.25, 0.25, max(len(recs), 1)) * width
+            for j, r in enumerate(recs):
+                if r.defined and not r.censored:  # one dot per recovered seed
+                    ax.plot(x + jitter[j], r.steps, "o", color=color, markersize=5, zorder=3)
+                    top = max(top, r.steps)
+                elif r.censored and math.isfinite(r.observed):  # at least this long
+                    ax.plot(
+                        x + jitter[j], r.observed, "^", markerfacecolor="white",
+                        markeredgecolor=color, markersize=7, zorder=3,
+                    )  # fmt: skip
+                    top = max(top, r.observed)
+            stat: Stat = entry["steps"]
+            if n_rec > 0 and n_cens == 0 and math.isfinite(stat.mean):
+                # every measured seed recovered: the mean and its interval, clipped at 0
+                lo = max(stat.lo, 0.0) if stat.n > 1 else stat.mean
+                hi = stat.hi if stat.n > 1 else stat.mean
+                ax.errorbar(
+                    x, stat.mean, yerr=[[stat.mean - lo], [hi - stat.mean]], fmt="_",
+                    color="black", markersize=14, capsize=3, zorder=4,
+                )  # fmt: skip
+                top = max(top, hi)
+            note = ""
+            if n_cens:
+                note = f"{n_cens}/{n_rec + n_cens}\ncensored"
+            elif n_rec == 0:
+                note = "n/a"
+            if note:
                 ax.annotate(
-                    "n/a",
-                    xy=(x, 0.0),
-                    xytext=(0, 3),
-                    textcoords="offset points",
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                )
-            top = max(top, height)
-            if n_cens > 0:
-                ax.annotate(
-                    f"{n_cens}/{n_rec + n_cens}\nnot recovered",
-                    xy=(x, height),
-                    xytext=(0, 3),
-                    textcoords="offset points",
-                    ha="center",
-                    va="bottom",
-                    fontsize=7,
-                )
+                    note, xy=(x, 0.0), xytext=(0, 3), textcoords="offset points",
+                    ha="center", va="bottom", fontsize=7, color="#444444",
+                )  # fmt: skip
             key = f"event {k + 1} @ {entry['event_step']:,}"
             if n_events > 1 and key not in handles:
-                handles[key] = Patch(facecolor="#777777", alpha=event_alpha[k], label=key)
-    if any(int(e["n_censored"]) > 0 and int(e["n_recovered"]) == 0 for _, es in groups for e in es):
-        handles["not recovered (lower bound)"] = Patch(
-            facecolor="white", edgecolor="black", hatch="//", label="not recovered (lower bound)"
-        )
+                handles[key] = Patch(facecolor="none", edgecolor="none", label=key)
+    handles["recovered (one seed)"] = Line2D(
+        [], [], marker="o", color="#555555", linestyle="none", label="recovered (one seed)"
+    )
+    handles["censored: not recovered by the end (>=)"] = Line2D(
+        [], [], marker="^", markerfacecolor="white", markeredgecolor="#555555",
+        linestyle="none", label="censored: not recovered by the end (>=)",
+    )  # fmt: skip
+    handles["mean, 95% interval (all recovered)"] = Line2D(
+        [], [], marker="_", color="black", linestyle="none", markersize=12,
+        label="mean, 95% interval (all recovered)",
+    )  # fmt: skip
     ax.set_xticks(range(len(groups)), [label for label, _ in groups], rotation=20, ha="right")
     ax.set_xlim(-0.6, len(groups) - 0.4)
-    ax.set_ylim(0.0, top * 1.25 if top > 0 else 1.0)
+    ax.set_ylim(0.0, top * 1.2 if top > 0 else 1.0)  # every marker and interval on the axes
     ax.grid(True, axis="y", alpha=0.3)
     if handles:
-        ax.legend(handles=list(handles.values()), fontsize=8, loc="upper right")
+        ax.legend(
+            handles=list(handles.values()), fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0)
+        )
     return ax
 
 

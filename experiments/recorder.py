@@ -11,7 +11,8 @@ window unless said otherwise):
 ``reward``                  observed reward
 ``expected_reward``         expected reward of the shown action under the true model
 ``oracle_reward``           expected reward of the privileged one-step oracle's action
-``normalized_reward``       ``expected_reward / oracle_reward`` (1 = as good as the oracle)
+``normalized_reward``       the one-step oracle ratio ``expected_reward / oracle_reward``
+                            (1 = as good as the myopic oracle; see below)
 ``regret``                  ``oracle_reward - expected_reward`` per user-step
 ``cum_regret``              running sum over global steps of the per-step mean regret
 ``click_rate``              share of user-steps with a click
@@ -39,7 +40,18 @@ window unless said otherwise):
                             observations (its exploration switched off), evaluated in the state
                             the users are in then
 ``greedy_distinct_items``   distinct items among those greedy choices
+``user_return``             mean return (summed reward) of the users whose stay ended in the
+                            window, over their whole stay, leaving included (nan if none ended)
+``retention``               share of those stays that lasted to the session's time limit
+                            (the user did not leave); ``1 - churn``
 ==========================  ====================================================================
+
+``normalized_reward`` is the *one-step oracle ratio*: it divides by the privileged one-step
+oracle re-evaluated in whatever state the agent created, so it is at most about 1 and cannot
+credit planning. ``user_return`` (and the return ratio the report computes against a
+reference run on the same user streams) does. ``regret`` is the one-step regret per user-step
+and ``cum_regret`` its sum over global steps: the cumulative one-step regret *per user slot*
+(the same meaning as :attr:`driftrec.agents.base.EvalResult.regret`).
 """
 
 from __future__ import annotations
@@ -80,6 +92,8 @@ METRIC_COLUMNS = (
     "distinct_items",
     "greedy_personal_gain",
     "greedy_distinct_items",
+    "user_return",
+    "retention",
 )
 
 AttentionFn = Callable[[NDArray[np.float32]], NDArray[np.float64]]
@@ -177,6 +191,7 @@ class StepRecorder:
         self._env_steps = 0
         self._cum_regret = 0.0
         self._session_len = np.zeros(num_envs, dtype=np.int64)
+        self._session_return = np.zeros(num_envs)
         self._reset_window()
 
     def _reset_window(self) -> None:
@@ -189,6 +204,7 @@ class StepRecorder:
         self._sessions = 0
         self._left = 0
         self._lengths = 0
+        self._returns = 0.0
         self._events = 0
         self._seen = np.zeros(len(self._release), dtype=bool)
         self._rec_mix = np.zeros(k)
@@ -247,12 +263,15 @@ class StepRecorder:
             (np.asarray(info["drift_events"]) & DriftEvent.INTEREST_JUMP).astype(bool).sum()
         )
         self._session_len += 1
+        self._session_return += r.reward
         done = r.terminated | r.truncated
         if done.any():
             self._sessions += int(done.sum())
             self._left += int(r.terminated.sum())
             self._lengths += int(self._session_len[done].sum())
+            self._returns += float(self._session_return[done].sum())
             self._session_len[done] = 0
+            self._session_return[done] = 0.0
         if self._steps_in_window >= self.log_every:
             self._flush(r, preferred)
 
@@ -305,6 +324,8 @@ class StepRecorder:
             ),
             "distinct_items": self._distinct_sum / max(self._steps_in_window, 1),
             **self._greedy_columns(r.next_observation),
+            "user_return": self._returns / self._sessions if self._sessions else float("nan"),
+            "retention": 1.0 - self._left / self._sessions if self._sessions else float("nan"),
         }
         self.rows.append(row)
         t = self.topic_rows

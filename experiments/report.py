@@ -188,11 +188,14 @@ def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
     return [
         "## How to read the adaptation plot",
         "",
-        "The adaptation plot shows, for each agent, the *normalized reward* over global steps: "
+        "The adaptation plot shows, for each agent, the *one-step oracle ratio* (column "
+        "`normalized_reward`) over global steps: "
         "the expected reward of the agent's recommendations divided by the expected reward of "
         "the privileged one-step oracle (which sees the users' hidden interests and picks the "
         "best item for the next step) in the same window. 1.0 means as good as the oracle; the "
-        "random agent shows the floor. The line is the mean over seeds and the shaded band its "
+        "random agent shows the floor. It cannot credit planning (the oracle is re-evaluated in "
+        "the states the agent created): the return table below does. The line is the mean "
+        "over seeds and the shaded band its "
         "95% confidence interval (Student t). Dashed vertical lines mark population-level "
         "drift events (e.g. a population shift of the users' interests). "
         "*Recovery time* after an event is the number of global steps from the event until the "
@@ -203,6 +206,28 @@ def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
         "(censored) and is left out of the mean. The regret plot shows the cumulative "
         "expected-reward gap to the oracle.",
         "",
+    ]
+
+
+def _return_section(runs: Sequence[Run]) -> list[str]:
+    """The headline return table and the metric definitions (see ``returns.py``)."""
+    from driftrec.experiments.returns import (
+        METRIC_DEFINITIONS,
+        format_return_table,
+        return_table,
+    )
+
+    refs = [v for v in _values(runs, "reference_agent") if v is not None]
+    reference = refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+    return [
+        "## Return per user (headline)",
+        "",
+        "Mean ± 95% interval over seeds of what each agent earns per user over a whole stay; "
+        f"the ratio divides by `{reference}` on the same seeds (same user streams, world and "
+        "catalog). See the definitions below.",
+        "",
+        format_return_table(return_table(runs, reference)),
+        METRIC_DEFINITIONS,
     ]
 
 
@@ -227,7 +252,7 @@ def _write_figures(
             title=f"Adaptation to drift: {scenario}",
         )
         path = save_figure(ax.figure, out / f"adaptation_{scenario}.png")
-        images.append(("Normalized reward (reward / oracle) over global steps", path))
+        images.append(("One-step oracle ratio (reward / one-step oracle) over global steps", path))
 
         if all("cum_regret" in r.metrics for r in group):
             ax = plot_regret(
@@ -336,6 +361,7 @@ def write_report(
     lines += _what_was_run(exp_dir, runs)
     lines += _how_to_read(fraction, pre_windows, sustain)
     lines += sections
+    lines += _return_section(runs)
     lines += [
         "## Summary",
         "",

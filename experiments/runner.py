@@ -40,6 +40,7 @@ from tqdm.auto import tqdm
 from driftrec.agents.online import run_online
 from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
 from driftrec.atomic import atomic_open
+from driftrec.envs.scenarios import get_scenario
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
@@ -76,12 +77,12 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
     """What a run's ``config.json`` holds (before the agent is built) and its fingerprint covers."""
     from driftrec.envs.core import cached_catalog
 
-    env_config = cfg.env_config(scenario)
+    env_config = cfg.run_env_config(scenario, seed)
     base, frozen = split_agent_name(agent)
     return {
         **cfg.to_dict(),
         "scenario": scenario,
-        "env_id": f"driftrec/{scenario}-v0",
+        "env_id": get_scenario(scenario).env_id,
         "agent": agent,
         "agent_kwargs": dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {}))),
         "seed": seed,
@@ -178,7 +179,8 @@ def warm_text_cache(cfg: ExperimentConfig) -> None:
 
     encoder = _text_encoder(cfg) or TextEncoderConfig()
     for scenario in cfg.scenarios:
-        encode_catalog(cached_catalog(cfg.env_config(scenario)).texts(), encoder)
+        for seed in cfg.seeds:  # one catalog per seed with vary_world
+            encode_catalog(cached_catalog(cfg.run_env_config(scenario, seed)).texts(), encoder)
 
 
 def run_one(
@@ -229,7 +231,7 @@ def _run(
 ) -> None:
     t0 = time.perf_counter()
     scenario, agent, seed = config["scenario"], config["agent"], config["seed"]
-    env_config = cfg.env_config(scenario)
+    env_config = cfg.run_env_config(scenario, seed)
     base, _ = split_agent_name(agent)
     kwargs = dict(config["agent_kwargs"])
     try:  # before the run directory exists: a rejected setting leaves nothing behind

@@ -6,8 +6,10 @@ jumping at step 768: the uniform random recommender, decayed popularity, the two
 bracket what personalisation is worth (``population-best``, PRIVILEGED: the one item best on
 average for everyone; ``history-similarity``: no learning, text similarity to each user's recent
 clicks), discounted LinUCB on the text embeddings, the attention recommender trained online with
-PPO, and the same PPO with id embeddings instead of the language model. Two runs in parallel,
-one torch thread each; BENCHMARKS.md ("The demo") gives the measured time on 2 cores.
+PPO, and the same PPO with id embeddings instead of the language model; plus the greedy oracle
+as the reference run of every seed (the report's return ratio divides by it), and every seed
+draws its own world and catalog (``vary_world``). Two runs in parallel, one torch thread each;
+BENCHMARKS.md ("The demo") gives the measured time on 2 cores.
 """
 
 from __future__ import annotations

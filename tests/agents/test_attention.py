@@ -15,7 +15,7 @@ from driftrec.agents.attention import (
     RecommenderOutput,
     parse_observation,
 )
-from driftrec.envs.observation import ObservationLayout
+from driftrec.envs.observation import ObservationLayout, encode_clock
 
 torch.set_num_threads(1)
 
@@ -47,7 +47,7 @@ def _obs(
             obs[row, lay.feedback.start + start + k] = fb
             obs[row, lay.mask.start + start + k] = 1.0
         obs[row, lay.progress] = 0.5
-        obs[row, lay.clock] = clock
+        obs[row, lay.clock] = encode_clock(clock)
     return torch.from_numpy(obs)
 
 
@@ -282,7 +282,7 @@ def test_hundred_thousand_items() -> None:
     obs = np.zeros((4, lay.size), dtype=np.float32)
     obs[:, lay.item_ids] = rng.integers(0, 50_000, size=(4, 20))
     obs[:, lay.mask] = 1.0
-    obs[:, lay.clock] = 60_000.0
+    obs[:, lay.clock] = encode_clock(60_000)
     with torch.no_grad():
         out = model(torch.from_numpy(obs))
     assert out.scores.shape == (4, n)

@@ -20,11 +20,11 @@ from driftrec.agents.baselines import (
     make_baseline,
 )
 from driftrec.envs import DriftRecEnv, DriftRecVectorEnv
-from driftrec.envs.observation import ObservationLayout
+from driftrec.envs.observation import ObservationLayout, encode_clock
 
 B = 4  # users per vector step in the small envs
 NAMES = list(BASELINE_NAMES)
-LEARNERS = [n for n in NAMES if n != "oracle"]
+LEARNERS = [n for n in NAMES if n not in ("oracle", "planner")]  # the privileged references
 
 
 def _env(num_envs: int = B, **overrides: Any) -> DriftRecVectorEnv:
@@ -53,7 +53,7 @@ def _obs(history: list[tuple[int, float]], lay: ObservationLayout, clock: float 
         obs[lay.item_ids.start + pos] = item
         obs[lay.feedback.start + pos] = fb
         obs[lay.mask.start + pos] = 1.0
-    obs[lay.clock] = clock
+    obs[lay.clock] = encode_clock(clock)
     return obs
 
 
@@ -333,6 +333,7 @@ def test_baseline_names_are_pinned() -> None:
         "random",
         "popularity",
         "oracle",
+        "planner",
         "epsilon-greedy",
         "linucb",
         "linucb-discounted",
@@ -358,8 +359,8 @@ def test_make_baseline_builds_each_variant() -> None:
 def test_make_baseline_unknown_name() -> None:
     """An unknown name raises ValueError listing the names."""
     msg = (
-        "'name' must be one of ['random', 'popularity', 'oracle', 'epsilon-greedy', 'linucb', "
-        "'linucb-discounted', 'linucb-window', 'thompson', 'history-similarity', "
+        "'name' must be one of ['random', 'popularity', 'oracle', 'planner', 'epsilon-greedy', "
+        "'linucb', 'linucb-discounted', 'linucb-window', 'thompson', 'history-similarity', "
         "'population-best'] (got 'ucb')"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
@@ -413,3 +414,62 @@ def test_wide_personalized_features_warn() -> None:
     wide = np.random.default_rng(0).standard_normal((40, 130))
     with pytest.warns(UserWarning, match="pass feature_dim=64 or less"):
         LinUCBAgent(_env(), wide, feature_dim=None)
+
+
+# --------------------------------------------------------------------------------------------
+# the references: history-similarity and population-best
+# --------------------------------------------------------------------------------------------
+def test_history_similarity_profile_by_hand() -> None:
+    """h_u = sum_r decay^r (y - skip (1 - y)) e_a over the history, newest r = 0."""
+    from driftrec.agents.baselines import HistorySimilarityAgent
+
+    env = _env()
+    obs, _ = env.reset(seed=0)
+    feats = np.eye(40)[:, :40]  # one-hot item features: the profile is readable per item
+    agent = HistorySimilarityAgent(env, feats, decay=0.5, skip_weight=0.25, epsilon=0.0, seed=0)
+    lay = ObservationLayout(history_len=env.sim.layout.history_len, num_items=40)
+    one = np.zeros((1, lay.size), dtype=np.float32)
+    h = lay.history_len
+    one[0, lay.item_ids.start + h - 3 : lay.item_ids.start + h] = [7, 3, 5]  # 5 is newest
+    one[0, lay.feedback.start + h - 3 : lay.feedback.start + h] = [1.0, 0.0, 1.0]
+    one[0, lay.mask.start + h - 3 : lay.mask.start + h] = 1.0
+    profile = agent.profile(one)[0]
+    expected = np.zeros(40)
+    expected[[7, 3, 5]] = [0.25 * 1.0, 0.5 * -0.25, 1.0]  # decay^2, decay^1 * -skip, decay^0
+    np.testing.assert_allclose(profile, expected)
+    action, _ = agent.predict(one[0], deterministic=True)
+    assert action == 5  # the most similar item is the newest click itself
+
+
+def test_history_similarity_empty_history_is_random_unless_deterministic() -> None:
+    """An empty profile gives random items; deterministic mode draws nothing (item 0)."""
+    from driftrec.agents.baselines import HistorySimilarityAgent
+
+    env = _env(num_envs=8)
+    obs, _ = env.reset(seed=0)  # every history is empty
+    agent = HistorySimilarityAgent(env, epsilon=0.0, seed=0)
+    state = agent.rng.bit_generator.state
+    greedy, _ = agent.predict(obs, deterministic=True)
+    assert agent.rng.bit_generator.state == state and (greedy == 0).all()
+    actions, _ = agent.predict(obs)
+    assert np.unique(actions).size > 1
+
+
+def test_population_best_is_the_best_average_item_for_everyone() -> None:
+    """Every user gets argmax_i mean_u R(u, i) (top-k of it for slates)."""
+    env = _env()
+    obs, _ = env.reset(seed=0)
+    agent = make_baseline("population-best", env)
+    mean = env.sim.item_rewards().mean(axis=0)
+    actions, _ = agent.predict(obs)
+    assert (actions == int(np.argmax(mean))).all()
+    slates = _env(slate_size=3)
+    obs, _ = slates.reset(seed=0)
+    agent = make_baseline("population-best", slates)
+    top = np.argsort(-slates.sim.item_rewards().mean(axis=0), kind="stable")[:3]
+    actions, _ = agent.predict(obs)
+    assert (actions == top).all()
+    # the privileged reward table agrees with the simulator's own slate evaluation
+    np.testing.assert_allclose(
+        env.sim.item_rewards(), env.sim.slate_rewards(np.arange(40)), rtol=1e-12
+    )

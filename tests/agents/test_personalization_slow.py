@@ -36,9 +36,7 @@ def _mean(figures: dict[str, list[dict[str, float]]], agent: str, key: str) -> f
 def test_attention_policy_personalises_on_the_demo_setup(tmp_path: Path) -> None:
     """AbruptShift, 32 users, 1,536 steps, shift at 768, seeds 0-2."""
     bench = _bench()
-    text, fig = bench.run(
-        agents=(*bench.AGENTS, "oracle"), out_dir=str(tmp_path), seeds=(0, 1, 2)
-    )
+    text, fig = bench.run(agents=(*bench.AGENTS, "oracle"), out_dir=str(tmp_path), seeds=(0, 1, 2))
     print("\n" + text)
     att, frozen = "attention-ppo", "attention-ppo-frozen"
     targets = {

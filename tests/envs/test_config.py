@@ -19,12 +19,15 @@ from driftrec.envs.config import (
     UserConfig,
 )
 from driftrec.envs.drift import (
+    DRIFT_PROCESSES,
     AbruptShift,
     Boredom,
     ConsumptionDrift,
     DriftEvent,
     GradualDrift,
+    PopulationDrift,
     PopulationTrend,
+    Satisfaction,
     drift_process_from_dict,
 )
 from driftrec.envs.scenarios import list_scenarios
@@ -409,9 +412,24 @@ def test_drift_process_from_dict() -> None:
     assert drift_process_from_dict({"kind": "abrupt", "at_steps": [2, 5]}) == AbruptShift(
         at_steps=(2, 5)
     )
-    for proc in (ConsumptionDrift(), Boredom(gain=2.0), PopulationTrend(period=10)):
+    for proc in (
+        ConsumptionDrift(),
+        Boredom(gain=2.0),
+        PopulationTrend(period=10),
+        PopulationDrift(sigma=0.1),
+        Satisfaction(gain=0.3, weight=2.0),
+    ):
         assert drift_process_from_dict(proc.to_dict()) == proc
-    kinds = ["abrupt", "boredom", "consumption", "gradual", "trend"]
+    kinds = sorted(DRIFT_PROCESSES)
+    assert kinds == [
+        "abrupt",
+        "boredom",
+        "consumption",
+        "gradual",
+        "population_walk",
+        "satisfaction",
+        "trend",
+    ]
     with _raises(ValueError, f"'kind' must be one of {kinds} (got 'nope')"):
         drift_process_from_dict({"kind": "nope"})
     with _raises(ValueError, "a drift process must be a mapping with a 'kind' key (got {})"):

@@ -379,7 +379,7 @@ def test_single_item_history_layout(tiny_config: EnvConfig) -> None:
         np.testing.assert_array_equal(obs[h : 2 * h], fb)
         np.testing.assert_array_equal(obs[2 * h : 3 * h], mask)
         assert obs[3 * h] == np.float32(t / max_steps)
-        assert obs[3 * h + 1] == t
+        assert obs[3 * h + 1] == t / 16_384  # the clock, in units of CLOCK_SCALE steps
         assert obs.dtype == np.float32
     assert any(rewards) and not all(rewards)
 
@@ -399,7 +399,7 @@ def test_slate_history_pushes_k_impressions_in_order(tiny_slate_config: EnvConfi
     np.testing.assert_array_equal(obs[:6], [4, 5, 6, 7, 8, 9])
     np.testing.assert_array_equal(obs[6:12], fbs[1] + fbs[2])
     np.testing.assert_array_equal(obs[12:18], [1.0] * 6)
-    assert obs[19] == 3
+    assert obs[19] == 3 / 16_384  # the clock, in units of CLOCK_SCALE steps
 
 
 def test_slate_history_first_step_padding(tiny_slate_config: EnvConfig) -> None:
@@ -464,7 +464,7 @@ def test_reset_users_keeps_the_clock_and_other_slots(tiny_config: EnvConfig) -> 
     assert sim.state.clock == 4 and sim.state.t.tolist() == [4, 0, 4]
     np.testing.assert_array_equal(sim.state.obs[[0, 2]], keep)
     np.testing.assert_array_equal(sim.state.obs[1, :-1], 0.0)
-    assert sim.state.obs[1, -1] == 4  # the clock entry
+    assert sim.state.obs[1, -1] == 4 / 16_384  # the clock entry (units of 2**14 steps)
     assert sim.state.patience[1] == tiny_config.users.patience
     assert not np.array_equal(sim.state.interest[1], interest[1])
     np.testing.assert_array_equal(sim.state.interest[[0, 2]], interest[[0, 2]])

@@ -26,7 +26,9 @@ from driftrec.envs.drift import (
     DriftEvent,
     DriftProcess,
     GradualDrift,
+    PopulationDrift,
     PopulationTrend,
+    Satisfaction,
     World,
 )
 from driftrec.envs.gym_env import DriftRecEnv
@@ -242,6 +244,13 @@ def test_world_regimes_and_independent_child_streams() -> None:
 # --------------------------------------------------------------------------------------------
 # processes inside the batched core
 # --------------------------------------------------------------------------------------------
+def saturate(before: np.ndarray, after: np.ndarray, clip: float) -> np.ndarray:
+    """The documented saturation: outward moves scaled by max(0, 1 - (theta / clip)^4)."""
+    delta = after - before
+    room = np.maximum(0.0, 1.0 - (before / clip) ** 4)
+    return np.clip(before + np.where(delta * before > 0, delta * room, delta), -clip, clip)
+
+
 def test_core_random_walk_uses_the_users_own_normals() -> None:
     """One core step adds exactly sigma times the next normals of each user's own stream."""
     sim = _sim(GradualDrift(sigma=0.1), num_users=3)
@@ -251,7 +260,8 @@ def test_core_random_walk_uses_the_users_own_normals() -> None:
     twin = UserStreams([0, 1, 2], normal_chunk=512)
     twin.normal(K)
     twin.uniform(1)
-    np.testing.assert_allclose(sim.state.interest - before, 0.1 * twin.normal(K), rtol=1e-12)
+    expected = saturate(before, before + 0.1 * twin.normal(K), sim.config.users.interest_clip)
+    np.testing.assert_allclose(sim.state.interest, expected, rtol=1e-12)
 
 
 def test_random_walk_variance_grows_linearly() -> None:
@@ -362,7 +372,11 @@ def test_consumption_drift_in_core() -> None:
     clicked = result.clicked_item >= 0
     quality = sim.catalog.quality[action]
     step = np.where(quality >= 0.5, 0.3, -0.2) * clicked
-    expected = before + step[:, None] * (sim.catalog.topics[action] - 1.0 / K)
+    expected = saturate(
+        before,
+        before + step[:, None] * (sim.catalog.topics[action] - 1.0 / K),
+        sim.config.users.interest_clip,
+    )
     np.testing.assert_allclose(sim.state.interest, expected, rtol=1e-12, atol=1e-15)
     assert clicked.any() and (~clicked).any()
     assert (quality[clicked] >= 0.5).any() and (quality[clicked] < 0.5).any()
@@ -472,3 +486,73 @@ def test_new_items_event_and_release_mask() -> None:
         assert np.all((result.drift_events == DriftEvent.NEW_ITEMS) == (t in steps)), t
         np.testing.assert_array_equal(sim.released(), release <= t)
     np.testing.assert_array_equal(sim.released(3), release <= 3)
+
+
+# --------------------------------------------------------------------------------------------
+# v1: satisfaction, the population walk, saturation
+# --------------------------------------------------------------------------------------------
+def test_satisfaction_step_by_hand() -> None:
+    """sigma <- (1 - d) sigma + g * clicked * (q - neutral); no click only decays."""
+    ctx = _ctx(
+        [[0.0, 0.0], [0.0, 0.0], [0.0, 0.0]],
+        clicked_topics=[[1.0, 0.0], [0.0, 1.0], [0.0, 0.0]],
+        clicked_quality=[0.9, 0.1, 0.0],
+    )
+    ctx.satisfaction = np.array([1.0, 0.0, 2.0])
+    Satisfaction(gain=0.5, decay=0.2, neutral=0.5, weight=3.0).apply(ctx)
+    # 0.8 * 1 + 0.5 * 0.4 = 1.0; 0 + 0.5 * (-0.4) = -0.2; 0.8 * 2 = 1.6 (no click)
+    np.testing.assert_allclose(ctx.satisfaction, [1.0, -0.2, 1.6], rtol=1e-15)
+    np.testing.assert_array_equal(ctx.interest, 0.0)  # interests untouched
+
+
+def test_satisfaction_shifts_every_attraction_in_core() -> None:
+    """In the core, weight * sigma is added to every item's attraction (click prob changes)."""
+    sim = _sim(Satisfaction(gain=1.0, decay=0.0, weight=2.0), num_users=2)
+    sim.state.satisfaction[:] = [0.0, 1.0]
+    sim.state.interest[1] = sim.state.interest[0]
+    before = sim.attraction_all()
+    np.testing.assert_allclose(before[1] - before[0], 2.0, rtol=1e-12)
+    result = sim.step(np.array([3, 3]), with_oracle=True)
+    s0 = 1.0 / (1.0 + np.exp(1.5 - before[:, 3]))
+    np.testing.assert_allclose(result.click_prob, s0, rtol=1e-12)
+    np.testing.assert_allclose(
+        result.oracle.expected_reward, 1.0 / (1.0 + np.exp(1.5 - before.max(axis=1))), rtol=1e-12
+    )
+
+
+def test_population_drift_moves_everyone_by_the_same_walk() -> None:
+    """PopulationDrift: every user and the population mean move by the world's walk step."""
+    sim = _sim(PopulationDrift(sigma=0.1), num_users=5)
+    theta0 = sim.state.interest.copy()
+    mu0 = sim.world.population_mean(0)
+    for _ in range(30):
+        sim.step(np.zeros(5, dtype=np.int64))
+    walk = sim.world.walk(30)
+    # up to the saturation at the (loose, 100) clip: a relative damping below 1e-5 here
+    np.testing.assert_allclose(
+        sim.state.interest - theta0, np.broadcast_to(walk, (5, K)), rtol=1e-5, atol=1e-9
+    )
+    np.testing.assert_allclose(sim.world.population_mean(30) - mu0, walk, rtol=1e-12)
+    # the walk is a fixed function of the clock, whatever order it is asked in
+    other = World(K, 1.0, seed=0, walk_sigma=0.1)
+    np.testing.assert_array_equal(other.walk(30), walk)
+    assert np.std(np.diff([sim.world.walk(t) for t in range(31)], axis=0)) == pytest.approx(
+        0.1, rel=0.3
+    )
+
+
+def test_consumption_drift_saturates_below_the_clip() -> None:
+    """A greedy feedback loop under strong consumption drift no longer pins interests at 4."""
+    cfg = EnvConfig(
+        catalog=CatalogConfig(num_items=64, num_topics=K),
+        users=UserConfig(patience=1e6, max_patience=1e6),
+        session=SessionConfig(max_steps=1000, history_len=8),
+        drift=DriftConfig(processes=(ConsumptionDrift(pull=0.5, push=0.1),)),
+    )
+    sim = BatchSimulator(cfg, num_users=64)
+    sim.seed(list(range(64)))
+    for _ in range(200):
+        sim.step(sim.oracle().action)
+    top = np.abs(sim.state.interest).max(axis=1)
+    assert top.max() < 4.0  # approached smoothly, never reached
+    assert top.mean() > 2.0  # but the loop still pulls them far out

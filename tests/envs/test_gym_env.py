@@ -17,7 +17,7 @@ from driftrec.envs.config import EnvConfig
 from driftrec.envs.core import BatchSimulator
 from driftrec.envs.drift import DriftEvent
 from driftrec.envs.gym_env import DriftRecEnv, DriftRecVectorEnv
-from driftrec.envs.observation import CLOCK_CAP, ObservationLayout
+from driftrec.envs.observation import CLOCK_CAP, CLOCK_SCALE, ObservationLayout
 from driftrec.envs.scenarios import get_scenario, list_scenarios
 
 ENV_IDS = [s.env_id for s in list_scenarios()]
@@ -62,8 +62,8 @@ def test_dict_observation_passes_check_env(scenario: str) -> None:
 
 
 def test_make_with_module_prefix() -> None:
-    """gym.make('driftrec.envs:driftrec/Mixed-v0') imports the module and builds the env."""
-    env = gym.make("driftrec.envs:driftrec/Mixed-v0")
+    """gym.make('driftrec.envs:driftrec/Mixed-v1') imports the module and builds the env."""
+    env = gym.make("driftrec.envs:driftrec/Mixed-v1")
     assert isinstance(env.unwrapped, DriftRecEnv)
     assert env.unwrapped.config == get_scenario("Mixed").config
     obs, _ = env.reset(seed=0)
@@ -73,7 +73,7 @@ def test_make_with_module_prefix() -> None:
 def test_make_vec_uses_the_native_vector_env() -> None:
     """make_vec with vector_entry_point returns a DriftRecVectorEnv with batched spaces."""
     venv = gym.make_vec(
-        "driftrec/AbruptShift-v0", num_envs=8, vectorization_mode="vector_entry_point"
+        "driftrec/AbruptShift-v1", num_envs=8, vectorization_mode="vector_entry_point"
     )
     assert isinstance(venv, DriftRecVectorEnv)
     obs, _ = venv.reset(seed=0)
@@ -85,11 +85,11 @@ def test_make_vec_uses_the_native_vector_env() -> None:
 
 def test_make_with_overrides() -> None:
     """Keyword arguments to gym.make override the scenario's config."""
-    env = gym.make("driftrec/Stationary-v0", num_items=50, max_steps=3)
+    env = gym.make("driftrec/Stationary-v1", num_items=50, max_steps=3)
     assert env.action_space == gym.spaces.Discrete(50)
     assert env.observation_space.high[:20].max() == 49
     assert env.unwrapped.config.session.max_steps == 3
-    slate = gym.make("driftrec/SlateStationary-v0", num_items=50)
+    slate = gym.make("driftrec/SlateStationary-v1", num_items=50)
     assert slate.action_space == gym.spaces.MultiDiscrete([50] * 10)
 
 
@@ -98,7 +98,7 @@ def test_spaces_and_step_types() -> None:
     env = DriftRecEnv(scenario="Mixed", num_items=40)
     assert env.observation_space.dtype == np.float32
     assert np.all(np.isfinite(env.observation_space.high))
-    assert env.observation_space.high[-1] == CLOCK_CAP
+    assert env.observation_space.high[-1] == CLOCK_CAP / CLOCK_SCALE == 1024.0
     env.reset(seed=1)
     obs, reward, terminated, truncated, info = env.step(1)
     assert obs.dtype == np.float32 and env.observation_space.contains(obs)
@@ -206,7 +206,8 @@ def test_reset_with_seed_restarts_the_clock_and_reset_continues_it() -> None:
     for _ in range(5):
         env.step(0)
     obs1, info1 = env.reset()
-    assert info1["clock"] == 5 and obs1[-1] == 5
+    assert info1["clock"] == 5 and obs1[-1] == 5 / 16_384  # the observed scale
+    assert env.layout.split(obs1).clock == 5  # split decodes steps exactly
     assert not np.array_equal(info1["interests"], info0["interests"])
     env.step(0)
     assert env.step(0)[4]["clock"] == 7
@@ -223,15 +224,16 @@ def test_reset_without_seed_first_time_uses_fresh_entropy() -> None:
     assert not np.array_equal(ia, ib)
 
 
-@pytest.mark.parametrize("scenario", ["Mixed", "SlateMixed"])
+@pytest.mark.parametrize("scenario", ["Mixed", "SlateMixed", "LongTermBoredom", "PopulationDrift"])
 def test_vector_env_equals_single_envs(scenario: str) -> None:
-    """The vector env with B=5 equals 5 single envs seeded s+i step for step, with autoresets."""
+    """The vector env with B=5 reset with seed s equals 5 single envs ``user_slot=i`` reset
+    with the same s, step for step, with autoresets."""
     b, seed, max_steps = 5, 10, 15
     venv = DriftRecVectorEnv(b, scenario=scenario, max_steps=max_steps)
-    singles = [DriftRecEnv(scenario=scenario, max_steps=max_steps) for _ in range(b)]
+    singles = [DriftRecEnv(scenario=scenario, max_steps=max_steps, user_slot=i) for i in range(b)]
     vobs, vinfo = venv.reset(seed=seed)
     for i, env in enumerate(singles):
-        obs, info = env.reset(seed=seed + i)
+        obs, info = env.reset(seed=seed)
         np.testing.assert_array_equal(vobs[i], obs)
         np.testing.assert_array_equal(vinfo["interests"][i], info["interests"])
     rng = np.random.default_rng(0)
@@ -270,12 +272,17 @@ def test_oracle_is_independent_of_batch_size() -> None:
 
 
 def test_vector_env_seed_list_and_reset_without_seed() -> None:
-    """A seed list seeds each slot; reset() without a seed redraws users and keeps the clock."""
+    """A seed list gives slot i the user of a single env seeded with entry i; reset() without
+    a seed redraws users and keeps the clock."""
     a = DriftRecVectorEnv(3, num_items=20)
     b = DriftRecVectorEnv(3, num_items=20)
     oa, ia = a.reset(seed=4)
     ob, ib = b.reset(seed=[4, 5, 6])
-    np.testing.assert_array_equal(ia["interests"], ib["interests"])
+    for i, s in enumerate([4, 5, 6]):
+        single = DriftRecEnv(num_items=20).reset(seed=s)[1]["interests"]
+        np.testing.assert_array_equal(ib["interests"][i], single)
+    np.testing.assert_array_equal(ia["interests"][0], ib["interests"][0])  # slot 0 of run 4
+    assert not np.array_equal(ia["interests"][1], ib["interests"][1])  # not seed 4 + 1
     a.step(np.array([0, 1, 2]))
     _, again = a.reset()
     assert a.sim.state.clock == 1
@@ -372,7 +379,7 @@ def test_layout_split_and_to_dict_agree_with_flat_obs() -> None:
     np.testing.assert_array_equal(parts.item_ids, obs[:h].astype(np.int64))
     np.testing.assert_array_equal(parts.feedback, obs[h : 2 * h])
     np.testing.assert_array_equal(parts.mask, obs[2 * h : 3 * h] > 0.5)
-    assert parts.progress == obs[3 * h] and parts.clock == obs[3 * h + 1] == 4
+    assert parts.progress == obs[3 * h] and parts.clock == obs[3 * h + 1] * 16_384 == 4
     assert parts.mask.sum() == 30
     as_dict = lay.to_dict(obs)
     assert env.layout.dict_space().contains(as_dict)
@@ -401,3 +408,38 @@ def test_dict_env_obs_equals_flat_env_obs_split() -> None:
     venv = DriftRecVectorEnv(3, scenario="Mixed", num_items=40, observation="dict")
     vo, _ = venv.reset(seed=0)
     assert venv.observation_space.contains(vo) and vo["item_ids"].shape == (3, 20)
+
+
+def test_two_run_seeds_share_no_user_stream() -> None:
+    """Runs seeded 0 and 1 (32 slots each) share no user: every slot's stream differs.
+
+    Before v1 slot i got seed s + i, so 31 of the 32 users of run 1 were users of run 0.
+    """
+    b = 32
+    runs = []
+    for seed in (0, 1):
+        env = DriftRecVectorEnv(b, num_items=50, max_steps=5)
+        _, info = env.reset(seed=seed)
+        first = info["interests"].copy()  # (B, K): the first user of every slot
+        draws = env.sim.streams.uniform(8)  # (B, 8): the next numbers of every slot's stream
+        runs.append((first, draws))
+    (first0, draws0), (first1, draws1) = runs
+    for i in range(b):
+        for j in range(b):
+            assert not np.array_equal(first0[i], first1[j]), (i, j)
+            assert not np.array_equal(draws0[i], draws1[j]), (i, j)
+    # within a run the slots differ too
+    assert len({tuple(row) for row in first0.round(12)}) == b
+
+
+def test_stepping_past_the_end_raises() -> None:
+    """After truncation (or termination) the single env refuses to step until reset."""
+    env = DriftRecEnv(num_items=20, max_steps=2)
+    env.reset(seed=0)
+    env.step(0)
+    *_, truncated, _ = env.step(0)
+    assert truncated
+    with pytest.raises(RuntimeError, match="call reset before stepping again"):
+        env.step(0)
+    env.reset()
+    env.step(0)  # fine again

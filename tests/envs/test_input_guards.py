@@ -22,7 +22,7 @@ def _raises(kind: type[Exception], msg: str) -> pytest.RaisesContext[Exception]:
     ("key", "value", "expected"),
     [
         ("choice.interest_weight", 1e308, "a finite number in [0.0, 100.0] (got 1e+308)"),
-        ("choice.quality_weight", 101.0, "a finite number in [0.0, 100.0] (got 101.0)"),
+        ("choice.quality_weight", 101.0, "a finite number in [-100.0, 100.0] (got 101.0)"),
         ("choice.boredom_weight", 1e9, "a finite number in [0.0, 100.0] (got 1000000000.0)"),
         ("users.interest_spread", 1e200, "a finite number in [0.0, 100.0] (got 1e+200)"),
         ("users.interest_clip", 1e300, "a finite number in (0.0, 100.0] (got 1e+300)"),

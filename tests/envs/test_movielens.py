@@ -152,17 +152,17 @@ def test_grouplens_layout(tmp_path: Path) -> None:
 
 
 def test_movielens_id_is_registered_and_errors_clearly_without_data(monkeypatch) -> None:
-    """driftrec/MovieLens-v0 is registered; without the data it names the install command."""
+    """driftrec/MovieLens-v1 is registered; without the data it names the install command."""
     from driftrec.envs import movielens
 
-    spec = gym.spec("driftrec/MovieLens-v0")
+    spec = gym.spec("driftrec/MovieLens-v1")
     assert spec.kwargs == {"scenario": "MovieLens"}
     monkeypatch.delenv("DRIFTREC_MOVIELENS", raising=False)
     monkeypatch.setattr(movielens, "recbole_movielens_dir", lambda: None)
     movielens.movielens_config.cache_clear()
     try:
         with pytest.raises(FileNotFoundError, match=re.escape("pip install --no-deps recbole")):
-            gym.make("driftrec/MovieLens-v0")
+            gym.make("driftrec/MovieLens-v1")
     finally:
         movielens.movielens_config.cache_clear()
 
@@ -171,7 +171,7 @@ def test_movielens_scenario_with_the_real_data() -> None:
     """With recbole's MovieLens-100k installed: the scenario builds and passes check_env."""
     if recbole_movielens_dir() is None:
         pytest.skip("MovieLens-100k absent (pip install --no-deps recbole)")
-    env = gym.make("driftrec/MovieLens-v0").unwrapped
+    env = gym.make("driftrec/MovieLens-v1").unwrapped
     assert env.catalog.num_items == 1682 and env.catalog.num_topics == 19
     assert env.config.drift.get(GradualDrift) is not None
     with warnings.catch_warnings(record=True) as caught:

@@ -35,14 +35,14 @@ def test_list_scenarios() -> None:
     assert len({s.name for s in scenarios}) == len({s.env_id for s in scenarios}) == len(scenarios)
     for s in scenarios:
         assert isinstance(s, Scenario) and isinstance(s.config, EnvConfig)
-        assert s.env_id == f"driftrec/{s.name}-v0"
+        assert s.env_id == f"driftrec/{s.name}-v1"
         assert len(s.description.strip()) > 20
         assert SCENARIOS[s.name] is s
 
 
 @pytest.mark.parametrize(
     "name",
-    ["abrupt-shift", "AbruptShift", "driftrec/AbruptShift-v0", "abrupt_shift", "ABRUPTSHIFT"],
+    ["abrupt-shift", "AbruptShift", "driftrec/AbruptShift-v1", "abrupt_shift", "ABRUPTSHIFT"],
 )
 def test_get_scenario_accepts_names_and_ids(name: str) -> None:
     """get_scenario accepts the name in any case/separator style and the Gymnasium id."""

@@ -56,7 +56,7 @@ def test_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert code == 0
     for s in list_scenarios():
         assert s.env_id in out and s.description[:30] in out
-    assert "driftrec/MovieLens-v0" in out and "pip install --no-deps recbole" in out
+    assert "driftrec/MovieLens-v1" in out and "pip install --no-deps recbole" in out
     assert len(out.strip().splitlines()) == len(list_scenarios()) + 1  # + the calibrated one
 
 
@@ -87,9 +87,14 @@ def test_run_with_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert code == 0, err
     exp = tmp_path / "experiment"
     runs = sorted(p.name for p in exp.iterdir() if p.is_dir())
-    assert runs == [f"AbruptShift__{a}__{s}" for a in ("popularity", "random") for s in (0, 1)]
-    assert f"4 runs in {exp}" in out
+    # the reference agent (the greedy oracle) runs on the same seeds as its own runs
+    agents = ("oracle", "popularity", "random")
+    assert runs == [f"AbruptShift__{a}__{s}" for a in agents for s in (0, 1)]
+    assert f"6 runs in {exp}" in out
     assert (exp / "report.md").is_file() and f"report: {exp / 'report.md'}" in out
+    report = (exp / "report.md").read_text()
+    assert "## Return per user (headline)" in report and "## Metric definitions" in report
+    assert "| AbruptShift | oracle | 2 |" in report
     assert len(list(exp.glob("*.png"))) >= 2
     cfg = json.loads((exp / "experiment.json").read_text())
     assert cfg["shift_at"] == 8 and cfg["seeds"] == [0, 1]

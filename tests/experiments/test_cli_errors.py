@@ -97,7 +97,8 @@ def test_settings_changed_and_restart(tmp_path: Path, capsys: pytest.CaptureFixt
     base = ["run", *TINY, "--agents", "random", "--seeds", "0", "--out-dir", str(tmp_path)]
     assert _run(capsys, *base, "--name", "e")[0] == 0
     code, out, _ = _run(capsys, *base, "--name", "e")
-    assert code == 0 and "1 of 1 runs already done, skipped" in out
+    # the random run and the greedy oracle's reference run
+    assert code == 0 and "2 of 2 runs already done, skipped" in out
     code, _, err = _run(capsys, *base, "--name", "e", "--steps", "24")
     run_dir = tmp_path / "e" / "AbruptShift__random__0"
     assert code == 2

@@ -22,7 +22,7 @@ from driftrec.experiments.config import (
 SCENARIO_NAMES = [
     "Stationary", "GradualDrift", "OUDrift", "AbruptShift", "ConsumptionDrift", "Boredom",
     "PopulationTrend", "NewItems", "Mixed", "SlateStationary", "SlateMixed", "UserJumps",
-    "MovieLens",
+    "PopulationDrift", "LongTerm", "LongTermBoredom", "MovieLens",
 ]  # fmt: skip
 
 
@@ -39,7 +39,9 @@ def _raises(exc: type[Exception], msg: str) -> Any:
 def test_defaults_are_valid() -> None:
     """The default config validates and lists its runs scenario x agent x seed in order."""
     cfg = ExperimentConfig()
-    assert len(cfg.runs()) == len(cfg.scenarios) * len(cfg.agents) * len(cfg.seeds)
+    assert cfg.reference_agent == "oracle" and cfg.vary_world
+    assert cfg.all_agents == (*cfg.agents, "oracle")  # the reference runs as its own run
+    assert len(cfg.runs()) == len(cfg.scenarios) * (len(cfg.agents) + 1) * len(cfg.seeds)
     assert cfg.runs()[0] == ("AbruptShift", "random", 0)
     assert cfg.run_dir("AbruptShift", "random", 0) == Path("runs/experiment/AbruptShift__random__0")
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from pathlib import Path
+from typing import Any
 
 import matplotlib.image as mpimg
 import numpy as np
@@ -111,7 +112,7 @@ def test_plot_adaptation(runs: list[Run], tmp_path: Path) -> None:
     ax = plot_adaptation(curves, EVENTS, title="Adaptation: shift")
     assert ax.get_title() == "Adaptation: shift"
     assert ax.get_xlabel() == "global step"
-    assert ax.get_ylabel() == "reward / oracle"
+    assert ax.get_ylabel() == "reward / one-step oracle"
     texts = legend_texts(ax)
     assert texts == ["linucb (n=3)", "oracle (n=3)", "random (n=3)", "population shift"]
     assert ax.get_ylim() == pytest.approx((0.0, 1.05))
@@ -139,8 +140,18 @@ def test_plot_regret(runs: list[Run], tmp_path: Path) -> None:
     check_png(save_figure(ax.figure, tmp_path / "regret.png"))
 
 
+def _markers(ax: Any, marker: str) -> list[float]:
+    """y values of the single-point markers of one kind (one per seed)."""
+    return [
+        float(line.get_ydata()[0])
+        for line in ax.get_lines()
+        if line.get_marker() == marker and len(line.get_ydata()) == 1
+    ]
+
+
 def test_plot_recovery_from_rows(runs: list[Run], tmp_path: Path) -> None:
-    """Recovery bars from summary rows: one bar per agent, labels and a PNG."""
+    """Recovery from summary rows: one dot per recovered seed, labels and a PNG; agents below
+    the minimum pre-event level get no recovery ("n/a")."""
     rows = summary_table(runs, pre_windows=5)
     assert rows[0]["recovery"][0]["n_recovered"] == 3
     ax = plot_recovery(rows)
@@ -148,12 +159,16 @@ def test_plot_recovery_from_rows(runs: list[Run], tmp_path: Path) -> None:
     assert ax.get_xlabel() == "agent"
     assert ax.get_ylabel() == "recovery time (global steps)"
     assert [t.get_text() for t in ax.get_xticklabels()] == ["linucb", "oracle", "random"]
-    assert len(ax.patches) == 3
+    recovered = sum(e["n_recovered"] for r in rows for e in r["recovery"])
+    assert len(_markers(ax, "o")) == recovered > 0
+    below = [r for r in rows if any(x.below_level for x in r["recovery"][0]["recoveries"])]
+    assert [t.get_text() for t in ax.texts].count("n/a") == len(below)
     check_png(save_figure(ax.figure, tmp_path / "recovery.png"))
 
 
-def test_plot_recovery_censored_is_hatched_and_annotated(tmp_path: Path) -> None:
-    """All-censored agents get a hatched bar and a 'not recovered' note."""
+def test_plot_recovery_censored_is_drawn_as_censored(tmp_path: Path) -> None:
+    """Censored seeds are hollow triangles at the observed horizon (a lower bound), never
+    short bars; no mean is drawn for an agent with censored seeds."""
     never = Recovery(math.nan, True, 0.8, 0.4, 500.0)
     data = {
         "a": {500: [Recovery(150.0, False, 0.8, 0.5, 500.0), never]},
@@ -161,32 +176,46 @@ def test_plot_recovery_censored_is_hatched_and_annotated(tmp_path: Path) -> None
     }
     ax = plot_recovery(data, title="Recovery: shift")
     assert ax.get_title() == "Recovery: shift"
-    hatched = [p for p in ax.patches if p.get_hatch()]
-    assert len(hatched) == 1 and hatched[0].get_height() == pytest.approx(500.0)
+    assert not ax.patches  # no bars at all
+    assert _markers(ax, "o") == [150.0]
+    assert _markers(ax, "^") == [500.0, 500.0, 500.0]
+    assert not ax.containers  # no mean / interval: not every seed recovered
     notes = [t.get_text() for t in ax.texts]
-    assert "1/2\nnot recovered" in notes and "2/2\nnot recovered" in notes
-    assert "not recovered (lower bound)" in legend_texts(ax)
+    assert "1/2\ncensored" in notes and "2/2\ncensored" in notes
+    assert "censored: not recovered by the end (>=)" in legend_texts(ax)
+    assert ax.get_ylim()[1] >= 500.0
     check_png(save_figure(ax.figure, tmp_path / "recovery_censored.png"))
 
 
 def test_plot_recovery_without_events() -> None:
-    """Rows without events give a note instead of bars."""
+    """Rows without events give a note instead of markers."""
     row = {"scenario": "calm", "agent": "x", "recovery": []}
     ax = plot_recovery([row])
     assert [t.get_text() for t in ax.texts] == ["no population events"]
 
 
-def test_plot_recovery_two_events_legend() -> None:
-    """Two events give two bars per agent and a legend naming the event steps."""
-    entry = {"steps": Stat(100.0, 50.0, 150.0, 3), "n_recovered": 3, "n_censored": 0}
+def test_plot_recovery_two_events_interval_on_the_axes() -> None:
+    """Two events, every seed recovered: a mean with its interval per event, clipped at 0 and
+    inside the y range, and a legend naming the event steps."""
+    recs = [Recovery(x, False, 0.8, 0.5, 900.0) for x in (20.0, 30.0, 250.0)]
+    entry = {
+        "steps": Stat(100.0, -50.0, 250.0, 3), "n_recovered": 3, "n_censored": 0,
+        "recoveries": recs,
+    }  # fmt: skip
     row = {
         "scenario": "s",
         "agent": "x",
         "recovery": [dict(entry, event_step=500), dict(entry, event_step=1500)],
     }
     ax = plot_recovery([row])
-    assert len(ax.patches) == 2
-    assert legend_texts(ax) == ["event 1 @ 500", "event 2 @ 1,500"]
+    assert len(ax.containers) == 2  # one errorbar per event
+    bottom, top = ax.get_ylim()
+    assert bottom == 0.0 and top >= 250.0
+    for container in ax.containers:
+        segments = container.lines[2][0].get_segments()
+        assert min(seg[:, 1].min() for seg in segments) >= 0.0
+    labels = legend_texts(ax)
+    assert labels[:2] == ["event 1 @ 500", "event 2 @ 1,500"]
 
 
 def test_plot_interest_drift(tmp_path: Path) -> None:

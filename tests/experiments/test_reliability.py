@@ -31,6 +31,7 @@ def _grid(out_dir: Path, **kwargs: Any) -> ExperimentConfig:
         "shift_at": 8,
         "env_overrides": {"num_items": 32},
         "out_dir": str(out_dir),
+        "reference_agent": None,  # one run per grid here; the reference run: test_returns.py
     }
     return ExperimentConfig(**{**base, **kwargs})
 

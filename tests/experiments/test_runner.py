@@ -43,6 +43,7 @@ def _grid(out_dir: Path, **kwargs: Any) -> ExperimentConfig:
         "shift_at": SHIFT,
         "env_overrides": {"num_items": ITEMS},
         "out_dir": str(out_dir),
+        "reference_agent": None,  # the reference run is tested in test_returns.py
     }
     return ExperimentConfig(**{**base, **kwargs})
 
