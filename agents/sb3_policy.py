@@ -5,8 +5,11 @@ logits *are* those scores. SB3's ``ActorCriticPolicy`` routes everything through
 ``mlp_extractor -> (latent_pi, latent_vf)``, ``action_net(latent_pi)`` and
 ``value_net(latent_vf)``; here the ``mlp_extractor`` is the recommender (``latent_pi`` = item
 scores, ``latent_vf`` = user state + session progress), ``action_net`` passes the scores through
-(repeated ``k`` times for ``MultiDiscrete`` slates: ``k`` independent categoricals, so a slate
-may repeat an item, which the simulator counts once), and ``value_net`` is a small MLP. All of
+(for ``MultiDiscrete`` slates, by default into a Plackett-Luce distribution over ordered slates
+without repeats, :mod:`driftrec.agents.slate_distribution`; with
+``slate_distribution="independent"`` repeated ``k`` times into ``k`` independent categoricals, so
+a slate may repeat an item, which the simulator counts once), and ``value_net`` is a small MLP.
+The maskable policy keeps the independent categoricals (sb3-contrib's masked distributions). All of
 SB3's (and sb3-contrib's masked) ``forward``, ``evaluate_actions``, ``get_distribution`` and
 ``predict_values`` then work unchanged. ``_build`` is replaced as a whole because the parent
 would build a ``Linear(N, N)`` action head and then the optimizer; ours builds the optimizer
@@ -52,6 +55,7 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from driftrec.agents.attention import AttentionConfig, AttentionRecommender
+from driftrec.agents.slate_distribution import PlackettLuceDistribution
 from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
 from driftrec.envs.config import EnvConfig, check_float, check_int
 from driftrec.envs.core import cached_catalog
@@ -67,9 +71,11 @@ __all__ = [
     "build_recommender",
     "configure_torch",
     "POLICY_NAME",
+    "SLATE_DISTRIBUTIONS",
 ]
 
 POLICY_NAME = "AttentionRecommenderPolicy"
+SLATE_DISTRIBUTIONS = ("plackett-luce", "independent")
 
 
 def configure_torch(num_threads: int = 1) -> None:
@@ -244,6 +250,8 @@ class _RecommenderPolicyMixin:
     example, the way a bandit's regression learns. ``last_click_loss`` holds the latest value.
     """
 
+    _slate_distributions: tuple[str, ...] = SLATE_DISTRIBUTIONS  # first = default
+
     def __init__(
         self,
         observation_space: spaces.Space[Any],
@@ -253,6 +261,7 @@ class _RecommenderPolicyMixin:
         item_table: ItemTableSpec | None = None,
         attention: AttentionConfig | Mapping[str, Any] | None = None,
         value_hidden: int = 64,
+        slate_distribution: str | None = None,
         click_loss_coef: float = 1.0,
         click_targets: int | None = None,
         ortho_init: bool = False,
@@ -261,6 +270,14 @@ class _RecommenderPolicyMixin:
         self.item_table = _require_item_table(item_table)
         self.attention = _attention_config(attention)
         self.value_hidden = value_hidden
+        if slate_distribution is None:
+            slate_distribution = self._slate_distributions[0]
+        if slate_distribution not in self._slate_distributions:
+            raise ValueError(
+                f"'slate_distribution' must be one of {list(self._slate_distributions)} for "
+                f"{type(self).__name__} (got {slate_distribution!r})"
+            )
+        self.slate_distribution = slate_distribution
         check_float("click_loss_coef", click_loss_coef, 0.0, 1e6)
         if click_targets is not None:
             check_int("click_targets", click_targets, 1, self.attention.history_len)
@@ -278,6 +295,7 @@ class _RecommenderPolicyMixin:
             item_table=self.item_table,
             attention=self.attention,
             value_hidden=self.value_hidden,
+            slate_distribution=self.slate_distribution,
             click_loss_coef=self.click_loss_coef,
             click_targets=self.click_targets,
         )
@@ -307,7 +325,12 @@ class _RecommenderPolicyMixin:
     def _build(self, lr_schedule: Schedule) -> None:
         self._build_mlp_extractor()
         recommender = self.mlp_extractor.recommender
-        self.action_net = _SlateLogits(_slate_size(self.action_space, recommender.num_items))
+        slate_size = _slate_size(self.action_space, recommender.num_items)
+        if slate_size > 1 and self.slate_distribution == "plackett-luce":
+            self.action_dist = PlackettLuceDistribution(recommender.num_items, slate_size)
+            self.action_net = self.action_dist.proba_distribution_net()
+        else:
+            self.action_net = _SlateLogits(slate_size)
         self.value_net = nn.Sequential(
             nn.Linear(self.mlp_extractor.latent_dim_vf, self.value_hidden),
             nn.Tanh(),
@@ -323,17 +346,30 @@ class _RecommenderPolicyMixin:
         """The underlying :class:`AttentionRecommender` (e.g. for attention plots)."""
         return self.mlp_extractor.recommender
 
+    def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Any:
+        if isinstance(self.action_dist, PlackettLuceDistribution):
+            return self.action_dist.proba_distribution(action_logits=self.action_net(latent_pi))
+        return super()._get_action_dist_from_latent(latent_pi)  # type: ignore[misc]
+
 
 class AttentionActorCriticPolicy(_RecommenderPolicyMixin, ActorCriticPolicy):
     """Actor-critic policy (PPO, A2C) whose logits are the attention recommender's item scores.
 
     Extra ``policy_kwargs``: ``item_table`` (:class:`ItemTableSpec`, required), ``attention``
-    (:class:`AttentionConfig` or dict), ``value_hidden`` (int, 64).
+    (:class:`AttentionConfig` or dict), ``value_hidden`` (int, 64), ``slate_distribution``
+    (``"plackett-luce"``, the default: ordered slates without repeats, or ``"independent"``:
+    ``k`` independent categoricals; only used for ``MultiDiscrete`` slates).
     """
 
 
 class MaskableAttentionActorCriticPolicy(_RecommenderPolicyMixin, MaskableActorCriticPolicy):
-    """The same policy for sb3-contrib's ``MaskablePPO`` (uses the env's ``action_masks()``)."""
+    """The same policy for sb3-contrib's ``MaskablePPO`` (uses the env's ``action_masks()``).
+
+    Slates stay ``k`` independent (masked) categoricals: ``slate_distribution`` accepts only
+    ``"independent"``.
+    """
+
+    _slate_distributions = ("independent",)
 
 
 class AttentionQNetwork(QNetwork):

@@ -26,7 +26,7 @@ from driftrec.envs.sb3 import DriftRecSB3VecEnv
 torch.set_num_threads(1)
 
 N = 32  # catalog size
-E = 6  # width of the saved random item embeddings
+E = 6  # width of the emb_file fixture (tests/agents/conftest.py)
 H = 4  # history length of the single-item world
 B = 4  # user slots
 TINY = AttentionConfig(embed_dim=8, num_heads=2, num_layers=1, ff_dim=16)
@@ -37,20 +37,7 @@ MISSING_TABLE = (
 )
 
 
-@pytest.fixture(autouse=True)
-def _shared_text_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One text-embedding cache for the whole session (the default encoder runs once)."""
-    monkeypatch.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
-
-
-@pytest.fixture(scope="module")
-def emb_file(tmp_path_factory: pytest.TempPathFactory) -> str:
-    """A saved random (N, E) item-embedding table."""
-    path = tmp_path_factory.mktemp("emb") / "items.npy"
-    np.save(path, np.random.default_rng(0).standard_normal((N, E)).astype(np.float32))
-    return str(path)
+pytestmark = pytest.mark.usefixtures("shared_text_cache")
 
 
 def _config(slate: int = 1, **overrides: Any) -> EnvConfig:
@@ -64,8 +51,16 @@ def _env(config: EnvConfig | None = None, seed: int = 0) -> DriftRecSB3VecEnv:
     return DriftRecSB3VecEnv(B, config if config is not None else _config(), seed=seed)
 
 
-def _ppo(env: DriftRecSB3VecEnv, emb: str | None, seed: int = 0, **kwargs: Any) -> PPO:
-    policy_kwargs = recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb)
+def _ppo(
+    env: DriftRecSB3VecEnv,
+    emb: str | None,
+    seed: int = 0,
+    policy_kwargs: dict[str, Any] | None = None,
+    **kwargs: Any,
+) -> PPO:
+    policy_kwargs = recommender_policy_kwargs(
+        env, attention=TINY, embeddings_file=emb, **(policy_kwargs or {})
+    )
     return PPO(
         "AttentionRecommenderPolicy",
         env,
@@ -97,10 +92,10 @@ def test_discrete_action_shapes(emb_file: str) -> None:
 
 
 def test_slate_action_shapes(emb_file: str) -> None:
-    """On MultiDiscrete([N] * 3), predict gives (B, 3) ids; there are 3 categoricals over N."""
+    """With slate_distribution="independent", MultiDiscrete([N] * 3) gives 3 categoricals over N."""
     env = _env(_config(slate=3))
     assert env.action_space.shape == (3,)
-    model = _ppo(env, emb_file)
+    model = _ppo(env, emb_file, policy_kwargs={"slate_distribution": "independent"})
     obs = env.reset()
     actions, _ = model.predict(obs)
     assert actions.shape == (B, 3)

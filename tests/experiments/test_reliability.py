@@ -183,7 +183,12 @@ def test_interrupted_parallel_grid_stops_at_once(tmp_path: Path, signals: tuple[
         "--num-envs", "2", "--log-every", "1000", "--env", '{"num_items": 20}',
         "--workers", "2", "--name", "g", "--out-dir", str(tmp_path), "--no-progress",
     ]  # fmt: skip
-    code = f"import sys; from driftrec.experiments.cli import main; sys.exit(main({args!r}))"
+    # SIGALRM after 5 minutes is a watchdog: if this test is itself killed before its finally
+    # runs, the 10-million-step grid must not outlive it (its workers die with their parent)
+    code = (
+        "import signal, sys; signal.alarm(300); from driftrec.experiments.cli import main; "
+        f"sys.exit(main({args!r}))"
+    )
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
         stdout=subprocess.PIPE,
