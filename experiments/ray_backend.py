@@ -22,6 +22,7 @@ Needs the ``ray`` extra: ``pip install "driftrec[ray]"``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 from collections.abc import Callable
@@ -112,6 +113,10 @@ def run_grid_ray(
             except BaseException:
                 for ref in pending:
                     ray.cancel(ref, force=True)
+                # wait until the cancelled tasks have ended: a killed worker releases its run's
+                # lock only when its process is gone, and a resume must not find it held
+                with contextlib.suppress(Exception):
+                    ray.wait(pending, num_returns=len(pending), timeout=60)
                 raise
     finally:
         bar.close()

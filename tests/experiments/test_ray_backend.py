@@ -39,7 +39,7 @@ def test_ray_grid_with_nothing_to_do_does_not_start_ray(tmp_path: Path) -> None:
     cfg = _grid(tmp_path)
     run_grid(cfg, progress=False)
     assert not ray.is_initialized()
-    assert len(run_grid_ray(cfg, progress=False)) == 4
+    assert len(run_grid_ray(cfg, progress=False)) == 6  # 2 agents + the reference, x 2 seeds
     assert not ray.is_initialized()
 
 
@@ -62,7 +62,7 @@ def test_ray_grid_equals_local_and_resumes_after_an_interruption(
 
     seen: list[Path] = []
     dirs = run_grid_ray(cfg, progress=False, on_run_done=seen.append)
-    assert all(d.is_absolute() and is_done(d) for d in dirs) and len(dirs) == 4
+    assert all(d.is_absolute() and is_done(d) for d in dirs) and len(dirs) == 6
     assert not set(seen) & set(kept)  # finished runs were not redone
     assert all((d / "done.json").stat().st_mtime_ns == t for d, t in kept.items())
 
