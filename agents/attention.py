@@ -4,10 +4,12 @@ The whole forward pass is in this file (in the style of a ``transformers`` model
 
     observation (B, 3H+2)
       -> item ids, feedback, mask, clock                      (layout of driftrec.envs.observation)
-      -> history tokens  = item tower(id) + feedback embedding + recency position embedding
-      -> [user token; history tokens]                          (B, T = H+1, d)
-      -> num_layers x pre-LN block (self-attention with a learned per-head recency bias + MLP)
-      -> final LayerNorm of the user token = user state u      (B, d)
+      -> history tokens  = item tower(id) + feedback embedding
+      -> [start token; history tokens, oldest first]           (B, T = H+1, d)
+      -> num_layers x causal pre-LN block (self-attention with a learned per-head relative
+         recency bias + MLP): token i sees the start token and impressions up to i
+      -> final LayerNorm: one state per history prefix         (B, T, d)
+      -> user state u = the state of the newest impression (0 for an empty history)
       -> click score  c_i = b_i + w * m_i + <u, item_tower(i)> / sqrt(d)    (B, N)
       -> scores (policy logits) = beta * c_i                                 (B, N)
       -> items not yet released at the observation's clock get torch.finfo(dtype).min
@@ -15,14 +17,16 @@ The whole forward pass is in this file (in the style of a ``transformers`` model
 **Three terms, each with its own job.** ``b_i`` is a learned per-item prior (what the
 population likes, and the quality the text does not show; zero-initialised, so an item nobody
 has seen yet is neutral). ``m_i`` is a *content match* computed from this user's history only:
-the cosine between item ``i``'s language-model embedding and the user's profile
+the cosine between item ``i``'s language-model embedding (its top ``match_dim`` singular
+directions) and the user's profile
 ``h_u = sum_t gamma**r_t (y_t - lambda (1 - y_t)) e_{a_t}`` (clicked items attract, skipped
 ones repel, recent ones count more), with a weight ``w`` kept positive (softplus) and learned
 ``gamma``, ``lambda``. ``<u, v_i>`` is the transformer's personal term. ``c_i + a`` (``a`` a
 learned offset) is a click logit: :meth:`AttentionRecommender.click_loss` fits it to the clicks
-and skips the history itself shows (predicting each of the newest impressions from the ones
-before it), the dense per-impression signal that keeps the scores personal while an RL loss
-also shapes them. ``beta = softplus(.)`` (starting at ``1 / score_temperature``) is the policy's
+and skips the history itself shows (predicting each impression from the ones before it), the
+dense per-impression signal that keeps the scores personal while an RL loss also shapes them.
+The prior is kept orthogonal to the text directions (``prior_residual``), so topic preferences
+must come from the user's history and the prior holds what the text cannot say. ``beta = softplus(.)`` (starting at ``1 / score_temperature``) is the policy's
 inverse temperature: how greedily it exploits the click scores is learned too.
 
 **Item tower.** The item table holds frozen language-model embeddings of the item texts
@@ -31,17 +35,22 @@ stay small and a catalog can be swapped with :meth:`AttentionRecommender.set_ite
 trainable ``Linear(E, d)`` projects them to the model width; the optional hybrid tower adds a
 per-item ``nn.Embedding(N, d)`` (initialised at zero, so the hybrid starts as the text-only model).
 
-**Recency.** Each history token's recency ``r`` counts the real impressions after it (0 = the
-most recent), ignoring padding wherever it sits; the user token has recency -1 ("now"). Token
-``r`` gets the learned position embedding ``r``, and, when ``recency_bias`` is on, every head
-``h`` of every layer adds ``-softplus(slope_h) * |r_i - r_j|`` to its attention logits (an
-ALiBi-style linear bias with a learned slope), so the model can learn to attend to recent events
-after the user's interest shifts. Slopes start at geometric values (one head sharply recent, one
-nearly global).
+**Causal encoder (SASRec-style).** The state at history token ``i`` summarises the impressions
+up to and including ``i``, so one pass gives, for every impression in the history, the state
+of the history *before* it: :meth:`AttentionRecommender.click_loss` predicts each impression from
+that state, and the newest state scores the next recommendation. Order enters only through a
+relative recency bias: each token's recency ``r`` counts the real impressions after it
+(0 = the most recent, padding ignored wherever it sits), and when ``recency_bias`` is on every
+head ``h`` of every layer adds ``-softplus(slope_h) * (r_key - r_query)`` to its attention
+logits (ALiBi-style, learned slope; the start token carries no penalty). With no absolute
+positions, a prefix's state does not depend on how many impressions came after it, which is
+what makes the click loss's targets and the policy's query the same computation. Slopes start
+at geometric values (one head sharply recent, one nearly global).
 
-**Padding.** Padded positions are masked as keys; the user token is always a valid key, so every
-attention row has at least one valid key and an empty history gives finite outputs (the user
-state is then a function of the user token alone).
+**Padding and empty histories.** Padding and later impressions are never attended to; the
+start token is always a valid key, so every row has one and an empty history gives finite
+outputs. With ``zero_start_state`` (default) the state of an empty history is 0: a user with no
+history is scored by the item prior alone.
 
 Scoring the whole catalog is one matrix product ``(B, d) @ (d, N)``; with gradients off
 (``torch.no_grad`` / ``torch.inference_mode``) the projected item table is cached and reused
