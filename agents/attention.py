@@ -26,8 +26,9 @@ learned offset) is a click logit: :meth:`AttentionRecommender.click_loss` fits i
 and skips the history itself shows (predicting each impression from the ones before it), the
 dense per-impression signal that keeps the scores personal while an RL loss also shapes them.
 The prior is kept orthogonal to the text directions (``prior_residual``), so topic preferences
-must come from the user's history and the prior holds what the text cannot say. ``beta = softplus(.)`` (starting at ``1 / score_temperature``) is the policy's
-inverse temperature: how greedily it exploits the click scores is learned too.
+must come from the user's history and the prior holds what the text cannot say.
+``beta = softplus(.)`` (starting at ``1 / score_temperature``) is the policy's inverse
+temperature: how greedily it exploits the click scores is learned too.
 
 **Item tower.** The item table holds frozen language-model embeddings of the item texts
 (:func:`driftrec.agents.text_encoder.encode_catalog`) in a *non-persistent* buffer, so checkpoints
