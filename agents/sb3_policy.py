@@ -11,9 +11,11 @@ without repeats, :mod:`driftrec.agents.slate_distribution`; with
 a slate may repeat an item, which the simulator counts once), and ``value_net`` is a small MLP.
 The maskable policy keeps the independent categoricals (sb3-contrib's masked distributions). All of
 SB3's (and sb3-contrib's masked) ``forward``, ``evaluate_actions``, ``get_distribution`` and
-``predict_values`` then work unchanged. ``_build`` is replaced as a whole because the parent
-would build a ``Linear(N, N)`` action head and then the optimizer; ours builds the optimizer
-last over every parameter.
+``predict_values`` then work unchanged, except that ``evaluate_actions`` (called only in the
+algorithms' ``train`` step) also adds the recommender's self-supervised click loss to the
+gradient (``click_loss_coef``; see :class:`_RecommenderPolicyMixin`). ``_build`` is replaced
+as a whole because the parent would build a ``Linear(N, N)`` action head and then the
+optimizer; ours builds the optimizer last over every parameter.
 
 The item table (frozen language-model embeddings, or nothing for the id-only ablation) is not
 pickled into checkpoints: ``policy_kwargs`` carry a small :class:`ItemTableSpec`, and the table
