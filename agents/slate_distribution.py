@@ -187,6 +187,12 @@ class PlackettLuceDistribution(Distribution):
         """The first slate position's distribution, ``softmax(scores)`` (a torch Categorical)."""
         return Categorical(logits=self._scores())
 
+    @distribution.setter
+    def distribution(self, value: None) -> None:
+        # some SB3 versions (2.6) set ``self.distribution = None`` in Distribution.__init__
+        if value is not None:
+            raise AttributeError("set the scores with proba_distribution(action_logits)")
+
     def _scores(self) -> torch.Tensor:
         if self.scores is None:
             raise RuntimeError("call proba_distribution(action_logits) first")
