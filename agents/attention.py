@@ -228,14 +228,15 @@ class RecommenderOutput(NamedTuple):
         attentions: With ``output_attentions=True``, one ``(B, heads, T, T)`` tensor of attention
             weights per layer (``T = history_len + 1``; index 0 is the start token, 1..H the
             history in observation order); else ``None``.
-        encoding: With ``output_encoding=True``, the encoder output and parsed observation
+        encoding: With ``output_encoding=True``, the encoder output, the parsed observation
+            and the projected item table ``(N, d)`` the scores used
             (for :meth:`AttentionRecommender.click_loss`); else ``None``.
     """
 
     scores: torch.Tensor
     user_state: torch.Tensor
     attentions: tuple[torch.Tensor, ...] | None = None
-    encoding: tuple[EncodedHistory, ParsedObservation] | None = None
+    encoding: tuple[EncodedHistory, ParsedObservation, torch.Tensor] | None = None
 
 
 class EncodedHistory(NamedTuple):
@@ -713,7 +714,7 @@ class AttentionRecommender(nn.Module):
             scores=scores,
             user_state=user,
             attentions=enc.attentions if output_attentions else None,
-            encoding=(enc, parsed) if output_encoding else None,
+            encoding=(enc, parsed, items) if output_encoding else None,
         )
 
     def history_attention(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -819,8 +820,7 @@ class AttentionRecommender(nn.Module):
         if isinstance(obs, RecommenderOutput):
             if obs.encoding is None:
                 raise ValueError("click_loss needs forward(..., output_encoding=True)")
-            enc, parsed = obs.encoding
-            table = self.item_vectors() if torch.is_grad_enabled() else self._embed_items(None)
+            enc, parsed, table = obs.encoding  # the item table forward already projected
         else:
             parsed = parse_observation(obs, self.config.history_len)
             table = self._embed_items(None)  # (N, d)
