@@ -413,3 +413,23 @@ def test_residual_prior_is_orthogonal_to_the_text_directions() -> None:
     with torch.no_grad():
         plain.item_prior.copy_(model.item_prior)
     torch.testing.assert_close(plain.prior(), model.item_prior)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("match_decay", 1.0, "'match_decay' must be in (0, 1) (got 1.0)"),
+        ("match_skip_weight", 0.0, "'match_skip_weight' must be in (0, 100] (got 0.0)"),
+        ("match_weight", 1e9, "'match_weight' must be in (0, 100] (got 1000000000.0)"),
+        ("match_weight", float("nan"), "'match_weight' must be finite (got nan)"),
+        ("match_dim", 0, "'match_dim' must be an integer >= 1 (got 0)"),
+        ("prior_residual", "yes", "'prior_residual' must be a bool (got 'yes')"),
+        ("zero_start_state", 1, "'zero_start_state' must be a bool (got 1)"),
+    ],
+)
+def test_score_config_fields_are_validated(field: str, value: object, message: str) -> None:
+    """Each new score option names itself, the value and what was expected."""
+    import re
+
+    with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
+        AttentionConfig(**{field: value})  # type: ignore[arg-type]
