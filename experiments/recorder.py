@@ -64,6 +64,7 @@ from numpy.typing import NDArray
 
 from driftrec.agents.online import StepRecord
 from driftrec.envs.catalog import Catalog
+from driftrec.envs.config import check_int
 from driftrec.envs.drift import DriftEvent
 from driftrec.envs.observation import ObservationLayout
 
@@ -131,13 +132,13 @@ class StepRecorder:
         log_every: global steps per window.
         cold_start_window: how recent a release counts as cold start.
         track_users: how many user slots (0, 1, ...) to follow individually.
-        attention_fn: maps one observation row ``(D,)`` to the user token's attention over
+        attention_fn: maps one observation row ``(D,)`` to the recommender's attention over
             the history ``(H,)`` (attention agents only).
         sim: the env's simulator (privileged), for the personalisation columns; without it they
             are nan.
         greedy_fn: the agent's greedy actions for a batch of observations ``(B, D)``, for the
             ``greedy_*`` columns (nan without it).
-        gain_users: at most this many user slots enter the personalisation gain.
+        gain_users: at most this many user slots (>= 2) enter the personalisation gain.
     """
 
     def __init__(
@@ -155,6 +156,7 @@ class StepRecorder:
         greedy_fn: GreedyFn | None = None,
         gain_users: int = 64,
     ) -> None:
+        check_int("gain_users", gain_users, 2)
         self.catalog = catalog
         self.sim = sim
         self.greedy_fn = greedy_fn

@@ -338,3 +338,12 @@ def test_personalization_columns_from_a_simulator(agent: str, tiny_config: Any) 
         assert [row["distinct_items"] for row in recorder.rows] == [1.0, 1.0]
     elif agent == "oracle":
         assert min(gains) > 0.0 and min(greedy) > 0.0 and max(distinct) > 1.0
+
+
+def test_gain_users_is_validated() -> None:
+    """gain_users must be an integer >= 2 (a gain needs two users)."""
+    import re
+
+    msg = "'gain_users' must be an integer >= 2 (got 1)"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        StepRecorder(_catalog(), B, LAYOUT, interest_weight=W, log_every=2, gain_users=1)
