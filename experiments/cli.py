@@ -9,6 +9,7 @@ Subcommands::
     driftrec run    [--config F] [flags]    an experiment grid (scenario x agent x seed), resumable
                     [--backend ray [--address A]]   ... as Ray tasks (local Ray or a cluster)
     driftrec export --scenario S --agent A  roll out an agent, write a Minari dataset
+    driftrec finetune --out DIR [flags]     train a LoRA adapter of the text encoder from clicks
     driftrec plot   EXP_DIR                 the figures of a saved experiment
     driftrec report EXP_DIR                 figures + report.md + summary table
     driftrec bench  [--quick]               the simulator benchmark
@@ -101,6 +102,10 @@ def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
         "--text-model",
         help="local directory or hub id of the text encoder (default: packaged MiniLM)",
     )
+    p.add_argument(
+        "--text-adapter",
+        help="a LoRA adapter directory of the text encoder (from 'driftrec finetune')",
+    )
     p.add_argument("--device", help="torch device for SB3 agents (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
@@ -122,6 +127,7 @@ _FIELDS = (
     "agent_kwargs",
     "torch_threads",
     "text_model",
+    "text_adapter",
     "device",
     "scenarios",
     "agents",
@@ -176,6 +182,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--address", help="Ray cluster address for --backend ray (default: local Ray)")
     _add_export_parser(sub)
+    _add_finetune_parser(sub)
 
     for name, text in (
         ("plot", "write the figures of a saved experiment"),
@@ -388,7 +395,72 @@ def _cmd_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_finetune_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "finetune", help="train a LoRA adapter of the text encoder from simulated clicks"
+    )
+    p.add_argument("--out", type=Path, required=True, help="the adapter directory to write")
+    p.add_argument("--scenario", default="Stationary", help="scenario (default: %(default)s)")
+    p.add_argument(
+        "--env", type=_json_object, dest="env_overrides", help="env config overrides as JSON"
+    )
+    p.add_argument("--behaviour", default="random", help="logged agent (default: %(default)s)")
+    p.add_argument(
+        "--seeds", type=_csv(int), default=(100,), help="seeds of the logged runs (default: 100)"
+    )
+    p.add_argument("--num-envs", type=int, default=32, help="users per logged run (default: 32)")
+    p.add_argument("--log-steps", type=int, default=150, help="global steps logged per seed")
+    p.add_argument("--rank", type=int, default=8, help="LoRA rank (default: %(default)s)")
+    p.add_argument("--alpha", type=float, default=16.0, help="LoRA alpha (default: %(default)s)")
+    p.add_argument(
+        "--targets",
+        type=_csv(str),
+        default=("query", "value"),
+        help="adapted Linear modules (default: query,value; the pooler is always excluded)",
+    )
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
+    p.add_argument("--steps", type=int, default=100, help="optimizer steps (default: 100)")
+    p.add_argument("--batch-size", type=int, default=16, help="examples per step (default: 16)")
+    p.add_argument("--max-length", type=int, default=64, help="tokens per text (default: 64)")
+    p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
+    p.add_argument("--text-model", help="base model directory (default: packaged MiniLM)")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+
+
+def _cmd_finetune(args: argparse.Namespace) -> int:
+    from driftrec.agents.lora import FinetuneSettings, LoraSettings
+
+    settings = FinetuneSettings(
+        lora=LoraSettings(rank=args.rank, alpha=args.alpha, targets=args.targets),
+        learning_rate=args.lr,
+        steps=args.steps,
+        batch_size=args.batch_size,
+        seed=args.seed,
+    )
+    try:
+        from driftrec.experiments.finetune import finetune_adapter
+
+        finetune_adapter(
+            args.out,
+            scenario=args.scenario,
+            env_overrides=args.env_overrides,
+            behaviour=args.behaviour,
+            seeds=args.seeds,
+            num_envs=args.num_envs,
+            log_steps=args.log_steps,
+            settings=settings,
+            text_model=args.text_model,
+            max_length=args.max_length,
+            progress=not args.no_progress,
+        )
+    except ImportError as exc:
+        print(f"driftrec finetune: error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
 _COMMANDS = {
+    "finetune": _cmd_finetune,
     "export": _cmd_export,
     "scenarios": _cmd_scenarios,
     "agents": _cmd_agents,

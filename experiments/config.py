@@ -129,6 +129,8 @@ class ExperimentConfig:
         track_users (int, defaults to 3): user slots followed individually in topics.npz.
         text_model (str or None, defaults to None): language model for item texts (None: the
             packaged MiniLM).
+        text_adapter (str or None, defaults to None): a LoRA adapter directory of that model
+            (``driftrec finetune``); runs record its weight hash.
         checkpoint (bool, defaults to True): save SB3 models at the end of each run.
         device (str, defaults to ``"cpu"``): torch device for SB3 agents.
         reference_agent (str or None, defaults to ``"oracle"``): run on the same seeds (so
@@ -166,6 +168,7 @@ class ExperimentConfig:
     cold_start_window: int = 1000
     track_users: int = 3
     text_model: str | None = None
+    text_adapter: str | None = None
     checkpoint: bool = True
     device: str = "cpu"
     reference_agent: str | None = "oracle"
@@ -231,6 +234,16 @@ class ExperimentConfig:
                     )
         _check_agent_kwargs(self.agent_kwargs)
         _check_device(self.device)
+        if self.text_adapter is not None:
+            if not isinstance(self.text_adapter, str) or not self.text_adapter:
+                raise ValueError(
+                    f"'text_adapter' must be None or a directory (got {self.text_adapter!r})"
+                )
+            from driftrec.agents.lora import check_adapter_base
+            from driftrec.agents.text_encoder import model_identity
+
+            # a missing directory, or an adapter of another base model, fails before any work
+            check_adapter_base(self.text_adapter, model_identity(self.text_model))
 
     @property
     def experiment_dir(self) -> Path:

@@ -56,6 +56,9 @@ FINGERPRINT_KEYS = (
 """The run config fields that determine a run's results (not: name, out_dir, workers, the rest
 of the grid, torch_threads)."""
 
+OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256",)
+"""Covered only when present, so runs made before these fields existed keep their fingerprint."""
+
 
 class SettingsChanged(ValueError):
     """A finished run was made with other settings than the ones asked for now."""
@@ -67,7 +70,9 @@ class LockedError(RuntimeError):
 
 def fingerprint_fields(run_config: Mapping[str, Any]) -> dict[str, Any]:
     """The part of a run config that :func:`run_fingerprint` covers."""
-    return {k: run_config.get(k) for k in FINGERPRINT_KEYS}
+    fields = {k: run_config.get(k) for k in FINGERPRINT_KEYS}
+    fields.update({k: run_config[k] for k in OPTIONAL_FINGERPRINT_KEYS if k in run_config})
+    return fields
 
 
 def run_fingerprint(run_config: Mapping[str, Any]) -> str:

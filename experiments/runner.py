@@ -90,7 +90,17 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
         "frozen_at": cfg.frozen_step(scenario) if frozen else None,
         "env_config": env_config.to_dict(),
         "catalog_fingerprint": cached_catalog(env_config).content_fingerprint(),
+        **_adapter_fields(cfg),
     }
+
+
+def _adapter_fields(cfg: ExperimentConfig) -> dict[str, Any]:
+    """The adapter's weight hash (in the fingerprint), only when a run uses an adapter."""
+    if cfg.text_adapter is None:
+        return {}
+    from driftrec.agents.lora import adapter_identity
+
+    return {"text_adapter_sha256": adapter_identity(cfg.text_adapter)}
 
 
 def check_finished(run_dir: Path, config: dict[str, Any]) -> None:
@@ -163,11 +173,11 @@ def _clear_experiment(exp_dir: Path) -> None:
 
 
 def _text_encoder(cfg: ExperimentConfig) -> Any:
-    if cfg.text_model is None:
+    if cfg.text_model is None and cfg.text_adapter is None:
         return None
     from driftrec.agents.text_encoder import TextEncoderConfig
 
-    return TextEncoderConfig(model=cfg.text_model)
+    return TextEncoderConfig(model=cfg.text_model, adapter=cfg.text_adapter)
 
 
 def warm_text_cache(cfg: ExperimentConfig) -> None:

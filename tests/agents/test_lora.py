@@ -1,0 +1,339 @@
+"""Tests for driftrec.agents.lora and the adapter path of the text encoder (a tiny random BERT)."""
+
+from __future__ import annotations
+
+import json
+import os
+import string
+from pathlib import Path
+from typing import Any
+
+os.environ["HF_HUB_OFFLINE"] = "1"  # no model hub here: fail in seconds, never retry
+
+import numpy as np
+import pytest
+
+pytest.importorskip("peft")
+import torch
+
+from driftrec.agents import lora
+from driftrec.agents import text_encoder as te
+from driftrec.agents.text_encoder import TextEncoder, TextEncoderConfig, encode_catalog
+from driftrec.envs.config import EnvConfig
+from driftrec.envs.core import cached_catalog
+
+torch.set_num_threads(1)
+
+ENV = EnvConfig().with_overrides(num_items=40, num_topics=4, history_len=8)
+
+
+def _tiny_bert(directory: Path, seed: int) -> Path:
+    """A random 2-layer BERT (hidden 32) with a letter-level WordPiece vocabulary."""
+    from transformers import BertConfig, BertModel, BertTokenizer
+
+    directory.mkdir(parents=True, exist_ok=True)
+    letters = string.ascii_lowercase
+    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *(f"##{c}" for c in letters)]
+    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
+    BertTokenizer.from_pretrained(str(directory)).save_pretrained(str(directory))
+    torch.manual_seed(seed)
+    config = BertConfig(
+        vocab_size=len(vocab),
+        hidden_size=32,
+        num_hidden_layers=2,
+        num_attention_heads=2,
+        intermediate_size=64,
+        max_position_embeddings=512,
+    )
+    BertModel(config).save_pretrained(str(directory))
+    return directory
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return _tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", seed=0)
+
+
+@pytest.fixture(scope="module")
+def texts() -> list[str]:
+    return cached_catalog(ENV).texts()
+
+
+@pytest.fixture(scope="module")
+def click_log() -> lora.ClickLog:
+    return lora.collect_click_log(ENV, agent="random", num_envs=8, steps=40, seed=3)
+
+
+@pytest.fixture(autouse=True)
+def _isolated_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(te.CACHE_ENV_VAR, str(tmp_path / "cache"))
+
+
+def _cfg(model: Path, **kw: object) -> TextEncoderConfig:
+    return TextEncoderConfig(model=str(model), show_progress=False, max_length=32, **kw)  # type: ignore[arg-type]
+
+
+SMALL = lora.FinetuneSettings(steps=12, batch_size=8, lora=lora.LoraSettings(rank=4, alpha=8.0))
+
+
+@pytest.fixture(scope="module")
+def trained(tiny: Path, texts: list[str], click_log: lora.ClickLog) -> tuple[TextEncoder, Any]:
+    enc = TextEncoder(_cfg(tiny))
+    result = lora.finetune_encoder(enc, texts, click_log, SMALL)
+    return enc, result
+
+
+@pytest.fixture(scope="module")
+def adapter_dir(
+    trained: tuple[TextEncoder, Any], tiny: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    enc, result = trained
+    return lora.save_adapter(
+        enc.model,
+        tmp_path_factory.mktemp("adapters") / "a1",
+        base_model=str(tiny),
+        base_identity=te.model_identity(str(tiny)),
+        settings=SMALL.lora,
+        extra={"training": result.to_dict()},
+    )
+
+
+def test_targets_exclude_pooler_and_count_params(tiny: Path) -> None:
+    enc = TextEncoder(_cfg(tiny))
+    names = lora.lora_target_modules(enc.model, ("query", "value", "dense"))
+    assert names and not any(n.startswith("pooler") for n in names)
+    assert any(n.endswith("attention.output.dense") for n in names)
+    wrapped = lora.add_lora(enc.model, lora.LoraSettings(rank=4))
+    trainable = sum(p.numel() for p in wrapped.parameters() if p.requires_grad)
+    assert trainable == 2 * 2 * 4 * (32 + 32)  # layers x targets x rank x (in + out)
+    assert not any("pooler" in n and "lora_" in n for n, _ in wrapped.named_parameters())
+
+
+def test_bad_settings_clear_errors(tiny: Path) -> None:
+    with pytest.raises(ValueError, match="'rank' must be"):
+        lora.LoraSettings(rank=0)
+    with pytest.raises(ValueError, match="'targets'"):
+        lora.LoraSettings(targets="query")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'method' must be 'lora' or 'full'"):
+        lora.FinetuneSettings(method="qlora")
+    enc = TextEncoder(_cfg(tiny))
+    with pytest.raises(ValueError, match=r"'targets' \['qkv'\] match no Linear.*'query'"):
+        lora.add_lora(enc.model, lora.LoraSettings(targets=("qkv",)))
+
+
+def test_fresh_adapter_is_exact_noop(tiny: Path, texts: list[str]) -> None:
+    enc = TextEncoder(_cfg(tiny))
+    base = enc.encode(texts[:10])
+    enc.model = lora.add_lora(enc.model, lora.LoraSettings(rank=4))
+    np.testing.assert_array_equal(enc.encode(texts[:10]), base)
+
+
+def test_training_moves_embeddings_and_disable_adapter_restores_base(
+    tiny: Path, texts: list[str], trained: tuple[TextEncoder, Any]
+) -> None:
+    enc, result = trained
+    base = TextEncoder(_cfg(tiny)).encode(texts)
+    adapted = enc.encode(texts)
+    assert np.abs(adapted - base).max() > 1e-4
+    with enc.model.disable_adapter():
+        np.testing.assert_array_equal(enc.encode(texts), base)  # exactly the base model
+    assert result.steps == 12 and len(result.losses) == 12 and np.isfinite(result.losses).all()
+    assert result.trainable_params == 1024 and result.train_seconds > 0
+    assert enc.identity != te.model_identity(str(tiny))  # an in-memory fine-tune is not the base
+
+
+def test_training_is_deterministic(
+    tiny: Path, texts: list[str], click_log: lora.ClickLog, trained: tuple[TextEncoder, Any]
+) -> None:
+    enc = TextEncoder(_cfg(tiny))
+    state = torch.get_rng_state()
+    lora.finetune_encoder(enc, texts, click_log, SMALL)
+    assert torch.equal(state, torch.get_rng_state())  # the caller's torch RNG is untouched
+    np.testing.assert_array_equal(enc.encode(texts), trained[0].encode(texts))
+
+
+def test_save_load_roundtrip_and_cache_keys_on_adapter(
+    tiny: Path, texts: list[str], trained: tuple[TextEncoder, Any], adapter_dir: Path
+) -> None:
+    files = sorted(p.name for p in adapter_dir.iterdir())
+    assert files == sorted(["adapter_config.json", lora.MANIFEST_NAME, lora.WEIGHTS_NAME])
+    manifest = json.loads((adapter_dir / lora.MANIFEST_NAME).read_text())
+    assert manifest["lora"] == {"rank": 4, "alpha": 8.0, "targets": ["query", "value"]}
+    assert manifest["trainable_params"] == 1024 and manifest["training"]["steps"] == 12
+
+    adapted_cfg = _cfg(tiny, adapter=str(adapter_dir))
+    np.testing.assert_array_equal(TextEncoder(adapted_cfg).encode(texts), trained[0].encode(texts))
+    base = encode_catalog(texts, _cfg(tiny))
+    adapted = encode_catalog(texts, adapted_cfg)
+    assert te.catalog_cache_path(texts, adapted_cfg) != te.catalog_cache_path(texts, _cfg(tiny))
+    assert np.abs(adapted - base).max() > 1e-4
+    assert te.encoder_identity(adapted_cfg).startswith(te.model_identity(str(tiny)) + "+adapter#")
+    # both come back from the cache now, each its own
+    np.testing.assert_array_equal(encode_catalog(texts, _cfg(tiny)), base)
+    np.testing.assert_array_equal(encode_catalog(texts, adapted_cfg), adapted)
+
+
+def test_changed_adapter_weights_change_the_key(
+    tiny: Path, texts: list[str], adapter_dir: Path, tmp_path: Path
+) -> None:
+    from safetensors.torch import load_file, save_file
+
+    copy = tmp_path / "a2"
+    copy.mkdir()
+    for p in adapter_dir.iterdir():
+        (copy / p.name).write_bytes(p.read_bytes())
+    assert lora.adapter_identity(copy) == lora.adapter_identity(adapter_dir)
+    weights = load_file(str(copy / lora.WEIGHTS_NAME))
+    name = next(n for n in sorted(weights) if "lora_B" in n)
+    weights[name] = weights[name] + 0.5
+    save_file(weights, str(copy / lora.WEIGHTS_NAME))
+    assert lora.adapter_identity(copy) != lora.adapter_identity(adapter_dir)
+    one = encode_catalog(texts, _cfg(tiny, adapter=str(adapter_dir)))
+    two = encode_catalog(texts, _cfg(tiny, adapter=str(copy)))
+    assert np.abs(one - two).max() > 1e-5
+
+
+def test_adapter_errors(tiny: Path, tmp_path: Path, adapter_dir: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="'adapter' .*nope.* is not a directory"):
+        TextEncoder(_cfg(tiny, adapter=str(tmp_path / "nope")))
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="has no driftrec_adapter.json"):
+        TextEncoder(_cfg(tiny, adapter=str(tmp_path / "empty")))
+    other = _tiny_bert(tmp_path / "other-bert", seed=1)
+    with pytest.raises(ValueError, match="was trained on base model .*expected the base model"):
+        TextEncoder(_cfg(other, adapter=str(adapter_dir)))
+    with pytest.raises(ValueError, match="'adapter' must be None or a non-empty string"):
+        TextEncoderConfig(adapter="")
+
+
+def test_save_is_atomic_and_refuses_foreign_dirs(
+    trained: tuple[TextEncoder, Any], tiny: Path, tmp_path: Path, adapter_dir: Path
+) -> None:
+    enc = trained[0]
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "notes.txt").write_text("keep me")
+    kwargs = {
+        "base_model": str(tiny),
+        "base_identity": te.model_identity(str(tiny)),
+        "settings": SMALL.lora,
+    }
+    with pytest.raises(FileExistsError, match="holds no adapter"):
+        lora.save_adapter(enc.model, foreign, **kwargs)
+    assert (foreign / "notes.txt").read_text() == "keep me"
+    out = tmp_path / "again"
+    lora.save_adapter(enc.model, out, **kwargs)
+    lora.save_adapter(enc.model, out, **kwargs)  # replacing an adapter is fine
+    assert lora.adapter_identity(out) == lora.adapter_identity(adapter_dir)
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_click_log_shapes_and_examples(click_log: lora.ClickLog) -> None:
+    assert len(click_log) == 8 * 40
+    assert click_log.history_items.shape == (320, ENV.session.history_len)
+    rows = click_log.click_examples()
+    assert rows.size > 0 and click_log.clicked[rows].all()
+    clicked_before = (click_log.history_feedback[rows] > 0.5) & click_log.history_mask[rows]
+    assert clicked_before.any(axis=1).all()
+    assert 0 < click_log.clicked.mean() < 1
+
+
+def test_finetune_rejects_bad_logs(tiny: Path, texts: list[str], click_log: lora.ClickLog) -> None:
+    enc = TextEncoder(_cfg(tiny))
+    with pytest.raises(ValueError, match="beyond the 5 texts"):
+        lora.finetune_encoder(enc, texts[:5], click_log, SMALL)
+    none = lora.ClickLog(
+        click_log.history_items,
+        click_log.history_feedback,
+        click_log.history_mask,
+        click_log.items,
+        np.zeros_like(click_log.clicked),
+    )
+    with pytest.raises(ValueError, match="0 usable clicks"):
+        lora.finetune_encoder(enc, texts, none, SMALL)
+
+
+def test_full_finetune_changes_base_weights(
+    tiny: Path, texts: list[str], click_log: lora.ClickLog
+) -> None:
+    enc = TextEncoder(_cfg(tiny))
+    before = {n: p.detach().clone() for n, p in enc.model.named_parameters()}
+    result = lora.finetune_encoder(
+        enc, texts, click_log, lora.FinetuneSettings(method="full", steps=3, learning_rate=1e-3)
+    )
+    after = dict(enc.model.named_parameters())
+    assert not torch.equal(before["encoder.layer.0.attention.self.query.weight"],
+                           after["encoder.layer.0.attention.self.query.weight"])  # fmt: skip
+    assert torch.equal(before["pooler.dense.weight"], after["pooler.dense.weight"])
+    assert result.trainable_params == sum(
+        p.numel() for n, p in after.items() if not n.startswith("pooler")
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# the command line: driftrec finetune, driftrec run --text-adapter
+# --------------------------------------------------------------------------------------------
+CLI_ENV = '{"num_items": 40, "num_topics": 4, "history_len": 8}'
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    from driftrec.experiments.cli import main
+
+    try:
+        code = main(list(argv))
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else 1
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_cli_finetune_then_run_with_the_adapter(
+    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "adapter"
+    code, stdout, err = _cli(
+        capsys, "finetune", "--out", str(out), "--text-model", str(tiny), "--env", CLI_ENV,
+        "--steps", "4", "--log-steps", "20", "--num-envs", "8", "--rank", "2", "--max-length",
+        "32", "--batch-size", "4",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "adapter written to" in stdout and "re-encoding the 40 catalog texts" in stdout
+    manifest = lora.read_manifest(out)
+    assert manifest["lora"]["rank"] == 2 and manifest["logged_impressions"] == 8 * 20
+    assert manifest["catalog_encode_seconds"] > 0 and manifest["training"]["steps"] == 4
+    code, _, err = _cli(
+        capsys, "run", "--agents", "history-similarity", "--seeds", "0", "--steps", "8",
+        "--num-envs", "4", "--log-every", "4", "--env", CLI_ENV, "--text-model", str(tiny),
+        "--text-adapter", str(out), "--out-dir", str(tmp_path / "runs"), "--name", "n",
+        "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    (run_dir,) = (tmp_path / "runs" / "n").glob("*__history-similarity__0")
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["text_adapter_sha256"] == lora.adapter_identity(out)
+
+
+def test_cli_finetune_and_run_errors(
+    tiny: Path, tmp_path: Path, adapter_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def error(*argv: str) -> str:
+        code, _, err = _cli(capsys, *argv)
+        assert code == 2
+        return err.splitlines()[-2] if "DRIFTREC_DEBUG" in err else err
+
+    base = ["finetune", "--out", str(tmp_path / "a"), "--text-model", str(tiny)]
+    assert "'rank' must be an integer in [1, 256] (got 0)" in error(*base, "--rank", "0")
+    assert "'targets' ['qkv'] match no Linear module" in error(
+        *base, "--targets", "qkv", "--env", CLI_ENV, "--log-steps", "5", "--num-envs", "4"
+    )
+    assert "no such directory" in error(
+        "finetune", "--out", str(tmp_path / "b"), "--text-model", str(tmp_path / "missing")
+    )
+    run = ["run", "--agents", "random", "--seeds", "0", "--steps", "4", "--log-every", "4"]
+    run += ["--num-envs", "2", "--out-dir", str(tmp_path / "runs"), "--no-progress"]
+    assert "'adapter' " in error(*run, "--text-adapter", str(tmp_path / "nope"))
+    assert "is not a directory" in error(*run, "--text-adapter", str(tmp_path / "nope"))
+    other = _tiny_bert(tmp_path / "other", seed=2)
+    assert "was trained on base model" in error(
+        *run, "--text-model", str(other), "--text-adapter", str(adapter_dir)
+    )
