@@ -7,6 +7,8 @@ and transformers are imported only when a class that needs them is first used.
   :func:`encode_catalog` (item texts -> unit-norm embeddings, cached on disk).
 - :mod:`driftrec.agents.attention`: :class:`AttentionConfig`, :class:`AttentionRecommender`,
   :class:`RecommenderOutput` (history -> user state -> one score per catalog item).
+- :mod:`driftrec.agents.lora`: LoRA adapters of the text encoder trained from click logs
+  (needs ``peft``: ``pip install "driftrec[lora]"``).
 """
 
 from __future__ import annotations

@@ -1,0 +1,51 @@
+"""Adapting MiniLM from clicks (issue 11): where it pays, and that LoRA forgets less than full.
+
+Slow (about 10 minutes on one shared CPU thread): the decoy catalog of
+:mod:`driftrec.experiments.lora_study`, one LoRA adapter (rank 8) and one full fine-tune, both
+trained on click logs of seeds 102 and 103 and evaluated on seeds 3, 4 and 5 (neither the
+training seeds nor the evaluation seeds of ``bench/bench_lora.py``, so nothing here was chosen
+by looking at these seeds). Run it on purpose, with its figures printed::
+
+    pytest tests/experiments/test_lora_slow.py -m slow -s
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+pytest.importorskip("peft")
+
+from driftrec.agents.lora import FinetuneSettings, LoraSettings
+from driftrec.experiments.lora_study import LoraStudySetting, format_sweep, run_sweep
+
+SETTING = LoraStudySetting(train_seeds=(102, 103), eval_seeds=(3, 4, 5))
+GRID = (
+    FinetuneSettings(lora=LoraSettings(rank=8, alpha=16.0), learning_rate=3e-3, steps=80),
+    FinetuneSettings(method="full", learning_rate=1e-4, steps=80),
+)
+# next-click AUC of history-similarity's score, adapted minus frozen, in EVERY evaluation seed
+AUC_MARGIN = 0.01
+
+
+@pytest.mark.slow
+def test_adapter_pays_on_misleading_wording_and_forgets_less_than_full(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import torch
+
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        monkeypatch.setenv(var, "1")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    torch.set_num_threads(1)
+    base, (lora_row, full_row) = run_sweep(SETTING, GRID, tmp_path, progress=False)
+    print(f"\n{SETTING}\n{format_sweep(base, [lora_row, full_row])}")
+    gains = np.asarray(lora_row.auc_gains)
+    print(f"LoRA next-click AUC gain per evaluation seed: {gains.round(3).tolist()}")
+    assert np.all(gains >= AUC_MARGIN), f"{gains.round(3).tolist()} (margin {AUC_MARGIN})"
+    # the contrast: full fine-tuning moves held-out texts further from the base model
+    lora_ret, full_ret = lora_row.retention, full_row.retention
+    assert lora_ret["cosine"] > full_ret["cosine"], (lora_ret, full_ret)
+    assert lora_ret["mse"] < full_ret["mse"], (lora_ret, full_ret)
