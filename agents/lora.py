@@ -41,7 +41,7 @@ import shutil
 import tempfile
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -428,6 +428,13 @@ class ClickLog:
 
     def __len__(self) -> int:
         return int(self.items.shape[0])
+
+    @classmethod
+    def concatenate(cls, logs: Sequence[ClickLog]) -> ClickLog:
+        """One log of the impressions of ``logs`` (same history length), in order."""
+        if not logs:
+            raise ValueError("'logs' must hold at least one ClickLog")
+        return cls(*(np.concatenate([getattr(g, f.name) for g in logs]) for f in fields(cls)))
 
     def click_examples(self) -> NDArray[np.int64]:
         """Indices of the clicked impressions whose user had clicked something before."""

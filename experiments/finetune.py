@@ -80,9 +80,7 @@ def finetune_adapter(
         logs.append(
             collect_click_log(env, agent=behaviour, num_envs=num_envs, steps=log_steps, seed=seed)
         )
-    log = ClickLog(
-        *(np.concatenate([getattr(g, f.name) for g in logs]) for f in dataclasses.fields(ClickLog))
-    )
+    log = ClickLog.concatenate(logs)
     log_s = time.perf_counter() - t0
     catalog = cached_catalog(base_env)
     texts = catalog.texts()

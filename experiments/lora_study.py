@@ -187,9 +187,10 @@ def write_decoy_catalog(setting: LoraStudySetting, directory: str | Path) -> Pat
     return path
 
 
-def training_log(setting: LoraStudySetting, catalog_path: str | Path) -> ClickLog:
-    """The behaviour agent's impressions on every training seed, concatenated."""
-    logs = [
+def _logs(
+    setting: LoraStudySetting, catalog_path: str | Path, seeds: Sequence[int]
+) -> list[ClickLog]:
+    return [
         collect_click_log(
             study_env_config(setting, catalog_path, seed),
             agent=setting.behaviour,
@@ -197,11 +198,13 @@ def training_log(setting: LoraStudySetting, catalog_path: str | Path) -> ClickLo
             steps=setting.log_steps,
             seed=seed,
         )
-        for seed in setting.train_seeds
+        for seed in seeds
     ]
-    return ClickLog(
-        *(np.concatenate([getattr(g, f.name) for g in logs]) for f in dataclasses.fields(ClickLog))
-    )
+
+
+def training_log(setting: LoraStudySetting, catalog_path: str | Path) -> ClickLog:
+    """The behaviour agent's impressions on every training seed, concatenated."""
+    return ClickLog.concatenate(_logs(setting, catalog_path, setting.train_seeds))
 
 
 def consumer_rewards(
@@ -232,16 +235,7 @@ def consumer_rewards(
 
 def eval_logs(setting: LoraStudySetting, catalog_path: str | Path) -> list[ClickLog]:
     """The behaviour agent's impressions on each evaluation seed (held-out users and worlds)."""
-    return [
-        collect_click_log(
-            study_env_config(setting, catalog_path, seed),
-            agent=setting.behaviour,
-            num_envs=setting.num_envs,
-            steps=setting.log_steps,
-            seed=seed,
-        )
-        for seed in setting.eval_seeds
-    ]
+    return _logs(setting, catalog_path, setting.eval_seeds)
 
 
 def ranking_metrics(
