@@ -79,11 +79,12 @@ MIN_TESTS = [
     "tests/envs/test_sb3.py",
     "tests/agents/test_sb3_policy.py",
     "tests/agents/test_text_encoder.py",
+    "tests/agents/test_lora.py",
     "tests/experiments/test_runner.py",
     "tests/experiments/test_plots.py",
 ]
 """The smoke subset run against the minimum versions: gymnasium, SB3 (+ torch), transformers,
-matplotlib, tqdm and threadpoolctl are each exercised by at least one of these files."""
+matplotlib, tqdm, threadpoolctl and peft are each exercised by at least one of these files."""
 
 
 def minimum_requirements() -> list[str]:
