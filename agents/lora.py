@@ -18,7 +18,9 @@ low-rank adapters (LoRA) on the attention projections:
   are encoded, all with gradient (both towers share the encoder), so no item table has to be
   kept fresh while training; the consumer's item table is re-encoded once afterwards
   (``driftrec finetune`` measures that cost). ``method="full"`` fine-tunes every weight
-  instead, as the contrast that forgets more;
+  instead, as the contrast that forgets more. An optional retention term
+  (``retain_weight``) keeps the embeddings of anchor texts outside the catalog near the base
+  model's, to protect what the model knows;
 * :func:`save_adapter` writes the adapter (``adapter_model.safetensors``, a few hundred kB for
   MiniLM at rank 8) and a JSON manifest atomically into a directory, :func:`load_adapter`
   checks the manifest against the base model and applies it, and :func:`adapter_identity` is
@@ -140,6 +142,9 @@ class FinetuneSettings:
         history_items: most recent clicked history items per user vector.
         temperature: softmax temperature of the cosine scores.
         weight_decay: AdamW weight decay.
+        retain_weight: weight of a retention term, ``mean(1 - cos(adapted, base))`` over
+            ``batch_size`` anchor texts per step (texts outside the catalog, passed to
+            :func:`finetune_encoder`; their base embeddings are computed once). 0 turns it off.
         seed: seeds the example sampling and the adapter initialisation.
     """
 
@@ -152,6 +157,7 @@ class FinetuneSettings:
     history_items: int = 4
     temperature: float = 0.1
     weight_decay: float = 0.0
+    retain_weight: float = 0.0
     seed: int = 0
 
     def __post_init__(self) -> None:
@@ -168,6 +174,7 @@ class FinetuneSettings:
         check_float("temperature", self.temperature, 0.0, 10.0, low_open=True)
         check_int("history_items", self.history_items, 1, 1024)
         check_float("weight_decay", self.weight_decay, 0.0, 1.0)
+        check_float("retain_weight", self.retain_weight, 0.0, 1e6)
         check_int("seed", self.seed, 0)
 
 
@@ -547,6 +554,8 @@ def finetune_encoder(
     texts: Sequence[str],
     log: ClickLog,
     settings: FinetuneSettings | None = None,
+    *,
+    anchor_texts: Sequence[str] | None = None,
 ) -> FinetuneResult:
     """Fine-tune ``encoder`` in place from a click log on the catalog ``texts``.
 
@@ -560,15 +569,28 @@ def finetune_encoder(
         texts: the catalog's item texts in item-id order (the ids the log uses).
         log: impressions from :func:`collect_click_log` on that catalog.
         settings: the training settings.
+        anchor_texts: texts whose embeddings the retention term keeps near the base model's
+            (needed when ``settings.retain_weight > 0``).
 
     Returns:
         The losses and costs.
+
+    Raises:
+        ValueError: a log that does not fit ``texts`` or has fewer than 2 usable clicks, or
+            ``retain_weight > 0`` without ``anchor_texts``.
     """
     import torch
 
     s = settings if settings is not None else FinetuneSettings()
     texts = list(texts)
     examples = _check_log(log, len(texts))
+    anchors = list(anchor_texts or [])
+    if s.retain_weight > 0 and not anchors:
+        raise ValueError(
+            f"'retain_weight' is {s.retain_weight} but no anchor_texts were given; expected "
+            "texts outside the catalog whose base embeddings the retention term keeps"
+        )
+    anchor_base = encoder.encode(anchors) if s.retain_weight > 0 else None  # before training
     rng = np.random.default_rng(s.seed)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(s.seed)
@@ -610,6 +632,11 @@ def finetune_encoder(
             logits = user @ emb[cand_t].T / s.temperature  # (b, C)
             target = torch.as_tensor(np.searchsorted(cand, inverse[:b]), device=encoder.device)
             loss = torch.nn.functional.cross_entropy(logits, target)
+            if anchor_base is not None:
+                pick = rng.choice(len(anchors), size=min(s.batch_size, len(anchors)), replace=False)
+                now = encoder.embed([anchors[i] for i in pick])
+                was = torch.as_tensor(anchor_base[pick], device=encoder.device)
+                loss = loss + s.retain_weight * (1.0 - (now * was).sum(dim=-1)).mean()
             optim.zero_grad(set_to_none=True)
             loss.backward()
             optim.step()

@@ -302,6 +302,15 @@ def retention_texts(setting: LoraStudySetting) -> tuple[list[str], NDArray[np.fl
     return held.texts(), np.asarray(held.topics, dtype=np.float64)
 
 
+def anchor_texts(setting: LoraStudySetting) -> list[str]:
+    """Texts for the retention term of training (a generated catalog, seed 4242): from the same
+    generator as the held-out texts of :func:`retention_texts` but none of the same texts."""
+    held = generate_catalog(
+        CatalogConfig(num_items=setting.holdout_items, num_topics=24, topic_purity=0.7, seed=4242)
+    )
+    return held.texts()
+
+
 def _spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
     def ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
         order = np.argsort(x, kind="stable")
@@ -401,9 +410,10 @@ class SweepRow:
 
 
 def _label(s: FinetuneSettings) -> str:
-    if s.method == "full":
-        return f"full lr={s.learning_rate:g}"
-    return f"lora r={s.lora.rank} lr={s.learning_rate:g}"
+    what = f"full lr={s.learning_rate:g}"
+    if s.method == "lora":
+        what = f"lora r={s.lora.rank} lr={s.learning_rate:g}"
+    return what + (f" retain={s.retain_weight:g}" if s.retain_weight > 0 else "")
 
 
 def run_sweep(
@@ -430,6 +440,7 @@ def run_sweep(
     texts = load_catalog(path).texts()
     held_texts, held_topics = retention_texts(setting)
     click_log = log if log is not None else training_log(setting, path)
+    anchors = anchor_texts(setting)
     base_enc = TextEncoder(enc_cfg)
     t0 = time.perf_counter()
     base_items = base_enc.encode(texts)
@@ -449,7 +460,7 @@ def run_sweep(
     rows = []
     for s in grid:
         enc = TextEncoder(enc_cfg)
-        result = finetune_encoder(enc, texts, click_log, s)
+        result = finetune_encoder(enc, texts, click_log, s, anchor_texts=anchors)
         t1 = time.perf_counter()
         items = enc.encode(texts)
         encode_s = time.perf_counter() - t1

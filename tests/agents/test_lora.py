@@ -337,3 +337,24 @@ def test_cli_finetune_and_run_errors(
     assert "was trained on base model" in error(
         *run, "--text-model", str(other), "--text-adapter", str(adapter_dir)
     )
+
+
+def test_retention_term_keeps_anchor_texts_near_the_base(
+    tiny: Path, texts: list[str], click_log: lora.ClickLog
+) -> None:
+    anchors = [f"the {w} story of cake and music" for w in ("war", "love", "space", "film")] * 3
+
+    def anchor_drift(weight: float) -> float:
+        enc = TextEncoder(_cfg(tiny))
+        base = enc.encode(anchors)
+        settings = lora.FinetuneSettings(
+            steps=15, batch_size=8, learning_rate=1e-2, retain_weight=weight
+        )
+        lora.finetune_encoder(enc, texts, click_log, settings, anchor_texts=anchors)
+        return float(np.mean(1.0 - np.sum(enc.encode(anchors) * base, axis=1)))
+
+    free, kept = anchor_drift(0.0), anchor_drift(50.0)
+    assert kept < 0.5 * free, (free, kept)
+    enc = TextEncoder(_cfg(tiny))
+    with pytest.raises(ValueError, match="'retain_weight' is 1.0 but no anchor_texts"):
+        lora.finetune_encoder(enc, texts, click_log, lora.FinetuneSettings(retain_weight=1.0))
