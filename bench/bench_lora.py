@@ -7,6 +7,7 @@ learning rates and full fine-tuning as the contrast), prints the markdown table 
 and writes the trade-off figure::
 
     python bench/bench_lora.py --figure docs/lora_tradeoff.png --json lora.json
+    python bench/bench_lora.py --ranks 8 --lora-lrs 1e-3 --full-lrs --retain-weights 1 10
 
 One torch thread (the default here) is the fast setting on small shared CPUs.
 """
@@ -30,6 +31,7 @@ def main(argv: list[str] | None = None) -> None:
     from driftrec.atomic import atomic_open
     from driftrec.experiments.lora_study import (
         LoraStudySetting,
+        SweepRow,
         format_sweep,
         plot_tradeoff,
         run_sweep,
@@ -40,7 +42,14 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ranks", type=int, nargs="+", default=[4, 8, 16])
     parser.add_argument("--lora-lrs", type=float, nargs="+", default=[1e-3, 3e-3])
-    parser.add_argument("--full-lrs", type=float, nargs="+", default=[3e-5, 1e-4])
+    parser.add_argument("--full-lrs", type=float, nargs="*", default=[1e-5, 3e-5])
+    parser.add_argument(
+        "--retain-weights",
+        type=float,
+        nargs="*",
+        default=[0.0],
+        help="train every LoRA setting with each of these retention-term weights (default 0)",
+    )
     parser.add_argument("--steps", type=int, default=80, help="optimizer steps per encoder")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--train-seeds", type=int, nargs="+", default=list(default.train_seeds))
@@ -50,6 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--torch-threads", type=int, default=1)
     parser.add_argument("--figure", default=None, help="write the figure here (e.g. a .png)")
     parser.add_argument("--json", default=None, help="write every figure as JSON here")
+    parser.add_argument(
+        "--merge",
+        nargs="*",
+        default=[],
+        help="JSON files of earlier calls (same setting): their rows join the table and figure",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.torch_threads)
     setting = dataclasses.replace(
@@ -61,7 +76,10 @@ def main(argv: list[str] | None = None) -> None:
     )
     common = {"steps": args.steps, "batch_size": args.batch_size}
     grid = [
-        FinetuneSettings(lora=LoraSettings(rank=r, alpha=2.0 * r), learning_rate=lr, **common)
+        FinetuneSettings(
+            lora=LoraSettings(rank=r, alpha=2.0 * r), learning_rate=lr, retain_weight=w, **common
+        )
+        for w in args.retain_weights
         for lr in args.lora_lrs
         for r in args.ranks
     ]
@@ -75,6 +93,12 @@ def main(argv: list[str] | None = None) -> None:
     t0 = time.perf_counter()
     with tempfile.TemporaryDirectory() as work:
         base, rows = run_sweep(setting, grid, work)
+    for path in args.merge:
+        with open(path) as f:
+            earlier = json.load(f)
+        if earlier["setting"] != json.loads(json.dumps(dataclasses.asdict(setting))):
+            raise SystemExit(f"--merge {path}: made with another setting ({earlier['setting']})")
+        rows += [SweepRow(**row) for row in earlier["rows"]]
     print()
     print(format_sweep(base, rows))
     print(f"\nwall time {time.perf_counter() - t0:.0f} s")

@@ -526,8 +526,12 @@ def plot_tradeoff(rows: Sequence[SweepRow]) -> Figure:
     for r in rows:
         stat = mean_ci(np.asarray(r.auc_gains, dtype=float))
         err = [[stat.mean - stat.lo], [stat.hi - stat.mean]]
-        full = r.settings["method"] == "full"
-        style = {"marker": "s" if full else "o", "color": "#c0392b" if full else "#2c7fb8"}
+        if r.settings["method"] == "full":
+            style = {"marker": "s", "color": "#c0392b"}
+        elif r.settings.get("retain_weight", 0.0) > 0:
+            style = {"marker": "^", "color": "#1a9850"}
+        else:
+            style = {"marker": "o", "color": "#2c7fb8"}
         xs = (
             r.retention["base_topic_acc"] - r.retention["topic_acc"],
             1.0 - r.retention["cosine"],
@@ -544,7 +548,7 @@ def plot_tradeoff(rows: Sequence[SweepRow]) -> Figure:
     left.set_ylabel("next-click AUC gain over frozen MiniLM\n(history-similarity's score, 95% CI)")
     fig.suptitle(
         "Adapting MiniLM from clicks: recommendation gain vs what it forgets "
-        "(circles: LoRA, squares: full fine-tuning)",
+        "(circles: LoRA, triangles: LoRA + retention term, squares: full fine-tuning)",
         fontsize=10,
     )
     fig.tight_layout()

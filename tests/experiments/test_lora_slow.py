@@ -1,10 +1,11 @@
 """Adapting MiniLM from clicks (issue 11): where it pays, and that LoRA forgets less than full.
 
 Slow (about 10 minutes on one shared CPU thread): the decoy catalog of
-:mod:`driftrec.experiments.lora_study`, one LoRA adapter (rank 8) and one full fine-tune, both
-trained on click logs of seeds 102 and 103 and evaluated on seeds 3, 4 and 5 (neither the
-training seeds nor the evaluation seeds of ``bench/bench_lora.py``, so nothing here was chosen
-by looking at these seeds). Run it on purpose, with its figures printed::
+:mod:`driftrec.experiments.lora_study`, one LoRA adapter (rank 8, learning rate 1e-4) and one
+full fine-tune (learning rate 3e-5), both trained on click logs of seeds 102 and 103 and
+evaluated on seeds 3, 4 and 5 (neither the training nor the evaluation seeds of
+``bench/bench_lora.py``, whose results chose these settings; nothing here was chosen by looking
+at these seeds). Run it on purpose, with its figures printed::
 
     pytest tests/experiments/test_lora_slow.py -m slow -s
 """
@@ -23,11 +24,14 @@ from driftrec.experiments.lora_study import LoraStudySetting, format_sweep, run_
 
 SETTING = LoraStudySetting(train_seeds=(102, 103), eval_seeds=(3, 4, 5))
 GRID = (
-    FinetuneSettings(lora=LoraSettings(rank=8, alpha=16.0), learning_rate=3e-3, steps=80),
-    FinetuneSettings(method="full", learning_rate=1e-4, steps=80),
+    FinetuneSettings(lora=LoraSettings(rank=8, alpha=16.0), learning_rate=1e-4, steps=80),
+    FinetuneSettings(method="full", learning_rate=3e-5, steps=80),
 )
 # next-click AUC of history-similarity's score, adapted minus frozen, in EVERY evaluation seed
+# (bench seeds 0-2: +0.036 [+0.022, +0.051] for this LoRA, BENCHMARKS.md)
 AUC_MARGIN = 0.01
+# mean cosine of held-out texts to the base model (bench: 0.970 for this LoRA, 0.796 full)
+LORA_MIN_COSINE = 0.9
 
 
 @pytest.mark.slow
@@ -45,7 +49,9 @@ def test_adapter_pays_on_misleading_wording_and_forgets_less_than_full(
     gains = np.asarray(lora_row.auc_gains)
     print(f"LoRA next-click AUC gain per evaluation seed: {gains.round(3).tolist()}")
     assert np.all(gains >= AUC_MARGIN), f"{gains.round(3).tolist()} (margin {AUC_MARGIN})"
-    # the contrast: full fine-tuning moves held-out texts further from the base model
+    # what it keeps, and the contrast: full fine-tuning (at its usual, 3x smaller learning rate)
+    # moves held-out texts further from the base model
     lora_ret, full_ret = lora_row.retention, full_row.retention
+    assert lora_ret["cosine"] >= LORA_MIN_COSINE, lora_ret
     assert lora_ret["cosine"] > full_ret["cosine"], (lora_ret, full_ret)
     assert lora_ret["mse"] < full_ret["mse"], (lora_ret, full_ret)
