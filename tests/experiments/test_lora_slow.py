@@ -1,9 +1,10 @@
-"""Adapting MiniLM from clicks (issue 11): where it pays, and that LoRA forgets less than full.
+"""Adapting MiniLM from clicks (issue 11): where it pays, and what protects what it knows.
 
-Slow (about 10 minutes on one shared CPU thread): the decoy catalog of
-:mod:`driftrec.experiments.lora_study`, one LoRA adapter (rank 8, learning rate 1e-4) and one
-full fine-tune (learning rate 3e-5), both trained on click logs of seeds 102 and 103 and
-evaluated on seeds 3, 4 and 5 (neither the training nor the evaluation seeds of
+Slow (about 15 minutes on one shared CPU thread): the decoy catalog of
+:mod:`driftrec.experiments.lora_study`; LoRA adapters (rank 8: learning rate 1e-4; 1e-3; 1e-3
+with the retention term) and a full fine-tune (learning rate 3e-5), all trained on click logs
+of seeds 102 and 103 and evaluated on seeds 3, 4 and 5 (neither the training nor the evaluation
+seeds of
 ``bench/bench_lora.py``, whose results chose these settings; nothing here was chosen by looking
 at these seeds). Run it on purpose, with its figures printed::
 
@@ -23,9 +24,12 @@ from driftrec.agents.lora import FinetuneSettings, LoraSettings
 from driftrec.experiments.lora_study import LoraStudySetting, format_sweep, run_sweep
 
 SETTING = LoraStudySetting(train_seeds=(102, 103), eval_seeds=(3, 4, 5))
+R8 = LoraSettings(rank=8, alpha=16.0)
 GRID = (
-    FinetuneSettings(lora=LoraSettings(rank=8, alpha=16.0), learning_rate=1e-4, steps=80),
+    FinetuneSettings(lora=R8, learning_rate=1e-4, steps=80),
     FinetuneSettings(method="full", learning_rate=3e-5, steps=80),
+    FinetuneSettings(lora=R8, learning_rate=1e-3, steps=80),
+    FinetuneSettings(lora=R8, learning_rate=1e-3, steps=80, retain_weight=1.0),
 )
 # next-click AUC of history-similarity's score, adapted minus frozen, in EVERY evaluation seed
 # (bench seeds 0-2: +0.036 [+0.022, +0.051] for this LoRA, BENCHMARKS.md)
@@ -35,7 +39,7 @@ LORA_MIN_COSINE = 0.9
 
 
 @pytest.mark.slow
-def test_adapter_pays_on_misleading_wording_and_forgets_less_than_full(
+def test_adapter_pays_on_misleading_wording_and_what_keeps_its_knowledge(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     import torch
@@ -44,8 +48,9 @@ def test_adapter_pays_on_misleading_wording_and_forgets_less_than_full(
         monkeypatch.setenv(var, "1")
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(1)
-    base, (lora_row, full_row) = run_sweep(SETTING, GRID, tmp_path, progress=False)
-    print(f"\n{SETTING}\n{format_sweep(base, [lora_row, full_row])}")
+    base, rows = run_sweep(SETTING, GRID, tmp_path, progress=False)
+    lora_row, full_row, fast_row, kept_row = rows
+    print(f"\n{SETTING}\n{format_sweep(base, rows)}")
     gains = np.asarray(lora_row.auc_gains)
     print(f"LoRA next-click AUC gain per evaluation seed: {gains.round(3).tolist()}")
     assert np.all(gains >= AUC_MARGIN), f"{gains.round(3).tolist()} (margin {AUC_MARGIN})"
@@ -55,3 +60,11 @@ def test_adapter_pays_on_misleading_wording_and_forgets_less_than_full(
     assert lora_ret["cosine"] >= LORA_MIN_COSINE, lora_ret
     assert lora_ret["cosine"] > full_ret["cosine"], (lora_ret, full_ret)
     assert lora_ret["mse"] < full_ret["mse"], (lora_ret, full_ret)
+    # at a 10x larger learning rate LoRA forgets a lot (bench: mean cosine 0.566); the retention
+    # term keeps the held-out texts in place (bench: 0.987) and the gain (+0.043 either way)
+    kept = np.asarray(kept_row.auc_gains)
+    print(f"LoRA lr 1e-3 + retention term, AUC gain per seed: {kept.round(3).tolist()}")
+    assert np.all(kept >= AUC_MARGIN), f"{kept.round(3).tolist()} (margin {AUC_MARGIN})"
+    assert kept_row.retention["cosine"] >= LORA_MIN_COSINE, kept_row.retention
+    assert kept_row.retention["cosine"] > fast_row.retention["cosine"] + 0.1
+    assert kept_row.retention["spearman"] > fast_row.retention["spearman"]
