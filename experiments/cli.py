@@ -418,7 +418,13 @@ def _add_finetune_parser(sub: Any) -> None:
         default=("query", "value"),
         help="adapted Linear modules (default: query,value; the pooler is always excluded)",
     )
-    p.add_argument("--lr", type=float, default=1e-3, help="learning rate (default: %(default)s)")
+    p.add_argument("--lr", type=float, default=1e-4, help="learning rate (default: %(default)s)")
+    p.add_argument(
+        "--retain-weight",
+        type=float,
+        default=0.0,
+        help="weight of the retention term on generated anchor texts (default: 0, off)",
+    )
     p.add_argument("--steps", type=int, default=100, help="optimizer steps (default: 100)")
     p.add_argument("--batch-size", type=int, default=16, help="examples per step (default: 16)")
     p.add_argument("--max-length", type=int, default=64, help="tokens per text (default: 64)")
@@ -433,6 +439,7 @@ def _cmd_finetune(args: argparse.Namespace) -> int:
     settings = FinetuneSettings(
         lora=LoraSettings(rank=args.rank, alpha=args.alpha, targets=args.targets),
         learning_rate=args.lr,
+        retain_weight=args.retain_weight,
         steps=args.steps,
         batch_size=args.batch_size,
         seed=args.seed,

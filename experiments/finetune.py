@@ -28,6 +28,7 @@ from driftrec.agents.lora import (
     ClickLog,
     FinetuneSettings,
     collect_click_log,
+    default_anchor_texts,
     finetune_encoder,
     save_adapter,
 )
@@ -90,7 +91,8 @@ def finetune_adapter(
             f"{scenario} in {log_s:.1f} s; fine-tuning {s.steps} steps ...",
             flush=True,
         )
-    result = finetune_encoder(encoder, texts, log, s)
+    anchors = default_anchor_texts() if s.retain_weight > 0 else None
+    result = finetune_encoder(encoder, texts, log, s, anchor_texts=anchors)
     extra = {
         "scenario": scenario,
         "env_overrides": dict(env_overrides or {}),

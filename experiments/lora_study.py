@@ -50,7 +50,13 @@ import numpy as np
 from matplotlib.figure import Figure
 from numpy.typing import NDArray
 
-from driftrec.agents.lora import ClickLog, FinetuneSettings, collect_click_log, finetune_encoder
+from driftrec.agents.lora import (
+    ClickLog,
+    FinetuneSettings,
+    collect_click_log,
+    default_anchor_texts,
+    finetune_encoder,
+)
 from driftrec.envs.catalog import _VOCABULARY, Catalog, generate_catalog, save_catalog
 from driftrec.envs.config import CatalogConfig, EnvConfig, check_int
 from driftrec.experiments.analysis import mean_ci
@@ -303,12 +309,9 @@ def retention_texts(setting: LoraStudySetting) -> tuple[list[str], NDArray[np.fl
 
 
 def anchor_texts(setting: LoraStudySetting) -> list[str]:
-    """Texts for the retention term of training (a generated catalog, seed 4242): from the same
-    generator as the held-out texts of :func:`retention_texts` but none of the same texts."""
-    held = generate_catalog(
-        CatalogConfig(num_items=setting.holdout_items, num_topics=24, topic_purity=0.7, seed=4242)
-    )
-    return held.texts()
+    """Texts for the retention term of training (:func:`default_anchor_texts`, seed 4242): from
+    the same generator as the held-out texts of :func:`retention_texts` but none of the same."""
+    return default_anchor_texts(setting.holdout_items, seed=4242)
 
 
 def _spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:

@@ -73,7 +73,9 @@ def _cfg(model: Path, **kw: object) -> TextEncoderConfig:
     return TextEncoderConfig(model=str(model), show_progress=False, max_length=32, **kw)  # type: ignore[arg-type]
 
 
-SMALL = lora.FinetuneSettings(steps=12, batch_size=8, lora=lora.LoraSettings(rank=4, alpha=8.0))
+SMALL = lora.FinetuneSettings(
+    steps=12, batch_size=8, learning_rate=1e-3, lora=lora.LoraSettings(rank=4, alpha=8.0)
+)
 
 
 @pytest.fixture(scope="module")
@@ -294,13 +296,16 @@ def test_cli_finetune_then_run_with_the_adapter(
     code, stdout, err = _cli(
         capsys, "finetune", "--out", str(out), "--text-model", str(tiny), "--env", CLI_ENV,
         "--steps", "4", "--log-steps", "20", "--num-envs", "8", "--rank", "2", "--max-length",
-        "32", "--batch-size", "4",
+        "32", "--batch-size", "4", "--retain-weight", "1",
     )  # fmt: skip
     assert code == 0, err
     assert "adapter written to" in stdout and "re-encoding the 40 catalog texts" in stdout
     manifest = lora.read_manifest(out)
     assert manifest["lora"]["rank"] == 2 and manifest["logged_impressions"] == 8 * 20
     assert manifest["catalog_encode_seconds"] > 0 and manifest["training"]["steps"] == 4
+    assert (
+        manifest["finetune"]["retain_weight"] == 1.0 and manifest["finetune"]["lora"]["rank"] == 2
+    )
     code, _, err = _cli(
         capsys, "run", "--agents", "history-similarity", "--seeds", "0", "--steps", "8",
         "--num-envs", "4", "--log-every", "4", "--env", CLI_ENV, "--text-model", str(tiny),
