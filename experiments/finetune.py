@@ -79,7 +79,14 @@ def finetune_adapter(
     for seed in seeds:
         env = base_env.with_overrides(world_seed=seed, catalog_seed=base_env.catalog.seed)
         logs.append(
-            collect_click_log(env, agent=behaviour, num_envs=num_envs, steps=log_steps, seed=seed)
+            collect_click_log(
+                env,
+                agent=behaviour,
+                num_envs=num_envs,
+                steps=log_steps,
+                seed=seed,
+                text_encoder=TextEncoderConfig(model=text_model, show_progress=False),
+            )
         )
     log = ClickLog.concatenate(logs)
     log_s = time.perf_counter() - t0
