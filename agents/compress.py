@@ -489,7 +489,7 @@ def distil_recommender(
             optimizer.zero_grad()
             kl.backward()
             optimizer.step()
-            total += float(kl) * idx.numel()
+            total += float(kl.detach()) * idx.numel()
             count += idx.numel()
         losses.append(total / count)
     student.eval()

@@ -70,7 +70,7 @@ def _recommender_and_slate(model: Any, run_dir: Path) -> tuple[Any, int]:
 def _load(run_dir: str | Path, seed: int) -> tuple[dict[str, Any], Any, Any, int]:
     run_dir = Path(run_dir)
     cfg, env = open_run(run_dir, seed=seed)
-    model = load_run_model(run_dir, cfg, env)
+    model = load_run_model(run_dir, cfg, env, seed=seed)
     recommender, slate = _recommender_and_slate(model, run_dir)
     return cfg, env, recommender.cpu().eval(), slate
 

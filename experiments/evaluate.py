@@ -120,10 +120,15 @@ def open_run(run_dir: str | Path, *, seed: int = 12345) -> tuple[dict[str, Any],
     return cfg, env
 
 
-def load_run_model(run_dir: str | Path, cfg: dict[str, Any], env: Any) -> Any:
-    """The SB3 model of ``run_dir/model.zip`` on ``env`` (from :func:`open_run`)."""
+def load_run_model(run_dir: str | Path, cfg: dict[str, Any], env: Any, *, seed: int) -> Any:
+    """The SB3 model of ``run_dir/model.zip`` on ``env`` (from :func:`open_run`).
+
+    SB3's ``load`` seeds the env with the model's training seed; ``env`` is seeded with
+    ``seed`` again afterwards, so the evaluation users are the ones asked for.
+    """
     model_path = _require_model(Path(run_dir))
     model = _load_model(_algorithm(cfg["agent"]), model_path, env)
+    env.seed(seed)
     saved = getattr(model, "catalog_fingerprint", None)
     if saved is not None and saved != env.venv.sim.catalog.content_fingerprint():
         raise ValueError(
@@ -198,6 +203,6 @@ def evaluate_checkpoint(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
     cfg, env = open_run(run_dir, seed=seed)
-    model = load_run_model(run_dir, cfg, env)
+    model = load_run_model(run_dir, cfg, env, seed=seed)
     result = measure_policy(model, env, steps, deterministic=deterministic)
     return {"run": str(run_dir), "agent": cfg["agent"], **result}
