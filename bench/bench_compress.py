@@ -13,7 +13,9 @@ measures both in one process (:func:`driftrec.experiments.compression.compare_ru
 * ``norm``: normalised reward (expected reward / one-step oracle's) of the frozen policy acting
   on new users of the run's world for the run's length (shift included), sampling from its
   policy; ``greedy``: the same with greedy actions. Full and compressed see the same users and
-  the same sampling noise. ``ratio``: compressed / full.
+  the same sampling noise. ``ratio``: compressed / full. ``resamp``: the full policy with other
+  sampling noise / full, the noise of the sampled ratio (one different draw changes that user's
+  history, so later draws are no longer paired); the greedy ratio has no sampling noise.
 * ``agree``: fraction of the observations the full policy met where the greedy item is the same.
 * ``fwd32`` / ``fwd256``: median milliseconds of one forward (observations -> scores of every
   item) on a batch of 32 / 256 of those observations, timed interleaved with the full policy;
@@ -46,6 +48,7 @@ COLUMNS = (
     ("norm", "normalized_reward"),
     ("greedy", "greedy_normalized_reward"),
     ("ratio", "reward_ratio"),
+    ("resamp", "resampled_ratio"),
     ("g.ratio", "greedy_reward_ratio"),
     ("agree", "greedy_agreement"),
     ("fwd32", "forward_ms_32"),
@@ -100,7 +103,9 @@ def _print_seed(name: str, result: dict[str, Any], methods: tuple[str, ...]) -> 
 
 def _summary(rows: list[dict[str, Any]], methods: tuple[str, ...]) -> dict[str, Any]:
     print(f"\nmeans over {len(rows)} seeds")
-    out: dict[str, Any] = {}
+    resampled = [r["full"]["resampled_ratio"] for r in rows]
+    print(f"  full     resampled ratio (noise of the sampled ratios): {np.mean(resampled):.4f}")
+    out: dict[str, Any] = {"full": {"resampled_ratio": float(np.mean(resampled))}}
     for m in methods:
         mean = {k: float(np.mean([r[m][k] for r in rows])) for _, k in COLUMNS if k in rows[0][m]}
         low = min(r[m]["reward_ratio"] for r in rows)
@@ -141,9 +146,7 @@ def latency_scaling(items: tuple[int, ...], batch_sizes: tuple[int, ...] = (32, 
             obs[:, h : 2 * h] = rng.random((b, h)) < 0.3
             obs[:, 2 * h : 3 * h] = 1.0
             t = time_forward(modules, torch.as_tensor(obs), rounds=9, calls=5)
-            cells = ", ".join(
-                f"{k} {v * 1e3:.3g} ms (x{t['full'] / v:.2f})" for k, v in t.items()
-            )
+            cells = ", ".join(f"{k} {v * 1e3:.3g} ms (x{t['full'] / v:.2f})" for k, v in t.items())
             print(f"  {n:>7,} items, batch {b:>3}: {cells}")
             sys.stdout.flush()
 

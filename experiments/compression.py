@@ -284,7 +284,9 @@ def compare_run(
     Returns:
         ``{"run", "full": {...}, "<method>": {...}}`` with ``normalized_reward``,
         ``greedy_normalized_reward``, ``reward_ratio``, ``greedy_reward_ratio``,
-        ``greedy_agreement``, ``forward_ms_<B>`` and ``speedup_<B>``.
+        ``greedy_agreement``, ``forward_ms_<B>`` and ``speedup_<B>``; ``full`` also has
+        ``resampled_ratio``: the full policy with other sampling noise over itself, the scale of
+        the sampled ratios' noise.
     """
     for m in methods:
         if m not in COMPRESS_METHODS:
@@ -310,6 +312,13 @@ def compare_run(
             "greedy_normalized_reward": greedy["normalized_reward"],
             **facts[name],
         }
+    # the sampled figure's own noise: the full policy again with other sampling noise (one
+    # differing draw changes that user's history, so later draws are no longer paired)
+    env.seed(seed)
+    again = measure_policy(ScoreActor(recommender, slate, seed=seed + 1), env, steps)
+    results["full"]["resampled_ratio"] = round(
+        again["normalized_reward"] / results["full"]["normalized_reward"], 4
+    )
     obs = np.concatenate(seen)  # (steps * B, D)
     x = torch.as_tensor(obs)
     with torch.inference_mode():

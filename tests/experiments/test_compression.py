@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -17,40 +18,33 @@ from driftrec.experiments.runner import run_one
 
 
 @pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny attention-ppo run (32 items, 4 users, 16 steps) with its checkpoint."""
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """A tiny attention-ppo run (32 items, 4 users, 16 steps) with its checkpoint; the text
+    cache stays set for the module (loading the checkpoint rebuilds the item table from it)."""
     root = tmp_path_factory.mktemp("compress")
+    cfg = ExperimentConfig(
+        name="t",
+        scenarios=("Stationary",),
+        agents=("attention-ppo",),
+        seeds=(0,),
+        num_envs=4,
+        steps=16,
+        log_every=8,
+        out_dir=str(root),
+        env_overrides={"num_items": 32},
+    )
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
-        cfg = ExperimentConfig(
-            name="t",
-            scenarios=("Stationary",),
-            agents=("attention-ppo",),
-            seeds=(0,),
-            num_envs=4,
-            steps=16,
-            log_every=8,
-            out_dir=str(root),
-            env_overrides={"num_items": 32},
-        )
-        return run_one(cfg, "Stationary", "attention-ppo", 0, progress=False)
-
-
-@pytest.fixture(autouse=True)
-def _shared_text_cache(
-    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """One text-embedding cache for the session (the checkpoint rebuilds its item table)."""
-    monkeypatch.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
+        yield run_one(cfg, "Stationary", "attention-ppo", 0, progress=False)
 
 
 def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    """``main(argv)`` -> (exit code, stdout, stderr)."""
     try:
         code = main(list(argv))
-    except SystemExit as exc:
+    except SystemExit as exc:  # argparse
         code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
+    return (code, *capsys.readouterr())
 
 
 def test_fold_is_the_full_policy_end_to_end(trained: Path) -> None:
