@@ -13,6 +13,7 @@ greedy-action agreement and the forward latency of both, measured side by side
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -40,6 +41,7 @@ __all__ = [
     "compare_run",
     "compress_run",
     "evaluate_compressed",
+    "record_attention",
     "time_forward",
 ]
 
@@ -169,12 +171,14 @@ def compress_run(
     }
 
 
-def _attention_figure(
-    run_dir: Path, cfg: dict[str, Any], env: Any, actor: ScoreActor, steps: int, png: Path
-) -> Path:
-    """Roll ``actor`` out once more, recording tracked user 0's attention, and plot it."""
-    from driftrec.experiments.analysis import Run
-    from driftrec.experiments.plots import plot_attention, save_figure
+def record_attention(
+    env: Any, actor: ScoreActor, steps: int, *, seed: int, log_every: int = 32
+) -> dict[str, NDArray[Any]]:
+    """``attention.npz``'s arrays for ``actor`` acting greedily for ``steps`` steps on ``env``.
+
+    The world restarts (a seeded reset: clock 0, users from ``seed``), and tracked user 0's
+    attention over its history is recorded every ``log_every`` steps, as a run records it.
+    """
     from driftrec.experiments.recorder import StepRecorder
 
     sim = env.venv.sim
@@ -183,16 +187,27 @@ def _attention_figure(
         env.num_envs,
         sim.layout,
         interest_weight=sim.config.choice.interest_weight,
-        log_every=int(cfg.get("log_every", 32)),
+        log_every=log_every,
         attention_fn=actor.attention_fn,
     )
+    env.seed(seed)
     measure_policy(actor, env, steps, deterministic=True, on_step=recorder.record)
-    run = Run(
-        path=run_dir, config=cfg, metrics={}, events=[], attention=recorder.attention_arrays()
-    )
-    ax = plot_attention(
-        run, title=f"Attention over the history (compressed {cfg['agent']}, user 0)"
-    )
+    arrays = recorder.attention_arrays()
+    if arrays is None:
+        raise ValueError(
+            f"no attention was recorded: 'steps' ({steps}) must reach at least one window of "
+            f"{log_every} steps"
+        )
+    return arrays
+
+
+def _attention_figure(run_dir: Path, arrays: dict[str, NDArray[Any]], png: Path) -> Path:
+    """The attention figure of ``arrays`` with the run's drift events marked."""
+    from driftrec.experiments.analysis import load_run
+    from driftrec.experiments.plots import plot_attention, save_figure
+
+    run = dataclasses.replace(load_run(run_dir), attention=arrays)
+    ax = plot_attention(run, title=f"Attention over the history (compressed {run.agent}, user 0)")
     return save_figure(ax, png)
 
 
@@ -209,7 +224,7 @@ def evaluate_compressed(
 
     The same figures as :func:`~driftrec.experiments.evaluate.evaluate_checkpoint`; with
     ``attention_png`` also the attention figure of the compressed model (tracked user 0,
-    greedy actions).
+    greedy actions, the world restarted; :func:`record_attention`).
     """
     run_dir = Path(run_dir)
     module, info = load_compressed(policy)
@@ -231,9 +246,9 @@ def evaluate_compressed(
     result = measure_policy(actor, env, steps, deterministic=deterministic)
     out = {"run": str(run_dir), "policy": str(policy), "method": info["method"], **result}
     if attention_png is not None:
-        out["attention_figure"] = str(
-            _attention_figure(run_dir, cfg, env, actor, steps, Path(attention_png))
-        )
+        log_every = int(cfg.get("log_every", 32))
+        arrays = record_attention(env, actor, steps, seed=seed, log_every=min(log_every, steps))
+        out["attention_figure"] = str(_attention_figure(run_dir, arrays, Path(attention_png)))
     return out
 
 

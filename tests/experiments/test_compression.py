@@ -128,3 +128,23 @@ def test_cli_choices_match_the_module() -> None:
     from driftrec.agents.compress import COMPRESS_METHODS, INT8_SCOPES
 
     assert cli.COMPRESS_METHODS == COMPRESS_METHODS and cli.INT8_SCOPES == INT8_SCOPES
+
+
+def test_recorded_attention_restarts_the_world(trained: Path, tmp_path: Path) -> None:
+    """record_attention restarts the clock (even after other steps on the env) and records the
+    compressed model's attention of tracked user 0 every log_every steps, rows summing to <= 1."""
+    from driftrec.agents.compress import ScoreActor, load_compressed
+    from driftrec.experiments.compression import record_attention
+    from driftrec.experiments.evaluate import measure_policy, open_run
+
+    path, _ = compress_run(trained, method="int8", out=tmp_path / "p.pt")
+    actor = ScoreActor(load_compressed(path)[0])
+    _, env = open_run(trained, seed=3)
+    measure_policy(actor, env, 8)  # the clock runs on
+    arrays = record_attention(env, actor, 8, seed=3, log_every=4)
+    assert arrays["steps"].tolist() == [4, 8]
+    w = arrays["weights"]
+    assert w.shape == (2, actor.module.config.history_len)
+    assert (w >= 0).all() and (w.sum(axis=1) <= 1 + 1e-6).all() and (w.sum(axis=1) > 0).all()
+    with pytest.raises(ValueError, match=re.escape("'steps' (2) must reach at least one window")):
+        record_attention(env, actor, 2, seed=3, log_every=4)
