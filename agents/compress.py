@@ -326,7 +326,7 @@ def quantize_int8(module: CompressedRecommender, scope: str = "head") -> Compres
     batch, with ``torch.ao.quantization.quantize_dynamic``. The score head holds nearly all the
     weights (``N x (d + r)``: 96,000 of the demo policy's ~110,000); the encoder's Linears
     (width 32, applied to one row per user) cost more in quantising their inputs than their
-    int8 product saves (``bench/bench_compress.py --scopes`` measures both), so ``"head"`` is
+    int8 product saves (``bench/bench_compress.py --scope all`` measures it), so ``"head"`` is
     the default. The one-input feedback projection is never quantised.
 
     Raises:
