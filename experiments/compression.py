@@ -149,6 +149,14 @@ def compress_run(
     """
     if method not in COMPRESS_METHODS:
         raise ValueError(f"'method' must be one of {list(COMPRESS_METHODS)} (got {method!r})")
+    if distil_steps is not None:
+        if method != "distil":
+            raise ValueError(
+                f"'distil_steps' applies to method 'distil' only (got {distil_steps!r} with "
+                f"method {method!r})"
+            )
+        if isinstance(distil_steps, bool) or not isinstance(distil_steps, int) or distil_steps < 4:
+            raise ValueError(f"'distil_steps' must be an integer >= 4 (got {distil_steps!r})")
     run_dir = Path(run_dir)
     cfg, env, recommender, slate = _load(run_dir, seed=seed + DISTIL_SEED_OFFSET)
     steps = int(distil_steps if distil_steps is not None else cfg.get("steps", 256))

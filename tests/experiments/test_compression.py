@@ -100,7 +100,8 @@ def test_cli_compress_and_evaluate(
 
 
 def test_cli_errors(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    """Bad input: an unknown method, a missing policy, a figure without a policy, no run."""
+    """Bad input: an unknown method, a missing policy, a figure without a policy, no run, and
+    distillation steps without distillation or too few of them."""
     code, _, err = _run(capsys, "compress", str(trained), "--method", "zip")
     assert code == 2 and "invalid choice: 'zip'" in err
     missing = tmp_path / "none.pt"
@@ -110,6 +111,12 @@ def test_cli_errors(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture
     assert code == 2 and "'--attention-png' needs '--policy'" in err
     code, _, err = _run(capsys, "compress", str(tmp_path / "nowhere"))
     assert code == 2 and "a run directory?" in err
+    code, _, err = _run(capsys, "compress", str(trained), "--distil-steps", "8")
+    assert code == 2 and "'distil_steps' applies to method 'distil' only (got 8" in err
+    code, _, err = _run(
+        capsys, "compress", str(trained), "--method", "distil", "--distil-steps", "0"
+    )
+    assert code == 2 and "'distil_steps' must be an integer >= 4 (got 0)" in err
 
 
 def test_policy_from_another_catalog_is_refused(trained: Path, tmp_path: Path) -> None:
@@ -148,3 +155,18 @@ def test_recorded_attention_restarts_the_world(trained: Path, tmp_path: Path) ->
     assert (w >= 0).all() and (w.sum(axis=1) <= 1 + 1e-6).all() and (w.sum(axis=1) > 0).all()
     with pytest.raises(ValueError, match=re.escape("'steps' (2) must reach at least one window")):
         record_attention(env, actor, 2, seed=3, log_every=4)
+
+
+def test_compress_run_distils_a_student(trained: Path, tmp_path: Path) -> None:
+    """method 'distil' fits the student on teacher rollouts (every 4th step) and saves it."""
+    from driftrec.agents.compress import DistilConfig, load_compressed
+
+    student = DistilConfig(embed_dim=4, num_heads=1, ff_dim=4, match_dim=4, epochs=2)
+    path, facts = compress_run(
+        trained, method="distil", out=tmp_path / "s.pt", distil=student, distil_steps=8
+    )
+    assert facts["distil_observations"] == 2 * 4  # steps 0 and 4, four users
+    module, info = load_compressed(path)
+    assert info["method"] == "distil" and module.quantized
+    assert module.config.embed_dim == 4 and module.match_dim == 4
+    assert info["metadata"]["distil_observations"] == 8

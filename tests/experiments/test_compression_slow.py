@@ -1,7 +1,7 @@
 """Slow: the compressed attention policy is >= 2x faster at >= 98% of the full policy's reward.
 
 Run on purpose: ``python3 dev.py test -m slow tests/experiments/test_compression_slow.py -s``
-(about 6 minutes on 2 cores: three PPO runs of the demo setup, then int8 and a distilled
+(about 7 minutes on 2 cores: three PPO runs of the demo setup, then int8 and a distilled
 student compared with each). The tables are printed; BENCHMARKS.md ("Compressed policy")
 records them. Asserted: the int8 policy's mean reward ratio >= 0.98 with every seed >= 0.97,
 greedy agreement >= 0.95, and a mean forward speed-up >= 2 at batches of 32 and 256 (timed
