@@ -150,7 +150,9 @@ def measure_policy(
 
     ``agent`` is an SB3 model (acting on ``env``) or a
     :class:`~driftrec.agents.base.Recommender` (acting on ``env.venv``, the same simulator);
-    ``on_step`` also sees every :class:`StepRecord`.
+    ``on_step`` also sees every :class:`StepRecord`. Call ``env.seed(s)`` first to act on the
+    users of seed ``s`` from global step 0: a seeded reset restarts the world's clock, an
+    unseeded one draws new users and keeps the clock running.
     """
     from driftrec.agents.online import is_sb3_model
 
