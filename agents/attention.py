@@ -114,6 +114,16 @@ class AttentionConfig:
         match_decay: Initial recency decay ``gamma`` of the content-match profile, in (0, 1).
         match_skip_weight: Initial weight ``lambda`` of skipped impressions in the profile.
         match_weight: Initial weight ``w`` of the content-match term (logit units).
+        match_attention: Make the content-match profile's weights over the history dynamic
+            ("dynamic interest attention"): impression ``k`` also counts by how well it agrees
+            with the user's *short-term* profile ``q`` (the same click-minus-skip sum with a
+            faster learned decay): its weight is multiplied by ``exp(kappa * (s_k <e_k, q> - 1))``
+            with ``s_k`` +1 for a click and -1 for a skip and a learned ``kappa >= 0``. After a
+            change of taste the old, now contradicted impressions fade at once instead of at
+            the long decay's pace. :meth:`AttentionRecommender.match_attention` returns these
+            weights (the attention figure).
+        match_query_decay: Initial decay of the short-term profile ``q``, in (0, 1).
+        match_sharpness: Initial ``kappa`` of ``match_attention``, > 0.
         match_dim: The content match uses the top ``match_dim`` singular directions of the item
             table (the full table when it is narrower): the same cosine structure at a
             fraction of the cost for wide language-model embeddings.
@@ -147,6 +157,9 @@ class AttentionConfig:
     match_decay: float = 0.9
     match_skip_weight: float = 0.1
     match_weight: float = 2.0
+    match_attention: bool = True
+    match_query_decay: float = 0.5
+    match_sharpness: float = 1.0
     match_dim: int = 64
     learn_score_scale: bool = True
     prior_residual: bool = True
@@ -174,6 +187,8 @@ class AttentionConfig:
             "match_decay",
             "match_skip_weight",
             "match_weight",
+            "match_query_decay",
+            "match_sharpness",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -187,9 +202,10 @@ class AttentionConfig:
                 raise ValueError(f"'{name}' must be > 0 (got {getattr(self, name)!r})")
         if self.init_std < 0:
             raise ValueError(f"'init_std' must be >= 0 (got {self.init_std!r})")
-        if not 0.0 < self.match_decay < 1.0:
-            raise ValueError(f"'match_decay' must be in (0, 1) (got {self.match_decay!r})")
-        for name in ("match_skip_weight", "match_weight"):
+        for name in ("match_decay", "match_query_decay"):
+            if not 0.0 < getattr(self, name) < 1.0:
+                raise ValueError(f"'{name}' must be in (0, 1) (got {getattr(self, name)!r})")
+        for name in ("match_skip_weight", "match_weight", "match_sharpness"):
             if not 0.0 < getattr(self, name) <= 100.0:
                 raise ValueError(f"'{name}' must be in (0, 100] (got {getattr(self, name)!r})")
         for name in (
@@ -197,6 +213,7 @@ class AttentionConfig:
             "recency_bias",
             "item_bias",
             "content_match",
+            "match_attention",
             "learn_score_scale",
             "prior_residual",
             "zero_start_state",
@@ -460,6 +477,9 @@ class AttentionRecommender(nn.Module):
             self.match_decay_logit = nn.Parameter(torch.zeros(()))
             self.match_skip_raw = nn.Parameter(torch.zeros(()))
             self.match_weight_raw = nn.Parameter(torch.zeros(()))
+        if config.content_match and config.match_attention:
+            self.match_query_logit = nn.Parameter(torch.zeros(()))
+            self.match_sharpness_raw = nn.Parameter(torch.zeros(()))
         self.score_scale_raw = nn.Parameter(torch.zeros(()), requires_grad=config.learn_score_scale)
         self.click_offset = nn.Parameter(torch.zeros(()))
 
@@ -493,6 +513,10 @@ class AttentionRecommender(nn.Module):
                 self.match_decay_logit.fill_(math.log(cfg.match_decay / (1.0 - cfg.match_decay)))
                 self.match_skip_raw.copy_(_inverse_softplus(torch.tensor(cfg.match_skip_weight)))
                 self.match_weight_raw.copy_(_inverse_softplus(torch.tensor(cfg.match_weight)))
+            if cfg.content_match and cfg.match_attention:
+                q = cfg.match_query_decay
+                self.match_query_logit.fill_(math.log(q / (1.0 - q)))
+                self.match_sharpness_raw.copy_(_inverse_softplus(torch.tensor(cfg.match_sharpness)))
             self.score_scale_raw.copy_(_inverse_softplus(torch.tensor(1.0 / cfg.score_temperature)))
             self.click_offset.fill_(-1.0)  # sigmoid(-1) = 0.27, about a typical click rate
         for layer in self.layers:
@@ -626,16 +650,7 @@ class AttentionRecommender(nn.Module):
         start = self.user_token.expand(b, 1, -1)  # (B, 1, d)
         x = self.embed_dropout(torch.cat([start, tokens], dim=1))  # (B, T = H + 1, d)
 
-        # token t = 0 is the start ("no history yet"), t = 1..H the history, oldest first.
-        # Query i may attend to the start and to real impressions at or before it (causal), so
-        # the state at token i summarises the history up to and including impression i.
-        recency = _recency(valid)  # (B, H) 0 = newest
-        r = torch.cat([recency.new_zeros(b, 1), recency], dim=1).to(dtype)  # (B, T)
-        key_ok = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T)
-        causal = torch.ones(h + 1, h + 1, dtype=torch.bool, device=ids.device).tril()  # (T, T)
-        allowed = causal.unsqueeze(0) & key_ok.unsqueeze(1)  # (B, T, T) [query, key]
-        distance = (r.unsqueeze(1) - r.unsqueeze(2)).clamp_min(0.0)  # (B, T, T) r_key - r_query
-        distance[:, :, 0] = 0.0  # the start token carries no recency penalty
+        allowed, distance = _causal_geometry(valid, dtype)  # (B, T, T) each
 
         attentions = []
         for layer in self.layers:
@@ -668,6 +683,21 @@ class AttentionRecommender(nn.Module):
         distance: torch.Tensor,
     ) -> torch.Tensor | None:
         """``(B, T, r)`` unit content-match profile at every token (zeros at the start)."""
+        weights = self._match_weights(ids, feedback, valid, allowed, distance)
+        if weights is None:
+            return None
+        h = torch.einsum("bth,bhr->btr", weights, self.match_table[ids])  # (B, T, r)
+        return h / (h.norm(dim=-1, keepdim=True) + 1e-6)  # (B, T, r)
+
+    def _match_weights(
+        self,
+        ids: torch.Tensor,
+        feedback: torch.Tensor,
+        valid: torch.Tensor,
+        allowed: torch.Tensor,
+        distance: torch.Tensor,
+    ) -> torch.Tensor | None:
+        """``(B, T, H)`` signed weight of impression ``k`` in the profile at token ``t``."""
         if not self.config.content_match:
             return None
         table = self.match_table
@@ -675,11 +705,45 @@ class AttentionRecommender(nn.Module):
         gamma = torch.sigmoid(self.match_decay_logit)
         skip = F.softplus(self.match_skip_raw)
         sign = valid.to(table.dtype) * (y - skip * (1.0 - y))  # (B, H)
+        dist = distance[:, :, 1:]  # (B, T, H) recency distance from token t back to k
+        seen = allowed[:, :, 1:].to(table.dtype)  # (B, T, H) k <= t and k real
         # weight of impression k in the profile at token i: gamma ** (r_k - r_i), k <= i
-        decay = gamma ** distance[:, :, 1:]  # (B, T, H)
-        w = allowed[:, :, 1:].to(table.dtype) * decay * sign.unsqueeze(1)  # (B, T, H)
-        h = torch.einsum("bth,bhr->btr", w, table[ids])  # (B, T, H) x (B, H, r) -> (B, T, r)
-        return h / (h.norm(dim=-1, keepdim=True) + 1e-6)  # (B, T, r)
+        w = seen * gamma**dist * sign.unsqueeze(1)  # (B, T, H)
+        if not self.config.match_attention:
+            return w
+        x = table[ids]  # (B, H, r)
+        fast = torch.sigmoid(self.match_query_logit)
+        q = torch.einsum("bth,bhr->btr", seen * fast**dist * sign.unsqueeze(1), x)  # (B, T, r)
+        q = q / (q.norm(dim=-1, keepdim=True) + 1e-6)  # (B, T, r) short-term profile
+        side = valid.to(table.dtype) * (2.0 * y - 1.0)  # (B, H) +1 click, -1 skip
+        agree = torch.einsum("btr,bhr->bth", q, x) * side.unsqueeze(1)  # (B, T, H) in [-1, 1]
+        kappa = F.softplus(self.match_sharpness_raw)
+        return w * torch.exp(kappa * (agree - 1.0))  # (B, T, H)
+
+    def match_attention(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, H)`` how much each history impression counts in the content-match profile
+        that scores the next recommendation: ``|weight|``, normalised to sum 1 over the history
+        (observation order; padding and an empty history get 0).
+
+        With ``match_attention`` these weights are dynamic (recency times agreement with the
+        short-term profile); without it they are the fixed recency decay.
+
+        Raises:
+            ValueError: without ``content_match``.
+        """
+        if not self.config.content_match:
+            raise ValueError("match_attention needs content_match=True")
+        parsed = parse_observation(obs, self.config.history_len)
+        ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
+        b, h = ids.shape
+        ids = ids.masked_fill(~valid, 0)
+        allowed, distance = _causal_geometry(valid)
+        weights = self._match_weights(ids, feedback, valid, allowed, distance)  # (B, T, H)
+        index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
+        query = index.max(dim=1).values  # (B,) newest real token (0: empty history)
+        row = weights[torch.arange(b, device=ids.device), query].abs()  # (B, H)
+        total = row.sum(dim=1, keepdim=True)
+        return torch.where(total > 0, row / total.clamp_min(1e-12), torch.zeros_like(row))
 
     # ---------------------------------------------------------------------------------- forward
     def forward(
@@ -838,6 +902,27 @@ class AttentionRecommender(nn.Module):
         label = parsed.feedback[rows, pos].clamp(0.0, 1.0)  # (M,)
         logits = self._click_scores(user, profile, table, target) + self.click_offset  # (M,)
         return F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype))
+
+
+def _causal_geometry(
+    valid: torch.Tensor, dtype: torch.dtype = torch.float32
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``allowed`` and ``distance`` ``(B, T, T)`` [query, key] over ``[start; history]``.
+
+    Token 0 is the start ("no history yet"), tokens 1..H the history, oldest first. Query ``i``
+    may attend to the start and to real impressions at or before it (causal), so the state at
+    token ``i`` summarises the history up to and including impression ``i``. ``distance`` is
+    ``r_key - r_query`` (recency counts real impressions after a token), 0 for the start.
+    """
+    b, h = valid.shape
+    recency = _recency(valid)  # (B, H) 0 = newest
+    r = torch.cat([recency.new_zeros(b, 1), recency], dim=1).to(dtype)  # (B, T)
+    key_ok = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T)
+    causal = torch.ones(h + 1, h + 1, dtype=torch.bool, device=valid.device).tril()  # (T, T)
+    allowed = causal.unsqueeze(0) & key_ok.unsqueeze(1)  # (B, T, T) [query, key]
+    distance = (r.unsqueeze(1) - r.unsqueeze(2)).clamp_min(0.0)  # (B, T, T)
+    distance[:, :, 0] = 0.0  # the start token carries no recency penalty
+    return allowed, distance
 
 
 def _recency(valid: torch.Tensor) -> torch.Tensor:

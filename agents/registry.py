@@ -159,18 +159,31 @@ def _text_features(env_config: EnvConfig, text_encoder: Any) -> NDArray[np.float
 
 
 def _attention_fn(model: Any) -> Callable[[NDArray[np.float32]], NDArray[np.float64]]:
+    """What the next recommendation reads from the history, per impression ``(H,)``.
+
+    With the content match (the default) these are its (dynamic) weights over the history,
+    :meth:`~driftrec.agents.attention.AttentionRecommender.match_attention`, the recency the
+    model actually uses to follow a user; otherwise the encoder's last-layer attention of the
+    query. The function's ``source`` attribute names which (the attention figure's label).
+    """
     import torch
 
     policy = model.policy
     # actor-critic policies expose it directly; DQN's lives in its Q-network
     recommender = policy.recommender if hasattr(policy, "recommender") else policy.q_net.recommender
+    # id-only models have an all-zero text table: their content match is inert
+    match = recommender.config.content_match and bool(recommender.match_table.any())
+    weigh = recommender.match_attention if match else recommender.history_attention
 
     def fn(obs: NDArray[np.float32]) -> NDArray[np.float64]:
         with torch.no_grad():
             x = torch.as_tensor(obs[None], dtype=torch.float32, device=model.device)
-            weights = recommender.history_attention(x)[0]  # (H,) the query's row
+            weights = weigh(x)[0]  # (H,) the query's row
         return weights.cpu().numpy().astype(np.float64)
 
+    fn.source = (  # type: ignore[attr-defined]
+        "content-match weight" if match else "encoder attention (last layer, mean over heads)"
+    )
     return fn
 
 

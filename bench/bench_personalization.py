@@ -17,7 +17,10 @@ agent, as mean over seeds with the 95% half-width:
 * ``recovery``: steps until the normalised reward is back at 90% of its pre-shift level for two
   windows (``analysis.recovery_time``; ``never`` when censored), one entry per seed;
 * ``gain`` / ``distinct``: personalisation gain and distinct items of the greedy choices
-  (recorder columns ``greedy_personal_gain`` / ``greedy_distinct_items``), run means.
+  (recorder columns ``greedy_personal_gain`` / ``greedy_distinct_items``), run means;
+* ``greedy pre`` / ``greedy end``: the oracle ratio of the greedy choices (exploration switched
+  off; recorder column ``greedy_normalized_reward``) in the same two phases. The gap to ``pre`` /
+  ``end`` is what exploring costs the online policy; a deterministic reference has none.
 """
 
 from __future__ import annotations
@@ -61,6 +64,9 @@ def phase_metrics(run_dir: Path, event: int, steps: int, shift: bool = True) -> 
     pre = (s > event - quarter) & (s <= event)
     end = s > steps - (steps - event) / 4
     rec = recovery_time(s, nr, event)
+    greedy = run.metrics.get("greedy_normalized_reward")
+    if greedy is None:  # a run made before the column existed
+        greedy = np.full_like(nr, np.nan)
     return {
         "whole": float(np.nanmean(nr)),
         "pre": float(np.nanmean(nr[pre])),
@@ -68,7 +74,14 @@ def phase_metrics(run_dir: Path, event: int, steps: int, shift: bool = True) -> 
         "recovery": (math.inf if rec.censored else rec.steps) if shift else math.nan,
         "gain": float(np.nanmean(run.metrics["greedy_personal_gain"])),
         "distinct": float(np.nanmean(run.metrics["greedy_distinct_items"])),
+        "greedy_pre": _nanmean(greedy[pre]),
+        "greedy_end": _nanmean(greedy[end]),
     }
+
+
+def _nanmean(values: np.ndarray) -> float:
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else math.nan
 
 
 def table(
@@ -82,8 +95,9 @@ def table(
 ) -> tuple[str, dict[str, list[dict[str, float]]]]:
     """Markdown table and the per-seed figures of every agent."""
     lines = [
-        "| agent | whole | pre | end | recovery (steps, per seed) | gain | distinct |",
-        "|---|---:|---:|---:|---|---:|---:|",
+        "| agent | whole | pre | end | recovery (steps, per seed) | gain | distinct "
+        "| greedy pre | greedy end |",
+        "|---|---:|---:|---:|---|---:|---:|---:|---:|",
     ]
     figures: dict[str, list[dict[str, float]]] = {}
     for agent in agents:
@@ -99,7 +113,8 @@ def table(
         )
         lines.append(
             f"| {agent} | {_fmt(col['whole'])} | {_fmt(col['pre'])} | {_fmt(col['end'])} | "
-            f"{recs} | {_fmt(col['gain'])} | {_fmt(col['distinct'], 1)} |"
+            f"{recs} | {_fmt(col['gain'])} | {_fmt(col['distinct'], 1)} | "
+            f"{_fmt(col['greedy_pre'])} | {_fmt(col['greedy_end'])} |"
         )
     return "\n".join(lines) + "\n", figures
 

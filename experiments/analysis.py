@@ -12,7 +12,8 @@ file                   contents
 ``events.json``        ``{"events": [{"step", "kind"}, ...], "counts": {...}}``: the
                        population-level drift events
 ``topics.npz``         topic mixes of recommendations and interests per window (optional)
-``attention.npz``      attention of the user token of tracked user 0 (attention agents only)
+``attention.npz``      what tracked user 0's next recommendation reads from its history, per
+                       impression (attention agents only; ``source`` names the weights)
 ``done.json``          written last; a run without it was interrupted and is skipped
 =====================  =========================================================================
 

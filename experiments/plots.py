@@ -525,8 +525,11 @@ def plot_attention(
 ) -> Axes:
     """Heatmap of the recommender's attention over the history of tracked user 0 (slot 0).
 
-    The weights are the last layer's (mean over heads) of the query: the state of the newest
-    impression, which scores the next recommendation.
+    The weights are what the run recorded (``attention.npz``'s ``source`` names them, the
+    colour bar's label): for the attention recommender with its content match, the dynamic
+    weights of each impression in the profile that scores the next recommendation
+    (``AttentionRecommender.match_attention``); otherwise the encoder's last-layer attention of
+    the query (mean over heads).
 
     y: history position, oldest (bottom) to newest (top); x: global step; padding blank. Dots
     mark positions whose feedback was positive (clicks) when ``annotate_clicks``.
@@ -564,7 +567,8 @@ def plot_attention(
         vmin=0.0,
         vmax=max(float(np.nanmax(np.where(valid, weights, 0.0))), 1e-9),
     )
-    ax.figure.colorbar(mesh, ax=ax, label="attention weight", fraction=0.046, pad=0.02)
+    label = str(a["source"]) if "source" in a else "attention weight"
+    ax.figure.colorbar(mesh, ax=ax, label=label, fraction=0.046, pad=0.02)
     if annotate_clicks and "feedback" in a:
         clicked = (np.nan_to_num(np.asarray(a["feedback"], dtype=np.float64)) > 0) & valid
         si, hi = np.nonzero(clicked)

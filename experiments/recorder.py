@@ -40,6 +40,12 @@ window unless said otherwise):
                             observations (its exploration switched off), evaluated in the state
                             the users are in then
 ``greedy_distinct_items``   distinct items among those greedy choices
+``greedy_normalized_reward`` the one-step oracle ratio of those greedy choices: their expected
+                            reward over the privileged oracle's, both in that state and over
+                            the same ``gain_users`` slots. It separates what the policy has
+                            learned from what its exploration costs (for a deterministic
+                            policy it matches ``normalized_reward`` up to the state it is
+                            measured in)
 ``user_return``             mean return (summed reward) of the users whose stay ended in the
                             window, over their whole stay, leaving included (nan if none ended)
 ``retention``               share of those stays that lasted to the session's time limit
@@ -93,6 +99,7 @@ METRIC_COLUMNS = (
     "distinct_items",
     "greedy_personal_gain",
     "greedy_distinct_items",
+    "greedy_normalized_reward",
     "user_return",
     "retention",
 )
@@ -133,7 +140,8 @@ class StepRecorder:
         cold_start_window: how recent a release counts as cold start.
         track_users: how many user slots (0, 1, ...) to follow individually.
         attention_fn: maps one observation row ``(D,)`` to the recommender's attention over
-            the history ``(H,)`` (attention agents only).
+            the history ``(H,)`` (attention agents only); its optional ``source`` attribute
+            names what the weights are (saved with them, the figure's label).
         sim: the env's simulator (privileged), for the personalisation columns; without it they
             are nan.
         greedy_fn: the agent's greedy actions for a batch of observations ``(B, D)``, for the
@@ -216,12 +224,17 @@ class StepRecorder:
         self._gain_sum = 0.0
         self._distinct_sum = 0.0
 
-    def _gain(self, actions: NDArray[np.int64], before_last_step: bool) -> float:
-        """Personalisation gain of ``actions`` ``(B, k)`` over the first ``gain_users`` slots."""
+    def _gain_rewards(
+        self, actions: NDArray[np.int64], before_last_step: bool
+    ) -> NDArray[np.float64]:
+        """``(U, U)`` ``R(u, a_v)`` of ``actions`` ``(B, k)`` over the ``gain_users`` slots."""
         users = self._gain_users
         cand = actions[users]  # (U, k): each user's own action is a candidate for every user
-        rewards = self.sim.slate_rewards(cand, users=users, before_last_step=before_last_step)
-        return personalization_gain(rewards)
+        return self.sim.slate_rewards(cand, users=users, before_last_step=before_last_step)
+
+    def _gain(self, actions: NDArray[np.int64], before_last_step: bool) -> float:
+        """Personalisation gain of ``actions`` ``(B, k)`` over the first ``gain_users`` slots."""
+        return personalization_gain(self._gain_rewards(actions, before_last_step))
 
     # ------------------------------------------------------------------------------ per step
     def record(self, r: StepRecord) -> None:
@@ -350,13 +363,24 @@ class StepRecorder:
         self._reset_window()
 
     def _greedy_columns(self, obs: NDArray[np.float32]) -> dict[str, float]:
+        nan = float("nan")
         if self.greedy_fn is None:
-            return {"greedy_personal_gain": float("nan"), "greedy_distinct_items": float("nan")}
+            return {
+                "greedy_personal_gain": nan,
+                "greedy_distinct_items": nan,
+                "greedy_normalized_reward": nan,
+            }
         actions = np.asarray(self.greedy_fn(obs), dtype=np.int64).reshape(self.num_envs, -1)
-        gain = self._gain(actions, before_last_step=False) if self.sim is not None else np.nan
+        gain = ratio = nan
+        if self.sim is not None:
+            rewards = self._gain_rewards(actions, before_last_step=False)  # (U, U), now
+            gain = personalization_gain(rewards)
+            oracle = float(self.sim.oracle().expected_reward[self._gain_users].sum())
+            ratio = float(np.trace(rewards)) / oracle if oracle > 0 else nan
         return {
             "greedy_personal_gain": float(gain),
             "greedy_distinct_items": float(np.unique(actions).size),
+            "greedy_normalized_reward": float(ratio),
         }
 
     # ------------------------------------------------------------------------------ outputs
@@ -387,4 +411,5 @@ class StepRecorder:
             "feedback": np.stack(a["feedback"]),
             "mask": np.stack(a["mask"]),
             "topic_names": np.asarray(self.catalog.topic_names, dtype=str),
+            "source": np.asarray(getattr(self.attention_fn, "source", "attention weight")),
         }

@@ -88,22 +88,23 @@ def test_output_shapes() -> None:
 
 
 def test_exact_parameter_count() -> None:
-    """The tiny config has exactly 721 parameters (801 with id embeddings)."""
+    """The tiny config has exactly 723 parameters (803 with id embeddings)."""
     # d=8, E=8, H=4, heads=2, ff=16, 1 layer:
     #   item_proj E*d = 64 (no bias); feedback_proj d + d = 16; start token 8 (no position
     #   embeddings: order comes from the relative recency bias only)
     #   layer: ln 2d = 16; qkv 3d*d + 3d = 216; out d*d + d = 72; recency slopes 2; ln 16;
     #          mlp d*ff + ff + ff*d + d = 280  -> 602
     #   final LayerNorm 2d = 16
-    #   scores: item prior N = 10; content match gamma, lambda, w = 3; beta 1; click offset 1
-    #   total 64 + 16 + 8 + 602 + 16 + 10 + 3 + 1 + 1 = 721;
-    #   id embeddings add N*d = 80 -> 801
+    #   scores: item prior N = 10; content match gamma, lambda, w = 3, its dynamic attention's
+    #   short-term decay and kappa 2; beta 1; click offset 1
+    #   total 64 + 16 + 8 + 602 + 16 + 10 + 3 + 2 + 1 + 1 = 723;
+    #   id embeddings add N*d = 80 -> 803
     count = sum(p.numel() for p in _model().parameters())
-    assert count == 721
+    assert count == 723
     hybrid = _model(dataclasses.replace(TINY, use_id_embeddings=True))
-    assert sum(p.numel() for p in hybrid.parameters()) == 801
+    assert sum(p.numel() for p in hybrid.parameters()) == 803
     no_bias = _model(dataclasses.replace(TINY, recency_bias=False))
-    assert sum(p.numel() for p in no_bias.parameters()) == 719
+    assert sum(p.numel() for p in no_bias.parameters()) == 721
     plain = _model(dataclasses.replace(TINY, item_bias=False, content_match=False))
     assert sum(p.numel() for p in plain.parameters()) == 708
 
@@ -309,7 +310,7 @@ def test_scores_are_beta_times_click_scores() -> None:
 
 def test_content_match_profile_by_hand() -> None:
     """The profile is sum gamma^r (y - lambda (1 - y)) e_a, normalised; match = cosine."""
-    cfg = dataclasses.replace(TINY, match_decay=0.5, match_skip_weight=0.25)
+    cfg = dataclasses.replace(TINY, match_decay=0.5, match_skip_weight=0.25, match_attention=False)
     model = _model(cfg)
     obs = _obs([[(1, 1.0), (2, 0.0), (3, 1.0)]])  # item 3 newest (r = 0), item 1 at r = 2
     e = model.match_table  # (N, E): E = 8 <= match_dim, so the unit rows themselves
@@ -323,6 +324,55 @@ def test_content_match_profile_by_hand() -> None:
     assert model.match_parameters() == pytest.approx(
         {"decay": 0.5, "skip_weight": 0.25, "weight": 2.0}, rel=1e-6
     )
+
+
+def test_dynamic_match_attention_by_hand() -> None:
+    """With match_attention, impression k's weight is gamma^r s_k exp(kappa (a_k - 1)), a_k the
+    agreement (+1 click, -1 skip) of e_k with the short-term profile; match_attention() returns
+    the query's |weights| normalised over the history."""
+    cfg = dataclasses.replace(
+        TINY, match_decay=0.5, match_skip_weight=0.25, match_query_decay=0.2, match_sharpness=3.0
+    )
+    model = _model(cfg)
+    e = model.match_table  # (N, E) unit rows
+    hist = [(1, 1.0), (2, 0.0), (3, 1.0)]  # item 3 newest
+    q = 0.2**2 * e[1] - 0.2 * 0.25 * e[2] + e[3]
+    q = q / q.norm()
+    agree = torch.stack([e[1] @ q, -(e[2] @ q), e[3] @ q])  # click +1, skip -1
+    w = torch.tensor([0.25, -0.5 * 0.25, 1.0]) * torch.exp(3.0 * (agree - 1.0))
+    h = w @ e[[1, 2, 3]]
+    expected = e @ (h / h.norm())
+    with torch.no_grad():
+        got = model._encode(parse_observation(_obs([hist]), H)).query_profiles() @ e.T
+        weights = model.match_attention(_obs([hist, [], [(5, 1.0)]]))
+    torch.testing.assert_close(got[0], expected, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(weights[0, 1:], w.abs() / w.abs().sum())
+    assert float(weights[0, 0]) == 0.0  # padding
+    assert weights[1].tolist() == [0.0] * H  # an empty history
+    assert weights[2].tolist() == [0.0, 0.0, 0.0, 1.0]
+
+
+def test_dynamic_match_attention_moves_to_a_change_of_taste() -> None:
+    """Old clicks on one item, then clicks on an unrelated one: the dynamic weights put more on
+    the recent clicks than the fixed recency decay does, and are the decay's without it."""
+    e = _model().match_table
+    far = int((e @ e[0]).argmin())  # the item least like item 0
+    hist = [(0, 1.0), (0, 1.0), (far, 1.0), (far, 1.0)]  # a change of taste, newest last
+    fixed = _model(dataclasses.replace(TINY, match_attention=False, match_decay=0.8))
+    dynamic = _model(dataclasses.replace(TINY, match_decay=0.8, match_sharpness=5.0))
+    with torch.no_grad():
+        w_fixed = fixed.match_attention(_obs([hist]))[0]
+        w_dyn = dynamic.match_attention(_obs([hist]))[0]
+    decay = torch.tensor([0.8**3, 0.8**2, 0.8, 1.0])
+    torch.testing.assert_close(w_fixed, decay / decay.sum())
+    assert float(w_dyn[2:].sum()) > float(w_fixed[2:].sum()) + 0.2
+
+
+def test_match_attention_needs_content_match() -> None:
+    """Without the content-match term there is nothing to show: a clear error."""
+    model = _model(dataclasses.replace(TINY, content_match=False))
+    with pytest.raises(ValueError, match="match_attention needs content_match=True"):
+        model.match_attention(_obs(HISTORIES))
 
 
 def test_content_match_follows_the_history_without_training() -> None:
@@ -419,6 +469,9 @@ def test_residual_prior_is_orthogonal_to_the_text_directions() -> None:
     ("field", "value", "message"),
     [
         ("match_decay", 1.0, "'match_decay' must be in (0, 1) (got 1.0)"),
+        ("match_query_decay", 0.0, "'match_query_decay' must be in (0, 1) (got 0.0)"),
+        ("match_sharpness", -1.0, "'match_sharpness' must be in (0, 100] (got -1.0)"),
+        ("match_attention", 1, "'match_attention' must be a bool (got 1)"),
         ("match_skip_weight", 0.0, "'match_skip_weight' must be in (0, 100] (got 0.0)"),
         ("match_weight", 1e9, "'match_weight' must be in (0, 100] (got 1000000000.0)"),
         ("match_weight", float("nan"), "'match_weight' must be finite (got nan)"),

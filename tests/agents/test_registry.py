@@ -80,6 +80,8 @@ def test_every_agent_builds_and_runs_online(name: str, tiny_config: EnvConfig) -
         weights = built.attention_fn(built.env.venv.sim.observation()[0])
         assert weights.shape == (tiny_config.session.history_len,)
         assert (weights >= 0).all() and weights.sum() <= 1.0 + 1e-6
+        expected = "encoder attention" if name == "id-ppo" else "content-match weight"
+        assert built.attention_fn.source.startswith(expected)
 
 
 def test_unknown_name_raises() -> None:

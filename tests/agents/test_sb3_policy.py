@@ -136,7 +136,7 @@ def test_unreleased_items_have_zero_probability(emb_file: str, slate: int) -> No
 
 
 def test_exact_parameter_count(emb_file: str) -> None:
-    """The tiny policy has exactly 1432 parameters (727 recommender + 705 value MLP)."""
+    """The tiny policy has exactly 1434 parameters (729 recommender + 705 value MLP)."""
     env = _env()
     model = _ppo(env, emb_file)
     # d = 8, heads = 2, ff = 16, H = 4, E = 6, value_hidden = 64 (default), no id embeddings
@@ -152,14 +152,15 @@ def test_exact_parameter_count(emb_file: str) -> None:
     #               mlp Linear(d, ff) + Linear(ff, d)  8*16 + 16 + 16*8 + 8 = 280
     #   final_norm  2d                                                   =  16
     #   item_prior  (N,)                                                 =  N
-    #   content match decay, skip weight, weight; beta; click offset      =   5
-    #   total                                  48+16+8+602+16+32+5       = 727
+    #   content match decay, skip weight, weight, short-term decay, kappa;
+    #   beta; click offset                                               =   7
+    #   total                                  48+16+8+602+16+32+7       = 729
     # value net: Linear(d + 1, 64) + Tanh + Linear(64, 1) = 9*64 + 64 + 64 + 1 = 705
     # action_net (_SlateLogits) and the FlattenExtractor have none.
     total = sum(p.numel() for p in model.policy.parameters())
     rec = sum(p.numel() for p in model.policy.recommender.parameters())
     value = sum(p.numel() for p in model.policy.value_net.parameters())
-    assert (rec, value, total) == (727, 705, 1432)
+    assert (rec, value, total) == (729, 705, 1434)
     assert sum(p.numel() for p in model.policy.action_net.parameters()) == 0
 
 

@@ -291,6 +291,12 @@ def test_attention_arrays() -> None:
     assert a["mask"].tolist() == [[True, True, True]]
     assert a["feedback"].shape == (1, H)
     assert a["topic_names"].tolist() == ["news", "sport"]
+    assert str(a["source"]) == "attention weight"  # the function names no source
+    fn.source = "content-match weight"  # type: ignore[attr-defined]
+    named = _recorder(attention_fn=fn)
+    for r in STEPS[:2]:
+        named.record(r)
+    assert str(named.attention_arrays()["source"]) == "content-match weight"
 
 
 # --------------------------------------------------------------------------------------------
@@ -331,7 +337,14 @@ def test_personalization_columns_from_a_simulator(agent: str, tiny_config: Any) 
     gains = [row["personal_gain"] for row in recorder.rows]
     greedy = [row["greedy_personal_gain"] for row in recorder.rows]
     distinct = [row["greedy_distinct_items"] for row in recorder.rows]
+    ratio = [row["greedy_normalized_reward"] for row in recorder.rows]
     assert len(gains) == 2 and all(math.isfinite(g) for g in gains + greedy)
+    # the greedy choices' oracle ratio: 1 for the oracle itself, below it for anything else
+    assert all(0.0 < r <= 1.0 + 1e-9 for r in ratio)
+    if agent == "oracle":
+        assert ratio == pytest.approx([1.0, 1.0], abs=1e-9)
+    else:
+        assert max(ratio) < 1.0
     if agent == "population-best":
         assert gains == pytest.approx([0.0, 0.0], abs=1e-12)  # the same slate for everyone
         assert greedy == pytest.approx([0.0, 0.0], abs=1e-12) and distinct == [1.0, 1.0]
