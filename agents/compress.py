@@ -31,10 +31,13 @@ module :class:`CompressedRecommender` keeps the same computation for acting and 
   action distribution (KL divergence on observations the teacher meets in its own world), then
   folded and quantised like ``int8``.
 
-The compressed module keeps :meth:`CompressedRecommender.history_attention` (the last layer's
-attention of the query over the history, heads averaged: what the attention figure shows), and
-returns the same :class:`~driftrec.agents.attention.RecommenderOutput` as the full model, so
-:class:`ScoreActor` acts with either (greedy: top-``k``; sampled: Gumbel top-``k``, which is
+The content match's dynamic weights (``match_attention``: recency times agreement with the
+short-term profile) are computed for the query token only as well. The compressed module keeps
+:meth:`CompressedRecommender.match_attention` and
+:meth:`CompressedRecommender.history_attention` (what the attention figure shows, chosen as
+the runs choose it: :attr:`ScoreActor.attention_fn`), and returns the same
+:class:`~driftrec.agents.attention.RecommenderOutput` as the full model, so :class:`ScoreActor`
+acts with either (greedy: top-``k``; sampled: Gumbel top-``k``, which is
 the categorical / Plackett-Luce policy the SB3 glue samples from). It is an actor only: the
 value head is not kept.
 
@@ -53,7 +56,7 @@ import dataclasses
 import math
 import os
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -141,6 +144,8 @@ class CompressedRecommender(nn.Module):
         self.register_buffer("match_table", torch.zeros(num_items, match_dim))  # (N, r)
         self.register_buffer("match_decay", torch.zeros(()))  # gamma
         self.register_buffer("match_skip", torch.zeros(()))  # lambda
+        self.register_buffer("match_fast", torch.zeros(()))  # short-term profile's decay
+        self.register_buffer("match_kappa", torch.zeros(()))  # sharpness of match_attention
         # scores = [u, s * profile] @ W.T + bias: beta, 1/sqrt(d), w and the prior folded in
         self.score_head = nn.Linear(d + match_dim, num_items)
         self.register_buffer(
@@ -179,8 +184,9 @@ class CompressedRecommender(nn.Module):
     # ---------------------------------------------------------------------------------- forward
     def _run(
         self, obs: torch.Tensor | Mapping[str, torch.Tensor]
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``(scores (B, N), user (B, d), attention (B, heads, T), clock (B,))``."""
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None, torch.Tensor]:
+        """``(scores (B, N), user (B, d), attention (B, heads, T), match weights (B, H) or None,
+        clock (B,))``."""
         cfg = self.config
         parsed = parse_observation(obs, cfg.history_len)
         ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
@@ -229,21 +235,32 @@ class CompressedRecommender(nn.Module):
         if cfg.zero_start_state:  # an empty history carries no topic preference
             user = user * (query > 0).unsqueeze(1).to(user.dtype)
 
-        features = user
+        features, match_w = user, None
         if self.match_dim:
+            # the profile at the query token: impression k weighs gamma ** r_k (its distance
+            # back from the query, whose recency is 0) times its sign, and with match_attention
+            # also exp(kappa * (agreement with the short-term profile - 1))
             y = feedback.clamp(0.0, 1.0)  # (B, H)
             sign = valid.float() * (y - self.match_skip * (1.0 - y))  # (B, H)
-            w = sign * self.match_decay ** r[:, 1:]  # (B, H) gamma ** (r_k - r_query)
+            dist = r[:, 1:]  # (B, H)
             table = F.embedding(ids, self.match_table)  # (B, H, r)
-            profile = torch.bmm(w.unsqueeze(1), table).squeeze(1)  # (B, 1, H) @ (B, H, r)
+            match_w = sign * self.match_decay**dist  # (B, H)
+            if cfg.match_attention:
+                fast = (sign * self.match_fast**dist).unsqueeze(1)  # (B, 1, H)
+                short = torch.bmm(fast, table)  # (B, 1, r) short-term profile
+                short = short / (short.norm(dim=-1, keepdim=True) + 1e-6)
+                side = valid.float() * (2.0 * y - 1.0)  # (B, H) +1 click, -1 skip
+                agree = torch.bmm(short, table.transpose(1, 2)).squeeze(1) * side  # (B, H)
+                match_w = match_w * torch.exp(self.match_kappa * (agree - 1.0))  # (B, H)
+            profile = torch.bmm(match_w.unsqueeze(1), table).squeeze(1)  # (B, 1, H) @ (B, H, r)
             profile = profile / (profile.norm(dim=-1, keepdim=True) + 1e-6)  # (B, r)
             features = torch.cat([user, profile * self.profile_scale], dim=1)  # (B, d + r)
         scores = self.score_head(features)  # (B, N)
-        return scores, user, weights, parsed.clock
+        return scores, user, weights, match_w, parsed.clock
 
     def forward(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> RecommenderOutput:
         """Scores ``(B, N)`` for every item (unreleased ones at ``finfo.min``) and ``u``."""
-        scores, user, _, clock = self._run(obs)
+        scores, user, _, _, clock = self._run(obs)
         clock = clock.round().long()  # (B,)
         if self._last_release is None:  # the tables are fixed once built
             self._last_release = int(self.release_step.max())
@@ -257,8 +274,23 @@ class CompressedRecommender(nn.Module):
 
         The same quantity as :meth:`AttentionRecommender.history_attention`; padding gets 0.
         """
-        _, _, weights, _ = self._run(obs)
+        _, _, weights, _, _ = self._run(obs)
         return weights.mean(dim=1)[:, 1:]  # (B, H)
+
+    def match_attention(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``(B, H)`` how much each impression counts in the content-match profile (``|w|``
+        normalised over the history; padding and an empty history 0): the same quantity as
+        :meth:`AttentionRecommender.match_attention`, which the attention figure shows.
+
+        Raises:
+            ValueError: without content match.
+        """
+        if not self.match_dim:
+            raise ValueError("match_attention needs content_match=True")
+        _, _, _, match_w, _ = self._run(obs)
+        row = match_w.abs()  # type: ignore[union-attr]  # (B, H)
+        total = row.sum(dim=1, keepdim=True)
+        return torch.where(total > 0, row / total.clamp_min(1e-12), torch.zeros_like(row))
 
 
 # ------------------------------------------------------------------------------------ building
@@ -308,6 +340,9 @@ def fold_recommender(model: AttentionRecommender) -> CompressedRecommender:
         params = src.match_parameters()
         out.match_decay.fill_(params["decay"])
         out.match_skip.fill_(params["skip_weight"])
+        if cfg.match_attention:
+            out.match_fast.copy_(torch.sigmoid(src.match_query_logit))
+            out.match_kappa.copy_(F.softplus(src.match_sharpness_raw))
         w_match = src.match_table * (beta * F.softplus(src.match_weight_raw) / out.profile_scale)
         weight = torch.cat([weight, w_match], dim=1)  # (N, d + r)
     _copy_linear(out.score_head, weight, beta * src.prior())
@@ -670,8 +705,23 @@ class ScoreActor:
         actions = actions.astype(np.int64)
         return (actions[0] if single else actions), None
 
-    def attention_fn(self, obs: NDArray[np.float32]) -> NDArray[np.float64]:
-        """One observation ``(D,)`` -> the query's attention over the history ``(H,)``."""
-        with torch.inference_mode():
-            x = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None])
-            return self.module.history_attention(x)[0].numpy().astype(np.float64)
+    @property
+    def attention_fn(self) -> Callable[[NDArray[np.float32]], NDArray[np.float64]]:
+        """One observation ``(D,)`` -> what the next recommendation reads from the history
+        ``(H,)``, chosen as the runs choose it: the content-match weights
+        (``match_attention``) when the model has a content match over a real text table,
+        else the encoder's last-layer attention of the query; ``source`` names which."""
+        module = self.module
+        table = getattr(module, "match_table", None)
+        match = module.config.content_match and table is not None and bool(table.any())
+        weigh = module.match_attention if match else module.history_attention
+
+        def fn(obs: NDArray[np.float32]) -> NDArray[np.float64]:
+            with torch.inference_mode():
+                x = torch.as_tensor(np.asarray(obs, dtype=np.float32)[None])
+                return weigh(x)[0].numpy().astype(np.float64)
+
+        fn.source = (  # type: ignore[attr-defined]
+            "content-match weight" if match else "encoder attention (last layer, mean over heads)"
+        )
+        return fn

@@ -59,6 +59,7 @@ def _obs(rng: np.random.Generator, b: int = 24) -> torch.Tensor:
 
 VARIANTS = [
     {},
+    {"match_attention": False},
     {"num_layers": 2},
     {"zero_start_state": False},
     {"content_match": False},
@@ -86,6 +87,10 @@ def test_fold_matches_the_full_model(overrides: dict[str, object]) -> None:
         torch.testing.assert_close(
             folded.history_attention(x), model.history_attention(x), atol=1e-6, rtol=1e-5
         )
+        if model.config.content_match:
+            torch.testing.assert_close(
+                folded.match_attention(x), model.match_attention(x), atol=1e-6, rtol=1e-5
+            )
     assert not folded.quantized
     assert sum(p.numel() for p in folded.parameters() if p.requires_grad) == 0
 
@@ -219,6 +224,26 @@ def test_score_actor_greedy_sampled_and_slates() -> None:
     assert abs(draws.mean() - 0.75) < 0.015  # 5 standard errors
     with _raises(ValueError, "'slate_size' must be an integer >= 1 (got 0)"):
         ScoreActor(model, slate_size=0)
+
+
+@pytest.mark.parametrize("content_match", [True, False])
+def test_attention_fn_follows_the_runs_choice(content_match: bool) -> None:
+    """ScoreActor.attention_fn shows the content-match weights when there is a content match,
+    else the encoder's attention (as the runs record it), for full and compressed models alike."""
+    model = _model(content_match=content_match)
+    x = _obs(np.random.default_rng(8), 4).numpy()
+    for module in (model, compress_recommender(model, "int8")):
+        fn = ScoreActor(module).attention_fn
+        expected = module.match_attention if content_match else module.history_attention
+        with torch.inference_mode():
+            np.testing.assert_allclose(fn(x[2]), expected(torch.as_tensor(x[2:3]))[0].numpy())
+        assert fn.source == (
+            "content-match weight"
+            if content_match
+            else "encoder attention (last layer, mean over heads)"
+        )
+    with _raises(ValueError, "match_attention needs content_match=True"):
+        fold_recommender(_model(content_match=False)).match_attention(torch.as_tensor(x))
 
 
 def test_distillation_fits_a_smaller_student() -> None:
