@@ -713,10 +713,12 @@ class AttentionRecommender(nn.Module):
             return w
         x = table[ids]  # (B, H, r)
         fast = torch.sigmoid(self.match_query_logit)
-        q = torch.einsum("bth,bhr->btr", seen * fast**dist * sign.unsqueeze(1), x)  # (B, T, r)
-        q = q / (q.norm(dim=-1, keepdim=True) + 1e-6)  # (B, T, r) short-term profile
+        wq = seen * fast**dist * sign.unsqueeze(1)  # (B, T, H) short-term profile q = wq @ x
+        gram = x @ x.transpose(1, 2)  # (B, H, H) <e_j, e_k>
+        qx = wq @ gram  # (B, T, H) <q_t, e_k> before normalising q
+        q_norm = (qx * wq).sum(-1, keepdim=True).clamp_min(1e-12).sqrt()  # (B, T, 1) |q_t|
         side = valid.to(table.dtype) * (2.0 * y - 1.0)  # (B, H) +1 click, -1 skip
-        agree = torch.einsum("btr,bhr->bth", q, x) * side.unsqueeze(1)  # (B, T, H) in [-1, 1]
+        agree = qx / (q_norm + 1e-6) * side.unsqueeze(1)  # (B, T, H) in [-1, 1]
         kappa = F.softplus(self.match_sharpness_raw)
         return w * torch.exp(kappa * (agree - 1.0))  # (B, T, H)
 
