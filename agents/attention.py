@@ -683,23 +683,23 @@ class AttentionRecommender(nn.Module):
         distance: torch.Tensor,
     ) -> torch.Tensor | None:
         """``(B, T, r)`` unit content-match profile at every token (zeros at the start)."""
-        weights = self._match_weights(ids, feedback, valid, allowed, distance)
-        if weights is None:
+        if not self.config.content_match:
             return None
-        h = torch.einsum("bth,bhr->btr", weights, self.match_table[ids])  # (B, T, r)
+        x = F.embedding(ids, self.match_table)  # (B, H, r); a plain gather, faster than [ids]
+        weights = self._match_weights(x, feedback, valid, allowed, distance)  # (B, T, H)
+        h = weights @ x  # (B, T, H) @ (B, H, r) -> (B, T, r)
         return h / (h.norm(dim=-1, keepdim=True) + 1e-6)  # (B, T, r)
 
     def _match_weights(
         self,
-        ids: torch.Tensor,
+        x: torch.Tensor,
         feedback: torch.Tensor,
         valid: torch.Tensor,
         allowed: torch.Tensor,
         distance: torch.Tensor,
-    ) -> torch.Tensor | None:
-        """``(B, T, H)`` signed weight of impression ``k`` in the profile at token ``t``."""
-        if not self.config.content_match:
-            return None
+    ) -> torch.Tensor:
+        """``(B, T, H)`` signed weight of impression ``k`` in the profile at token ``t``, from
+        the history's reduced text embeddings ``x`` ``(B, H, r)``."""
         table = self.match_table
         y = feedback.to(table.dtype).clamp(0.0, 1.0)  # (B, H)
         gamma = torch.sigmoid(self.match_decay_logit)
@@ -711,7 +711,6 @@ class AttentionRecommender(nn.Module):
         w = seen * gamma**dist * sign.unsqueeze(1)  # (B, T, H)
         if not self.config.match_attention:
             return w
-        x = table[ids]  # (B, H, r)
         fast = torch.sigmoid(self.match_query_logit)
         wq = seen * fast**dist * sign.unsqueeze(1)  # (B, T, H) short-term profile q = wq @ x
         gram = x @ x.transpose(1, 2)  # (B, H, H) <e_j, e_k>
@@ -740,7 +739,8 @@ class AttentionRecommender(nn.Module):
         b, h = ids.shape
         ids = ids.masked_fill(~valid, 0)
         allowed, distance = _causal_geometry(valid)
-        weights = self._match_weights(ids, feedback, valid, allowed, distance)  # (B, T, H)
+        x = F.embedding(ids, self.match_table)  # (B, H, r)
+        weights = self._match_weights(x, feedback, valid, allowed, distance)  # (B, T, H)
         index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
         query = index.max(dim=1).values  # (B,) newest real token (0: empty history)
         row = weights[torch.arange(b, device=ids.device), query].abs()  # (B, H)

@@ -6,6 +6,8 @@ Subcommands::
     driftrec agents                         list the agents
     driftrec train  --scenario S --agent A  one online training run (saved like a grid run)
     driftrec evaluate RUN_DIR               evaluate a saved SB3 checkpoint frozen on its world
+                    [--policy FILE]         ... or a compressed policy made by 'compress'
+    driftrec compress RUN_DIR [--method M]  compress a run's attention policy (int8, fold, distil)
     driftrec run    [--config F] [flags]    an experiment grid (scenario x agent x seed), resumable
                     [--backend ray [--address A]]   ... as Ray tasks (local Ray or a cluster)
     driftrec export --scenario S --agent A  roll out an agent, write a Minari dataset
@@ -170,6 +172,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--steps", type=int, default=256, help="global steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation users")
     p.add_argument("--deterministic", action="store_true", help="greedy actions")
+    p.add_argument(
+        "--policy", type=Path, help="evaluate this compressed policy file instead of model.zip"
+    )
+    p.add_argument(
+        "--attention-png",
+        type=Path,
+        help="with --policy: also write the attention figure of the compressed model here",
+    )
+    _add_compress_parser(sub)
 
     p = sub.add_parser("run", help="run an experiment grid (resumable: finished runs are skipped)")
     _add_grid_options(p, single=False)
@@ -252,9 +263,26 @@ def _cmd_train(args: argparse.Namespace) -> int:
 def _cmd_evaluate(args: argparse.Namespace) -> int:
     from driftrec.experiments.evaluate import evaluate_checkpoint
 
-    result = evaluate_checkpoint(
-        args.run_dir, steps=args.steps, seed=args.seed, deterministic=args.deterministic
-    )
+    if args.policy is not None:
+        from driftrec.experiments.compression import evaluate_compressed
+
+        result = evaluate_compressed(
+            args.run_dir,
+            args.policy,
+            steps=args.steps,
+            seed=args.seed,
+            deterministic=args.deterministic,
+            attention_png=args.attention_png,
+        )
+    elif args.attention_png is not None:
+        raise ValueError(
+            f"'--attention-png' needs '--policy' (got {str(args.attention_png)!r}); the full "
+            "policy's attention figure is written by 'driftrec plot'"
+        )
+    else:
+        result = evaluate_checkpoint(
+            args.run_dir, steps=args.steps, seed=args.seed, deterministic=args.deterministic
+        )
     for key, value in result.items():
         print(f"{key:24s} {value}")
     return 0
@@ -371,6 +399,43 @@ def _add_export_parser(sub: Any) -> None:
     )
 
 
+COMPRESS_METHODS = ("int8", "fold", "distil")  # driftrec.agents.compress's (no torch import here)
+INT8_SCOPES = ("head", "all")
+
+
+def _add_compress_parser(sub: Any) -> None:
+    p = sub.add_parser(
+        "compress", help="compress a run's attention policy (int8 / fold / distil) for acting"
+    )
+    p.add_argument("run_dir", type=Path, help="a run directory holding model.zip and config.json")
+    p.add_argument(
+        "--method", choices=COMPRESS_METHODS, default="int8", help="default: %(default)s"
+    )
+    p.add_argument(
+        "--scope", choices=INT8_SCOPES, default="head", help="int8 Linears (default: %(default)s)"
+    )
+    p.add_argument("--out", type=Path, help="file to write (default: RUN_DIR/compressed-METHOD.pt)")
+    p.add_argument(
+        "--distil-steps", type=int, help="global steps of teacher rollouts (default: the run's)"
+    )
+
+
+def _cmd_compress(args: argparse.Namespace) -> int:
+    from driftrec.experiments.compression import compress_run
+
+    _, facts = compress_run(
+        args.run_dir,
+        method=args.method,
+        out=args.out,
+        scope=args.scope,
+        distil_steps=args.distil_steps,
+    )
+    for key, value in facts.items():
+        print(f"{key:24s} {value}")
+    print(f"evaluate it with: driftrec evaluate {args.run_dir} --policy {facts['path']}")
+    return 0
+
+
 def _cmd_export(args: argparse.Namespace) -> int:
     from driftrec.experiments.export import export_minari
 
@@ -473,6 +538,7 @@ _COMMANDS = {
     "agents": _cmd_agents,
     "train": _cmd_train,
     "evaluate": _cmd_evaluate,
+    "compress": _cmd_compress,
     "run": _cmd_run,
     "plot": _cmd_plot,
     "report": _cmd_report,

@@ -12,7 +12,7 @@ import numpy as np
 from driftrec.agents.online import StepRecord, run_online
 from driftrec.envs.config import EnvConfig
 
-__all__ = ["evaluate_checkpoint"]
+__all__ = ["evaluate_checkpoint", "load_run_model", "measure_policy", "open_run"]
 
 
 def _algorithm(agent: str) -> Any:
@@ -87,6 +87,104 @@ def _load_model(algorithm: Any, path: Path, env: Any) -> Any:
         ) from None
 
 
+def _require_model(run_dir: Path) -> Path:
+    model_path = run_dir / "model.zip"
+    if not model_path.is_file():
+        raise FileNotFoundError(
+            f"{model_path} does not exist: only SB3 agents save checkpoints (baselines keep no "
+            "model between runs; re-run them with 'driftrec train')"
+        )
+    return model_path
+
+
+def open_run(run_dir: str | Path, *, seed: int = 12345) -> tuple[dict[str, Any], Any]:
+    """``(config, env)``: a run's ``config.json`` and its world with new users seeded from ``seed``.
+
+    The env is a :class:`~driftrec.envs.sb3.DriftRecSB3VecEnv` with the oracle's info on; the
+    catalog is checked against the one the run recorded. Call ``env.reset()`` before acting.
+    """
+    from driftrec.envs.sb3 import DriftRecSB3VecEnv
+
+    run_dir = Path(run_dir)
+    config_path = run_dir / "config.json"
+    if not config_path.is_file():
+        raise FileNotFoundError(f"{config_path} does not exist: is {run_dir} a run directory?")
+    cfg = _read_run_config(config_path)
+    try:
+        env_config = EnvConfig.from_dict(cfg["env_config"]).with_overrides(oracle_info=True)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{config_path}: field 'env_config' is invalid ({exc})") from None
+    env = DriftRecSB3VecEnv(cfg["num_envs"], env_config)
+    env.seed(seed)
+    _check_catalog(config_path, cfg, env.venv.sim.catalog.content_fingerprint())
+    return cfg, env
+
+
+def load_run_model(run_dir: str | Path, cfg: dict[str, Any], env: Any, *, seed: int) -> Any:
+    """The SB3 model of ``run_dir/model.zip`` on ``env`` (from :func:`open_run`).
+
+    SB3's ``load`` seeds the env with the model's training seed; ``env`` is seeded with
+    ``seed`` again afterwards, so the evaluation users are the ones asked for.
+    """
+    model_path = _require_model(Path(run_dir))
+    model = _load_model(_algorithm(cfg["agent"]), model_path, env)
+    env.seed(seed)
+    saved = getattr(model, "catalog_fingerprint", None)
+    if saved is not None and saved != env.venv.sim.catalog.content_fingerprint():
+        raise ValueError(
+            f"{model_path} was trained on another catalog than its run's (fingerprint "
+            f"{saved[:12]}, the catalog now {env.venv.sim.catalog.content_fingerprint()[:12]})"
+        )
+    return model
+
+
+def measure_policy(
+    agent: Any,
+    env: Any,
+    steps: int,
+    *,
+    deterministic: bool = False,
+    on_step: Any = None,
+) -> dict[str, Any]:
+    """Act (no learning) for ``steps`` global steps from ``env.reset()``; the reward figures.
+
+    ``agent`` is an SB3 model (acting on ``env``) or a
+    :class:`~driftrec.agents.base.Recommender` (acting on ``env.venv``, the same simulator);
+    ``on_step`` also sees every :class:`StepRecord`. Call ``env.seed(s)`` first to act on the
+    users of seed ``s`` from global step 0: a seeded reset restarts the world's clock, an
+    unseeded one draws new users and keeps the clock running.
+    """
+    from driftrec.agents.online import is_sb3_model
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
+    obs = env.reset()
+    sums = {"reward": 0.0, "expected": 0.0, "oracle": 0.0, "clicks": 0.0, "n": 0}
+
+    def hook(r: StepRecord) -> Any:
+        sums["reward"] += float(r.reward.sum())
+        sums["expected"] += float(np.sum(r.info["expected_reward"]))
+        sums["oracle"] += float(np.sum(r.info["oracle_expected_reward"]))
+        sums["clicks"] += float((r.info["clicked_item"] >= 0).sum())
+        sums["n"] += r.reward.size
+        return None if on_step is None else on_step(r)
+
+    if is_sb3_model(agent):
+        agent._last_obs = obs
+        run_online(agent, env, steps, learn=False, on_step=hook, deterministic=deterministic)
+    else:
+        run_online(agent, env.venv, steps, learn=False, on_step=hook, deterministic=deterministic)
+    n = max(sums["n"], 1)
+    return {
+        "user_steps": sums["n"],
+        "reward": round(sums["reward"] / n, 4),
+        "expected_reward": round(sums["expected"] / n, 4),
+        "oracle_reward": round(sums["oracle"] / n, 4),
+        "normalized_reward": round(sums["expected"] / max(sums["oracle"], 1e-12), 4),
+        "click_rate": round(sums["clicks"] / n, 4),
+    }
+
+
 def evaluate_checkpoint(
     run_dir: str | Path, *, steps: int = 256, seed: int = 12345, deterministic: bool = False
 ) -> dict[str, Any]:
@@ -98,55 +196,15 @@ def evaluate_checkpoint(
     Returns:
         Mean reward, expected reward, oracle expected reward, normalized reward, click rate.
     """
-    from driftrec.envs.sb3 import DriftRecSB3VecEnv
-
     run_dir = Path(run_dir)
-    model_path = run_dir / "model.zip"
-    config_path = run_dir / "config.json"
-    if not config_path.is_file():
-        raise FileNotFoundError(f"{config_path} does not exist: is {run_dir} a run directory?")
-    if not model_path.is_file():
+    if not (run_dir / "config.json").is_file():
         raise FileNotFoundError(
-            f"{model_path} does not exist: only SB3 agents save checkpoints (baselines keep no "
-            "model between runs; re-run them with 'driftrec train')"
+            f"{run_dir / 'config.json'} does not exist: is {run_dir} a run directory?"
         )
+    _require_model(run_dir)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
-    cfg = _read_run_config(config_path)
-    try:
-        env_config = EnvConfig.from_dict(cfg["env_config"]).with_overrides(oracle_info=True)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{config_path}: field 'env_config' is invalid ({exc})") from None
-    env = DriftRecSB3VecEnv(cfg["num_envs"], env_config)
-    env.seed(seed)
-    _check_catalog(config_path, cfg, env.venv.sim.catalog.content_fingerprint())
-    algorithm = _algorithm(cfg["agent"])
-    model = _load_model(algorithm, model_path, env)
-    saved = getattr(model, "catalog_fingerprint", None)
-    if saved is not None and saved != env.venv.sim.catalog.content_fingerprint():
-        raise ValueError(
-            f"{model_path} was trained on another catalog than its run's (fingerprint "
-            f"{saved[:12]}, the catalog now {env.venv.sim.catalog.content_fingerprint()[:12]})"
-        )
-    model._last_obs = env.reset()
-    sums = {"reward": 0.0, "expected": 0.0, "oracle": 0.0, "clicks": 0.0, "n": 0}
-
-    def hook(r: StepRecord) -> None:
-        sums["reward"] += float(r.reward.sum())
-        sums["expected"] += float(np.sum(r.info["expected_reward"]))
-        sums["oracle"] += float(np.sum(r.info["oracle_expected_reward"]))
-        sums["clicks"] += float((r.info["clicked_item"] >= 0).sum())
-        sums["n"] += r.reward.size
-
-    run_online(model, env, steps, learn=False, on_step=hook, deterministic=deterministic)
-    n = max(sums["n"], 1)
-    return {
-        "run": str(run_dir),
-        "agent": cfg["agent"],
-        "user_steps": sums["n"],
-        "reward": round(sums["reward"] / n, 4),
-        "expected_reward": round(sums["expected"] / n, 4),
-        "oracle_reward": round(sums["oracle"] / n, 4),
-        "normalized_reward": round(sums["expected"] / max(sums["oracle"], 1e-12), 4),
-        "click_rate": round(sums["clicks"] / n, 4),
-    }
+    cfg, env = open_run(run_dir, seed=seed)
+    model = load_run_model(run_dir, cfg, env, seed=seed)
+    result = measure_policy(model, env, steps, deterministic=deterministic)
+    return {"run": str(run_dir), "agent": cfg["agent"], **result}

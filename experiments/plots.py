@@ -557,6 +557,10 @@ def plot_attention(
     else:
         valid = np.ones_like(weights, dtype=bool)
     shown = np.ma.masked_where(~valid | ~np.isfinite(weights), weights)
+    # the colour scale stops at the 98th percentile: a history of one or two impressions puts
+    # all the weight on them and would otherwise wash out every longer history
+    finite = weights[valid & np.isfinite(weights)]
+    top = float(np.percentile(finite, 98)) if finite.size else 1.0
     ax = _new_axes(ax, figsize=(9.0, 4.5))
     mesh = ax.pcolormesh(
         _edges(steps),
@@ -565,10 +569,10 @@ def plot_attention(
         cmap="viridis",
         shading="flat",
         vmin=0.0,
-        vmax=max(float(np.nanmax(np.where(valid, weights, 0.0))), 1e-9),
+        vmax=max(top, 1e-9),
     )
     label = str(a["source"]) if "source" in a else "attention weight"
-    ax.figure.colorbar(mesh, ax=ax, label=label, fraction=0.046, pad=0.02)
+    ax.figure.colorbar(mesh, ax=ax, label=label, fraction=0.046, pad=0.02, extend="max")
     if annotate_clicks and "feedback" in a:
         clicked = (np.nan_to_num(np.asarray(a["feedback"], dtype=np.float64)) > 0) & valid
         si, hi = np.nonzero(clicked)
