@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from driftrec import envs as envs
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"
+"""Bumped whenever what a run produces changes (it is in every run's fingerprint)."""
 
 __all__ = ["envs", "__version__"]

@@ -37,6 +37,7 @@ __all__ = [
 ]
 
 FINGERPRINT_KEYS = (
+    "driftrec_version",
     "scenario",
     "agent",
     "agent_kwargs",
@@ -54,7 +55,9 @@ FINGERPRINT_KEYS = (
     "catalog_fingerprint",
 )
 """The run config fields that determine a run's results (not: name, out_dir, workers, the rest
-of the grid, torch_threads)."""
+of the grid, torch_threads). ``driftrec_version`` is ``driftrec.__version__``: bump it whenever a
+change alters what a run produces (a model, the simulator, a metric), so that finished runs of
+the older code are refused instead of being mixed with new ones."""
 
 OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256",)
 """Covered only when present, so runs made before these fields existed keep their fingerprint."""

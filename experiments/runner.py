@@ -79,8 +79,11 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
 
     env_config = cfg.run_env_config(scenario, seed)
     base, frozen = split_agent_name(agent)
+    import driftrec
+
     return {
         **cfg.to_dict(),
+        "driftrec_version": driftrec.__version__,
         "scenario": scenario,
         "env_id": get_scenario(scenario).env_id,
         "agent": agent,

@@ -91,3 +91,10 @@ def test_py_typed_marker_is_shipped() -> None:
     data = _pyproject()["tool"]["setuptools"]["package-data"]
     assert data["driftrec"] == ["py.typed"]
     assert (ROOT / "driftrec" / "py.typed").is_file()
+
+
+def test_version_matches_pyproject() -> None:
+    """``driftrec.__version__`` (in every run's fingerprint) is the package's version."""
+    import driftrec
+
+    assert driftrec.__version__ == _pyproject()["project"]["version"]

@@ -77,6 +77,22 @@ def test_other_settings_are_refused_and_restart_starts_over(
     assert (tmp_path / "grid" / "notes.txt").read_text() == "mine"  # restart deletes only runs
 
 
+def test_run_of_another_driftrec_version_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A finished run made by another driftrec version is not mixed with new ones."""
+    import driftrec
+
+    cfg = _grid(tmp_path)
+    (d,) = run_grid(cfg, progress=False)
+    made_by = driftrec.__version__
+    assert json.loads((d / "config.json").read_text())["driftrec_version"] == made_by
+    monkeypatch.setattr(driftrec, "__version__", "99.0.0")
+    msg = f"driftrec_version: {made_by!r} -> '99.0.0'"
+    with pytest.raises(SettingsChanged, match=re.escape(msg)):
+        run_grid(cfg, progress=False)
+
+
 def test_run_without_fingerprint_is_refused(tmp_path: Path) -> None:
     cfg = _grid(tmp_path)
     (d,) = run_grid(cfg, progress=False)
