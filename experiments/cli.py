@@ -214,6 +214,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="a tiny version (for smoke tests)")
     p.add_argument("--workers", type=int, default=2, help="parallel runs (default: %(default)s)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    p.add_argument(
+        "--restart",
+        action="store_true",
+        help="delete the demo's finished runs (e.g. made by another driftrec version) first",
+    )
     return parser
 
 
@@ -372,7 +377,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"{cfg.scenarios[0]}: {cfg.num_envs} users x {cfg.steps} global steps, "
         f"shift at step {cfg.shift_at}"
     )
-    run_grid(cfg, progress=not args.no_progress)
+    run_grid(cfg, progress=not args.no_progress, restart=args.restart)
     code = _report(cfg.experiment_dir, None)
     exp = cfg.experiment_dir
     print(f"figures: {exp}/*.png   runs: {exp}/<scenario>__<agent>__<seed>/")

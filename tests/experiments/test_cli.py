@@ -217,6 +217,18 @@ def test_demo_wiring(
     assert "driftrec demo: agents random x seeds [0] on AbruptShift" in out
     assert "shift at step 8" in out and "demo finished in" in out
 
+    # runs of another driftrec version are refused, naming --restart, which starts over
+    import driftrec
+
+    monkeypatch.setattr(driftrec, "__version__", "99.0.0")
+    args = ("demo", "--workers", "1", "--out-dir", str(tmp_path), "--no-progress")
+    code, out, err = _run(capsys, *args)
+    assert code != 0 and "driftrec_version" in err and "--restart" in err
+    code, out, err = _run(capsys, *args, "--restart")
+    assert code == 0, err
+    config = json.loads((exp / "AbruptShift__random__0" / "config.json").read_text())
+    assert config["driftrec_version"] == "99.0.0"
+
 
 @pytest.mark.slow
 def test_demo_quick_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
