@@ -28,9 +28,10 @@ import json
 import os
 import shutil
 import signal
+import threading
 import time
-from collections.abc import Callable
-from concurrent.futures import ProcessPoolExecutor, as_completed
+from collections.abc import Callable, Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
@@ -354,6 +355,38 @@ def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: floa
     return f"done   {scenario}/{agent}/{seed} in {took:.0f} s"
 
 
+def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Future[Any]]:
+    """Yield ``futures`` as they finish; Ctrl-C or SIGTERM raises ``KeyboardInterrupt`` here.
+
+    In the main thread the signals only set a flag, checked every ``poll_s``: raised from the
+    signal handler, the interrupt could land inside ``concurrent.futures`` while it holds a
+    future's lock (``as_completed`` takes them all), and stopping the pool, which takes the same
+    locks to cancel, would then wait forever.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            yield from done
+        return
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        pending = set(futures)
+        while pending:
+            done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
+            if stop.is_set():
+                raise KeyboardInterrupt("interrupted")
+            yield from done
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
 def _stop_pool(pool: ProcessPoolExecutor, futures: list[Any]) -> None:
     """Stop at once: cancel queued runs, terminate the workers (their runs stay unfinished)."""
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not hang us
@@ -423,7 +456,7 @@ def _run_todo(
         futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
         which = dict(zip(futures, todo, strict=True))
         try:
-            for fut in as_completed(futures):
+            for fut in _completed(futures):
                 run_dir = Path(fut.result())
                 _say(_finished_line(run_dir, *which[fut], t0))
                 bar.update(1)
