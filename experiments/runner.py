@@ -24,6 +24,7 @@ their parent, and an interrupt (Ctrl-C, SIGTERM) stops every worker at once.
 from __future__ import annotations
 
 import errno
+import gc
 import json
 import os
 import shutil
@@ -387,22 +388,30 @@ def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Futu
             signal.signal(sig, handler)
 
 
-def _stop_pool(pool: ProcessPoolExecutor, futures: list[Any]) -> None:
-    """Stop at once: cancel queued runs, terminate the workers (their runs stay unfinished)."""
+def _stop_pool(pool: ProcessPoolExecutor) -> None:
+    """Stop at once: terminate the workers (their runs stay unfinished); queued runs never start.
+
+    The queued futures are not cancelled here: the pool's manager thread fails them itself when
+    it finds its workers gone, and a future cancelled at that moment makes it raise
+    ``InvalidStateError`` (a race in ``concurrent.futures``).
+    """
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not hang us
     try:
-        for fut in futures:
-            fut.cancel()
         procs = list((getattr(pool, "_processes", None) or {}).values())
         for proc in procs:
             proc.terminate()
-        pool.shutdown(wait=False, cancel_futures=True)
+        pool.shutdown(wait=False, cancel_futures=False)
         deadline = time.monotonic() + 5.0
         for proc in procs:
             proc.join(max(0.0, deadline - time.monotonic()))
             if proc.is_alive():
                 proc.kill()
                 proc.join(1.0)
+        # drop the process objects while Ctrl-C is still ignored: their finalizers (closing
+        # pipes) run when the last reference goes, and a second Ctrl-C raised inside one is
+        # printed as an ignored exception instead of stopping anything
+        procs.clear()
+        gc.collect()
     finally:
         signal.signal(signal.SIGINT, previous)
 
@@ -461,7 +470,7 @@ def _run_todo(
                 _say(_finished_line(run_dir, *which[fut], t0))
                 bar.update(1)
         except BaseException:
-            _stop_pool(pool, futures)
+            _stop_pool(pool)
             raise
         pool.shutdown()
     bar.close()
