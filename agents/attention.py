@@ -21,7 +21,10 @@ the cosine between item ``i``'s language-model embedding (its top ``match_dim`` 
 directions) and the user's profile
 ``h_u = sum_t gamma**r_t (y_t - lambda (1 - y_t)) e_{a_t}`` (clicked items attract, skipped
 ones repel, recent ones count more), with a weight ``w`` kept positive (softplus) and learned
-``gamma``, ``lambda``. ``<u, v_i>`` is the transformer's personal term. ``c_i + a`` (``a`` a
+``gamma``, ``lambda``. With ``match_attention`` (default) each term is also multiplied by
+``exp(kappa (s_t <e_{a_t}, q> - 1))``, its agreement with the short-term profile ``q``: a
+dynamic interest attention in which clicks the newest ones contradict fade at once.
+``<u, v_i>`` is the transformer's personal term. ``c_i + a`` (``a`` a
 learned offset) is a click logit: :meth:`AttentionRecommender.click_loss` fits it to the clicks
 and skips the history itself shows (predicting each impression from the ones before it), the
 dense per-impression signal that keeps the scores personal while an RL loss also shapes them.
