@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -94,3 +94,20 @@ def synthetic_log_files(tmp_path: Path) -> tuple[Path, Path]:
     inter = tmp_path / "ratings.csv"
     inter.write_text("\n".join(rows) + "\n")
     return inter, items
+
+
+@pytest.fixture
+def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str, str]]:
+    """``run_cli(*argv)`` -> ``(exit code, stdout, stderr)`` of ``driftrec`` ``main(argv)``;
+    argparse's ``SystemExit`` becomes its code."""
+    from driftrec.experiments.cli import main
+
+    def run(*argv: str) -> tuple[int, str, str]:
+        try:
+            code = main(list(argv))
+        except SystemExit as exc:
+            code = exc.code if isinstance(exc.code, int) else 1
+        out, err = capsys.readouterr()
+        return code, out, err
+
+    return run

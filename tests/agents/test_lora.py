@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import string
 from pathlib import Path
 from typing import Any
 
@@ -27,31 +26,9 @@ torch.set_num_threads(1)
 ENV = EnvConfig().with_overrides(num_items=40, num_topics=4, history_len=8)
 
 
-def _tiny_bert(directory: Path, seed: int) -> Path:
-    """A random 2-layer BERT (hidden 32) with a letter-level WordPiece vocabulary."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    directory.mkdir(parents=True, exist_ok=True)
-    letters = string.ascii_lowercase
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *letters, *(f"##{c}" for c in letters)]
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizer.from_pretrained(str(directory)).save_pretrained(str(directory))
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=512,
-    )
-    BertModel(config).save_pretrained(str(directory))
-    return directory
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return _tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", seed=0)
+def tiny(tmp_path_factory: pytest.TempPathFactory, save_tiny_bert: Any) -> Path:
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny") / "bert", 0, max_position_embeddings=512)
 
 
 @pytest.fixture(scope="module")
@@ -195,13 +172,13 @@ def test_changed_adapter_weights_change_the_key(
     assert np.abs(one - two).max() > 1e-5
 
 
-def test_adapter_errors(tiny: Path, tmp_path: Path, adapter_dir: Path) -> None:
+def test_adapter_errors(tiny: Path, tmp_path: Path, adapter_dir: Path, save_tiny_bert: Any) -> None:
     with pytest.raises(FileNotFoundError, match="'adapter' .*nope.* is not a directory"):
         TextEncoder(_cfg(tiny, adapter=str(tmp_path / "nope")))
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="has no driftrec_adapter.json"):
         TextEncoder(_cfg(tiny, adapter=str(tmp_path / "empty")))
-    other = _tiny_bert(tmp_path / "other-bert", seed=1)
+    other = save_tiny_bert(tmp_path / "other-bert", 1, max_position_embeddings=512)
     with pytest.raises(ValueError, match="was trained on base model .*expected the base model"):
         TextEncoder(_cfg(other, adapter=str(adapter_dir)))
     with pytest.raises(ValueError, match="'adapter' must be None or a non-empty string"):
@@ -278,23 +255,10 @@ def test_full_finetune_changes_base_weights(
 CLI_ENV = '{"num_items": 40, "num_topics": 4, "history_len": 8}'
 
 
-def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    from driftrec.experiments.cli import main
-
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
-def test_cli_finetune_then_run_with_the_adapter(
-    tiny: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_finetune_then_run_with_the_adapter(tiny: Path, tmp_path: Path, run_cli: Any) -> None:
     out = tmp_path / "adapter"
-    code, stdout, err = _cli(
-        capsys, "finetune", "--out", str(out), "--text-model", str(tiny), "--env", CLI_ENV,
+    code, stdout, err = run_cli(
+        "finetune", "--out", str(out), "--text-model", str(tiny), "--env", CLI_ENV,
         "--steps", "4", "--log-steps", "20", "--num-envs", "8", "--rank", "2", "--max-length",
         "32", "--batch-size", "4", "--retain-weight", "1",
     )  # fmt: skip
@@ -306,8 +270,7 @@ def test_cli_finetune_then_run_with_the_adapter(
     assert (
         manifest["finetune"]["retain_weight"] == 1.0 and manifest["finetune"]["lora"]["rank"] == 2
     )
-    code, _, err = _cli(
-        capsys, "run", "--agents", "history-similarity", "--seeds", "0", "--steps", "8",
+    code, _, err = run_cli("run", "--agents", "history-similarity", "--seeds", "0", "--steps", "8",
         "--num-envs", "4", "--log-every", "4", "--env", CLI_ENV, "--text-model", str(tiny),
         "--text-adapter", str(out), "--out-dir", str(tmp_path / "runs"), "--name", "n",
         "--no-progress",
@@ -319,10 +282,14 @@ def test_cli_finetune_then_run_with_the_adapter(
 
 
 def test_cli_finetune_and_run_errors(
-    tiny: Path, tmp_path: Path, adapter_dir: Path, capsys: pytest.CaptureFixture[str]
+    tiny: Path,
+    tmp_path: Path,
+    adapter_dir: Path,
+    run_cli: Any,
+    save_tiny_bert: Any,
 ) -> None:
     def error(*argv: str) -> str:
-        code, _, err = _cli(capsys, *argv)
+        code, _, err = run_cli(*argv)
         assert code == 2
         return err.splitlines()[-2] if "DRIFTREC_DEBUG" in err else err
 
@@ -338,7 +305,7 @@ def test_cli_finetune_and_run_errors(
     run += ["--num-envs", "2", "--out-dir", str(tmp_path / "runs"), "--no-progress"]
     assert "'adapter' " in error(*run, "--text-adapter", str(tmp_path / "nope"))
     assert "is not a directory" in error(*run, "--text-adapter", str(tmp_path / "nope"))
-    other = _tiny_bert(tmp_path / "other", seed=2)
+    other = save_tiny_bert(tmp_path / "other", 2, max_position_embeddings=512)
     assert "was trained on base model" in error(
         *run, "--text-model", str(other), "--text-adapter", str(adapter_dir)
     )

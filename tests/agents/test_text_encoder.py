@@ -5,9 +5,9 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
-import string
 import warnings
 from pathlib import Path
+from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"  # no model hub here: fail in seconds, never retry
 
@@ -40,32 +40,13 @@ TEXTS = [
 ]
 
 
-def _build_tiny_model(directory: Path, seed: int) -> Path:
-    """Save a random 2-layer BERT (hidden 32) and a WordPiece tokenizer to ``directory``."""
-    from transformers import BertConfig, BertModel, BertTokenizer
-
-    directory.mkdir(parents=True, exist_ok=True)
-    vocab = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", *string.ascii_lowercase, "-"]
-    vocab += [f"##{c}" for c in string.ascii_lowercase] + WORDS + ["##s"]
-    (directory / "vocab.txt").write_text("\n".join(vocab) + "\n", encoding="utf-8")
-    BertTokenizer.from_pretrained(str(directory)).save_pretrained(str(directory))
-    torch.manual_seed(seed)
-    config = BertConfig(
-        vocab_size=len(vocab),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    )
-    BertModel(config).save_pretrained(str(directory))
-    return directory
+TOKENS = ("-", *WORDS, "##s")  # the tiny model's words beyond letters
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def tiny_model(tmp_path_factory: pytest.TempPathFactory, save_tiny_bert: Any) -> Path:
     """A tiny random BERT saved once per module (treat as read-only)."""
-    return _build_tiny_model(tmp_path_factory.mktemp("tiny") / "tiny-bert", seed=0)
+    return save_tiny_bert(tmp_path_factory.mktemp("tiny") / "tiny-bert", 0, extra_tokens=TOKENS)
 
 
 @pytest.fixture(autouse=True)
@@ -127,13 +108,15 @@ def test_padding_and_batching_invariance(tiny_model: Path) -> None:
     np.testing.assert_allclose(enc.encode(TEXTS), one_by_one, atol=1e-5)
 
 
-def test_identity_stable_and_tracks_model(tiny_model: Path, tmp_path: Path) -> None:
+def test_identity_stable_and_tracks_model(
+    tiny_model: Path, tmp_path: Path, save_tiny_bert: Any
+) -> None:
     """The model identity is stable across calls and changes when the weights change."""
     enc = TextEncoder(_config(tiny_model))
     assert enc.identity == model_identity(str(tiny_model)) == model_identity(str(tiny_model))
     assert str(tiny_model.resolve()) in enc.identity
     copy = shutil.copytree(tiny_model, tmp_path / "tiny-bert")
-    _build_tiny_model(copy, seed=1)  # same files and sizes, other weights
+    save_tiny_bert(copy, 1, extra_tokens=TOKENS)  # same files and sizes, other weights
     other = model_identity(str(copy))
     assert other.split("#")[1] != enc.identity.split("#")[1]
 
@@ -168,12 +151,14 @@ def test_cache_key_covers_texts_and_max_length(tiny_model: Path) -> None:
     assert catalog_cache_path(list(reversed(TEXTS)), cfg) != base
 
 
-def test_stale_cache_rebuilt_with_warning(tiny_model: Path, tmp_path: Path) -> None:
+def test_stale_cache_rebuilt_with_warning(
+    tiny_model: Path, tmp_path: Path, save_tiny_bert: Any
+) -> None:
     """A cache built by an older version of the model (changed in place) is warned and rebuilt."""
     model_dir = shutil.copytree(tiny_model, tmp_path / "tiny-bert")
     cfg = _config(model_dir)
     old = encode_catalog(TEXTS, cfg)
-    _build_tiny_model(model_dir, seed=1)  # retrained in place: same path, same file sizes
+    save_tiny_bert(model_dir, 1, extra_tokens=TOKENS)  # retrained in place: same sizes
     with pytest.warns(RuntimeWarning, match="stale"):
         new = encode_catalog(TEXTS, cfg)
     fresh = TextEncoder(cfg).encode(TEXTS)

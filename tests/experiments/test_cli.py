@@ -31,16 +31,6 @@ def _shared_text_cache(
     monkeypatch.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
 
 
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """main(argv) -> (exit code, stdout, stderr); argparse's SystemExit becomes its code."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else 1
-    out, err = capsys.readouterr()
-    return code, out, err
-
-
 @pytest.fixture(scope="module")
 def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A tiny bandit grid written by ``driftrec run`` (read-only for the tests using it)."""
@@ -50,9 +40,9 @@ def experiment(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 # --------------------------------------------------------------------------------------------
-def test_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
+def test_scenarios(run_cli: Any) -> None:
     """``scenarios`` lists every scenario's Gymnasium id and description."""
-    code, out, _ = _run(capsys, "scenarios")
+    code, out, _ = run_cli("scenarios")
     assert code == 0
     for s in list_scenarios():
         assert s.env_id in out and s.description[:30] in out
@@ -60,18 +50,17 @@ def test_scenarios(capsys: pytest.CaptureFixture[str]) -> None:
     assert len(out.strip().splitlines()) == len(list_scenarios()) + 1  # + the calibrated one
 
 
-def test_agents(capsys: pytest.CaptureFixture[str]) -> None:
+def test_agents(run_cli: Any) -> None:
     """``agents`` lists every agent name."""
-    code, out, _ = _run(capsys, "agents")
+    code, out, _ = run_cli("agents")
     assert code == 0
     names = [line.split()[0] for line in out.strip().splitlines() if line.strip()]
     assert set(AGENT_NAMES) <= set(names)
 
 
-def test_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_train(tmp_path: Path, run_cli: Any) -> None:
     """``train`` writes one finished run under OUT_DIR/train and prints its summary."""
-    code, out, err = _run(
-        capsys, "train", "--scenario", "Stationary", "--agent", "random", *TRAIN,
+    code, out, err = run_cli("train", "--scenario", "Stationary", "--agent", "random", *TRAIN,
         "--out-dir", str(tmp_path),
     )  # fmt: skip
     assert code == 0, err
@@ -81,9 +70,9 @@ def test_train(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert len((run_dir / "metrics.csv").read_text().splitlines()) == 1 + 2
 
 
-def test_run_with_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_run_with_report(tmp_path: Path, run_cli: Any) -> None:
     """``run --report`` runs the grid, then writes report.md and the PNG figures."""
-    code, out, err = _run(capsys, "run", *GRID, "--out-dir", str(tmp_path), "--report")
+    code, out, err = run_cli("run", *GRID, "--out-dir", str(tmp_path), "--report")
     assert code == 0, err
     exp = tmp_path / "experiment"
     runs = sorted(p.name for p in exp.iterdir() if p.is_dir())
@@ -100,34 +89,33 @@ def test_run_with_report(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
     assert cfg["shift_at"] == 8 and cfg["seeds"] == [0, 1]
 
 
-def test_plot(tmp_path: Path, experiment: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_plot(tmp_path: Path, experiment: Path, run_cli: Any) -> None:
     """``plot EXP --out DIR`` writes the figures there and prints their paths."""
-    code, out, err = _run(capsys, "plot", str(experiment), "--out", str(tmp_path))
+    code, out, err = run_cli("plot", str(experiment), "--out", str(tmp_path))
     assert code == 0, err
     printed = [Path(line) for line in out.strip().splitlines()]
     assert printed and all(p.suffix == ".png" and p.is_file() for p in printed)
     assert all(p.parent == tmp_path for p in printed)
 
 
-def test_report(tmp_path: Path, experiment: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_report(tmp_path: Path, experiment: Path, run_cli: Any) -> None:
     """``report EXP --out DIR`` writes report.md (and figures) and prints the summary table."""
-    code, out, err = _run(capsys, "report", str(experiment), "--out", str(tmp_path))
+    code, out, err = run_cli("report", str(experiment), "--out", str(tmp_path))
     assert code == 0, err
     assert (tmp_path / "report.md").is_file()
     assert "popularity" in out and "random" in out and "report:" in out
     assert list(tmp_path.glob("*.png"))
 
 
-def test_evaluate_sb3_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_sb3_checkpoint(tmp_path: Path, run_cli: Any) -> None:
     """``evaluate`` on a tiny attention-ppo train run prints normalized_reward and friends."""
-    code, _, err = _run(
-        capsys, "train", "--scenario", "Stationary", "--agent", "attention-ppo", *TRAIN,
+    code, _, err = run_cli("train", "--scenario", "Stationary", "--agent", "attention-ppo", *TRAIN,
         "--env", TINY_ENV, "--out-dir", str(tmp_path),
     )  # fmt: skip
     assert code == 0, err
     run_dir = tmp_path / "train" / "Stationary__attention-ppo__0"
     assert (run_dir / "model.zip").is_file()
-    code, out, err = _run(capsys, "evaluate", str(run_dir), "--steps", "8", "--deterministic")
+    code, out, err = run_cli("evaluate", str(run_dir), "--steps", "8", "--deterministic")
     assert code == 0, err
     values = dict(line.split(None, 1) for line in out.strip().splitlines())
     assert values["agent"] == "attention-ppo" and values["user_steps"] == "32"
@@ -136,23 +124,23 @@ def test_evaluate_sb3_checkpoint(tmp_path: Path, capsys: pytest.CaptureFixture[s
         float(values[key])
 
 
-def test_evaluate_bandit_run_fails(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_evaluate_bandit_run_fails(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], run_cli: Any
+) -> None:
     """``evaluate`` on a bandit run exits 2 saying only SB3 agents save checkpoints."""
     assert main(["train", "--scenario", "Stationary", "--agent", "random", *TRAIN,
                  "--out-dir", str(tmp_path)]) == 0  # fmt: skip
     capsys.readouterr()
     run_dir = tmp_path / "train" / "Stationary__random__0"
-    code, _, err = _run(capsys, "evaluate", str(run_dir))
+    code, _, err = run_cli("evaluate", str(run_dir))
     assert code == 2
     assert f"driftrec evaluate: error: {run_dir / 'model.zip'} does not exist" in err
     assert "only SB3 agents save checkpoints" in err
-    code, _, err = _run(capsys, "evaluate", str(tmp_path / "nowhere"))
+    code, _, err = run_cli("evaluate", str(tmp_path / "nowhere"))
     assert code == 2 and "is " in err and "a run directory?" in err
 
 
-def test_bench_wiring(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_bench_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Any) -> None:
     """``bench --quick --json F`` passes its options to the benchmark (one cell here: fast)."""
     from driftrec.experiments import cli
 
@@ -169,7 +157,7 @@ def test_bench_wiring(
     monkeypatch.setattr(bench, "main", one_cell)
     monkeypatch.setattr(cli, "load_bench", lambda: bench)
     path = tmp_path / "bench.json"
-    code, out, err = _run(capsys, "bench", "--quick", "--json", str(path))
+    code, out, err = run_cli("bench", "--quick", "--json", str(path))
     assert code == 0, err
     assert seen == [["--quick", "--json", str(path)]]
     assert "driftrec simulator benchmark" in out
@@ -177,17 +165,15 @@ def test_bench_wiring(
 
 
 @pytest.mark.slow
-def test_bench_quick_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_quick_full(tmp_path: Path, run_cli: Any) -> None:
     """The whole ``bench --quick`` runs and writes its JSON (about 15 s)."""
     path = tmp_path / "bench.json"
-    code, out, err = _run(capsys, "bench", "--quick", "--json", str(path))
+    code, out, err = run_cli("bench", "--quick", "--json", str(path))
     assert code == 0, err
     assert "Targets:" in out and path.is_file()
 
 
-def test_demo_wiring(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_demo_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Any) -> None:
     """``demo`` passes --quick/--out-dir/--workers to get_config, runs the grid and reports."""
     from driftrec.experiments.configs import demo
 
@@ -207,8 +193,8 @@ def test_demo_wiring(
         )  # fmt: skip
 
     monkeypatch.setattr(demo, "get_config", tiny)
-    code, out, err = _run(
-        capsys, "demo", "--quick", "--workers", "1", "--out-dir", str(tmp_path), "--no-progress"
+    code, out, err = run_cli(
+        "demo", "--quick", "--workers", "1", "--out-dir", str(tmp_path), "--no-progress"
     )
     assert code == 0, err
     assert seen == [{"quick": True, "out_dir": str(tmp_path), "workers": 1}]
@@ -222,19 +208,19 @@ def test_demo_wiring(
 
     monkeypatch.setattr(driftrec, "__version__", "99.0.0")
     args = ("demo", "--workers", "1", "--out-dir", str(tmp_path), "--no-progress")
-    code, out, err = _run(capsys, *args)
+    code, out, err = run_cli(*args)
     assert code != 0 and "driftrec_version" in err and "--restart" in err
-    code, out, err = _run(capsys, *args, "--restart")
+    code, out, err = run_cli(*args, "--restart")
     assert code == 0, err
     config = json.loads((exp / "AbruptShift__random__0" / "config.json").read_text())
     assert config["driftrec_version"] == "99.0.0"
 
 
 @pytest.mark.slow
-def test_demo_quick_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_demo_quick_full(tmp_path: Path, run_cli: Any) -> None:
     """The real ``demo --quick --workers 1``: 5 agents x 2 seeds, report and figures (~1 min)."""
-    code, out, err = _run(
-        capsys, "demo", "--quick", "--workers", "1", "--out-dir", str(tmp_path), "--no-progress"
+    code, out, err = run_cli(
+        "demo", "--quick", "--workers", "1", "--out-dir", str(tmp_path), "--no-progress"
     )
     assert code == 0, err
     exp = tmp_path / "demo-quick"
@@ -256,14 +242,14 @@ def test_demo_quick_full(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> 
 )
 def test_bad_input_exits_2_without_runs(
     tmp_path: Path,
-    capsys: pytest.CaptureFixture[str],
+    run_cli: Any,
     command: str,
     flags: list[str],
     message: str,
 ) -> None:
     """Bad values exit with code 2, a message naming the field and value, and no run directory."""
     base = ["--steps", "16", "--log-every", "8", "--num-envs", "4", "--no-progress"]
-    code, out, err = _run(capsys, command, *base, *flags, "--out-dir", str(tmp_path / "out"))
+    code, out, err = run_cli(command, *base, *flags, "--out-dir", str(tmp_path / "out"))
     assert code == 2
     assert message in err
     assert not (tmp_path / "out").exists()
@@ -281,34 +267,31 @@ def test_bad_input_exits_2_without_runs(
     ids=["agents", "agent", "scenario", "seeds", "shift_at"],
 )
 def test_bad_names_exit_2_without_runs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], argv: list[str], message: str
+    tmp_path: Path, run_cli: Any, argv: list[str], message: str
 ) -> None:
     """Unknown agents or scenarios and malformed lists exit 2 naming the value; nothing is run."""
-    code, _, err = _run(capsys, *argv, "--no-progress", "--out-dir", str(tmp_path / "out"))
+    code, _, err = run_cli(*argv, "--no-progress", "--out-dir", str(tmp_path / "out"))
     assert code == 2
     assert message in err
     assert not (tmp_path / "out").exists()
 
 
-def test_run_config_file_and_bad_config_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_run_config_file_and_bad_config_file(tmp_path: Path, run_cli: Any) -> None:
     """``run --config F`` reads F (flags override it); a malformed F exits 2 naming the file."""
     path = tmp_path / "exp.json"
     path.write_text(
         json.dumps({"name": "cfg", "scenarios": ["Stationary"], "agents": ["random"],
                     "seeds": [3], "steps": 99, "log_every": 8, "num_envs": 4})
     )  # fmt: skip
-    code, _, err = _run(
-        capsys, "run", "--config", str(path), "--steps", "16", "--out-dir", str(tmp_path),
-        "--no-progress",
+    code, _, err = run_cli(
+        "run", "--config", str(path), "--steps", "16", "--out-dir", str(tmp_path), "--no-progress",
     )  # fmt: skip
     assert code == 0, err
     run_dir = tmp_path / "cfg" / "Stationary__random__3"
     assert json.loads((run_dir / "done.json").read_text())["global_steps"] == 16
     bad = tmp_path / "bad.json"
     bad.write_text("{oops")
-    code, _, err = _run(capsys, "run", "--config", str(bad), "--out-dir", str(tmp_path / "o"))
+    code, _, err = run_cli("run", "--config", str(bad), "--out-dir", str(tmp_path / "o"))
     assert code == 2 and f"{bad}: not valid JSON" in err
     assert not (tmp_path / "o").exists()
 
@@ -335,7 +318,9 @@ def test_help_of_every_subcommand(capsys: pytest.CaptureFixture[str], command: s
         assert option in out, option
 
 
-def test_top_level_help_and_missing_command(capsys: pytest.CaptureFixture[str]) -> None:
+def test_top_level_help_and_missing_command(
+    capsys: pytest.CaptureFixture[str], run_cli: Any
+) -> None:
     """``driftrec --help`` lists every subcommand; no subcommand is a usage error (exit 2)."""
     with pytest.raises(SystemExit) as exc:
         main(["--help"])
@@ -343,7 +328,7 @@ def test_top_level_help_and_missing_command(capsys: pytest.CaptureFixture[str]) 
     out = capsys.readouterr().out
     for command in SUBCOMMANDS:
         assert command in out
-    code, _, err = _run(capsys)
+    code, _, err = run_cli()
     assert code == 2 and "usage: driftrec" in err
 
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
-from test_cli import _run  # the same in-process runner (tests/experiments is on sys.path)
 
 TINY = ["--steps", "16", "--num-envs", "4", "--log-every", "8", "--no-progress"]
 TINY += ["--env", '{"num_items": 32}']
@@ -19,12 +19,12 @@ def _one_error(err: str, command: str, message: str) -> None:
     )
 
 
-def test_out_dir_that_is_a_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_out_dir_that_is_a_file(tmp_path: Path, run_cli: Any) -> None:
     blocker = tmp_path / "file"
     blocker.write_text("x")
     for command, extra in (("run", ["--agents", "random", "--seeds", "0"]), ("train", [])):
-        code, _, err = _run(
-            capsys, command, *TINY, *extra, "--agent" if command == "train" else "--name",
+        code, _, err = run_cli(
+            command, *TINY, *extra, "--agent" if command == "train" else "--name",
             "random" if command == "train" else "n", "--out-dir", str(blocker),
         )  # fmt: skip
         name = "n" if command == "run" else "train"
@@ -54,12 +54,11 @@ _KW = "'agent_kwargs['id-ppo']"
     ids=["n_steps", "n_epochs", "batch_size", "lr_str", "lr_zero"],
 )
 def test_bad_sb3_kwargs(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], kwargs: dict[str, object], message: str
+    tmp_path: Path, run_cli: Any, kwargs: dict[str, object], message: str
 ) -> None:
     out = tmp_path / "out"
     as_json = json.dumps({"id-ppo": kwargs})
-    code, _, err = _run(
-        capsys,
+    code, _, err = run_cli(
         "train",
         *TINY,
         "--agent",
@@ -74,13 +73,11 @@ def test_bad_sb3_kwargs(
     assert not out.exists()
 
 
-def test_kwargs_sb3_rejects_late_are_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_kwargs_sb3_rejects_late_are_one_line(tmp_path: Path, run_cli: Any) -> None:
     """What SB3 itself rejects (an unknown keyword) is one line too, and no run dir is left."""
     out = tmp_path / "out"
-    code, _, err = _run(
-        capsys, "train", *TINY, "--agent", "id-ppo", "--agent-kwargs", '{"id-ppo": {"bogus": 1}}',
+    code, _, err = run_cli(
+        "train", *TINY, "--agent", "id-ppo", "--agent-kwargs", '{"id-ppo": {"bogus": 1}}',
         "--out-dir", str(out),
     )  # fmt: skip
     assert code == 2
@@ -93,13 +90,13 @@ def test_kwargs_sb3_rejects_late_are_one_line(
     assert not (out / "train" / "AbruptShift__id-ppo__0").exists()
 
 
-def test_settings_changed_and_restart(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_settings_changed_and_restart(tmp_path: Path, run_cli: Any) -> None:
     base = ["run", *TINY, "--agents", "random", "--seeds", "0", "--out-dir", str(tmp_path)]
-    assert _run(capsys, *base, "--name", "e")[0] == 0
-    code, out, _ = _run(capsys, *base, "--name", "e")
+    assert run_cli(*base, "--name", "e")[0] == 0
+    code, out, _ = run_cli(*base, "--name", "e")
     # the random run and the greedy oracle's reference run
     assert code == 0 and "2 of 2 runs already done, skipped" in out
-    code, _, err = _run(capsys, *base, "--name", "e", "--steps", "24")
+    code, _, err = run_cli(*base, "--name", "e", "--steps", "24")
     run_dir = tmp_path / "e" / "AbruptShift__random__0"
     assert code == 2
     _one_error(
@@ -108,15 +105,15 @@ def test_settings_changed_and_restart(tmp_path: Path, capsys: pytest.CaptureFixt
         f"{run_dir} was finished with other settings (steps: 16 -> 24); to start over run with "
         "--restart (restart=True), or give this experiment another --name",
     )
-    code, out, err = _run(capsys, *base, "--name", "e", "--steps", "24", "--restart")
+    code, out, err = run_cli(*base, "--name", "e", "--steps", "24", "--restart")
     assert code == 0, err
     assert "already done" not in out
 
 
-def test_frozen_past_the_last_step(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_frozen_past_the_last_step(tmp_path: Path, run_cli: Any) -> None:
     """AbruptShift's scheduled shift (step 5,000) is after a 16-step run: refused up front."""
-    code, _, err = _run(
-        capsys, "run", *TINY, "--agents", "random-frozen", "--out-dir", str(tmp_path / "o")
+    code, _, err = run_cli(
+        "run", *TINY, "--agents", "random-frozen", "--out-dir", str(tmp_path / "o")
     )
     assert code == 2
     _one_error(
@@ -127,15 +124,15 @@ def test_frozen_past_the_last_step(tmp_path: Path, capsys: pytest.CaptureFixture
     )
 
 
-def test_cuda_without_cuda(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cuda_without_cuda(tmp_path: Path, run_cli: Any) -> None:
     import torch
 
     if torch.cuda.is_available():
         pytest.skip("this machine has CUDA")
-    code, _, err = _run(capsys, "train", *TINY, "--device", "cuda", "--out-dir", str(tmp_path))
+    code, _, err = run_cli("train", *TINY, "--device", "cuda", "--out-dir", str(tmp_path))
     assert code == 2
     _one_error(err, "train", "'device' is 'cuda' but CUDA is not available; expected 'cpu'")
-    code, _, err = _run(capsys, "train", *TINY, "--device", "gpu9", "--out-dir", str(tmp_path))
+    code, _, err = run_cli("train", *TINY, "--device", "gpu9", "--out-dir", str(tmp_path))
     assert code == 2
     _one_error(
         err, "train", "'device' must be a torch device name such as 'cpu' or 'cuda:0' (got 'gpu9')"
@@ -152,9 +149,7 @@ def test_error_text_is_one_line() -> None:
     assert re.fullmatch("AssertionError", error_text(AssertionError()))
 
 
-def test_world_problems_are_reported_before_any_run(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_world_problems_are_reported_before_any_run(tmp_path: Path, run_cli: Any) -> None:
     """A dict observation, a directory as catalog and a slate larger than a catalog file all
     exit 2 before the experiment directory exists."""
     folder = tmp_path / "items.csv"
@@ -178,8 +173,7 @@ def test_world_problems_are_reported_before_any_run(
     ]
     out = tmp_path / "out"
     for env, message in cases:
-        code, _, err = _run(
-            capsys, "run", "--steps", "16", "--log-every", "8", "--agents", "random",
+        code, _, err = run_cli("run", "--steps", "16", "--log-every", "8", "--agents", "random",
             "--no-progress", "--env", json.dumps(env), "--out-dir", str(out),
         )  # fmt: skip
         assert code == 2

@@ -5,12 +5,12 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 
 from driftrec.experiments import cli
-from driftrec.experiments.cli import main
 from driftrec.experiments.compression import compare_run, compress_run, evaluate_compressed
 from driftrec.experiments.config import ExperimentConfig
 from driftrec.experiments.evaluate import evaluate_checkpoint
@@ -36,15 +36,6 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
         yield run_one(cfg, "Stationary", "attention-ppo", 0, progress=False)
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    """``main(argv)`` -> (exit code, stdout, stderr)."""
-    try:
-        code = main(list(argv))
-    except SystemExit as exc:  # argparse
-        code = exc.code if isinstance(exc.code, int) else 1
-    return (code, *capsys.readouterr())
 
 
 def test_fold_is_the_full_policy_end_to_end(trained: Path) -> None:
@@ -80,42 +71,34 @@ def test_compress_then_evaluate_with_the_attention_figure(trained: Path, tmp_pat
     assert result["attention_figure"] == str(png)
 
 
-def test_cli_compress_and_evaluate(
-    trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_compress_and_evaluate(trained: Path, tmp_path: Path, run_cli: Any) -> None:
     """``compress RUN --method fold --out F`` then ``evaluate RUN --policy F``."""
     out_file = tmp_path / "fold.pt"
-    code, out, err = _run(
-        capsys, "compress", str(trained), "--method", "fold", "--out", str(out_file)
-    )
+    code, out, err = run_cli("compress", str(trained), "--method", "fold", "--out", str(out_file))
     assert code == 0, err
     assert out_file.is_file() and "--policy" in out
-    code, out, err = _run(
-        capsys, "evaluate", str(trained), "--policy", str(out_file), "--steps", "8"
-    )
+    code, out, err = run_cli("evaluate", str(trained), "--policy", str(out_file), "--steps", "8")
     assert code == 0, err
     values = dict(line.split(None, 1) for line in out.strip().splitlines())
     assert values["method"] == "fold" and values["user_steps"] == "32"
     float(values["normalized_reward"])
 
 
-def test_cli_errors(trained: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_errors(trained: Path, tmp_path: Path, run_cli: Any) -> None:
     """Bad input: an unknown method, a missing policy, a figure without a policy, no run, and
     distillation steps without distillation or too few of them."""
-    code, _, err = _run(capsys, "compress", str(trained), "--method", "zip")
+    code, _, err = run_cli("compress", str(trained), "--method", "zip")
     assert code == 2 and "invalid choice: 'zip'" in err
     missing = tmp_path / "none.pt"
-    code, _, err = _run(capsys, "evaluate", str(trained), "--policy", str(missing))
+    code, _, err = run_cli("evaluate", str(trained), "--policy", str(missing))
     assert code == 2 and f"{missing} does not exist" in err
-    code, _, err = _run(capsys, "evaluate", str(trained), "--attention-png", "a.png")
+    code, _, err = run_cli("evaluate", str(trained), "--attention-png", "a.png")
     assert code == 2 and "'--attention-png' needs '--policy'" in err
-    code, _, err = _run(capsys, "compress", str(tmp_path / "nowhere"))
+    code, _, err = run_cli("compress", str(tmp_path / "nowhere"))
     assert code == 2 and "a run directory?" in err
-    code, _, err = _run(capsys, "compress", str(trained), "--distil-steps", "8")
+    code, _, err = run_cli("compress", str(trained), "--distil-steps", "8")
     assert code == 2 and "'distil_steps' applies to method 'distil' only (got 8" in err
-    code, _, err = _run(
-        capsys, "compress", str(trained), "--method", "distil", "--distil-steps", "0"
-    )
+    code, _, err = run_cli("compress", str(trained), "--method", "distil", "--distil-steps", "0")
     assert code == 2 and "'distil_steps' must be an integer >= 4 (got 0)" in err
 
 
