@@ -137,6 +137,25 @@ class AttentionConfig:
             table): what the text can explain (topics) must then come from the user's history,
             and the prior holds only what the text cannot (quality). A population shift moves
             topic preferences, so a frozen model's prior stays valid.
+        carryover: Add a learned per-item *carry-over* ``e_j`` to the click logits: every click
+            on item ``j`` in the history adds ``g**r e_j`` to the click logit of every later
+            impression (``r`` impressions later; ``g`` learned, starting at ``carryover_decay``;
+            ``e`` starts at 0). It is fitted by the click loss, so it learns from every
+            impression how what a user consumed changes their later engagement (satisfaction
+            that quality builds and clickbait drains, fatigue), which neither the text nor the
+            item prior can say. It shifts all items of a history alike, so it does not change
+            the click ranking; with ``policy_tilt`` the policy can weigh it (below).
+        carryover_decay: Initial ``g`` of ``carryover``, in (0, 1).
+        policy_tilt: Add two policy-only terms to the logits, trained by the reinforcement-
+            learning loss alone (the click loss never sees them): a learned weight ``rho`` on
+            the item prior (starting at 1) and a per-item tilt ``tau_i`` (starting at 0), so the
+            logits are ``beta * (c_i + (rho - 1) b_i + tau_i)``. The click scores ``c`` predict
+            the next click; a long-horizon policy may prefer items whose clicks pay off later
+            (or avoid clickbait that drains the user), which ``rho`` (one number for the whole
+            catalog: follow, ignore or reverse the population's click prior) and ``tau`` (per
+            item) express without corrupting the click model. With ``carryover`` a third term
+            ``eta e_i / (1 - g)`` (``eta`` learned, starting at 0) lets the policy value an
+            item's carry-over over its whole decay horizon. Ties the model to a catalog size.
         zero_start_state: The state of an empty history is 0 (the start token stays a key
             every query may attend to): a user with no history is scored by the item prior
             alone, and every topic preference comes from the user's own history, which is what
@@ -166,6 +185,9 @@ class AttentionConfig:
     match_dim: int = 64
     learn_score_scale: bool = True
     prior_residual: bool = True
+    carryover: bool = False
+    carryover_decay: float = 0.95
+    policy_tilt: bool = False
     zero_start_state: bool = True
     layer_norm_eps: float = 1e-5
     init_std: float = 0.02
@@ -192,6 +214,7 @@ class AttentionConfig:
             "match_weight",
             "match_query_decay",
             "match_sharpness",
+            "carryover_decay",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -205,7 +228,7 @@ class AttentionConfig:
                 raise ValueError(f"'{name}' must be > 0 (got {getattr(self, name)!r})")
         if self.init_std < 0:
             raise ValueError(f"'init_std' must be >= 0 (got {self.init_std!r})")
-        for name in ("match_decay", "match_query_decay"):
+        for name in ("match_decay", "match_query_decay", "carryover_decay"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"'{name}' must be in (0, 1) (got {getattr(self, name)!r})")
         for name in ("match_skip_weight", "match_weight", "match_sharpness"):
@@ -219,6 +242,8 @@ class AttentionConfig:
             "match_attention",
             "learn_score_scale",
             "prior_residual",
+            "carryover",
+            "policy_tilt",
             "zero_start_state",
         ):
             if not isinstance(getattr(self, name), bool):
@@ -271,6 +296,7 @@ class EncodedHistory(NamedTuple):
         before: ``(B, H)`` for each history position, the token just before it (the context
             its click is predicted from).
         attentions: per layer ``(B, heads, H + 1, H + 1)`` attention weights.
+        carry: ``(B, H + 1)`` the carry-over at each token (None without ``carryover``).
     """
 
     states: torch.Tensor
@@ -278,6 +304,7 @@ class EncodedHistory(NamedTuple):
     query: torch.Tensor
     before: torch.Tensor
     attentions: tuple[torch.Tensor, ...]
+    carry: torch.Tensor | None = None
 
     def query_states(self) -> torch.Tensor:
         """``(B, d)`` the state at the query token: the user state ``u``."""
@@ -484,6 +511,22 @@ class AttentionRecommender(nn.Module):
             self.match_query_logit = nn.Parameter(torch.zeros(()))
             self.match_sharpness_raw = nn.Parameter(torch.zeros(()))
         self.score_scale_raw = nn.Parameter(torch.zeros(()), requires_grad=config.learn_score_scale)
+        if config.carryover:  # see AttentionConfig.carryover
+            self.carry_effect = nn.Parameter(torch.zeros(n))
+            self.carry_decay_logit = nn.Parameter(torch.zeros(()))
+        else:
+            self.register_parameter("carry_effect", None)
+            self.register_parameter("carry_decay_logit", None)
+        if config.policy_tilt:  # policy-only terms (see AttentionConfig.policy_tilt)
+            self.prior_weight = nn.Parameter(torch.ones(()))
+            self.item_tilt = nn.Parameter(torch.zeros(n))
+        else:
+            self.register_parameter("prior_weight", None)
+            self.register_parameter("item_tilt", None)
+        if config.policy_tilt and config.carryover:
+            self.horizon_weight = nn.Parameter(torch.zeros(()))
+        else:
+            self.register_parameter("horizon_weight", None)
         self.click_offset = nn.Parameter(torch.zeros(()))
 
         self.register_buffer("item_table", table, persistent=False)  # (N, E)
@@ -522,6 +565,15 @@ class AttentionRecommender(nn.Module):
                 self.match_sharpness_raw.copy_(_inverse_softplus(torch.tensor(cfg.match_sharpness)))
             self.score_scale_raw.copy_(_inverse_softplus(torch.tensor(1.0 / cfg.score_temperature)))
             self.click_offset.fill_(-1.0)  # sigmoid(-1) = 0.27, about a typical click rate
+            if self.item_tilt is not None:
+                self.prior_weight.fill_(1.0)
+                self.item_tilt.zero_()
+            if self.carry_effect is not None:
+                self.carry_effect.zero_()
+                g = cfg.carryover_decay
+                self.carry_decay_logit.fill_(math.log(g / (1.0 - g)))
+            if self.horizon_weight is not None:
+                self.horizon_weight.zero_()
         for layer in self.layers:
             attn = layer.attn
             if attn.recency_slope is not None:
@@ -562,6 +614,13 @@ class AttentionRecommender(nn.Module):
                 f"with item_bias=True the catalog size is fixed at {self.item_prior.shape[0]} "
                 f"items (got {n})"
             )
+        for name in ("item_tilt", "carry_effect"):
+            param = getattr(self, name)
+            if param is not None and n != param.shape[0]:
+                raise ValueError(
+                    f"with {'policy_tilt' if name == 'item_tilt' else 'carryover'}=True the "
+                    f"catalog size is fixed at {param.shape[0]} items (got {n})"
+                )
         ref = self.item_proj.weight
         self.item_table = table.to(device=ref.device, dtype=ref.dtype)
         self.release_step = release.to(device=ref.device)
@@ -675,7 +734,36 @@ class AttentionRecommender(nn.Module):
             query=upto[:, -1],
             before=before,
             attentions=tuple(attentions),
+            carry=self._carry(ids, feedback, allowed, distance),
         )
+
+    def _carry(
+        self,
+        ids: torch.Tensor,
+        feedback: torch.Tensor,
+        allowed: torch.Tensor,
+        distance: torch.Tensor,
+    ) -> torch.Tensor | None:
+        """``(B, T)`` carry-over at every token: ``sum_k g**dist y_k e_{a_k}`` over the clicked
+        impressions ``k`` up to the token (0 at the start); None without ``carryover``."""
+        if self.carry_effect is None:
+            return None
+        effect = self.carry_effects()  # (N,)
+        y = feedback.to(effect.dtype).clamp(0.0, 1.0)  # (B, H)
+        g = torch.sigmoid(self.carry_decay_logit)
+        seen = allowed[:, :, 1:].to(effect.dtype)  # (B, T, H) k <= t and k real
+        weights = seen * g ** distance[:, :, 1:]  # (B, T, H)
+        clicked = y * F.embedding(ids, effect.unsqueeze(1)).squeeze(-1)  # (B, H) y_k e_{a_k}
+        return (weights @ clicked.unsqueeze(-1)).squeeze(-1)  # (B, T, H) @ (B, H, 1) -> (B, T)
+
+    def carryover(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
+        """``(B,)`` the carry-over of each observation's history (what its clicks add to the
+        next click logit); zeros without ``carryover``."""
+        parsed = parse_observation(obs, self.config.history_len)
+        if self.carry_effect is None:
+            return parsed.progress.new_zeros(parsed.progress.shape)
+        enc = self._encode(parsed)
+        return enc.carry[torch.arange(enc.carry.shape[0]), enc.query]  # type: ignore[index]
 
     def _profiles(
         self,
@@ -774,7 +862,10 @@ class AttentionRecommender(nn.Module):
         items = self.item_vectors()  # (N, d)
         enc = self._encode(parsed, items)
         user = enc.query_states()  # (B, d)
-        scores = self._click_scores(user, enc.query_profiles(), items) * self.score_scale()
+        scores = self._click_scores(user, enc.query_profiles(), items)  # (B, N)
+        if self.item_tilt is not None:
+            scores = scores + self.policy_tilt()  # (B, N) + (N,)
+        scores = scores * self.score_scale()
         clock = parsed.clock.round().long()  # (B,)
         if clock.numel() and int(clock.min()) < int(self.release_step.max()):
             unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
@@ -810,6 +901,30 @@ class AttentionRecommender(nn.Module):
             return self.item_prior
         basis = self.text_basis  # (N, r) orthonormal columns
         return self.item_prior - basis @ (basis.T @ self.item_prior)  # (N,)
+
+    def policy_tilt(self) -> torch.Tensor:
+        """``(N,)`` what the policy adds to the click scores: ``(rho - 1) b + tau`` (plus
+        ``eta e / (1 - g)`` with ``carryover``; 0 without ``policy_tilt``); the logits are
+        ``beta * (c + policy_tilt())``."""
+        if self.item_tilt is None:
+            return self.item_proj.weight.new_zeros(self.num_items)
+        tilt = (self.prior_weight - 1.0) * self.prior() + self.item_tilt  # (N,)
+        if self.horizon_weight is not None:
+            horizon = 1.0 / (1.0 - torch.sigmoid(self.carry_decay_logit))
+            tilt = tilt + self.horizon_weight * horizon * self.carry_effects()  # (N,)
+        return tilt
+
+    def carry_effects(self) -> torch.Tensor:
+        """``(N,)`` the carry-over ``e`` per item (its text-orthogonal part with
+        ``prior_residual``, like the prior: what the text says about an item's topic is the
+        user's business, and a topic the user likes must not pass for an item that pays off);
+        zeros without ``carryover``."""
+        if self.carry_effect is None:
+            return self.item_proj.weight.new_zeros(self.num_items)
+        if not self.config.prior_residual:
+            return self.carry_effect
+        basis = self.text_basis  # (N, r)
+        return self.carry_effect - basis @ (basis.T @ self.carry_effect)  # (N,)
 
     def match_parameters(self) -> dict[str, float]:
         """Current ``gamma``, ``lambda`` and ``w`` of the content match (empty when off)."""
@@ -853,14 +968,18 @@ class AttentionRecommender(nn.Module):
     def click_logits(
         self, obs: torch.Tensor | Mapping[str, torch.Tensor], items: torch.Tensor
     ) -> torch.Tensor:
-        """The click logit ``c_i + a`` of item ``items[b]`` for observation ``b``, ``(B,)``."""
+        """The click logit ``c_i + a`` (plus the carry-over with ``carryover``) of item
+        ``items[b]`` for observation ``b``, ``(B,)``."""
         parsed = parse_observation(obs, self.config.history_len)
         table = self._embed_items(None)  # (N, d)
         enc = self._encode(parsed, table)
-        return (
+        logits = (
             self._click_scores(enc.query_states(), enc.query_profiles(), table, items.long())
             + self.click_offset
         )
+        if enc.carry is not None:
+            logits = logits + enc.carry[torch.arange(enc.carry.shape[0]), enc.query]
+        return logits
 
     def click_loss(
         self,
@@ -872,7 +991,8 @@ class AttentionRecommender(nn.Module):
         Every impression ``(a, y)`` in an observation's history (or only the ``num_targets``
         newest) is predicted from the impressions *before* it, which the causal encoder has
         already summarised at the preceding token: binary cross-entropy between
-        ``sigmoid(c_a + a0)`` and the feedback ``y`` clipped to [0, 1], averaged over all such
+        ``sigmoid(c_a + a0)`` (plus the carry-over with ``carryover``) and the feedback ``y``
+        clipped to [0, 1], averaged over all such
         targets. One pass of the encoder serves the policy's scores and all ``H`` targets, and
         no reward or next observation is needed, so any batch of observations can be used.
 
@@ -906,6 +1026,8 @@ class AttentionRecommender(nn.Module):
         target = parsed.item_ids[rows, pos]  # (M,)
         label = parsed.feedback[rows, pos].clamp(0.0, 1.0)  # (M,)
         logits = self._click_scores(user, profile, table, target) + self.click_offset  # (M,)
+        if enc.carry is not None:
+            logits = logits + enc.carry[rows, ctx]  # (M,) what the earlier clicks carry over
         return F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype))
 
 

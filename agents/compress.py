@@ -12,7 +12,8 @@ module :class:`CompressedRecommender` keeps the same computation for acting and 
 * **Folded item side.** The projected item table (with id embeddings when the model has them),
   the prior ``b`` (its projection is done once), the content-match weight ``w``, the policy's
   inverse temperature ``beta`` and ``1 / sqrt(d)`` are folded into one ``Linear(d + r, N)``
-  score head: ``scores = beta * c = [u, s * profile] @ W.T + beta * b`` (``s = sqrt(r)`` puts
+  score head: ``scores = beta * c = [u, s * profile] @ W.T + beta * b`` (plus ``beta`` times
+  the policy-only tilt with ``policy_tilt``; ``s = sqrt(r)`` puts
   the unit-norm profile on the same scale as the user state, which matters once activations are
   quantised; ``W``'s match columns carry ``1 / s``). The projected item table also serves the
   history tokens, so the language-model table itself (``N x 384``) is not kept.
@@ -345,7 +346,7 @@ def fold_recommender(model: AttentionRecommender) -> CompressedRecommender:
             out.match_kappa.copy_(F.softplus(src.match_sharpness_raw))
         w_match = src.match_table * (beta * F.softplus(src.match_weight_raw) / out.profile_scale)
         weight = torch.cat([weight, w_match], dim=1)  # (N, d + r)
-    _copy_linear(out.score_head, weight, beta * src.prior())
+    _copy_linear(out.score_head, weight, beta * (src.prior() + src.policy_tilt()))
     return out
 
 
@@ -509,6 +510,8 @@ def distil_recommender(
         teacher.train(was_training)
         if student.item_prior is not None and teacher.item_prior is not None:
             student.item_prior.copy_(teacher.prior())  # the population prior transfers as is
+        if student.item_tilt is not None:  # and the policy-only tilt (student's rho starts at 1)
+            student.item_tilt.copy_(teacher.policy_tilt())
     optimizer = torch.optim.Adam(
         [p for p in student.parameters() if p.requires_grad], lr=cfg.learning_rate
     )

@@ -40,9 +40,10 @@ slower (OpenMP synchronisation), not faster.
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -56,7 +57,12 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from driftrec.agents.attention import AttentionConfig, AttentionRecommender
+from driftrec.agents.attention import (
+    AttentionConfig,
+    AttentionRecommender,
+    _recency,
+    parse_observation,
+)
 from driftrec.agents.slate_distribution import PlackettLuceDistribution
 from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
 from driftrec.envs.config import EnvConfig, check_float, check_int
@@ -164,33 +170,100 @@ def build_recommender(
     return model
 
 
-class RecommenderExtractor(nn.Module):
-    """SB3's ``mlp_extractor`` slot: observation -> (item scores, user state + progress)."""
+CRITICS = ("shared", "history")
 
-    def __init__(self, recommender: AttentionRecommender) -> None:
+
+class RecommenderExtractor(nn.Module):
+    """SB3's ``mlp_extractor`` slot: observation -> (item scores, the critic's input).
+
+    The critic's input is the user state ``u`` and the session progress (``critic="shared"``,
+    the default: the value loss also trains the recommender through ``u``). ``critic="history"``
+    is a critic for long horizons: it reads ``u`` without training the recommender through it
+    (``detach``), plus what the history says about the user's state beyond the topics ``u``
+    encodes: the click rate and the share of real impressions in it, the recommender's
+    carry-over of the history (with ``AttentionConfig.carryover``), and a learned value per
+    clicked item, ``sum_t g^{r_t} y_t v_{a_t}`` (``v`` zero-initialised, ``g`` learned, starting
+    at 0.95, ``r_t`` the recency), which the value head adds to its output. Item quality is in
+    neither the text nor the observation, so this is how the critic can tell that a user who
+    just clicked items that drain (or restore) them is worth less (or more) from now on.
+    """
+
+    def __init__(self, recommender: AttentionRecommender, critic: str = "shared") -> None:
         super().__init__()
+        if critic not in CRITICS:
+            raise ValueError(f"'critic' must be one of {list(CRITICS)} (got {critic!r})")
         self.recommender = recommender
+        self.critic = critic
         self.latent_dim_pi = recommender.num_items
         self.latent_dim_vf = recommender.config.embed_dim + 1
         self._progress_col = 3 * recommender.config.history_len
+        if critic == "history":
+            # click rate, real share, the recommender's carry-over, the item values' sum (last)
+            self.latent_dim_vf += 4
+            self.item_value = nn.Embedding(recommender.num_items, 1)
+            nn.init.zeros_(self.item_value.weight)
+            self.value_decay_logit = nn.Parameter(torch.tensor(math.log(0.95 / 0.05)))
         self.last_output: Any = None
 
-    def _value_input(self, obs: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
-        progress = obs[:, self._progress_col : self._progress_col + 1]  # (B, 1)
-        return torch.cat([user, progress.to(user.dtype)], dim=1)  # (B, d + 1)
+    def _value_input(self, obs: torch.Tensor, out: Any) -> torch.Tensor:
+        user = out.user_state  # (B, d)
+        progress = obs[:, self._progress_col : self._progress_col + 1].to(user.dtype)  # (B, 1)
+        if self.critic == "shared":
+            return torch.cat([user, progress], dim=1)  # (B, d + 1)
+        enc, parsed, _ = out.encoding
+        valid = parsed.mask.to(user.dtype)  # (B, H)
+        clicks = parsed.feedback.to(user.dtype).clamp(0.0, 1.0) * valid  # (B, H)
+        real = valid.sum(dim=1, keepdim=True)  # (B, 1)
+        rate = clicks.sum(dim=1, keepdim=True) / real.clamp_min(1.0)  # (B, 1)
+        share = real / parsed.mask.shape[1]  # (B, 1)
+        if enc.carry is not None:  # the recommender's carry-over of this history
+            carry = enc.carry[torch.arange(enc.carry.shape[0]), enc.query].unsqueeze(1).detach()
+        else:
+            carry = torch.zeros_like(rate)
+        weight = torch.sigmoid(self.value_decay_logit) ** _recency(parsed.mask).to(user.dtype)
+        values = self.item_value(parsed.item_ids.masked_fill(~parsed.mask, 0)).squeeze(-1)
+        item_sum = (weight * clicks * values).sum(dim=1, keepdim=True)  # (B, 1)
+        return torch.cat([user.detach(), progress, rate, share, carry, item_sum], dim=1)
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # while training, keep the encoder's output so the click loss reuses this pass
-        out = self.recommender(features, output_encoding=torch.is_grad_enabled())
-        self.last_output = out if out.encoding is not None else None
-        return out.scores, self._value_input(features, out.user_state)
+        encoding = torch.is_grad_enabled() or self.critic != "shared"
+        out = self.recommender(features, output_encoding=encoding)
+        self.last_output = out if torch.is_grad_enabled() else None
+        return out.scores, self._value_input(features, out)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
         return self.recommender(features).scores  # (B, N)
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
-        user = self.recommender.user_vectors(features)
-        return self._value_input(features, user)  # type: ignore[arg-type]
+        if self.critic == "shared":
+            user = self.recommender.user_vectors(features)
+            return self._value_input(features, _UserOnly(user))
+        return self._value_input(features, self.recommender(features, output_encoding=True))
+
+
+class _UserOnly(NamedTuple):
+    user_state: torch.Tensor
+
+
+class _ValueHead(nn.Sequential):
+    """``value_scale * (MLP(x) [+ x_last])``: the value net over the extractor's critic input.
+
+    With ``additive`` the last input column (the history critic's item-value sum) is added to
+    the MLP's output instead of entering it. ``value_scale`` sets the unit the net works in, so a
+    long-horizon value (tens of clicks) needs no large weights or biases to be learned first.
+    (A ``Sequential`` of the MLP's layers, so checkpoints keep the plain value net's keys.)
+    """
+
+    def __init__(self, in_dim: int, hidden: int, value_scale: float, additive: bool) -> None:
+        super().__init__(nn.Linear(in_dim - int(additive), hidden), nn.Tanh(), nn.Linear(hidden, 1))
+        self.additive = additive
+        self.value_scale = value_scale
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.additive:
+            return self.value_scale * (super().forward(x[:, :-1]) + x[:, -1:])  # (B, 1)
+        return self.value_scale * super().forward(x)  # (B, 1)
 
 
 class _SlateLogits(nn.Module):
@@ -266,6 +339,8 @@ class _RecommenderPolicyMixin:
         slate_distribution: str | None = None,
         click_loss_coef: float = 1.0,
         click_targets: int | None = None,
+        critic: str = "shared",
+        value_scale: float = 1.0,
         ortho_init: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -285,6 +360,11 @@ class _RecommenderPolicyMixin:
             check_int("click_targets", click_targets, 1, self.attention.history_len)
         self.click_loss_coef = float(click_loss_coef)
         self.click_targets = click_targets
+        if critic not in CRITICS:
+            raise ValueError(f"'critic' must be one of {list(CRITICS)} (got {critic!r})")
+        check_float("value_scale", value_scale, 0.0, 1e6, low_open=True)
+        self.critic = critic
+        self.value_scale = float(value_scale)
         self.last_click_loss = float("nan")
         kwargs.setdefault("features_extractor_class", FlattenExtractor)
         super().__init__(  # type: ignore[call-arg]
@@ -300,6 +380,8 @@ class _RecommenderPolicyMixin:
             slate_distribution=self.slate_distribution,
             click_loss_coef=self.click_loss_coef,
             click_targets=self.click_targets,
+            critic=self.critic,
+            value_scale=self.value_scale,
         )
         return data
 
@@ -321,7 +403,7 @@ class _RecommenderPolicyMixin:
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = RecommenderExtractor(
-            build_recommender(self.item_table, self.attention)
+            build_recommender(self.item_table, self.attention), critic=self.critic
         )
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -333,10 +415,11 @@ class _RecommenderPolicyMixin:
             self.action_net = self.action_dist.proba_distribution_net()
         else:
             self.action_net = _SlateLogits(slate_size)
-        self.value_net = nn.Sequential(
-            nn.Linear(self.mlp_extractor.latent_dim_vf, self.value_hidden),
-            nn.Tanh(),
-            nn.Linear(self.value_hidden, 1),
+        self.value_net = _ValueHead(
+            self.mlp_extractor.latent_dim_vf,
+            self.value_hidden,
+            self.value_scale,
+            additive=self.critic == "history",
         )
         # the optimizer comes last, over every parameter (the parent's order)
         self.optimizer = self.optimizer_class(  # type: ignore[call-arg]

@@ -486,3 +486,94 @@ def test_score_config_fields_are_validated(field: str, value: object, message: s
 
     with pytest.raises(ValueError, match=f"^{re.escape(message)}$"):
         AttentionConfig(**{field: value})  # type: ignore[arg-type]
+
+
+# -------------------------------------------------------------------- long-horizon terms
+LONG = dataclasses.replace(
+    TINY, policy_tilt=True, carryover=True, carryover_decay=0.5, prior_residual=False
+)
+
+
+def test_policy_tilt_starts_as_the_plain_policy_and_moves_only_the_logits() -> None:
+    """policy_tilt adds beta * ((rho - 1) b + tau + eta e / (1 - g)) to the logits; at
+    initialisation that is 0 (the same scores as without it), and the click loss never sees it."""
+    plain, tilted = _model(), _model(LONG)
+    obs = _obs(HISTORIES)
+    with torch.no_grad():
+        torch.testing.assert_close(tilted(obs).scores, plain(obs).scores)
+        tilted.item_prior.copy_(torch.linspace(-1.0, 1.0, N))
+        tilted.prior_weight.fill_(-0.5)
+        tilted.item_tilt.copy_(torch.arange(N, dtype=torch.float32) / 7)
+        tilted.carry_effect.copy_(torch.linspace(0.3, -0.3, N))
+        tilted.horizon_weight.fill_(0.25)
+        base = tilted(obs).scores
+        expected_tilt = (
+            -1.5 * tilted.prior() + tilted.item_tilt + 0.25 * 2.0 * tilted.carry_effect
+        )  # rho - 1 = -1.5, 1 / (1 - g) = 2 with g = 0.5
+        torch.testing.assert_close(tilted.policy_tilt(), expected_tilt)
+        items = torch.arange(N).repeat(3)
+        logits = tilted.click_logits(obs.repeat_interleave(N, dim=0), items).view(3, N)
+        carry = tilted.carryover(obs).unsqueeze(1)  # (3, 1)
+        click = logits - tilted.click_offset - carry
+        torch.testing.assert_close(
+            base, tilted.score_scale() * (click + expected_tilt), rtol=1e-5, atol=1e-5
+        )
+    loss = tilted.click_loss(obs)
+    loss.backward()
+    for p in (tilted.prior_weight, tilted.item_tilt, tilted.horizon_weight):
+        assert p.grad is None  # policy-only: the click loss does not reach them
+    assert tilted.carry_effect.grad is not None and tilted.carry_effect.grad.abs().sum() > 0
+
+
+def test_carryover_by_hand() -> None:
+    """The carry-over at the query is sum over clicked k of g^r_k e_{a_k} (r_k = impressions
+    after k); it enters the click logit of the next impression, and the click loss fits it."""
+    cfg = dataclasses.replace(TINY, carryover=True, carryover_decay=0.5, prior_residual=False)
+    model = _model(cfg)
+    with torch.no_grad():
+        model.carry_effect.copy_(torch.arange(N, dtype=torch.float32) / 10)
+    obs = _obs([[(1, 1.0), (2, 0.0), (3, 1.0)], [(4, 0.0)], []])
+    # row 0: item 3 clicked (r = 0), item 2 skipped, item 1 clicked (r = 2): 0.3 + 0.25 * 0.1
+    torch.testing.assert_close(model.carryover(obs), torch.tensor([0.325, 0.0, 0.0]))
+    plain = _model(dataclasses.replace(TINY, prior_residual=False))
+    with torch.no_grad():
+        shift = model.click_logits(obs, torch.tensor([5, 5, 5])) - plain.click_logits(
+            obs, torch.tensor([5, 5, 5])
+        )
+        torch.testing.assert_close(shift, torch.tensor([0.325, 0.0, 0.0]))
+        torch.testing.assert_close(model(obs).scores, plain(obs).scores)  # ranking unchanged
+    # item 0 clicked always raises the next click; 200 steps must give it the largest effect
+    rng = np.random.default_rng(0)
+    hist = []
+    for _ in range(128):
+        first = int(rng.integers(0, N))
+        hist.append([(first, 1.0), (int(rng.integers(0, N)), float(first == 0))])
+    opt = torch.optim.Adam(model.parameters(), lr=0.05)
+    for _ in range(200):
+        opt.zero_grad()
+        model.click_loss(_obs(hist), num_targets=1).backward()
+        opt.step()
+    assert int(model.carry_effect.argmax()) == 0
+
+
+def test_residual_carryover_is_orthogonal_to_the_text_directions() -> None:
+    """With prior_residual the carry-over per item has no component along the text basis."""
+    model = _model(dataclasses.replace(TINY, carryover=True))
+    with torch.no_grad():
+        model.carry_effect.copy_(torch.randn(N))
+        effects = model.carry_effects()
+    assert float(effects.abs().max()) > 0.1
+    torch.testing.assert_close(model.text_basis.T @ effects, torch.zeros(model.text_basis.shape[1]))
+
+
+def test_long_horizon_config_validation() -> None:
+    """carryover_decay must be in (0, 1); the flags must be bools; sizes are fixed by them."""
+    with pytest.raises(ValueError, match=r"^'carryover_decay' must be in \(0, 1\) \(got 1.0\)$"):
+        dataclasses.replace(TINY, carryover_decay=1.0)
+    with pytest.raises(ValueError, match=r"^'policy_tilt' must be a bool \(got 1\)$"):
+        dataclasses.replace(TINY, policy_tilt=1)
+    model = _model(dataclasses.replace(TINY, policy_tilt=True, item_bias=False))
+    with pytest.raises(
+        ValueError, match=r"^with policy_tilt=True the catalog size is fixed at 10 items \(got 12\)$"
+    ):
+        model.set_item_table(_items(12))

@@ -65,6 +65,7 @@ VARIANTS = [
     {"content_match": False},
     {"use_id_embeddings": True, "item_bias": False},
     {"recency_bias": False, "prior_residual": False},
+    {"policy_tilt": True, "carryover": True},
 ]
 
 
