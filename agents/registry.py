@@ -36,6 +36,9 @@ __all__ = [
     "build_agent",
     "PPO_DEFAULTS",
     "ATTENTION_DEFAULTS",
+    "PPO_LONG_DEFAULTS",
+    "ATTENTION_LONG_DEFAULTS",
+    "POLICY_LONG_DEFAULTS",
 ]
 
 BANDIT_AGENTS = BASELINE_NAMES  # everything make_baseline builds
@@ -46,6 +49,7 @@ SB3_AGENTS = (
     "attention-dqn",
     "id-ppo",
     "mlp-ppo",
+    "attention-ppo-long",  # last, so that the other agents keep their figure colours
 )
 AGENT_NAMES = BANDIT_AGENTS + SB3_AGENTS
 
@@ -85,6 +89,8 @@ AGENT_DESCRIPTIONS: dict[str, str] = {
     "attention-dqn": "DQN with the attention recommender as Q-network (single-item only)",
     "id-ppo": "ablation: the same attention PPO with item-id embeddings, no language model",
     "mlp-ppo": "SB3's default MlpPolicy PPO on the flat observation",
+    "attention-ppo-long": "the same PPO for the long term: gamma 0.99, a click carry-over, "
+    "policy-only tilts, a history critic",
 }
 
 
@@ -109,6 +115,19 @@ PPO_DEFAULTS: dict[str, Any] = {
     "gae_lambda": 0.9,
     "ent_coef": 0.0,
 }
+# attention-ppo-long: the preset for long-horizon returns (LongTerm); see BENCHMARKS.md
+PPO_LONG_DEFAULTS: dict[str, Any] = {
+    **PPO_DEFAULTS,
+    "n_steps": 64,
+    "gamma": 0.99,
+    "gae_lambda": 0.95,
+}
+ATTENTION_LONG_DEFAULTS: dict[str, Any] = {
+    **ATTENTION_DEFAULTS,
+    "carryover": True,
+    "policy_tilt": True,
+}
+POLICY_LONG_DEFAULTS: dict[str, Any] = {"critic": "history", "value_scale": 10.0}
 _A2C_DEFAULTS: dict[str, Any] = {
     "n_steps": 8,
     "learning_rate": 1e-3,
@@ -249,8 +268,10 @@ def _build_sb3(
 
     configure_torch(torch_threads)
     env = DriftRecSB3VecEnv(num_envs, env_config, seed=seed)
-    attention = {**ATTENTION_DEFAULTS, **kwargs.pop("attention", {})}
-    extra_policy = dict(kwargs.pop("policy_kwargs", {}))
+    long = name == "attention-ppo-long"
+    attention_defaults = ATTENTION_LONG_DEFAULTS if long else ATTENTION_DEFAULTS
+    attention = {**attention_defaults, **kwargs.pop("attention", {})}
+    extra_policy = {**(POLICY_LONG_DEFAULTS if long else {}), **kwargs.pop("policy_kwargs", {})}
     algo_cls: Any
     if name == "mlp-ppo":
         algo_cls, policy, defaults = PPO, "MlpPolicy", PPO_DEFAULTS
@@ -258,6 +279,7 @@ def _build_sb3(
     else:
         algo_cls, defaults = {
             "attention-ppo": (PPO, PPO_DEFAULTS),
+            "attention-ppo-long": (PPO, PPO_LONG_DEFAULTS),
             "id-ppo": (PPO, PPO_DEFAULTS),
             "attention-a2c": (A2C, _A2C_DEFAULTS),
             "attention-maskable-ppo": (MaskablePPO, PPO_DEFAULTS),

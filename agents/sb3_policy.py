@@ -61,7 +61,6 @@ from driftrec.agents.attention import (
     AttentionConfig,
     AttentionRecommender,
     _recency,
-    parse_observation,
 )
 from driftrec.agents.slate_distribution import PlackettLuceDistribution
 from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog

@@ -573,7 +573,6 @@ def test_long_horizon_config_validation() -> None:
     with pytest.raises(ValueError, match=r"^'policy_tilt' must be a bool \(got 1\)$"):
         dataclasses.replace(TINY, policy_tilt=1)
     model = _model(dataclasses.replace(TINY, policy_tilt=True, item_bias=False))
-    with pytest.raises(
-        ValueError, match=r"^with policy_tilt=True the catalog size is fixed at 10 items \(got 12\)$"
-    ):
+    msg = r"^with policy_tilt=True the catalog size is fixed at 10 items \(got 12\)$"
+    with pytest.raises(ValueError, match=msg):
         model.set_item_table(_items(12))

@@ -41,7 +41,7 @@ def _names() -> list[Any]:
 def test_name_tables() -> None:
     """AGENT_NAMES is the bandits followed by the SB3 agents, without repeats."""
     assert AGENT_NAMES == BANDIT_AGENTS + SB3_AGENTS
-    assert len(set(AGENT_NAMES)) == len(AGENT_NAMES) == 17
+    assert len(set(AGENT_NAMES)) == len(AGENT_NAMES) == 18
 
 
 def test_every_agent_is_described() -> None:
@@ -55,8 +55,10 @@ def test_every_agent_is_described() -> None:
 
 @pytest.mark.parametrize("name", _names())
 def test_every_agent_builds_and_runs_online(name: str, tiny_config: EnvConfig) -> None:
-    """Each agent builds on a 32-item world and run_online runs 16 steps with one hook call each."""
+    """Each agent builds on a 32-item world and run_online runs 16 steps (one rollout when that
+    is longer) with one hook call each."""
     built = build_agent(name, tiny_config, num_envs=B, seed=0)
+    steps = max(STEPS, built.rollout_steps)
     assert built.name == name
     assert built.is_sb3 == (name in SB3_AGENTS)
     assert built.env.num_envs == B
@@ -67,11 +69,12 @@ def test_every_agent_builds_and_runs_online(name: str, tiny_config: EnvConfig) -
         assert record.actions.shape == (B,)
         assert (record.actions >= 0).all() and (record.actions < 32).all()
 
-    assert run_online(built.agent, built.env, STEPS, on_step=hook) == STEPS
-    assert clocks == list(range(1, STEPS + 1))
+    assert run_online(built.agent, built.env, steps, on_step=hook) == steps
+    assert clocks == list(range(1, steps + 1))
     if built.is_sb3:
-        assert built.agent.num_timesteps == STEPS * B
-        assert built.rollout_steps == {"attention-a2c": 8, "attention-dqn": 1}.get(name, 16)
+        assert built.agent.num_timesteps == steps * B
+        rollouts = {"attention-a2c": 8, "attention-dqn": 1, "attention-ppo-long": 64}
+        assert built.rollout_steps == rollouts.get(name, 16)
     else:
         assert built.rollout_steps == 1
     has_attention = name.startswith("attention") or name == "id-ppo"
@@ -117,6 +120,43 @@ def test_sb3_agent_kwargs_reach_algorithm_and_attention(tiny_config: EnvConfig) 
     assert att.score_temperature == ATTENTION_DEFAULTS["score_temperature"]
     assert att.history_len == tiny_config.session.history_len
     assert model.policy.value_hidden == 7 and model.policy.value_net[0].out_features == 7
+
+
+def test_long_horizon_preset(tiny_config: EnvConfig) -> None:
+    """attention-ppo-long is attention-ppo with the long-horizon defaults; agent_kwargs win."""
+    from driftrec.agents.registry import (
+        ATTENTION_LONG_DEFAULTS,
+        POLICY_LONG_DEFAULTS,
+        PPO_LONG_DEFAULTS,
+    )
+
+    model = build_agent("attention-ppo-long", tiny_config, num_envs=B, seed=0).agent
+    assert (model.gamma, model.gae_lambda, model.n_steps) == (
+        PPO_LONG_DEFAULTS["gamma"],
+        PPO_LONG_DEFAULTS["gae_lambda"],
+        PPO_LONG_DEFAULTS["n_steps"],
+    )
+    assert model.gamma > PPO_DEFAULTS["gamma"]
+    att = model.policy.recommender.config
+    assert att.carryover and att.policy_tilt
+    assert att.embed_dim == ATTENTION_LONG_DEFAULTS["embed_dim"] == ATTENTION_DEFAULTS["embed_dim"]
+    assert model.policy.critic == POLICY_LONG_DEFAULTS["critic"] == "history"
+    assert model.policy.value_scale == POLICY_LONG_DEFAULTS["value_scale"]
+    built = build_agent(
+        "attention-ppo-long",
+        tiny_config,
+        num_envs=B,
+        seed=0,
+        agent_kwargs={
+            "gamma": 0.95,
+            "attention": {"policy_tilt": False},
+            "policy_kwargs": {"critic": "shared"},
+        },
+    )
+    assert built.agent.gamma == 0.95
+    assert built.agent.policy.recommender.config.carryover
+    assert not built.agent.policy.recommender.config.policy_tilt
+    assert built.agent.policy.critic == "shared"
 
 
 def test_attention_agent_uses_the_default_text_encoder(tiny_config: EnvConfig) -> None:
