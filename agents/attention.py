@@ -146,6 +146,9 @@ class AttentionConfig:
             item prior can say. It shifts all items of a history alike, so it does not change
             the click ranking; with ``policy_tilt`` the policy can weigh it (below).
         carryover_decay: Initial ``g`` of ``carryover``, in (0, 1).
+        carryover_horizon: Initial ``eta`` of ``policy_tilt`` with ``carryover`` (>= 0): 1 counts
+            an item's carry-over once over its whole decay horizon (a first-order lookahead with
+            the learned click model); the reinforcement-learning loss adjusts it.
         policy_tilt: Add two policy-only terms to the logits, trained by the reinforcement-
             learning loss alone (the click loss never sees them): a learned weight ``rho`` on
             the item prior (starting at 1) and a per-item tilt ``tau_i`` (starting at 0), so the
@@ -154,8 +157,9 @@ class AttentionConfig:
             (or avoid clickbait that drains the user), which ``rho`` (one number for the whole
             catalog: follow, ignore or reverse the population's click prior) and ``tau`` (per
             item) express without corrupting the click model. With ``carryover`` a third term
-            ``eta e_i / (1 - g)`` (``eta`` learned, starting at 0) lets the policy value an
-            item's carry-over over its whole decay horizon. Ties the model to a catalog size.
+            ``eta e_i / (1 - g)`` (``eta`` learned, from ``carryover_horizon``) lets the policy
+            value an item's carry-over over its whole decay horizon. Ties the model to a
+            catalog size.
         zero_start_state: The state of an empty history is 0 (the start token stays a key
             every query may attend to): a user with no history is scored by the item prior
             alone, and every topic preference comes from the user's own history, which is what
@@ -187,6 +191,7 @@ class AttentionConfig:
     prior_residual: bool = True
     carryover: bool = False
     carryover_decay: float = 0.95
+    carryover_horizon: float = 1.0
     policy_tilt: bool = False
     zero_start_state: bool = True
     layer_norm_eps: float = 1e-5
@@ -215,6 +220,7 @@ class AttentionConfig:
             "match_query_decay",
             "match_sharpness",
             "carryover_decay",
+            "carryover_horizon",
         ):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
@@ -231,6 +237,10 @@ class AttentionConfig:
         for name in ("match_decay", "match_query_decay", "carryover_decay"):
             if not 0.0 < getattr(self, name) < 1.0:
                 raise ValueError(f"'{name}' must be in (0, 1) (got {getattr(self, name)!r})")
+        if not 0.0 <= self.carryover_horizon <= 100.0:
+            raise ValueError(
+                f"'carryover_horizon' must be in [0, 100] (got {self.carryover_horizon!r})"
+            )
         for name in ("match_skip_weight", "match_weight", "match_sharpness"):
             if not 0.0 < getattr(self, name) <= 100.0:
                 raise ValueError(f"'{name}' must be in (0, 100] (got {getattr(self, name)!r})")
@@ -573,7 +583,7 @@ class AttentionRecommender(nn.Module):
                 g = cfg.carryover_decay
                 self.carry_decay_logit.fill_(math.log(g / (1.0 - g)))
             if self.horizon_weight is not None:
-                self.horizon_weight.zero_()
+                self.horizon_weight.fill_(cfg.carryover_horizon)
         for layer in self.layers:
             attn = layer.attn
             if attn.recency_slope is not None:

@@ -505,7 +505,7 @@ def test_policy_tilt_starts_as_the_plain_policy_and_moves_only_the_logits() -> N
         tilted.prior_weight.fill_(-0.5)
         tilted.item_tilt.copy_(torch.arange(N, dtype=torch.float32) / 7)
         tilted.carry_effect.copy_(torch.linspace(0.3, -0.3, N))
-        tilted.horizon_weight.fill_(0.25)
+        tilted.horizon_weight.fill_(0.25)  # it starts at carryover_horizon = 1
         base = tilted(obs).scores
         expected_tilt = (
             -1.5 * tilted.prior() + tilted.item_tilt + 0.25 * 2.0 * tilted.carry_effect

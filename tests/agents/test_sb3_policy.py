@@ -13,7 +13,7 @@ from gymnasium import spaces
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import A2C, DQN, PPO
 
-from driftrec.agents.attention import AttentionConfig
+from driftrec.agents.attention import AttentionConfig, parse_observation
 from driftrec.agents.sb3_policy import (
     AttentionActorCriticPolicy,
     AttentionDQNPolicy,
@@ -58,8 +58,10 @@ def _ppo(
     policy_kwargs: dict[str, Any] | None = None,
     **kwargs: Any,
 ) -> PPO:
+    extra = dict(policy_kwargs or {})
+    attention = extra.pop("attention", TINY)
     policy_kwargs = recommender_policy_kwargs(
-        env, attention=TINY, embeddings_file=emb, **(policy_kwargs or {})
+        env, attention=attention, embeddings_file=emb, **extra
     )
     return PPO(
         "AttentionRecommenderPolicy",
@@ -373,3 +375,70 @@ def test_click_loss_kwargs_are_validated_and_saved(emb_file: str, tmp_path: Any)
     model.save(tmp_path / "m.zip")
     loaded = PPO.load(tmp_path / "m.zip", env=env)
     assert (loaded.policy.click_loss_coef, loaded.policy.click_targets) == (3.0, 2)
+
+
+LONG = AttentionConfig(
+    embed_dim=8, num_heads=2, num_layers=1, ff_dim=16, carryover=True, policy_tilt=True
+)
+
+
+def test_history_critic_reads_the_history_without_training_the_recommender(
+    emb_file: str, tmp_path: Path
+) -> None:
+    """critic="history": value = value_scale * (MLP(detached u, progress, click rate, real share,
+    carry-over) + sum_t g^r y_t v_a); the value loss reaches no recommender parameter; every
+    parameter is in the optimizer; the kwargs survive save/load."""
+    env = _env()
+    model = _ppo(
+        env,
+        emb_file,
+        policy_kwargs={"attention": LONG, "critic": "history", "value_scale": 4.0},
+    )
+    policy = model.policy
+    extractor = policy.mlp_extractor
+    assert extractor.latent_dim_vf == 8 + 1 + 4
+    assert policy.value_net[0].in_features == 8 + 1 + 3  # the item-value sum is added, not fed
+    in_opt = {id(p) for g in policy.optimizer.param_groups for p in g["params"]}
+    assert in_opt == {id(p) for p in policy.parameters()}
+    obs = _stepped_obs(env, model)
+    with torch.no_grad():
+        extractor.item_value.weight.copy_(torch.arange(N, dtype=torch.float32).unsqueeze(1))
+        policy.recommender.carry_effect.copy_(torch.linspace(-0.5, 0.5, N))
+        out = policy.recommender(obs, output_encoding=True)
+        x = extractor._value_input(obs, out)  # (B, d + 5)
+        parsed = parse_observation(obs, H)
+        clicks = parsed.feedback.clamp(0, 1) * parsed.mask
+        torch.testing.assert_close(x[:, 8], obs[:, 3 * H])  # progress
+        rate = clicks.sum(1) / parsed.mask.sum(1).clamp_min(1)
+        torch.testing.assert_close(x[:, 9], rate)
+        torch.testing.assert_close(x[:, 10], parsed.mask.float().mean(1))
+        torch.testing.assert_close(x[:, 11], policy.recommender.carryover(obs))
+        g = torch.sigmoid(extractor.value_decay_logit)
+        recency = parsed.mask.flip(-1).cumsum(-1).flip(-1) - parsed.mask.long()
+        expected = (g**recency * clicks * parsed.item_ids.float()).sum(1)
+        torch.testing.assert_close(x[:, 12], expected)
+        value = policy.predict_values(obs)[:, 0]
+        mlp = torch.nn.Sequential(*policy.value_net)(x[:, :-1])[:, 0]
+        torch.testing.assert_close(value, 4.0 * (mlp + expected))
+    policy.zero_grad()
+    policy.predict_values(obs).sum().backward()
+    for name, p in policy.recommender.named_parameters():
+        assert p.grad is None or p.grad.abs().sum() == 0, name
+    assert extractor.item_value.weight.grad.abs().sum() > 0
+    model.learn(8 * B)
+    model.save(tmp_path / "m.zip")
+    loaded = PPO.load(tmp_path / "m.zip", env=env)
+    assert (loaded.policy.critic, loaded.policy.value_scale) == ("history", 4.0)
+    for k, v in model.policy.state_dict().items():
+        assert torch.equal(v, loaded.policy.state_dict()[k]), k
+
+
+def test_critic_kwargs_are_validated(emb_file: str) -> None:
+    """An unknown critic or a non-positive value_scale is refused with one clear line."""
+    env = _env()
+    kwargs = recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb_file)
+    msg = "'critic' must be one of ['shared', 'history'] (got 'deep')"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
+        PPO("AttentionRecommenderPolicy", env, policy_kwargs={**kwargs, "critic": "deep"})
+    with pytest.raises(ValueError, match=r"^'value_scale' must be"):
+        PPO("AttentionRecommenderPolicy", env, policy_kwargs={**kwargs, "value_scale": 0.0})
