@@ -915,13 +915,16 @@ class AttentionRecommender(nn.Module):
     def policy_tilt(self) -> torch.Tensor:
         """``(N,)`` what the policy adds to the click scores: ``(rho - 1) b + tau`` (plus
         ``eta e / (1 - g)`` with ``carryover``; 0 without ``policy_tilt``); the logits are
-        ``beta * (c + policy_tilt())``."""
+        ``beta * (c + policy_tilt())``. ``b``, ``e`` and ``g`` belong to the click model and
+        enter detached, so a gradient through this term trains only ``rho``, ``tau``, ``eta``."""
         if self.item_tilt is None:
             return self.item_proj.weight.new_zeros(self.num_items)
-        tilt = (self.prior_weight - 1.0) * self.prior() + self.item_tilt  # (N,)
+        # the click model's b and e enter detached: the RL loss tunes how much the policy
+        # follows them (rho, eta), never the click model itself through this term
+        tilt = (self.prior_weight - 1.0) * self.prior().detach() + self.item_tilt  # (N,)
         if self.horizon_weight is not None:
-            horizon = 1.0 / (1.0 - torch.sigmoid(self.carry_decay_logit))
-            tilt = tilt + self.horizon_weight * horizon * self.carry_effects()  # (N,)
+            horizon = 1.0 / (1.0 - torch.sigmoid(self.carry_decay_logit.detach()))
+            tilt = tilt + self.horizon_weight * horizon * self.carry_effects().detach()  # (N,)
         return tilt
 
     def carry_effects(self) -> torch.Tensor:

@@ -523,6 +523,12 @@ def test_policy_tilt_starts_as_the_plain_policy_and_moves_only_the_logits() -> N
     for p in (tilted.prior_weight, tilted.item_tilt, tilted.horizon_weight):
         assert p.grad is None  # policy-only: the click loss does not reach them
     assert tilted.carry_effect.grad is not None and tilted.carry_effect.grad.abs().sum() > 0
+    tilted.zero_grad(set_to_none=True)
+    (tilted.policy_tilt() * torch.arange(N)).sum().backward()  # it trains only rho, tau, eta
+    for p in (tilted.prior_weight, tilted.item_tilt, tilted.horizon_weight):
+        assert p.grad is not None and p.grad.abs().sum() > 0
+    for p in (tilted.item_prior, tilted.carry_effect, tilted.carry_decay_logit):
+        assert p.grad is None
 
 
 def test_carryover_by_hand() -> None:
