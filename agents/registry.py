@@ -12,6 +12,14 @@ The SB3 agents' defaults come from two small sweeps (Stationary and AbruptShift;
 0.3) and PPO with 16-step rollouts, batch 512, 4 epochs, learning rate 3e-3 and
 ``gamma = gae_lambda = 0.9``. Override any of them with ``agent_kwargs``
 (``{"learning_rate": 1e-3, "attention": {"embed_dim": 64}}``).
+
+``attention-ppo-long`` is the same PPO and policy preset for long-horizon returns (the LongTerm
+scenarios, where what a user clicks now changes every later click): ``gamma = 0.99``,
+``gae_lambda = 0.95`` and 64-step rollouts (:data:`PPO_LONG_DEFAULTS`); the click model learns a
+per-item carry-over and the policy may weigh it and re-weigh the item prior
+(``carryover``, ``policy_tilt``: :data:`ATTENTION_LONG_DEFAULTS`); the critic reads the history
+(``critic="history"``, in units of ``value_scale = 10`` clicks: :data:`POLICY_LONG_DEFAULTS`).
+``bench/bench_longterm.py`` measures it against the greedy oracle on fresh users.
 """
 
 from __future__ import annotations

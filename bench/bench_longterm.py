@@ -48,6 +48,7 @@ def main() -> None:
     parser.add_argument(
         "--agent-kwargs", default="{}", help='per-agent overrides as JSON: {"agent": {...}}'
     )
+    parser.add_argument("--env", default="{}", help="world overrides as JSON")
     parser.add_argument("--out", default=None, help="results JSON (finished seeds are reused)")
     parser.add_argument("--figure", default=None, help="write the learning curve here (.png)")
     args = parser.parse_args()
@@ -60,6 +61,7 @@ def main() -> None:
         eval_every=args.eval_every,
         eval_users=args.eval_users,
         agent_kwargs=json.loads(args.agent_kwargs),
+        env_overrides=json.loads(args.env),
     )
     seeds = [int(s) for s in args.seeds.split(",") if s]
     start = time.perf_counter()

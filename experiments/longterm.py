@@ -70,6 +70,7 @@ class LongTermSetting:
         eval_users: fresh users per evaluation, one whole stay each.
         eval_seed_offset: the eval env is reset with ``eval_seed_offset + seed``.
         agent_kwargs: per-agent overrides, as for ``driftrec run --agent-kwargs``.
+        env_overrides: world overrides (``EnvConfig.with_overrides`` keys, e.g. ``num_items``).
     """
 
     scenario: str = "LongTerm"
@@ -81,6 +82,7 @@ class LongTermSetting:
     eval_users: int = 256
     eval_seed_offset: int = 1_000_000
     agent_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    env_overrides: Mapping[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         for name in ("num_envs", "steps", "eval_every", "eval_users"):
@@ -105,6 +107,7 @@ class LongTermSetting:
         out = asdict(self)
         out["agents"] = list(self.agents)
         out["agent_kwargs"] = {k: dict(v) for k, v in self.agent_kwargs.items()}
+        out["env_overrides"] = dict(self.env_overrides)
         return out
 
 
@@ -150,11 +153,15 @@ class SeedResult:
         )
 
 
-def world_config(scenario: str, seed: int) -> EnvConfig:
-    """The scenario's world for ``seed``: its own world and catalog (``vary_world``)."""
+def world_config(scenario: str, seed: int, overrides: Mapping[str, Any] | None = None) -> EnvConfig:
+    """The scenario's world for ``seed``: its own world and catalog (``vary_world``), with
+    ``overrides`` applied first."""
     from driftrec.envs.scenarios import get_scenario
 
-    return get_scenario(scenario).config.with_overrides(world_seed=seed, catalog_seed=seed)
+    config = get_scenario(scenario).config
+    if overrides:
+        config = config.with_overrides(**overrides)
+    return config.with_overrides(world_seed=seed, catalog_seed=seed)
 
 
 def fresh_user_returns(
@@ -220,7 +227,7 @@ def run_seed(
     from driftrec.agents.registry import build_agent
 
     say = log or (lambda _: None)
-    config = world_config(setting.scenario, seed)
+    config = world_config(setting.scenario, seed, setting.env_overrides)
     eval_seed = setting.eval_seed_offset + seed
     returns: dict[str, NDArray[np.float64]] = {}
     lengths: dict[str, NDArray[np.float64]] = {}

@@ -1,0 +1,105 @@
+"""The long-horizon study (driftrec.experiments.longterm) on a tiny world: the pipeline runs,
+fresh users are fresh, results resume from their file and the summary is paired."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from driftrec.agents.baselines import make_baseline
+from driftrec.experiments.longterm import (
+    LongTermSetting,
+    format_summary,
+    fresh_user_returns,
+    plot_learning_curves,
+    run_study,
+    summarize,
+    world_config,
+)
+
+TINY_WORLD = {"num_items": 32, "num_topics": 4, "history_len": 4, "max_steps": 12}
+
+
+@pytest.fixture(autouse=True)
+def _shared_text_cache(
+    tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("DRIFTREC_CACHE", str(tmp_path_factory.getbasetemp() / "driftrec-cache"))
+
+
+def _setting(**kwargs: object) -> LongTermSetting:
+    base: dict[str, object] = {
+        "agents": ("attention-ppo-long",),
+        "num_envs": 4,
+        "steps": 32,
+        "eval_every": 16,
+        "eval_users": 8,
+        "env_overrides": TINY_WORLD,
+        "agent_kwargs": {"attention-ppo-long": {"n_steps": 16, "n_epochs": 1}},
+    }
+    return LongTermSetting(**{**base, **kwargs})  # type: ignore[arg-type]
+
+
+def test_fresh_users_stay_once_and_are_not_the_training_users() -> None:
+    """Every fresh user is followed through one whole stay; another seed gives other users."""
+    config = world_config("LongTerm", 0, TINY_WORLD)
+    ret, length = fresh_user_returns(lambda env: make_baseline("oracle", env), config, 5, 16)
+    assert ret.shape == length.shape == (16,)
+    assert (length >= 1).all() and (length <= 12).all() and (ret <= length).all()
+    again, _ = fresh_user_returns(lambda env: make_baseline("oracle", env), config, 5, 16)
+    np.testing.assert_array_equal(ret, again)  # same seed, same users
+    other, _ = fresh_user_returns(lambda env: make_baseline("oracle", env), config, 6, 16)
+    assert not np.array_equal(ret, other)
+
+
+def test_study_runs_summarizes_plots_and_resumes(tmp_path: Path) -> None:
+    """Seed 0 (the catalog of the tiny fixtures, whose text embeddings the session has cached):
+    curves from 0 env-steps to the budget, paired differences over the same users, the
+    results file written per seed and reused on a second call; another setting is refused."""
+    setting = _setting()
+    out = tmp_path / "results.json"
+    lines: list[str] = []
+    results = run_study(setting, (0,), out=out, log=lines.append)
+    assert [r.seed for r in results] == [0]
+    for r in results:
+        assert set(r.returns) == {"oracle", "planner", "linucb-discounted", "attention-ppo-long"}
+        assert all(v.shape == (8,) for v in r.returns.values())
+        curve = r.curves["attention-ppo-long"]
+        assert curve["env_steps"] == [0.0, 64.0, 128.0]
+        assert curve["user_return"][-1] == pytest.approx(r.returns["attention-ppo-long"].mean())
+    summary = summarize(results, setting)
+    learner = summary["attention-ppo-long"]
+    first = learner["per_seed"][0]
+    diff = results[0].returns["attention-ppo-long"] - results[0].returns["oracle"]
+    assert first["minus_oracle"].mean == pytest.approx(diff.mean())
+    assert learner["minus_oracle"].n == 1
+    assert learner["minus_baseline"].mean == pytest.approx(
+        np.mean([p["minus_baseline"].mean for p in learner["per_seed"]])
+    )
+    assert summary["oracle"]["ratio"].mean == pytest.approx(1.0)
+    text = format_summary(summary, setting)
+    assert "| attention-ppo-long | oracle |" in text and "seed 0" in text
+    ax = plot_learning_curves(results, setting)
+    assert ax.get_xlabel() == "training env-steps"
+    data = json.loads(out.read_text())
+    assert [s["seed"] for s in data["seeds"]] == [0]
+    lines.clear()
+    again = run_study(setting, (0,), out=out, log=lines.append)
+    assert lines == [f"seed 0: finished in {out}, reused"]
+    np.testing.assert_array_equal(again[0].returns["planner"], results[0].returns["planner"])
+    with pytest.raises(ValueError, match=f"^{re.escape(str(out))} holds results of another"):
+        run_study(_setting(steps=16), (0,), out=out)
+
+
+def test_setting_validation() -> None:
+    """Counts must be positive; agent_kwargs may only name agents that run."""
+    with pytest.raises(ValueError, match=r"^'steps' must be"):
+        LongTermSetting(steps=0)
+    msg = "'agent_kwargs' names agents that are not run: ['attention-ppo']"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}"):
+        LongTermSetting(agent_kwargs={"attention-ppo": {}})
+    assert LongTermSetting().env_steps == 262_144
