@@ -40,7 +40,18 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from driftrec.agents.online import run_online
-from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
+from driftrec.agents.registry import (
+    SB3_AGENTS,
+    BuiltAgent,
+    FirstStepChecked,
+    agent_source,
+    build_agent,
+    check_agent_output,
+    ensure_registered,
+    is_builtin,
+    needs_text_embeddings,
+    user_agent_entry_points,
+)
 from driftrec.atomic import atomic_open
 from driftrec.envs.scenarios import get_scenario
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
@@ -63,6 +74,7 @@ __all__ = [
     "run_config",
     "check_finished",
     "check_finished_runs",
+    "check_user_agents",
 ]
 
 
@@ -96,7 +108,15 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
         "env_config": env_config.to_dict(),
         "catalog_fingerprint": cached_catalog(env_config).content_fingerprint(),
         **_adapter_fields(cfg),
+        **_agent_fields(base),
     }
+
+
+def _agent_fields(base: str) -> dict[str, Any]:
+    """A user agent's code identity (in the fingerprint), only for user agents."""
+    if is_builtin(base):
+        return {}
+    return {"agent_source": agent_source(base)}
 
 
 def _adapter_fields(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -249,31 +269,24 @@ def _run(
     env_config = cfg.run_env_config(scenario, seed)
     base, _ = split_agent_name(agent)
     kwargs = dict(config["agent_kwargs"])
-    try:  # before the run directory exists: a rejected setting leaves nothing behind
-        built = build_agent(
-            base,
-            env_config,
-            num_envs=cfg.num_envs,
-            seed=seed,
-            agent_kwargs=kwargs,
-            text_encoder=_text_encoder(cfg),
-            torch_threads=cfg.torch_threads,
-            device=cfg.device,
-        )
-    except (AssertionError, TypeError, ValueError) as exc:  # SB3 checks its kwargs with assert
-        raise ValueError(
-            f"agent {agent!r} rejected its settings (agent_kwargs {kwargs}): "
-            f"{' '.join(str(exc).split())}"
-        ) from exc
-    if run_dir.exists():  # an interrupted run: start it over
-        shutil.rmtree(run_dir)
-    run_dir.mkdir(parents=True)
-    if built.is_sb3:
-        _attach_sb3_logger(built.agent, run_dir / "sb3_log")
+    built = _build(cfg, base, env_config, seed, kwargs)  # before the run directory exists
+
+    def open_run_dir() -> None:
+        if run_dir.exists():  # an interrupted run: start it over
+            shutil.rmtree(run_dir)
+        run_dir.mkdir(parents=True)
+        if built.is_sb3:
+            _attach_sb3_logger(built.agent, run_dir / "sb3_log")
+        atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
+
+    acting: Any = built.agent
+    if is_builtin(base) or built.is_sb3:
+        open_run_dir()
+    else:  # a user's agent: its first predict is checked before the directory is written
+        acting = FirstStepChecked(built, open_run_dir)
     venv = built.env.venv if built.is_sb3 else built.env
     sim = venv.sim
     freeze = config["frozen_at"]
-    atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
     recorder = StepRecorder(
         sim.catalog,
         cfg.num_envs,
@@ -307,9 +320,11 @@ def _run(
 
     # phases: learn until the freeze step (whole rollouts for SB3), then act without learning
     learn_steps = cfg.steps if freeze is None else min(cfg.steps, freeze)
-    run_online(built.agent, built.env, learn_steps, learn=True, on_step=on_step)
+    if not built.learns:  # a user agent without update(): it acts the whole run
+        learn_steps = 0
+    run_online(acting, built.env, learn_steps, learn=True, on_step=on_step)
     if steps_done < cfg.steps:
-        run_online(built.agent, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
+        run_online(acting, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
     bar.close()
 
     atomic_write_csv(run_dir / "metrics.csv", recorder.rows, METRIC_COLUMNS)
@@ -342,7 +357,53 @@ def _run(
     )
 
 
-def _worker(cfg_dict: dict[str, Any], scenario: str, agent: str, seed: int) -> str:
+def _build(
+    cfg: ExperimentConfig, base: str, env_config: Any, seed: int, kwargs: dict[str, Any]
+) -> BuiltAgent:
+    """Build one run's agent; a built-in's rejected setting is one line naming the agent."""
+    try:
+        return build_agent(
+            base,
+            env_config,
+            num_envs=cfg.num_envs,
+            seed=seed,
+            agent_kwargs=kwargs,
+            text_encoder=_text_encoder(cfg),
+            torch_threads=cfg.torch_threads,
+            device=cfg.device,
+            trust_checkpoint=cfg.trust_checkpoint,
+        )
+    except (AssertionError, TypeError, ValueError) as exc:  # SB3 checks its kwargs with assert
+        if not is_builtin(base):
+            raise  # the user-agent errors already name the agent and the problem
+        raise ValueError(
+            f"agent {base!r} rejected its settings (agent_kwargs {kwargs}): "
+            f"{' '.join(str(exc).split())}"
+        ) from exc
+
+
+def check_user_agents(cfg: ExperimentConfig, runs: list[tuple[str, str, int]]) -> None:
+    """Build each user agent of ``runs`` once per scenario (first seed) and check its first
+    ``predict``, so that a broken agent is one line before any run of the grid starts."""
+    seen: set[tuple[str, str]] = set()
+    for scenario, agent, seed in runs:
+        base = split_agent_name(agent)[0]
+        if is_builtin(base) or (scenario, base) in seen:
+            continue
+        seen.add((scenario, base))
+        kwargs = dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {})))
+        built = _build(cfg, base, cfg.run_env_config(scenario, seed), seed, kwargs)
+        check_agent_output(built)
+
+
+def _worker(
+    cfg_dict: dict[str, Any],
+    scenario: str,
+    agent: str,
+    seed: int,
+    registered: dict[str, str] | None = None,
+) -> str:
+    ensure_registered(registered or {})  # agents registered in the parent (by entry point)
     cfg = ExperimentConfig.from_dict(cfg_dict)
     _say(f"start  {scenario}/{agent}/{seed}")
     return str(run_one(cfg, scenario, agent, seed, progress=False))
@@ -430,6 +491,8 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         LockedError: another live runner is working on this experiment.
     """
     exp_dir = cfg.experiment_dir
+    if restart or not all(is_done(cfg.run_dir(*r)) for r in cfg.runs()):
+        check_user_agents(cfg, cfg.runs())  # a broken user agent: nothing is written
     _make_dir(cfg, exp_dir)
     with DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"), terminate_as_interrupt():
         if restart:
@@ -462,7 +525,8 @@ def _run_todo(
         pool = ProcessPoolExecutor(
             max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=exit_with_parent
         )
-        futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
+        registered = user_agent_entry_points(split_agent_name(a)[0] for a in cfg.all_agents)
+        futures = [pool.submit(_worker, cfg.to_dict(), *r, registered) for r in todo]
         which = dict(zip(futures, todo, strict=True))
         try:
             for fut in _completed(futures):
