@@ -618,9 +618,9 @@ def resolve_agent(name: str, *, field: str = "agent") -> AgentSpec:
         return AgentSpec(name, "registered", reg.entry_point, reg.description)
     if name.endswith(".zip"):
         if not Path(name).is_file():
+            where = "" if field == "agent" else f" in '{field}'"
             raise ValueError(
-                f"agent {name!r} in '{field}': the stable-baselines3 checkpoint {name} does not "
-                "exist"
+                f"agent {name!r}{where}: the stable-baselines3 checkpoint {name} does not exist"
             )
         return AgentSpec(name, "sb3-zip", name, "a stable-baselines3 checkpoint")
     if ":" in name:
