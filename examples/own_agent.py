@@ -1,6 +1,6 @@
-"""Your own agent against driftrec's baselines on a drift scenario, ending in the figures and report.
+"""Your own agent against the baselines on a drift scenario, ending in the figures and report.
 
-    python examples/own_agent.py --quick      # about half a minute
+    python examples/own_agent.py --quick      # well under a minute
     python examples/own_agent.py              # the demo's size: 32 users, 1,536 steps, 3 seeds
 
 The agent is a plain class with stable-baselines3's ``predict`` and an online ``update`` (the

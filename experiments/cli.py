@@ -371,7 +371,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
     elif args.run_dir is None:
         raise ValueError("'driftrec evaluate' needs a RUN_DIR or '--agent AGENT'")
     elif args.policy is not None:
-        from driftrec.experiments.compression import evaluate_compressed
+        from driftrec.experiments.studies.compression import evaluate_compressed
 
         result = evaluate_compressed(
             args.run_dir,
@@ -531,7 +531,7 @@ def _add_compress_parser(sub: Any) -> None:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from driftrec.experiments.compression import compress_run
+    from driftrec.experiments.studies.compression import compress_run
 
     _, facts = compress_run(
         args.run_dir,

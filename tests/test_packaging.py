@@ -116,3 +116,14 @@ def test_changelog_has_a_section_per_version() -> None:
     versions = re.findall(r"^## (\S+)", text, re.M)
     assert versions[0] == "Unreleased"
     assert _pyproject()["project"]["version"] in versions
+
+
+def test_studies_keep_their_old_import_paths() -> None:
+    """The one-off studies moved to experiments/studies; their old paths name the same modules."""
+    import importlib
+
+    for name in ("calibration", "cold_start", "compression", "lora_study"):
+        old = importlib.import_module(f"driftrec.experiments.{name}")
+        new = importlib.import_module(f"driftrec.experiments.studies.{name}")
+        assert old is new and new.__name__ == f"driftrec.experiments.studies.{name}"
+        assert not (ROOT / "experiments" / f"{name}.py").exists()
