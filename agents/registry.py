@@ -766,7 +766,14 @@ def _build_sb3_zip(
         )
     configure_torch(torch_threads)
     env = DriftRecSB3VecEnv(num_envs, env_config, seed=seed)
-    model = load_sb3_zip(spec.name, env, trust=trust_checkpoint, device=device)
+    run_dir = _driftrec_run_of(Path(spec.name))
+    if run_dir is not None:  # a driftrec run's model.zip: rebuilt from its config, no unpickling
+        from driftrec.experiments.evaluate import _read_run_config, load_run_model
+
+        cfg = _read_run_config(run_dir / "config.json")
+        model = load_run_model(run_dir, cfg, env, seed=seed, trust=trust_checkpoint)
+    else:
+        model = load_sb3_zip(spec.name, env, trust=trust_checkpoint, device=device)
     env.seed(seed)  # SB3's load seeds the env with the training seed: this run's users instead
     model.set_random_seed(seed)
     from stable_baselines3.common.on_policy_algorithm import OnPolicyAlgorithm
@@ -782,6 +789,22 @@ def _build_sb3_zip(
         rollout_steps=rollout,
         attention_fn=_attention_fn(model) if ours else None,
     )
+
+
+def _driftrec_run_of(path: Path) -> Path | None:
+    """The run directory when ``path`` is the ``model.zip`` of a driftrec run of an SB3 agent
+    (its ``config.json`` names one), else None."""
+    import json
+
+    config = path.parent / "config.json"
+    if path.name != "model.zip" or not config.is_file():
+        return None
+    try:
+        agent = json.loads(config.read_text(encoding="utf-8")).get("agent")
+    except (OSError, ValueError, AttributeError):
+        return None
+    base = agent.removesuffix(_FROZEN_SUFFIX) if isinstance(agent, str) else None
+    return path.parent if base in SB3_AGENTS else None
 
 
 def check_agent_output(built: BuiltAgent) -> None:
