@@ -73,7 +73,7 @@ AGENT_HELP = (
 )
 
 
-def _add_user_agent_options(p: argparse.ArgumentParser) -> None:
+def _add_user_agent_options(p: argparse.ArgumentParser, *, trust: bool = True) -> None:
     p.add_argument(
         "--import",
         dest="imports",
@@ -83,11 +83,14 @@ def _add_user_agent_options(p: argparse.ArgumentParser) -> None:
         help="import these modules first (comma-separated or repeated): their "
         "driftrec.register_agent calls make their agents known",
     )
+    if not trust:
+        return
     p.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="allow '.zip' agents to be loaded with stable-baselines3's load(), which unpickles "
-        "the file and can run arbitrary code: only for files you trust",
+        "the file and can run arbitrary code: only for files you trust (a driftrec run's "
+        "model.zip needs no trust: it is rebuilt from the run's config.json)",
     )
 
 
@@ -242,12 +245,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--env", type=_json_object, dest="env_overrides", help="with --agent: env overrides as JSON"
     )
-    _add_user_agent_options(p)
+    _add_user_agent_options(p, trust=False)
     p.add_argument("--steps", type=int, default=256, help="global steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation users")
     p.add_argument("--deterministic", action="store_true", help="greedy actions")
     p.add_argument(
         "--policy", type=Path, help="evaluate this compressed policy file instead of model.zip"
+    )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load model.zip (or a '.zip' --agent) with SB3's full load, which unpickles it and "
+        "can run code: only for files you trust (default: a run's model.zip is rebuilt from "
+        "its config.json and only the policy weights are read; any other '.zip' is refused)",
     )
     p.add_argument(
         "--attention-png",
@@ -388,7 +398,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     else:
         result = evaluate_checkpoint(
-            args.run_dir, steps=args.steps, seed=args.seed, deterministic=args.deterministic
+            args.run_dir,
+            steps=args.steps,
+            seed=args.seed,
+            deterministic=args.deterministic,
+            trust=args.trust_checkpoint,
         )
     for key, value in result.items():
         print(f"{key:24s} {value}")
@@ -528,6 +542,12 @@ def _add_compress_parser(sub: Any) -> None:
     p.add_argument(
         "--distil-steps", type=int, help="global steps of teacher rollouts (default: the run's)"
     )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
+        "files you trust (default: only the policy weights are read)",
+    )
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
@@ -539,6 +559,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         out=args.out,
         scope=args.scope,
         distil_steps=args.distil_steps,
+        trust=args.trust_checkpoint,
     )
     for key, value in facts.items():
         print(f"{key:24s} {value}")
