@@ -12,8 +12,10 @@ a string is):
   :class:`~driftrec.agents.adapters.FunctionAgent`;
 * a **registered name** (:func:`register_agent`, in the spirit of ``gymnasium.register``), also
   from the ``driftrec.agents`` entry-point group of installed packages;
-* a **stable-baselines3 checkpoint**, a path ending in ``.zip`` (loaded only with
-  ``trust_checkpoint=True``, as SB3's ``load`` unpickles it; see :mod:`driftrec.agents.adapters`).
+* a **stable-baselines3 checkpoint**, a path ending in ``.zip``: a driftrec run's ``model.zip``
+  is rebuilt from the run's ``config.json`` with only the policy weights read
+  (:func:`driftrec.experiments.evaluate.load_run_model`); any other is loaded only with
+  ``trust_checkpoint=True``, as SB3's ``load`` unpickles it (:mod:`driftrec.agents.adapters`).
 
 The names and what each agent is are in :data:`AGENT_DESCRIPTIONS` (``driftrec agents`` prints
 them): bandit baselines (``random``, ``popularity``, the privileged ``oracle``,

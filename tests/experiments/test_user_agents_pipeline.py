@@ -277,3 +277,23 @@ def test_make_and_make_vec() -> None:
     venv = driftrec.make_vec("abrupt-shift", num_envs=3, num_items=40)
     obs, _ = venv.reset(seed=0)
     assert obs.shape[0] == 3 and venv.single_action_space.n == 40
+
+
+def test_a_runs_model_zip_needs_no_trust(tmp_path: Path) -> None:
+    """A driftrec run's model.zip is an agent on another scenario without trust: the model is
+    rebuilt from the run's config.json and gets the saved weights (nothing unpickled)."""
+    from driftrec.agents.registry import build_agent
+    from driftrec.experiments.evaluate import read_checkpoint
+
+    small = {"seeds": (0,), "steps": 16, "log_every": 8, "vary_world": False}
+    [trained] = run_grid(_grid(tmp_path / "train", agents=("mlp-ppo",), **small), progress=False)
+    path = str(trained / "model.zip")
+    cfg = _grid(tmp_path / "eval", scenarios=("AbruptShift",), agents=(path,), **small)
+    [run_dir] = run_grid(cfg, progress=False)
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["agent"] == path and config["agent_source"]["kind"] == "sb3-zip"
+    assert run_dir.name == f"AbruptShift__{dir_name_part(path)}__0"
+    built = build_agent(path, cfg.run_env_config("AbruptShift", 0), num_envs=4, seed=5)
+    saved, _ = read_checkpoint(path)
+    for key, value in built.agent.policy.state_dict().items():
+        assert np.array_equal(value.numpy(), saved[key].numpy()), key
