@@ -605,7 +605,10 @@ def _add_finetune_parser(sub: Any) -> None:
     p.add_argument(
         "--env", type=_json_object, dest="env_overrides", help="env config overrides as JSON"
     )
-    p.add_argument("--behaviour", default="random", help="logged agent (default: %(default)s)")
+    p.add_argument(
+        "--behaviour", default="random", help=f"logged agent: {AGENT_HELP} (default: %(default)s)"
+    )
+    _add_user_agent_options(p, trust=False)
     p.add_argument(
         "--seeds", type=_csv(int), default=(100,), help="seeds of the logged runs (default: 100)"
     )
@@ -636,6 +639,9 @@ def _add_finetune_parser(sub: Any) -> None:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from driftrec.agents.lora import FinetuneSettings, LoraSettings
+    from driftrec.agents.registry import import_modules
+
+    import_modules(_imports(args), field="--import")
 
     settings = FinetuneSettings(
         lora=LoraSettings(rank=args.rank, alpha=args.alpha, targets=args.targets),

@@ -542,3 +542,14 @@ def test_zip_for_other_spaces_is_one_line(sb3_zips: dict[str, Path]) -> None:
         warnings.simplefilter("ignore", UserWarning)
         with pytest.raises(ValueError, match=r"^agent .* cannot be loaded as a A2C checkpoint"):
             load_sb3_zip(path, env, trust=True)
+
+
+def test_user_agent_as_a_behaviour_policy(user_module: Path, tiny_config: EnvConfig) -> None:
+    """finetune's click log takes a user agent; one that cannot learn only acts, and a wrong
+    one is refused on its first predict."""
+    from driftrec.agents.lora import collect_click_log
+
+    log = collect_click_log(tiny_config, agent="useragents:first_item", num_envs=4, steps=5)
+    assert log.items.tolist() == [0] * 20
+    with pytest.raises(ValueError, match=r"^agent 'useragents:floats': predict returned actions"):
+        collect_click_log(tiny_config, agent="useragents:floats", num_envs=4, steps=5)
