@@ -98,6 +98,13 @@ def _imports(args: argparse.Namespace) -> tuple[str, ...]:
     return tuple(m for group in (getattr(args, "imports", None) or ()) for m in group)
 
 
+def _import_user_modules(args: argparse.Namespace) -> None:
+    """Import the ``--import`` modules (their ``register_agent`` calls run)."""
+    from driftrec.agents.registry import import_modules
+
+    import_modules(_imports(args), field="--import")
+
+
 def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     _add_user_agent_options(p)
     if single:
@@ -319,9 +326,9 @@ def _cmd_scenarios(_: argparse.Namespace) -> int:
 
 
 def _cmd_agents(args: argparse.Namespace) -> int:
-    from driftrec.agents.registry import AGENT_DESCRIPTIONS, import_modules, registered_agents
+    from driftrec.agents.registry import AGENT_DESCRIPTIONS, registered_agents
 
-    import_modules(_imports(args), field="--import")
+    _import_user_modules(args)
     for name, text in AGENT_DESCRIPTIONS.items():
         print(f"{name:24s} {text}")
     registered = registered_agents()
@@ -365,9 +372,7 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
                 f"'--agent' evaluates an agent on a scenario, without RUN_DIR or --policy (got "
                 f"{str(args.run_dir or args.policy)!r} too)"
             )
-        from driftrec.agents.registry import import_modules
-
-        import_modules(_imports(args), field="--import")
+        _import_user_modules(args)
         result = evaluate_agent(
             args.agent,
             scenario=args.scenario,
@@ -568,10 +573,9 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 
 
 def _cmd_export(args: argparse.Namespace) -> int:
-    from driftrec.agents.registry import import_modules
     from driftrec.experiments.export import export_minari
 
-    import_modules(_imports(args), field="--import")
+    _import_user_modules(args)
     # a user agent's name ('mymod:MyAgent', 'models/ppo.zip') is no Minari name: letters only
     agent_id = re.sub(r"[^A-Za-z0-9_-]+", "-", args.agent).strip("-") or "agent"
     dataset_id = args.dataset_id or f"driftrec/{args.scenario}/{agent_id}-v0"
@@ -639,9 +643,8 @@ def _add_finetune_parser(sub: Any) -> None:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from driftrec.agents.lora import FinetuneSettings, LoraSettings
-    from driftrec.agents.registry import import_modules
 
-    import_modules(_imports(args), field="--import")
+    _import_user_modules(args)
 
     settings = FinetuneSettings(
         lora=LoraSettings(rank=args.rank, alpha=args.alpha, targets=args.targets),
