@@ -381,6 +381,8 @@ def _entry_point_of(obj: Any) -> str | None:
     qualname = getattr(obj, "__qualname__", None)
     if not module or not qualname or "<" in qualname:  # <locals>, <lambda>
         return None
+    if module == "__mp_main__":  # the main script as a spawned worker re-imports it
+        module = "__main__"
     return f"{module}:{qualname}"
 
 

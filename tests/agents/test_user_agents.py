@@ -553,3 +553,17 @@ def test_user_agent_as_a_behaviour_policy(user_module: Path, tiny_config: EnvCon
     assert log.items.tolist() == [0] * 20
     with pytest.raises(ValueError, match=r"^agent 'useragents:floats': predict returned actions"):
         collect_click_log(tiny_config, agent="useragents:floats", num_envs=4, steps=5)
+
+
+def test_main_script_entry_point_is_the_same_in_workers() -> None:
+    """A class of the main script has one entry point in the parent ('__main__') and in a
+    spawned worker (which re-imports the script as '__mp_main__'), so fingerprints agree."""
+
+    class Mine:
+        pass
+
+    for module in ("__main__", "__mp_main__"):
+        Mine.__module__, Mine.__qualname__ = module, "Mine"
+        assert registry._entry_point_of(Mine) == "__main__:Mine"
+    Mine.__qualname__ = "f.<locals>.Mine"
+    assert registry._entry_point_of(Mine) is None
