@@ -218,11 +218,15 @@ def run_one(
     progress: bool = True,
     on_window: Callable[[dict[str, float]], None] | None = None,
     restart: bool = False,
+    check_agent: bool = True,
 ) -> Path:
     """Run (or skip, when done with the same settings) one scenario x agent x seed.
 
     numpy's BLAS is limited to one thread for the run: the products here are small, and with
-    parallel runs on a small machine extra BLAS threads only spin against each other.
+    parallel runs on a small machine extra BLAS threads only spin against each other. A user's
+    agent is first built once and its first ``predict`` checked (:func:`check_user_agents`),
+    so a broken one leaves nothing behind; ``check_agent=False`` skips that (the grid has
+    checked it already).
 
     Raises:
         SettingsChanged: the run is finished, with other settings (``restart=True`` redoes it).
@@ -232,6 +236,8 @@ def run_one(
         The run directory.
     """
     run_dir = cfg.run_dir(scenario, agent, seed)
+    if check_agent and (restart or not is_done(run_dir)):
+        check_user_agents(cfg, [(scenario, agent, seed)])
     config = run_config(cfg, scenario, agent, seed)
     _make_dir(cfg, run_dir.parent)
     lock = DirectoryLock(run_dir.with_name(f".{run_dir.name}.lock"), what=f"run {run_dir}")
@@ -397,7 +403,7 @@ def _worker(
     ensure_registered(registered or {})  # agents registered in the parent (by entry point)
     cfg = ExperimentConfig.from_dict(cfg_dict)
     _say(f"start  {scenario}/{agent}/{seed}")
-    return str(run_one(cfg, scenario, agent, seed, progress=False))
+    return str(run_one(cfg, scenario, agent, seed, progress=False, check_agent=False))
 
 
 def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: float) -> str:
@@ -508,7 +514,7 @@ def _run_todo(
     if cfg.workers == 1 or len(todo) <= 1:
         for scenario, agent, seed in todo:
             _say(f"start  {scenario}/{agent}/{seed}")
-            run_dir = run_one(cfg, scenario, agent, seed, progress=progress)
+            run_dir = run_one(cfg, scenario, agent, seed, progress=progress, check_agent=False)
             _say(_finished_line(run_dir, scenario, agent, seed, t0))
             bar.update(1)
     else:

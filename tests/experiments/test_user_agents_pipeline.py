@@ -137,6 +137,11 @@ def test_broken_agent_writes_nothing(user_module: Path, tmp_path: Path) -> None:
     ):
         run_grid(cfg, progress=False)
     assert not (tmp_path / "out").exists()
+    from driftrec.experiments.runner import run_one
+
+    with pytest.raises(ValueError, match=re.escape("agent 'pipeagents:bad': predict returned")):
+        run_one(cfg, "Stationary", "pipeagents:bad", 0, progress=False)  # as driftrec train does
+    assert not (tmp_path / "out").exists()
 
 
 def test_registered_agents_in_parallel_workers(user_module: Path, tmp_path: Path) -> None:
