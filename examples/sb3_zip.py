@@ -5,10 +5,10 @@ scenario through driftrec's pipeline.
     python examples/sb3_zip.py
 
 Training is plain SB3 (``PPO(...).learn``, ``model.save``) with driftrec's attention policy on
-``Stationary``. The saved model then meets ``AbruptShift`` (same catalog, but the population's
-tastes jump halfway): first frozen (``driftrec.evaluate_agent``), then in an experiment grid next
-to the baselines, where it keeps learning online from its trained weights. The same from the
-command line::
+``Stationary``. The saved model then meets ``AbruptShift`` (the same catalog, users whose tastes
+jump): first frozen on new users (``driftrec.evaluate_agent``), then in an experiment grid next
+to the baselines, the population's tastes jumping halfway, where it keeps learning online from
+its trained weights. The same from the command line::
 
     driftrec evaluate --agent model.zip --scenario AbruptShift --trust-checkpoint
     driftrec run --agents random,popularity,model.zip --scenarios AbruptShift --trust-checkpoint
@@ -46,23 +46,24 @@ def main(argv: list[str] | None = None) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     model.save(path)
 
-    # 2. frozen on a new scenario: the same catalog, the population's tastes jump at step 128
+    # 2. frozen on a new scenario: the same catalog, users whose tastes drift (new users, seed
+    #    12345; the population's scheduled jump comes later than these 256 steps)
     overrides = {"num_items": NUM_ITEMS}
     for agent in ("random", str(path)):
         result = driftrec.evaluate_agent(
-            agent, scenario="AbruptShift", steps=256, env_overrides=overrides,
-            trust_checkpoint=True,
+            agent, scenario="AbruptShift", steps=256, num_envs=16 if args.quick else 32,
+            env_overrides=overrides, trust_checkpoint=True,
         )  # fmt: skip
         print(f"frozen on AbruptShift: {agent:40s} reward / oracle {result['normalized_reward']}")
 
     # 3. in a grid next to the baselines (it keeps learning online from its trained weights)
-    steps = 256 if args.quick else 1536
+    steps = 192 if args.quick else 1536
     cfg = driftrec.ExperimentConfig(
         name="sb3-zip",
         scenarios=("AbruptShift",),
         agents=("random", "popularity", str(path)),
         seeds=(1, 2) if args.quick else (1, 2, 3),
-        num_envs=32,
+        num_envs=16 if args.quick else 32,
         steps=steps,
         log_every=16 if args.quick else 32,
         shift_at=steps // 2,
