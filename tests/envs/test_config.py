@@ -412,7 +412,8 @@ def test_from_dict_unknown_keys() -> None:
 def test_from_dict_errors_name_the_key_path() -> None:
     """A bad value names its key path (with the process's class), the expectation and the value."""
     bad_gain = {"drift": {"processes": [{"kind": "AbruptShift"}, {"kind": "Boredom", "gain": -1}]}}
-    with _raises(ValueError, "'drift.processes[1].gain' (Boredom) must be in [0.0, 100.0] (got -1)"):
+    msg = "'drift.processes[1].gain' (Boredom) must be in [0.0, 100.0] (got -1)"
+    with _raises(ValueError, msg):
         EnvConfig.from_dict(bad_gain)
     with _raises(TypeError, "'catalog.num_items' must be an integer (got 1.5 of type float)"):
         EnvConfig.from_dict({"catalog": {"num_items": 1.5}})

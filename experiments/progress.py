@@ -1,0 +1,231 @@
+"""What a grid shows while it runs: each run's step count and an ETA weighted by expected cost.
+
+:class:`GridProgress` is fed by the runner: ``start`` and ``finish`` print the ``start`` and
+``done`` line of a run; ``advance`` reports how many global steps a running run has done. Runs
+in parallel worker processes report through a queue that the parent drains (the workers never
+write to the console themselves, so their lines cannot garble the bar).
+
+* On a terminal: one bar over the grid's *work*, with the runs in progress and their step
+  counts beside it (``AbruptShift/attention-ppo/0 812/1536``), the elapsed time and the ETA.
+* Elsewhere (a log file, CI): one plain line every :data:`PROGRESS_INTERVAL_S` seconds with
+  the same facts, instead of a bar that would fill the log with carriage returns.
+
+The ETA divides the elapsed time by the fraction of the *work* done, where a run's work is its
+steps times the relative cost of its agent (:data:`RELATIVE_COST`, measured on the demo's
+setup): a grid's PPO runs take most of its time, so counting runs would promise an early end
+as soon as the cheap baselines are through.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from collections.abc import Callable, Sequence
+from typing import Any, TextIO
+
+from tqdm.auto import tqdm
+
+__all__ = [
+    "GridProgress",
+    "RELATIVE_COST",
+    "DEFAULT_COST",
+    "PROGRESS_INTERVAL_S",
+    "agent_cost",
+    "format_duration",
+]
+
+Run = tuple[str, str, int]
+
+PROGRESS_INTERVAL_S = 5.0
+"""Seconds between progress lines when the output is not a terminal."""
+
+RELATIVE_COST: dict[str, float] = {
+    "random": 1.0,
+    "popularity": 1.0,
+    "oracle": 1.0,
+    "population-best": 1.2,
+    "planner": 1.6,
+    "epsilon-greedy": 1.0,
+    "history-similarity": 1.3,
+    "linucb": 2.0,
+    "linucb-discounted": 2.0,
+    "linucb-window": 2.0,
+    "thompson": 2.5,
+    "attention-ppo": 8.0,
+    "attention-a2c": 6.0,
+    "attention-maskable-ppo": 8.0,
+    "attention-dqn": 8.0,
+    "id-ppo": 5.0,
+    "mlp-ppo": 5.0,
+}
+"""Wall time of a run of each agent relative to the random recommender's (same steps, users
+and catalog; the simulator and the metrics are the random run's whole cost). Measured on the
+demo's setup; see BENCHMARKS.md ("Progress and ETA")."""
+
+DEFAULT_COST = 3.0
+"""The relative cost assumed for an agent not in :data:`RELATIVE_COST` (a user's agent)."""
+
+
+def agent_cost(agent: str) -> float:
+    """:data:`RELATIVE_COST` of ``agent`` (``-frozen`` variants cost as much as the agent)."""
+    from driftrec.experiments.config import split_agent_name
+
+    return RELATIVE_COST.get(split_agent_name(agent)[0], DEFAULT_COST)
+
+
+def format_duration(seconds: float) -> str:
+    """``"0:42"``, ``"12:05"``, ``"1:02:03"``."""
+    s = max(0, int(round(seconds)))
+    h, rem = divmod(s, 3600)
+    m, s = divmod(rem, 60)
+    return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
+
+
+def _label(run: Run) -> str:
+    return "/".join(str(x) for x in run)
+
+
+class GridProgress:
+    """Start/done lines, per-run step counts and a cost-weighted ETA for the runs of a grid.
+
+    Args:
+        name: the experiment's name (the bar's label).
+        todo: the runs to do, as ``(scenario, agent, seed)``.
+        total_runs: runs of the grid, finished ones included.
+        steps: global steps per run.
+        cost: the expected cost of one run (default: :func:`agent_cost` of its agent).
+        enabled: False shows no bar and no progress lines (``--no-progress``); the start and
+            done lines are printed either way.
+        stream: where the bar or the progress lines go (default ``sys.stderr``); the start and
+            done lines go to ``sys.stdout``.
+        interval_s: seconds between progress lines off a terminal (default
+            :data:`PROGRESS_INTERVAL_S`).
+        clock: the time source (seconds), for tests.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        todo: Sequence[Run],
+        total_runs: int,
+        steps: int,
+        *,
+        cost: Callable[[Run], float] | None = None,
+        enabled: bool = True,
+        stream: TextIO | None = None,
+        interval_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        cost_of = cost or (lambda run: agent_cost(run[1]))
+        self.name = name
+        self.steps = steps
+        self.costs = {tuple(run): float(cost_of(tuple(run))) for run in todo}
+        self.total_cost = sum(self.costs.values()) or 1.0
+        self.total_runs = total_runs
+        self.finished = total_runs - len(todo)
+        self.done_cost = 0.0
+        self.active: dict[Run, int] = {}
+        self.enabled = enabled
+        self.stream = stream if stream is not None else sys.stderr
+        self.interval_s = PROGRESS_INTERVAL_S if interval_s is None else interval_s
+        self._clock = clock
+        self.t0 = clock()
+        self._last = self.t0
+        self._bar: Any = None
+        if enabled and todo and _isatty(self.stream):
+            self._bar = tqdm(
+                total=1000,
+                desc=name,
+                file=self.stream,
+                bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {postfix}",
+                leave=False,
+            )
+
+    # ---------------------------------------------------------------------------- figures
+    def fraction(self) -> float:
+        """Share of the work (cost-weighted) done, finished and running runs included."""
+        running = sum(
+            self.costs.get(run, 0.0) * min(n, self.steps) / self.steps
+            for run, n in self.active.items()
+        )
+        return min(1.0, (self.done_cost + running) / self.total_cost)
+
+    def eta_s(self) -> float | None:
+        """Seconds left at the rate so far (None before any work is done)."""
+        f = self.fraction()
+        if f <= 0.0:
+            return None
+        return (self._clock() - self.t0) * (1.0 - f) / f
+
+    def status(self) -> str:
+        """``"3/21 runs, 45% of the work, 1:20 elapsed, ETA 1:40; running: ..."``."""
+        eta = self.eta_s()
+        parts = [
+            f"{self.finished}/{self.total_runs} runs",
+            f"{100 * self.fraction():.0f}% of the work",
+            f"{format_duration(self._clock() - self.t0)} elapsed",
+            f"ETA {format_duration(eta) if eta is not None else '?'}",
+        ]
+        text = ", ".join(parts)
+        if self.active:
+            running = ", ".join(f"{_label(r)} {n}/{self.steps}" for r, n in self.active.items())
+            text += f"; running: {running}"
+        return text
+
+    # ---------------------------------------------------------------------------- events
+    def write(self, text: str) -> None:
+        """Print a line to stdout without breaking the bar."""
+        if self._bar is not None:
+            tqdm.write(text, file=sys.stdout)
+        else:
+            print(text, file=sys.stdout, flush=True)
+
+    def start(self, run: Run) -> None:
+        """A run started: print its ``start`` line."""
+        run = tuple(run)  # type: ignore[assignment]
+        self.active[run] = 0
+        self.write(f"start  {_label(run)}")
+        self._show(force=self._bar is not None)
+
+    def advance(self, run: Run, steps_done: int) -> None:
+        """A running run has done ``steps_done`` global steps."""
+        run = tuple(run)  # type: ignore[assignment]
+        if run in self.active:
+            self.active[run] = int(steps_done)
+        self._show()
+
+    def finish(self, run: Run, line: str) -> None:
+        """A run finished: count its work and print its ``done`` line."""
+        run = tuple(run)  # type: ignore[assignment]
+        self.active.pop(run, None)
+        self.done_cost += self.costs.get(run, 0.0)
+        self.finished += 1
+        self.write(line)
+        self._show(force=self._bar is not None)
+
+    def _show(self, force: bool = False) -> None:
+        if not self.enabled:
+            return
+        now = self._clock()
+        if self._bar is not None:
+            if force or now - self._last >= 0.5:
+                self._last = now
+                self._bar.n = round(1000 * self.fraction())
+                self._bar.set_postfix_str(self.status(), refresh=True)
+            return
+        if self.active and now - self._last >= self.interval_s:
+            self._last = now
+            print(f"progress  {self.status()}", file=self.stream, flush=True)
+
+    def close(self) -> None:
+        """Remove the bar."""
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _isatty(stream: TextIO) -> bool:
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
