@@ -304,6 +304,11 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
     cfg = _experiment_config(args, single=True)
     scenario, agent, seed = cfg.runs()[0]
+    from driftrec.experiments.recorder import tensorboard_note
+
+    note = tensorboard_note()
+    if note is not None:
+        print(note)
     run_dir = run_one(
         cfg, scenario, agent, seed, progress=not args.no_progress, restart=args.restart
     )
@@ -367,10 +372,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _report(exp_dir: Path, out: Path | None) -> int:
     from driftrec.experiments.analysis import load_runs, summary_table
-    from driftrec.experiments.report import summary_text, write_report
+    from driftrec.experiments.report import return_text, summary_text, write_report
 
     path = write_report(exp_dir, out_dir=out)
-    print(summary_text(summary_table(load_runs(exp_dir))))
+    runs = load_runs(exp_dir)
+    print(return_text(runs))
+    print(summary_text(summary_table(runs)))
     print(f"report: {path}")
     return 0
 

@@ -32,6 +32,7 @@ __all__ = [
     "PROGRESS_INTERVAL_S",
     "agent_cost",
     "format_duration",
+    "run_label",
 ]
 
 Run = tuple[str, str, int]
@@ -81,8 +82,19 @@ def format_duration(seconds: float) -> str:
     return f"{h}:{m:02d}:{s:02d}" if h else f"{m}:{s:02d}"
 
 
+def run_label(scenario: str, agent: str, seed: int) -> str:
+    """``"AbruptShift/attention-ppo/0"``: a scenario file by its scenario's name, not its path."""
+    from driftrec.envs.scenarios import get_scenario
+
+    try:
+        scenario = get_scenario(scenario).name
+    except (TypeError, ValueError, OSError):
+        pass
+    return f"{scenario}/{agent}/{seed}"
+
+
 def _label(run: Run) -> str:
-    return "/".join(str(x) for x in run)
+    return run_label(*run)
 
 
 class GridProgress:

@@ -32,7 +32,7 @@ from driftrec.experiments.plots import (
     save_figure,
 )
 
-__all__ = ["write_report", "write_figures", "summary_text", "PREFERRED_AGENT"]
+__all__ = ["write_report", "write_figures", "summary_text", "return_text", "PREFERRED_AGENT"]
 
 PREFERRED_AGENT = "attention-ppo"
 """The agent whose interest-drift and attention plots the report shows when it was run."""
@@ -224,6 +224,22 @@ def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
     ]
 
 
+def _reference(runs: Sequence[Run]) -> str | None:
+    refs = [v for v in _values(runs, "reference_agent") if v is not None]
+    return refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+
+
+def return_text(runs: Sequence[Run]) -> str:
+    """The headline return table (return per user, stay, retention, ratio to the reference)
+    as printed on the console by ``driftrec report`` / ``run --report`` / ``demo``."""
+    from driftrec.experiments.returns import format_return_table, return_table
+
+    reference = _reference(runs)
+    return "Return per user (headline; mean ± 95% interval over seeds):\n" + format_return_table(
+        return_table(runs, reference)
+    )
+
+
 def _return_section(runs: Sequence[Run]) -> list[str]:
     """The headline return table and the metric definitions (see ``returns.py``)."""
     from driftrec.experiments.returns import (
@@ -232,8 +248,7 @@ def _return_section(runs: Sequence[Run]) -> list[str]:
         return_table,
     )
 
-    refs = [v for v in _values(runs, "reference_agent") if v is not None]
-    reference = refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+    reference = _reference(runs)
     return [
         "## Return per user (headline)",
         "",

@@ -54,7 +54,7 @@ from driftrec.experiments.guard import (
     terminate_as_interrupt,
 )
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
-from driftrec.experiments.progress import GridProgress
+from driftrec.experiments.progress import GridProgress, run_label
 from driftrec.experiments.recorder import (
     METRIC_COLUMNS,
     StepRecorder,
@@ -194,14 +194,17 @@ def _text_encoder(cfg: ExperimentConfig) -> Any:
     return TextEncoderConfig(model=cfg.text_model, adapter=cfg.text_adapter)
 
 
-def warm_text_cache(cfg: ExperimentConfig) -> None:
-    """Encode every scenario's item texts once (before parallel workers would all do it)."""
+def warm_text_cache(cfg: ExperimentConfig, *, progress: bool = True) -> None:
+    """Encode every scenario's item texts once (before parallel workers would all do it);
+    ``progress`` says so, with a bar, when they are not cached yet."""
     if not any(needs_text_embeddings(split_agent_name(a)[0]) for a in cfg.agents):
         return
+    import dataclasses
+
     from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
     from driftrec.envs.core import cached_catalog
 
-    encoder = _text_encoder(cfg) or TextEncoderConfig()
+    encoder = dataclasses.replace(_text_encoder(cfg) or TextEncoderConfig(), show_progress=progress)
     for scenario in cfg.scenarios:
         for seed in cfg.seeds:  # one catalog per seed with vary_world
             encode_catalog(cached_catalog(cfg.run_env_config(scenario, seed)).texts(), encoder)
@@ -304,7 +307,7 @@ def _run(
     )
     bar = tqdm(
         total=cfg.steps,
-        desc=f"{scenario}/{agent}/{seed}",
+        desc=run_label(scenario, agent, seed),
         unit="step",
         disable=not progress,
         leave=False,
@@ -388,7 +391,7 @@ def _worker(
     run = (scenario, agent, seed)
     queue = _PROGRESS_QUEUE
     if queue is None:
-        _say(f"start  {scenario}/{agent}/{seed}")
+        _say(f"start  {run_label(scenario, agent, seed)}")
         return str(run_one(cfg, scenario, agent, seed, progress=False))
     queue.put(("start", run, 0))
     last = 0.0
@@ -412,7 +415,7 @@ def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: floa
         took = float(json.loads((run_dir / "done.json").read_text())["wall_time_s"])
     except (OSError, ValueError, KeyError, TypeError):
         took = time.perf_counter() - t0
-    return f"done   {scenario}/{agent}/{seed} in {took:.0f} s"
+    return f"done   {run_label(scenario, agent, seed)} in {took:.0f} s"
 
 
 def _completed(
@@ -508,7 +511,7 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         for note in grid_notes(cfg):
             _say(note)
         if todo:
-            warm_text_cache(cfg)
+            warm_text_cache(cfg, progress=progress)
         _run_todo(cfg, todo, len(runs), progress)
     return [cfg.run_dir(*r) for r in runs]
 

@@ -64,14 +64,24 @@ def _grid(tmp_path: Path, **kwargs: Any) -> ExperimentConfig:
     return ExperimentConfig(**{**base, **kwargs})
 
 
-def test_file_and_registered_scenarios_run_in_spawned_workers(tmp_path: Path) -> None:
+def test_file_and_registered_scenarios_run_in_spawned_workers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     """A grid of a scenario file and a scenario registered in this process only, run by two
-    spawned workers: the run directories, config, events, report and TensorBoard files name
-    the file's scenario and show its own drift events."""
+    spawned workers: the run directories, config, events and report name the file's scenario
+    and show its own drift events; the workers' step counts reach the parent's console."""
+    from driftrec.experiments import progress
+
+    monkeypatch.setattr(progress, "PROGRESS_INTERVAL_S", 0.0)
     path = _file(tmp_path)
     register_scenario("Registered", EnvConfig().with_overrides(num_items=32, max_steps=10))
     cfg = _grid(tmp_path, scenarios=(str(path), "Registered"), workers=2)
-    dirs = run_grid(cfg, progress=False)
+    dirs = run_grid(cfg, progress=True)
+    out, err = capsys.readouterr()
+    starts = sorted(line for line in out.splitlines() if line.startswith("start  "))
+    assert starts == sorted(f"start  {d.name.replace('__', '/')}" for d in dirs)
+    counts = [line for line in err.splitlines() if line.startswith("progress  ")]
+    assert counts and all(re.search(r"running: \S+/\S+/0 \d+/32", line) for line in counts)
     assert sorted(d.name for d in dirs) == sorted(
         f"{s}__{a}__0" for s in ("my_scenario", "Registered") for a in ("random", "popularity")
     )
