@@ -153,18 +153,17 @@ def test_without_tensorboard_a_note_and_no_error(
 
 @pytest.mark.skipif(not tensorboard_available(), reason="needs the tensorboard package")
 def test_a_redone_run_leaves_no_stale_event_file(tmp_path: Path) -> None:
-    """An interrupted run (no done.json) redone from scratch keeps only the new event file."""
+    """A run interrupted before its done.json is redone from scratch: only the new run's event
+    file is left in its directory."""
     cfg = _grid(
         tmp_path, scenarios=("Stationary",), agents=("random",), env_overrides={"num_items": 32}
     )
-    d = cfg.run_dir("Stationary", "random", 0)
-    d.mkdir(parents=True)
-    stale = d / "events.out.tfevents.1.stale.1.0"
-    stale.write_bytes(b"")
-    (d / "metrics.csv").write_text("step\n")
+    (d,) = run_grid(cfg, progress=False)
+    (old,) = d.glob("events.out.tfevents.*")
+    (d / "done.json").unlink()  # as if interrupted just before the end
     run_grid(cfg, progress=False)
-    assert not stale.exists()
-    assert len(list(d.glob("events.out.tfevents.*"))) == 1
+    (new,) = d.glob("events.out.tfevents.*")
+    assert new.name != old.name and (d / "done.json").is_file()
 
 
 def test_bad_scenario_file_fails_before_any_run_directory(tmp_path: Path, run_cli: Any) -> None:
