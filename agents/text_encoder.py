@@ -549,8 +549,10 @@ def encode_catalog(
             return cached
 
     if cfg.show_progress:  # first use of these texts: say what the wait is
+        model = "the packaged all-MiniLM-L6-v2" if cfg.model is None else cfg.model
+        adapter = "" if cfg.adapter is None else f" + adapter {cfg.adapter}"
         print(
-            f"encoding {len(texts):,} item texts with {Path(name).name or name} once "
+            f"encoding {len(texts):,} item texts with {model}{adapter} once "
             f"(cached in {path.parent}) ...",
             file=sys.stderr,
             flush=True,

@@ -306,15 +306,15 @@ def _print_runs(dirs: Sequence[Path]) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from driftrec.experiments.runner import run_one
+    from driftrec.experiments.recorder import tensorboard_note
+    from driftrec.experiments.runner import run_one, warm_text_cache
 
     cfg = _experiment_config(args, single=True)
     scenario, agent, seed = cfg.runs()[0]
-    from driftrec.experiments.recorder import tensorboard_note
-
     note = tensorboard_note()
     if note is not None:
         print(note)
+    warm_text_cache(cfg, progress=not args.no_progress)  # first use: says what it encodes
     run_dir = run_one(
         cfg, scenario, agent, seed, progress=not args.no_progress, restart=args.restart
     )
