@@ -10,14 +10,16 @@ write to the console themselves, so their lines cannot garble the bar).
 * Elsewhere (a log file, CI): one plain line every :data:`PROGRESS_INTERVAL_S` seconds with
   the same facts, instead of a bar that would fill the log with carriage returns.
 
-The ETA divides the elapsed time by the fraction of the *work* done, where a run's work is its
-steps times the relative cost of its agent (:data:`RELATIVE_COST`, measured on the demo's
-setup): a grid's PPO runs take most of its time, so counting runs would promise an early end
-as soon as the cheap baselines are through.
+The ETA divides the time since the first run started by the fraction of the *work* done, where
+a run's work is its steps times the relative cost of its agent (:data:`RELATIVE_COST`,
+measured on the demo's setup): a grid's PPO runs take most of its time, so counting runs would
+promise an early end as soon as the cheap baselines are through (or a late one while the PPO
+runs, which go first, are still running).
 """
 
 from __future__ import annotations
 
+import shutil
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -44,27 +46,29 @@ RELATIVE_COST: dict[str, float] = {
     "random": 1.0,
     "popularity": 1.0,
     "oracle": 1.0,
-    "population-best": 1.2,
-    "planner": 1.6,
-    "epsilon-greedy": 1.0,
-    "history-similarity": 1.3,
-    "linucb": 2.0,
-    "linucb-discounted": 2.0,
-    "linucb-window": 2.0,
-    "thompson": 2.5,
-    "attention-ppo": 8.0,
-    "attention-a2c": 6.0,
-    "attention-maskable-ppo": 8.0,
-    "attention-dqn": 8.0,
-    "id-ppo": 5.0,
+    "population-best": 1.0,
+    "planner": 1.2,
+    "epsilon-greedy": 1.1,
+    "thompson": 1.0,
+    "linucb": 1.5,
+    "linucb-discounted": 1.5,
+    "linucb-window": 1.4,
+    "history-similarity": 1.6,
+    "attention-ppo": 18.0,
+    "attention-a2c": 9.0,
+    "attention-maskable-ppo": 20.0,
+    "attention-dqn": 18.0,
+    "id-ppo": 15.0,
     "mlp-ppo": 5.0,
 }
-"""Wall time of a run of each agent relative to the random recommender's (same steps, users
-and catalog; the simulator and the metrics are the random run's whole cost). Measured on the
-demo's setup; see BENCHMARKS.md ("Progress and ETA")."""
+"""CPU time of a run of each agent relative to a random recommender's (same steps, users and
+catalog; the simulator and the metrics are the whole cost of the cheap baselines, about equal).
+Measured with ``python bench/bench_run_costs.py`` on the demo's world (BENCHMARKS.md, "Progress
+and ETA"); ``attention-dqn`` was not measured and is put at attention-ppo's."""
 
 DEFAULT_COST = 3.0
-"""The relative cost assumed for an agent not in :data:`RELATIVE_COST` (a user's agent)."""
+"""The relative cost assumed for an agent not in :data:`RELATIVE_COST` (a user's agent): a
+guess between a Python bandit (about 1.5) and a small torch learner (about 15)."""
 
 
 def agent_cost(agent: str) -> float:
@@ -137,11 +141,13 @@ class GridProgress:
         self.finished = total_runs - len(todo)
         self.done_cost = 0.0
         self.active: dict[Run, int] = {}
+        self._started: set[Run] = set()
         self.enabled = enabled
         self.stream = stream if stream is not None else sys.stderr
         self.interval_s = PROGRESS_INTERVAL_S if interval_s is None else interval_s
         self._clock = clock
         self.t0 = clock()
+        self._t_work: float | None = None  # when the first run started
         self._last = self.t0
         self._bar: Any = None
         if enabled and todo and _isatty(self.stream):
@@ -149,7 +155,7 @@ class GridProgress:
                 total=1000,
                 desc=name,
                 file=self.stream,
-                bar_format="{desc}: {percentage:3.0f}%|{bar:20}| {postfix}",
+                bar_format="{desc}: {percentage:3.0f}%|{bar:20}|",
                 leave=False,
             )
 
@@ -163,11 +169,15 @@ class GridProgress:
         return min(1.0, (self.done_cost + running) / self.total_cost)
 
     def eta_s(self) -> float | None:
-        """Seconds left at the rate so far (None before any work is done)."""
+        """Seconds left at the rate so far (None before any work is done).
+
+        The rate is measured from the first run's start, so that starting the workers
+        (importing torch in each, a minute on a busy small machine) is not counted as work.
+        """
         f = self.fraction()
-        if f <= 0.0:
+        if f <= 0.0 or self._t_work is None:
             return None
-        return (self._clock() - self.t0) * (1.0 - f) / f
+        return (self._clock() - self._t_work) * (1.0 - f) / f
 
     def status(self) -> str:
         """``"3/21 runs, 45% of the work, 1:20 elapsed, ETA 1:40; running: ..."``."""
@@ -184,6 +194,24 @@ class GridProgress:
             text += f"; running: {running}"
         return text
 
+    def _bar_text(self, room: int) -> str:
+        """What follows the bar, within ``room`` characters: runs and times, then as many of
+        the running runs' step counts as fit (one line, however many workers there are)."""
+        eta = self.eta_s()
+        text = (
+            f"{self.finished}/{self.total_runs} runs "
+            f"[{format_duration(self._clock() - self.t0)}<"
+            f"{format_duration(eta) if eta is not None else '?'}]"
+        )
+        running = [f"{_label(r)} {n}/{self.steps}" for r, n in self.active.items()]
+        for i, item in enumerate(running):
+            more = len(running) - i - 1
+            tail = f" +{more} more" if more else ""
+            if len(text) + 2 + len(item) + len(tail) > room:
+                return text + f" +{len(running) - i} more"
+            text += f"; {item}" if i == 0 else f", {item}"
+        return text
+
     # ---------------------------------------------------------------------------- events
     def write(self, text: str) -> None:
         """Print a line to stdout without breaking the bar."""
@@ -193,8 +221,13 @@ class GridProgress:
             print(text, file=sys.stdout, flush=True)
 
     def start(self, run: Run) -> None:
-        """A run started: print its ``start`` line."""
+        """A run started: print its ``start`` line (once; not after its ``done`` line)."""
         run = tuple(run)  # type: ignore[assignment]
+        if run in self.active or run in self._started:
+            return
+        self._started.add(run)
+        if self._t_work is None:
+            self._t_work = self._clock()
         self.active[run] = 0
         self.write(f"start  {_label(run)}")
         self._show(force=self._bar is not None)
@@ -207,8 +240,11 @@ class GridProgress:
         self._show()
 
     def finish(self, run: Run, line: str) -> None:
-        """A run finished: count its work and print its ``done`` line."""
+        """A run finished: count its work and print its ``done`` line (after its ``start`` line,
+        printed now if its worker's start message has not arrived yet)."""
         run = tuple(run)  # type: ignore[assignment]
+        if run not in self._started:
+            self.start(run)
         self.active.pop(run, None)
         self.done_cost += self.costs.get(run, 0.0)
         self.finished += 1
@@ -222,8 +258,11 @@ class GridProgress:
         if self._bar is not None:
             if force or now - self._last >= 0.5:
                 self._last = now
+                room = shutil.get_terminal_size((100, 20)).columns - len(self.name) - 31
+                text = self._bar_text(room).replace("{", "{{").replace("}", "}}")
+                self._bar.bar_format = "{desc}: {percentage:3.0f}%|{bar:20}| " + text
                 self._bar.n = round(1000 * self.fraction())
-                self._bar.set_postfix_str(self.status(), refresh=True)
+                self._bar.refresh()
             return
         if self.active and now - self._last >= self.interval_s:
             self._last = now

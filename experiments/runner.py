@@ -426,9 +426,9 @@ def _completed(
         pending = set(futures)
         while pending:
             done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
+            yield from done
             if on_poll is not None:
                 on_poll()
-            yield from done
         return
     stop = threading.Event()
 
@@ -442,9 +442,9 @@ def _completed(
             done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
             if stop.is_set():
                 raise KeyboardInterrupt("interrupted")
+            yield from done  # first: a finished run's done line before the next one's start
             if on_poll is not None:
                 on_poll()
-            yield from done
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -569,7 +569,6 @@ def _run_pool(
     try:
         for fut in _completed(futures, on_poll=drain):
             run_dir = Path(fut.result())
-            drain()
             show.finish(which[fut], _finished_line(run_dir, *which[fut], t0))
     except BaseException:
         _stop_pool(pool)

@@ -90,3 +90,45 @@ def test_cost_table_and_durations() -> None:
     assert agent_cost("attention-ppo-frozen") == agent_cost("attention-ppo")
     assert agent_cost("mypkg.mod:Agent") == progress.DEFAULT_COST
     assert [format_duration(s) for s in (0, 61.4, 3725)] == ["0:00", "1:01", "1:02:05"]
+
+
+def test_bar_text_fits_one_line() -> None:
+    """On a terminal the text after the bar keeps to its room: runs beyond it are counted."""
+    clock = Clock()
+    runs = [("AbruptShift", "attention-ppo", s) for s in range(4)]
+    show = GridProgress("g", runs, 4, 1536, stream=io.StringIO(), clock=clock)
+    for i, run in enumerate(runs):
+        show.start(run)
+        show.advance(run, 100 * (i + 1))
+    clock.t += 30.0
+    head = "0/4 runs [0:30<2:34]"  # 1000 of 6144 steps of equal runs: 30 s * 5144 / 1000 left
+    first = "AbruptShift/attention-ppo/0 100/1536"
+    assert show._bar_text(200) == (
+        f"{head}; {first}, AbruptShift/attention-ppo/1 200/1536, "
+        "AbruptShift/attention-ppo/2 300/1536, AbruptShift/attention-ppo/3 400/1536"
+    )
+    assert show._bar_text(70) == f"{head}; {first} +3 more"
+    assert show._bar_text(30) == f"{head} +4 more"
+
+
+def test_a_late_start_message_never_revives_a_finished_run(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A worker's start message that arrives after its run's result: start then done, once."""
+    show = GridProgress("g", [("S", "random", 0)], 1, 10, stream=io.StringIO(), clock=Clock())
+    show.finish(("S", "random", 0), "done   S/random/0 in 1 s")
+    show.start(("S", "random", 0))  # late
+    assert show.active == {} and show.finished == 1
+    assert capsys.readouterr().out.splitlines() == ["start  S/random/0", "done   S/random/0 in 1 s"]
+
+
+def test_eta_does_not_count_the_start_up_as_work() -> None:
+    """The rate is measured from the first run's start (workers take a while to start)."""
+    clock = Clock()
+    run = ("S", "random", 0)
+    show = GridProgress("g", [run], 1, 100, stream=io.StringIO(), clock=clock)
+    clock.t += 60.0  # spawning and importing
+    show.start(run)
+    clock.t += 10.0
+    show.advance(run, 50)
+    assert show.eta_s() == pytest.approx(10.0)  # not (60 + 10) * 1
