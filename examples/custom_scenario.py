@@ -1,7 +1,7 @@
 """Your own drift scenario from a JSON file, through the whole pipeline to the figures and report.
 
-    python examples/custom_scenario.py            # 3 seeds, the attention recommender included
-    python examples/custom_scenario.py --quick    # 2 seeds, bandits only (under a minute)
+    python examples/custom_scenario.py            # 3 seeds, the language-model agents included
+    python examples/custom_scenario.py --quick    # 2 seeds, agents without text (under a minute)
 
 The scenario is the data file ``my_scenario.json`` next to this script: keys mirror
 ``driftrec.envs.EnvConfig`` and drift processes are written by kind and parameters (start from a
@@ -34,7 +34,7 @@ SCENARIO_FILE = Path(__file__).with_name("my_scenario.json")
 def main(argv: list[str] | None = None) -> int:
     """Register the file's scenario, run the grid, write the report; print where it is."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--quick", action="store_true", help="2 seeds, bandits only")
+    parser.add_argument("--quick", action="store_true", help="2 seeds, agents without text")
     parser.add_argument("--out-dir", default="runs", help="results root (default: runs)")
     parser.add_argument("--no-progress", action="store_true", help="no progress display")
     args = parser.parse_args(argv)
@@ -45,9 +45,9 @@ def main(argv: list[str] | None = None) -> int:
     env.reset(seed=0)
     env.close()
 
-    agents = ("random", "popularity", "history-similarity", "linucb-discounted")
-    if not args.quick:
-        agents += ("attention-ppo",)
+    agents = ("random", "popularity", "epsilon-greedy")  # no text encoder: quick everywhere
+    if not args.quick:  # the agents that read the items' texts (encoded once per catalog)
+        agents += ("history-similarity", "linucb-discounted", "attention-ppo")
     cfg = ExperimentConfig(
         name="custom-scenario-quick" if args.quick else "custom-scenario",
         scenarios=("MyScenario",),  # or str(SCENARIO_FILE): a file works without registering

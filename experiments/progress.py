@@ -42,6 +42,10 @@ Run = tuple[str, str, int]
 PROGRESS_INTERVAL_S = 5.0
 """Seconds between progress lines when the output is not a terminal."""
 
+MIN_FRACTION_FOR_ETA = 0.02
+"""No ETA ("?") before this share of the work is done: the first steps of a grid also build
+its first world and agent, so an ETA from them would be hours."""
+
 RELATIVE_COST: dict[str, float] = {
     "random": 1.0,
     "popularity": 1.0,
@@ -175,7 +179,7 @@ class GridProgress:
         (importing torch in each, a minute on a busy small machine) is not counted as work.
         """
         f = self.fraction()
-        if f <= 0.0 or self._t_work is None:
+        if f < MIN_FRACTION_FOR_ETA or self._t_work is None:
             return None
         return (self._clock() - self._t_work) * (1.0 - f) / f
 
