@@ -14,6 +14,14 @@ Keyword arguments override the scenario's config (``gym.make(id, num_items=5000)
 steps count each user slot's steps since the env was seeded (a vector env's slots share one
 clock).
 
+**Your own scenarios are data.** A scenario file (JSON or TOML) holds the dict form of an
+:class:`EnvConfig` (:meth:`EnvConfig.to_dict`; every key optional), drift processes written by
+kind and parameters, plus optional ``name`` and ``description``; :func:`load_scenario_file`
+reads it, and its path works wherever a scenario name does (``get_scenario``, ``DriftRecEnv``,
+the experiment runner). :func:`scenario_to_dict` (``driftrec scenarios --show NAME``) writes any
+scenario in that form. :func:`register_scenario` gives a config, its dict form or a file a name
+for the runner and the Gymnasium id ``driftrec/<name>-v1``.
+
 Bump the version suffix whenever a scenario's dynamics change. v1: user slots are seeded from
 ``SeedSequence(seed).spawn`` instead of ``seed + i``; incremental interest updates saturate
 smoothly at the clip; stepping a finished single env raises; the LongTerm scenarios.

@@ -10,7 +10,7 @@ write to the console themselves, so their lines cannot garble the bar).
 * Elsewhere (a log file, CI): one plain line every :data:`PROGRESS_INTERVAL_S` seconds with
   the same facts, instead of a bar that would fill the log with carriage returns.
 
-The ETA divides the time since the first run started by the fraction of the *work* done, where
+The ETA divides the time since the first step by the fraction of the *work* done, where
 a run's work is its steps times the relative cost of its agent (:data:`RELATIVE_COST`,
 measured on the demo's setup): a grid's PPO runs take most of its time, so counting runs would
 promise an early end as soon as the cheap baselines are through (or a late one while the PPO
@@ -151,7 +151,7 @@ class GridProgress:
         self.interval_s = PROGRESS_INTERVAL_S if interval_s is None else interval_s
         self._clock = clock
         self.t0 = clock()
-        self._t_work: float | None = None  # when the first run started
+        self._t_work: float | None = None  # when the first global step was reported
         self._last = self.t0
         self._bar: Any = None
         if enabled and todo and _isatty(self.stream):
@@ -175,8 +175,9 @@ class GridProgress:
     def eta_s(self) -> float | None:
         """Seconds left at the rate so far (None before any work is done).
 
-        The rate is measured from the first run's start, so that starting the workers
-        (importing torch in each, a minute on a busy small machine) is not counted as work.
+        The rate is measured from the first global step any run reports, so that starting
+        the workers and building the first agents (importing torch, a minute on a busy small
+        machine) is not taken for the pace of the work.
         """
         f = self.fraction()
         if f < MIN_FRACTION_FOR_ETA or self._t_work is None:
@@ -230,8 +231,6 @@ class GridProgress:
         if run in self.active or run in self._started:
             return
         self._started.add(run)
-        if self._t_work is None:
-            self._t_work = self._clock()
         self.active[run] = 0
         self.write(f"start  {_label(run)}")
         self._show(force=self._bar is not None)
@@ -241,6 +240,8 @@ class GridProgress:
         run = tuple(run)  # type: ignore[assignment]
         if run in self.active:
             self.active[run] = int(steps_done)
+            if self._t_work is None and steps_done > 0:
+                self._t_work = self._clock()
         self._show()
 
     def finish(self, run: Run, line: str) -> None:
@@ -249,6 +250,8 @@ class GridProgress:
         run = tuple(run)  # type: ignore[assignment]
         if run not in self._started:
             self.start(run)
+        if self._t_work is None:  # a run that reported no step (too short): work from here
+            self._t_work = self._clock()
         self.active.pop(run, None)
         self.done_cost += self.costs.get(run, 0.0)
         self.finished += 1
