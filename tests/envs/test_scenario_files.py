@@ -118,46 +118,55 @@ def test_relative_catalog_path_is_relative_to_the_file(tmp_path: Path) -> None:
     assert load_scenario_file(path).config.catalog_path == str(tmp_path / "sub" / "items.csv")
 
 
-def test_bad_files_say_file_key_path_and_expectation(tmp_path: Path) -> None:
+BAD_FILES = [
+    (
+        "gain.json",
+        {"drift": {"processes": [{"kind": "AbruptShift"}, {"kind": "Boredom", "gain": -1}]}},
+        "'drift.processes[1].gain' (Boredom) must be in [0.0, 100.0] (got -1)",
+    ),
+    (
+        "typo.json",
+        {"catalog": {"num_itemz": 5}},
+        "unknown key 'catalog.num_itemz'; expected one of ['new_item_fraction', 'num_items', "
+        "'num_topics', 'quality_alpha', 'quality_beta', 'release_horizon', 'seed', "
+        "'topic_purity']",
+    ),
+    ("broken.json", '{"drift": ', "not valid JSON (Expecting value at line 1 column 11)"),
+    (
+        "list.json",
+        [1],
+        'expected an object of env config sections such as {"drift": {"processes": [...]}} '
+        "(got list)",
+    ),
+    (
+        "AbruptShift.json",
+        {},
+        "'name' 'AbruptShift' is the built-in scenario 'AbruptShift'; give the file another "
+        "name (or set its 'name' key)",
+    ),
+    (
+        "a__b.json",
+        {},
+        "the file's name (or a 'name' key) must be a name of letters, digits, '_', '-' and '.' "
+        "that starts with a letter and has no '__' (got 'a__b')",
+    ),
+]
+
+
+@pytest.mark.parametrize(("name", "content", "message"), BAD_FILES, ids=[b[0] for b in BAD_FILES])
+def test_bad_files_say_file_key_path_and_expectation(
+    tmp_path: Path, name: str, content: Any, message: str
+) -> None:
     """Each bad file gets one line: the file, the key path and what was expected."""
-    bad_gain = {"drift": {"processes": [{"kind": "AbruptShift"}, {"kind": "Boredom", "gain": -1}]}}
-    p = _write(tmp_path / "gain.json", bad_gain)
-    with _raises(
-        ValueError,
-        f"scenario file {p}: 'drift.processes[1].gain' (Boredom) must be in [0.0, 100.0] (got -1)",
-    ):
-        load_scenario_file(p)
-    p = _write(tmp_path / "typo.json", {"catalog": {"num_itemz": 5}})
-    with pytest.raises(ValueError, match=rf"^scenario file {re.escape(str(p))}: unknown key "):
-        load_scenario_file(p)
-    p = _write(tmp_path / "broken.json", '{"drift": ')
-    with _raises(
-        ValueError, f"scenario file {p}: not valid JSON (Expecting value at line 1 column 11)"
-    ):
-        load_scenario_file(p)
-    p = _write(tmp_path / "list.json", [1])
-    with _raises(
-        ValueError,
-        f"scenario file {p}: expected an object of env config sections such as "
-        '{"drift": {"processes": [...]}} (got list)',
-    ):
-        load_scenario_file(p)
+    p = _write(tmp_path / name, content)
+    with _raises(ValueError, f"scenario file {p}: {message}"):
+        get_scenario(str(p))
+
+
+def test_missing_file_names_it(tmp_path: Path) -> None:
+    """A scenario file that does not exist is named in the error."""
     with _raises(FileNotFoundError, f"scenario file {str(tmp_path / 'no.json')!r} does not exist"):
         get_scenario(str(tmp_path / "no.json"))
-    p = _write(tmp_path / "AbruptShift.json", {})
-    with _raises(
-        ValueError,
-        f"scenario file {p}: 'name' 'AbruptShift' is the built-in scenario 'AbruptShift'; give "
-        "the file another name (or set its 'name' key)",
-    ):
-        load_scenario_file(p)
-    p = _write(tmp_path / "a__b.json", {})
-    with _raises(
-        ValueError,
-        f"scenario file {p}: the file's name (or a 'name' key) must be a name of letters, "
-        "digits, '_', '-' and '.' that starts with a letter and has no '__' (got 'a__b')",
-    ):
-        load_scenario_file(p)
 
 
 def test_register_scenario_for_the_runner_and_gymnasium(tmp_path: Path) -> None:
