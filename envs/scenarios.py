@@ -82,6 +82,7 @@ __all__ = [
     "scenario_to_dict",
     "scenario_snapshot",
     "install_scenario_snapshot",
+    "registered_env_id",
 ]
 
 VERSION = 1
@@ -517,18 +518,28 @@ def unregister_scenario(name: str) -> None:
     gym.registry.pop(_env_id(name), None)
 
 
+def registered_env_id(scenario: Scenario) -> str | None:
+    """The Gymnasium id that makes ``scenario``: its ``env_id`` for a built-in or registered
+    scenario, None for a scenario file that was not registered (``gym.make`` cannot make it)."""
+    if scenario.source is None or _REGISTERED.get(scenario.name) is scenario:
+        return scenario.env_id
+    return None
+
+
 def scenario_snapshot(names: Any) -> dict[str, dict[str, Any]]:
     """The registered and file scenarios among ``names``, in a JSON-ready form that
     :func:`install_scenario_snapshot` installs in another process (a grid's workers)."""
     out: dict[str, dict[str, Any]] = {}
     for name in names:
         s = get_scenario(name)
-        if s.source is not None or s.name in _REGISTERED:
+        registered = _REGISTERED.get(s.name) is s
+        if s.source is not None or registered:
             out[name] = {
                 "name": s.name,
                 "description": s.description,
                 "source": s.source,
                 "config": s.config.to_dict(),
+                "registered": registered,
             }
     return out
 
@@ -541,7 +552,7 @@ def install_scenario_snapshot(snapshot: Mapping[str, Mapping[str, Any]]) -> None
             s["name"], s["description"], EnvConfig.from_dict(s["config"]), source=s["source"]
         )
         _PINNED[given] = scenario
-        if s["source"] is None and s["name"] not in _REGISTERED:
+        if s.get("registered", s["source"] is None):
             _REGISTERED[s["name"]] = scenario
             _register_id(s["name"])
 

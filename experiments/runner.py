@@ -42,7 +42,12 @@ from tqdm.auto import tqdm
 from driftrec.agents.online import run_online
 from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
 from driftrec.atomic import atomic_open
-from driftrec.envs.scenarios import get_scenario, install_scenario_snapshot, scenario_snapshot
+from driftrec.envs.scenarios import (
+    get_scenario,
+    install_scenario_snapshot,
+    registered_env_id,
+    scenario_snapshot,
+)
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
@@ -100,7 +105,7 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
         "driftrec_version": driftrec.__version__,
         "scenario": sc.name,
         **({"scenario_file": sc.source} if sc.source is not None else {}),
-        "env_id": sc.env_id,
+        "env_id": registered_env_id(sc),  # None for an unregistered scenario file
         "agent": agent,
         "agent_kwargs": dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {}))),
         "seed": seed,

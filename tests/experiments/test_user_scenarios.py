@@ -90,6 +90,7 @@ def test_file_and_registered_scenarios_run_in_spawned_workers(
         events = json.loads((d / "events.json").read_text())["events"]
         if d.name.startswith("my_scenario"):
             assert conf["scenario"] == "my_scenario" and conf["scenario_file"] == str(path)
+            assert conf["env_id"] is None  # a file: no Gymnasium id makes it
             assert conf["env_config"]["drift"]["processes"][1] == {
                 "kind": "boredom",
                 "gain": 0.3,
@@ -98,6 +99,7 @@ def test_file_and_registered_scenarios_run_in_spawned_workers(
             assert events == [{"step": 16, "kind": "population_shift"}]
         else:
             assert conf["scenario"] == "Registered" and "scenario_file" not in conf
+            assert conf["env_id"] == "driftrec/Registered-v1"
             assert conf["env_config"]["session"]["max_steps"] == 10
             assert events == []
     report = write_report(cfg.experiment_dir).read_text()
