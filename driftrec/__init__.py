@@ -9,6 +9,7 @@ The public surface, in one place::
 
     env = driftrec.make("AbruptShift")                  # one user (gymnasium.make)
     venv = driftrec.make_vec("AbruptShift", num_envs=64)  # a batch of users, one numpy core
+    driftrec.register_scenario("mine", "my_scenario.json")  # a scenario file, by name and id
     driftrec.register_agent("mine", MyAgent)            # then agents=("mine",) / --agents mine
     result = driftrec.evaluate(agent, venv, num_steps=1000, seed=0)   # an EvalResult
     driftrec.save_result(result, "runs/mine", scenario="AbruptShift", seed=0)
@@ -24,6 +25,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from driftrec import envs as envs
+from driftrec.envs.scenarios import register_scenario
 
 __version__ = "0.2.0"
 """Bumped whenever what a run produces changes (it is in every run's fingerprint)."""
@@ -61,7 +63,6 @@ _LAZY: dict[str, str] = {
     "registered_agents": "driftrec.agents.registry:registered_agents",
     "build_agent": "driftrec.agents.registry:build_agent",
     "make_sb3_vec_env": "driftrec.envs.sb3:make_sb3_vec_env",
-    # register_scenario: lib-scenarios adds "driftrec.envs.scenarios:register_scenario" here
     # experiments: compute -> save -> plot
     "ExperimentConfig": "driftrec.experiments.config:ExperimentConfig",
     "load_config": "driftrec.experiments.config:load_config",
@@ -91,6 +92,7 @@ __all__ = [
     "__version__",
     "make",
     "make_vec",
+    "register_scenario",
     "Recommender",
     "EvalResult",
     "evaluate",
@@ -127,13 +129,22 @@ def make(scenario: str = "Stationary", **kwargs: Any) -> Any:
     """One simulated user at a time: ``gymnasium.make`` of the scenario's id.
 
     Args:
-        scenario: a scenario name (``"AbruptShift"``; ``driftrec scenarios`` lists them) or a
-            Gymnasium id (``"driftrec/AbruptShift-v1"``).
+        scenario: a scenario name (``"AbruptShift"``; ``driftrec scenarios`` lists them), a
+            Gymnasium id (``"driftrec/AbruptShift-v1"``) or a scenario file; a file that was not
+            registered (``register_scenario``) has no id, so it gives a plain
+            :class:`~driftrec.envs.gym_env.DriftRecEnv` without Gymnasium's wrappers.
         **kwargs: ``gymnasium.make`` keywords and config overrides (``num_items=200``).
     """
     import gymnasium as gym
 
-    env_id = scenario if scenario.startswith("driftrec/") else envs.get_scenario(scenario).env_id
+    from driftrec.envs.scenarios import registered_env_id
+
+    if scenario.startswith("driftrec/"):
+        return gym.make(scenario, **kwargs)
+    found = envs.get_scenario(scenario)
+    env_id = registered_env_id(found)
+    if env_id is None:
+        return envs.DriftRecEnv(found.config, **kwargs)
     return gym.make(env_id, **kwargs)
 
 
@@ -142,7 +153,7 @@ def make_vec(scenario: str = "Stationary", num_envs: int = 64, **overrides: Any)
     :class:`~driftrec.envs.gym_env.DriftRecVectorEnv` (a ``gymnasium.vector.VectorEnv``).
 
     Args:
-        scenario: a scenario name or Gymnasium id.
+        scenario: a scenario name, Gymnasium id or scenario file.
         num_envs: user slots.
         **overrides: config overrides (``num_items=200``, ``slate_size=10``).
     """

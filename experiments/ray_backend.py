@@ -31,13 +31,16 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from driftrec.agents.registry import SB3_AGENTS, is_builtin, user_agent_entry_points
+from driftrec.agents.registry import SB3_AGENTS, is_builtin
+from driftrec.envs.scenarios import scenario_snapshot
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.io import atomic_write_json
 from driftrec.experiments.runner import (
+    _registered,
     _worker,
     check_finished_runs,
     check_user_agents,
+    grid_notes,
     is_done,
     warm_text_cache,
 )
@@ -91,6 +94,8 @@ def run_grid_ray(
     cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
     todo = check_finished_runs(cfg)  # finished runs with other settings: refused, nothing written
     atomic_write_json(cfg.experiment_dir / "experiment.json", cfg.to_dict())
+    for note in grid_notes(cfg):
+        print(note)
     if todo:
         warm_text_cache(cfg)  # once, here, before the tasks would all encode
         # longest first (SB3 agents), so the tail is short
@@ -114,8 +119,9 @@ def run_grid_ray(
         if todo:
             task = ray.remote(num_cpus=1, max_retries=0)(_worker)
             cfg_dict = cfg.to_dict()
-            registered = user_agent_entry_points(split_agent_name(a)[0] for a in cfg.all_agents)
-            pending = [task.remote(cfg_dict, *r, registered) for r in todo]
+            scenarios = scenario_snapshot(cfg.scenarios)  # registered and file scenarios
+            registered = _registered(cfg)  # registered agents, by entry point
+            pending = [task.remote(cfg_dict, *r, scenarios, registered) for r in todo]
             try:
                 while pending:
                     ready, pending = ray.wait(pending, num_returns=1)
