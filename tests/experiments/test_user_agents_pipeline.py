@@ -284,6 +284,19 @@ def test_make_and_make_vec() -> None:
     assert obs.shape[0] == 3 and venv.single_action_space.n == 40
 
 
+def test_make_a_scenario_file(tmp_path: Path) -> None:
+    """An unregistered scenario file has no Gymnasium id: make gives a plain DriftRecEnv."""
+    import driftrec
+
+    path = tmp_path / "mine.json"
+    path.write_text(
+        json.dumps({"drift": {"processes": [{"kind": "AbruptShift", "at_steps": [9]}]}})
+    )
+    env = driftrec.make(str(path), num_items=40)
+    assert type(env).__name__ == "DriftRecEnv" and env.action_space.n == 40
+    assert driftrec.make_vec(str(path), num_envs=2, num_items=40).reset(seed=1)[0].shape[0] == 2
+
+
 def test_a_runs_model_zip_needs_no_trust(tmp_path: Path) -> None:
     """A driftrec run's model.zip is an agent on another scenario without trust: the model is
     rebuilt from the run's config.json and gets the saved weights (nothing unpickled)."""
