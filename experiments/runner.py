@@ -289,20 +289,6 @@ def _run(
     base, _ = split_agent_name(agent)
     kwargs = dict(config["agent_kwargs"])
     built = _build(cfg, base, env_config, seed, kwargs)  # before the run directory exists
-
-    def open_run_dir() -> None:
-        remove_recorded(run_dir)  # an interrupted run: start it over
-        record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
-        run_dir.mkdir(parents=True)
-        if built.is_sb3:
-            _attach_sb3_logger(built.agent, run_dir / "sb3_log")
-        atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
-
-    acting: Any = built.agent
-    if is_builtin(base) or built.is_sb3:
-        open_run_dir()
-    else:  # a user's agent: its first predict is checked before the directory is written
-        acting = FirstStepChecked(built, open_run_dir)
     venv = built.env.venv if built.is_sb3 else built.env
     sim = venv.sim
     freeze = config["frozen_at"]
@@ -317,8 +303,23 @@ def _run(
         attention_fn=built.attention_fn,
         sim=sim,
         greedy_fn=built.greedy_actions,
-        tensorboard=TensorBoardWriter(run_dir) if tensorboard_available() else None,
     )
+
+    def open_run_dir() -> None:
+        remove_recorded(run_dir)  # an interrupted run: start it over
+        record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
+        run_dir.mkdir(parents=True)
+        if built.is_sb3:
+            _attach_sb3_logger(built.agent, run_dir / "sb3_log")
+        atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
+        if tensorboard_available():  # its writer creates files: only once the directory is ours
+            recorder.tensorboard = TensorBoardWriter(run_dir)
+
+    acting: Any = built.agent
+    if is_builtin(base) or built.is_sb3:
+        open_run_dir()
+    else:  # a user's agent: its first predict is checked before the directory is written
+        acting = FirstStepChecked(built, open_run_dir)
     bar = tqdm(
         total=cfg.steps,
         desc=run_label(scenario, agent, seed),

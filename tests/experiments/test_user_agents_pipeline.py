@@ -120,6 +120,11 @@ def test_grid_with_a_user_agent(user_module: Path, tmp_path: Path) -> None:
     report = write_report(cfg.experiment_dir).read_text()
     assert "pipeagents:MyAgent" in report
     assert not any(":" in p.name for p in cfg.experiment_dir.iterdir())  # figure names too
+    from driftrec.experiments.recorder import tensorboard_available
+
+    if tensorboard_available():  # driftrec's metrics in TensorBoard, for the user's agent too
+        user_run = cfg.run_dir("Stationary", "pipeagents:MyAgent", 0)
+        assert list(user_run.glob("events.out.tfevents.*"))
 
     # resume: the same code is reused; changed code is refused naming the change
     assert run_grid(cfg, progress=False) == dirs
