@@ -162,11 +162,13 @@ PPO_DEFAULTS: dict[str, Any] = {
 PPO_LONG_DEFAULTS: dict[str, Any] = {
     **PPO_DEFAULTS,
     "n_steps": 64,
+    "learning_rate": 1e-3,
     "gamma": 0.99,
     "gae_lambda": 0.95,
 }
 ATTENTION_LONG_DEFAULTS: dict[str, Any] = {
     **ATTENTION_DEFAULTS,
+    "score_temperature": 0.15,  # a sharper start: the policy PPO trains is closer to the greedy one
     "carryover": True,
     "policy_tilt": True,
 }
