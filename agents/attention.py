@@ -140,10 +140,11 @@ class AttentionConfig:
         carryover: Add a learned per-item *carry-over* ``e_j`` to the click logits: every click
             on item ``j`` in the history adds ``g**r e_j`` to the click logit of every later
             impression (``r`` impressions later; ``g`` learned, starting at ``carryover_decay``;
-            ``e`` starts at 0). It is fitted by the click loss, so it learns from every
-            impression how what a user consumed changes their later engagement (satisfaction
-            that quality builds and clickbait drains, fatigue), which neither the text nor the
-            item prior can say. It shifts all items of a history alike, so it does not change
+            ``e`` starts at 0; kept orthogonal to the text directions, see
+            :meth:`AttentionRecommender.carry_effects`). It is fitted by the click loss, so it
+            learns from every impression how what a user consumed changes their later
+            engagement (satisfaction that quality builds and clickbait drains, fatigue), which
+            neither the text nor the item prior can say. It shifts all items of a history alike, so it does not change
             the click ranking; with ``policy_tilt`` the policy can weigh it (below).
         carryover_decay: Initial ``g`` of ``carryover``, in (0, 1).
         carryover_horizon: Initial ``eta`` of ``policy_tilt`` with ``carryover`` (>= 0): 1 counts
@@ -928,14 +929,12 @@ class AttentionRecommender(nn.Module):
         return tilt
 
     def carry_effects(self) -> torch.Tensor:
-        """``(N,)`` the carry-over ``e`` per item (its text-orthogonal part with
-        ``prior_residual``, like the prior: what the text says about an item's topic is the
-        user's business, and a topic the user likes must not pass for an item that pays off);
-        zeros without ``carryover``."""
+        """``(N,)`` the carry-over ``e`` per item: its part orthogonal to the text directions
+        (like the prior with ``prior_residual``): what the text says is an item's topic, and
+        a click on a topic the user likes is followed by more clicks because of the topic, which
+        must not pass for an item that pays off; zeros without ``carryover``."""
         if self.carry_effect is None:
             return self.item_proj.weight.new_zeros(self.num_items)
-        if not self.config.prior_residual:
-            return self.carry_effect
         basis = self.text_basis  # (N, r)
         return self.carry_effect - basis @ (basis.T @ self.carry_effect)  # (N,)
 

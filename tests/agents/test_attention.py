@@ -508,7 +508,7 @@ def test_policy_tilt_starts_as_the_plain_policy_and_moves_only_the_logits() -> N
         tilted.horizon_weight.fill_(0.25)  # it starts at carryover_horizon = 1
         base = tilted(obs).scores
         expected_tilt = (
-            -1.5 * tilted.prior() + tilted.item_tilt + 0.25 * 2.0 * tilted.carry_effect
+            -1.5 * tilted.prior() + tilted.item_tilt + 0.25 * 2.0 * tilted.carry_effects()
         )  # rho - 1 = -1.5, 1 / (1 - g) = 2 with g = 0.5
         torch.testing.assert_close(tilted.policy_tilt(), expected_tilt)
         items = torch.arange(N).repeat(3)
@@ -535,13 +535,18 @@ def test_carryover_by_hand() -> None:
     """The carry-over at the query is sum over clicked k of g^r_k e_{a_k} (r_k = impressions
     after k); it enters the click logit of the next impression, and the click loss fits it."""
     cfg = dataclasses.replace(TINY, carryover=True, carryover_decay=0.5, prior_residual=False)
-    model = _model(cfg)
+    torch.manual_seed(0)  # a text table without directions: the carry-over is e itself
+    model = AttentionRecommender(cfg, np.zeros((N, E), dtype=np.float32))
+    assert model.text_basis.shape[1] == 0
     with torch.no_grad():
         model.carry_effect.copy_(torch.arange(N, dtype=torch.float32) / 10)
     obs = _obs([[(1, 1.0), (2, 0.0), (3, 1.0)], [(4, 0.0)], []])
     # row 0: item 3 clicked (r = 0), item 2 skipped, item 1 clicked (r = 2): 0.3 + 0.25 * 0.1
     torch.testing.assert_close(model.carryover(obs), torch.tensor([0.325, 0.0, 0.0]))
-    plain = _model(dataclasses.replace(TINY, prior_residual=False))
+    torch.manual_seed(0)
+    plain = AttentionRecommender(
+        dataclasses.replace(TINY, prior_residual=False), np.zeros((N, E), dtype=np.float32)
+    )
     with torch.no_grad():
         shift = model.click_logits(obs, torch.tensor([5, 5, 5])) - plain.click_logits(
             obs, torch.tensor([5, 5, 5])
@@ -563,8 +568,9 @@ def test_carryover_by_hand() -> None:
 
 
 def test_residual_carryover_is_orthogonal_to_the_text_directions() -> None:
-    """With prior_residual the carry-over per item has no component along the text basis."""
-    model = _model(dataclasses.replace(TINY, carryover=True))
+    """The carry-over per item has no component along the text basis (with or without
+    prior_residual)."""
+    model = _model(dataclasses.replace(TINY, carryover=True, prior_residual=False))
     with torch.no_grad():
         model.carry_effect.copy_(torch.randn(N))
         effects = model.carry_effects()
