@@ -561,24 +561,48 @@ def error_text(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+_INTERRUPTED = {
+    "run": "interrupted; finished runs are kept (run again to resume)",
+    "train": "interrupted; nothing of the unfinished run is kept (run again to redo it)",
+    "demo": "interrupted; finished runs are kept (run again to resume)",
+    "export": "interrupted; no dataset was written",
+    "finetune": "interrupted; no adapter was written",
+    "compress": "interrupted; no policy file was written",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``driftrec`` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``driftrec`` console script.
+
+    Ctrl-C and SIGTERM stop every command with exit code 130 and one line saying what was kept,
+    whatever signal disposition the process inherited (see
+    :func:`~driftrec.experiments.guard.catch_interrupts`).
+    """
+    from driftrec.experiments.guard import catch_interrupts, interrupted
+
+    command = "?"
     try:
-        return _COMMANDS[args.command](args)
+        with catch_interrupts():
+            args = build_parser().parse_args(argv)
+            command = args.command
+            return _COMMANDS[command](args)
+    except KeyboardInterrupt:
+        return _interrupted(command)
     except (ValueError, TypeError, OSError, RuntimeError, AssertionError) as exc:
+        if interrupted() is not None:  # an error the interrupt caused on its way out
+            return _interrupted(command)
         if os.environ.get("DRIFTREC_DEBUG"):
             raise
-        print(f"driftrec {args.command}: error: {error_text(exc)}", file=sys.stderr)
+        print(f"driftrec {command}: error: {error_text(exc)}", file=sys.stderr)
         print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the exit
-        print(
-            f"driftrec {args.command}: interrupted; finished runs are kept (run again to resume)",
-            file=sys.stderr,
-        )
-        return 130
+
+
+def _interrupted(command: str) -> int:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the exit
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    print(f"driftrec {command}: {_INTERRUPTED.get(command, 'interrupted')}", file=sys.stderr)
+    return 130
 
 
 if __name__ == "__main__":

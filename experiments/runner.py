@@ -29,7 +29,6 @@ import json
 import os
 import shutil
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -47,10 +46,13 @@ from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
     SettingsChanged,
+    catch_interrupts,
+    check_interrupted,
+    deferred_interrupts,
     describe_changes,
     exit_with_parent,
+    interrupted,
     run_fingerprint,
-    terminate_as_interrupt,
 )
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
 from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
@@ -298,6 +300,7 @@ def _run(
     def on_step(record: Any) -> bool:
         nonlocal steps_done
         before = len(recorder.rows)
+        check_interrupted()  # an interrupt swallowed on the way stops the run here
         recorder.record(record)
         steps_done += 1
         bar.update(1)
@@ -359,33 +362,19 @@ def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: floa
 def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Future[Any]]:
     """Yield ``futures`` as they finish; Ctrl-C or SIGTERM raises ``KeyboardInterrupt`` here.
 
-    In the main thread the signals only set a flag, checked every ``poll_s``: raised from the
-    signal handler, the interrupt could land inside ``concurrent.futures`` while it holds a
-    future's lock (``as_completed`` takes them all), and stopping the pool, which takes the same
-    locks to cancel, would then wait forever.
+    While waiting, the signals only record the interrupt, checked every ``poll_s``
+    (:func:`~driftrec.experiments.guard.deferred_interrupts`): raised from the signal handler,
+    the interrupt could land inside ``concurrent.futures`` while it holds a future's lock
+    (``as_completed`` takes them all), and stopping the pool, which takes the same locks to
+    cancel, would then wait forever.
     """
-    if threading.current_thread() is not threading.main_thread():
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
-            yield from done
-        return
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        pending = set(futures)
-        while pending:
+    pending = set(futures)
+    while pending:
+        with deferred_interrupts():
             done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
-            if stop.is_set():
-                raise KeyboardInterrupt("interrupted")
-            yield from done
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
+        if interrupted() is not None:
+            raise KeyboardInterrupt("interrupted")
+        yield from done
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -431,7 +420,7 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
     """
     exp_dir = cfg.experiment_dir
     _make_dir(cfg, exp_dir)
-    with DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"), terminate_as_interrupt():
+    with catch_interrupts(), DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"):
         if restart:
             _clear_experiment(exp_dir)
         runs = cfg.runs()
@@ -452,6 +441,7 @@ def _run_todo(
     t0 = time.perf_counter()
     if cfg.workers == 1 or len(todo) <= 1:
         for scenario, agent, seed in todo:
+            check_interrupted()
             _say(f"start  {scenario}/{agent}/{seed}")
             run_dir = run_one(cfg, scenario, agent, seed, progress=progress)
             _say(_finished_line(run_dir, scenario, agent, seed, t0))
