@@ -229,9 +229,7 @@ class _Interrupts:
 
 _STATE = _Interrupts()
 _RESEND_S = 0.05
-_SIGNALS = tuple(
-    getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name)
-)
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
 
 
 def _importing(frame: Any) -> bool:

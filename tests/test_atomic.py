@@ -1,4 +1,4 @@
-"""The one atomic-write helper: strict JSON, files as the umask says, nothing left behind on failure."""
+"""The one atomic-write helper: strict JSON, files as the umask says, nothing left on failure."""
 
 from __future__ import annotations
 
