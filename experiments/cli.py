@@ -191,7 +191,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local process pool (default) or Ray tasks (needs driftrec[ray])",
     )
-    p.add_argument("--address", help="Ray cluster address for --backend ray (default: local Ray)")
+    p.add_argument(
+        "--address",
+        help="a running Ray cluster for --backend ray ('auto', 'host:6379'; default: start a "
+        "new local Ray)",
+    )
+    p.add_argument(
+        "--ray-timeout",
+        type=float,
+        help="seconds that starting or joining Ray may take (default: 60)",
+    )
     _add_export_parser(sub)
     _add_finetune_parser(sub)
 
@@ -300,13 +309,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "backend", "local") == "ray":
         from driftrec.experiments.ray_backend import run_grid_ray
 
+        timeout = {} if args.ray_timeout is None else {"connect_timeout_s": args.ray_timeout}
         try:
-            dirs = run_grid_ray(cfg, address=args.address, progress=not args.no_progress)
+            dirs = run_grid_ray(
+                cfg,
+                address=args.address,
+                progress=not args.no_progress,
+                restart=args.restart,
+                **timeout,
+            )
         except ImportError as exc:
             print(f"driftrec run: error: {exc}", file=sys.stderr)
             return 2
     elif args.address is not None:
         raise ValueError(f"'--address' needs '--backend ray' (got {args.address!r})")
+    elif args.ray_timeout is not None:
+        raise ValueError(f"'--ray-timeout' needs '--backend ray' (got {args.ray_timeout!r})")
     else:
         dirs = run_grid(cfg, progress=not args.no_progress, restart=args.restart)
     print(f"{len(dirs)} runs in {cfg.experiment_dir}")
@@ -578,7 +596,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     whatever signal disposition the process inherited (see
     :func:`~driftrec.experiments.guard.catch_interrupts`).
     """
-    from driftrec.experiments.guard import catch_interrupts, interrupted
+    from driftrec.experiments.guard import LockedError, catch_interrupts, interrupted
 
     command = "?"
     try:
@@ -594,7 +612,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("DRIFTREC_DEBUG"):
             raise
         print(f"driftrec {command}: error: {error_text(exc)}", file=sys.stderr)
-        print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
+        if not isinstance(exc, (ValueError, TypeError, OSError, LockedError)):
+            # not a refusal of bad input or a missing file: likely a bug, worth a traceback
+            print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
 
 

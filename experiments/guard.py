@@ -45,6 +45,7 @@ __all__ = [
     "deferred_interrupts",
     "check_interrupted",
     "interrupted",
+    "reinstall_handlers",
 ]
 
 FINGERPRINT_KEYS = (
@@ -304,6 +305,14 @@ def catch_interrupts() -> Iterator[None]:
         if _STATE.depth == 0 and _STATE.resend is not None:
             _STATE.resend.cancel()
             _STATE.resend = None
+
+
+def reinstall_handlers() -> None:
+    """Put driftrec's handlers back inside :func:`catch_interrupts` after a library replaced
+    them (``ray.init`` installs a SIGTERM handler that exits with status 15)."""
+    if _STATE.depth > 0 and threading.current_thread() is threading.main_thread():
+        for sig in _SIGNALS:
+            signal.signal(sig, _on_signal)
 
 
 @contextlib.contextmanager

@@ -23,6 +23,7 @@ their parent, and an interrupt (Ctrl-C, SIGTERM) stops every worker at once.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
 import json
@@ -60,6 +61,7 @@ from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
 __all__ = [
     "run_one",
     "run_grid",
+    "open_grid",
     "is_done",
     "warm_text_cache",
     "run_config",
@@ -187,14 +189,17 @@ def _text_encoder(cfg: ExperimentConfig) -> Any:
     return TextEncoderConfig(model=cfg.text_model, adapter=cfg.text_adapter)
 
 
-def warm_text_cache(cfg: ExperimentConfig) -> None:
-    """Encode every scenario's item texts once (before parallel workers would all do it)."""
+def warm_text_cache(cfg: ExperimentConfig, *, progress: bool = True) -> None:
+    """Encode every scenario's item texts once (before parallel workers would all do it);
+    ``progress=False`` silences the model-loading and encoding bars."""
     if not any(needs_text_embeddings(split_agent_name(a)[0]) for a in cfg.agents):
         return
+    import dataclasses
+
     from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
     from driftrec.envs.core import cached_catalog
 
-    encoder = _text_encoder(cfg) or TextEncoderConfig()
+    encoder = dataclasses.replace(_text_encoder(cfg) or TextEncoderConfig(), show_progress=progress)
     for scenario in cfg.scenarios:
         for seed in cfg.seeds:  # one catalog per seed with vary_world
             encode_catalog(cached_catalog(cfg.run_env_config(scenario, seed)).texts(), encoder)
@@ -405,6 +410,30 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
         signal.signal(signal.SIGINT, previous)
 
 
+@contextlib.contextmanager
+def open_grid(
+    cfg: ExperimentConfig, *, restart: bool = False, progress: bool = True
+) -> Iterator[list[tuple[str, str, int]]]:
+    """What every backend does around running a grid; yields the runs still to do.
+
+    Inside the block the experiment is locked (a second runner on the same ``out_dir/name``,
+    whatever its backend, gets :class:`LockedError`), Ctrl-C and SIGTERM raise
+    ``KeyboardInterrupt`` (:func:`~driftrec.experiments.guard.catch_interrupts`), finished runs
+    have been checked against ``cfg`` (``restart=True`` deletes them first),
+    ``experiment.json`` is written and the item texts are encoded once.
+    """
+    exp_dir = cfg.experiment_dir
+    _make_dir(cfg, exp_dir)
+    with catch_interrupts(), DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"):
+        if restart:
+            _clear_experiment(exp_dir)
+        todo = check_finished_runs(cfg)
+        atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
+        if todo:
+            warm_text_cache(cfg, progress=progress)
+        yield todo
+
+
 def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = False) -> list[Path]:
     """Run every (scenario, agent, seed) of ``cfg`` not yet done; return all run dirs.
 
@@ -418,18 +447,9 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         SettingsChanged: a finished run has other settings (nothing is run or written).
         LockedError: another live runner is working on this experiment.
     """
-    exp_dir = cfg.experiment_dir
-    _make_dir(cfg, exp_dir)
-    with catch_interrupts(), DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"):
-        if restart:
-            _clear_experiment(exp_dir)
-        runs = cfg.runs()
-        todo = check_finished_runs(cfg)
-        atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
-        if todo:
-            warm_text_cache(cfg)
-        _run_todo(cfg, todo, len(runs), progress)
-    return [cfg.run_dir(*r) for r in runs]
+    with open_grid(cfg, restart=restart, progress=progress) as todo:
+        _run_todo(cfg, todo, len(cfg.runs()), progress)
+    return [cfg.run_dir(*r) for r in cfg.runs()]
 
 
 def _run_todo(
