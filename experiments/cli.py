@@ -422,8 +422,11 @@ def _add_export_parser(sub: Any) -> None:
     p.add_argument("--steps", type=int, default=400, help="global steps (default: 400)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--no-learn", action="store_true", help="the agent acts without learning")
-    p.add_argument("--env-overrides", type=json.loads, help="JSON, e.g. '{\"num_items\": 200}'")
+    p.add_argument("--env-overrides", type=_json_object, help="JSON, e.g. '{\"num_items\": 200}'")
     p.add_argument("--data-path", help="Minari datasets root (default: MINARI_DATASETS_PATH)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing dataset of the same id"
+    )
     p.add_argument(
         "--info-keys",
         type=lambda v: tuple(x for x in v.split(",") if x),
@@ -492,6 +495,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             env_overrides=args.env_overrides,
             data_path=args.data_path,
             info_keys=args.info_keys,
+            overwrite=args.overwrite,
         )
     except ImportError as exc:
         print(f"driftrec export: error: {exc}", file=sys.stderr)
