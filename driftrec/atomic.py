@@ -18,12 +18,26 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
 
-__all__ = ["atomic_open", "new_file"]
+__all__ = ["atomic_open", "new_file", "current_umask"]
 
 _DEVICE_ERRORS = frozenset(
     getattr(errno, name) for name in ("ENOSPC", "EDQUOT", "EFBIG", "EIO") if hasattr(errno, name)
 )
 """Errors of a write that Python reports without a file name (a full disk, a quota)."""
+
+
+def current_umask() -> int:
+    """The process's umask, read without changing it (``/proc``) where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: set and restore (not atomic between threads)
+    os.umask(mask)
+    return mask
 
 
 def new_file(directory: str | os.PathLike[str], prefix: str, suffix: str) -> tuple[int, str]:
