@@ -455,6 +455,11 @@ def _add_compress_parser(sub: Any) -> None:
         "--distil-steps", type=int, help="global steps of teacher rollouts (default: the run's)"
     )
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it is not a policy file 'compress' wrote",
+    )
+    p.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
@@ -471,6 +476,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         out=args.out,
         scope=args.scope,
         distil_steps=args.distil_steps,
+        overwrite=args.overwrite,
         trust=args.trust_checkpoint,
     )
     for key, value in facts.items():
@@ -626,10 +632,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             command = args.command
             return _COMMANDS[command](args)
     except KeyboardInterrupt:
-        return _interrupted(command)
+        return _interrupted(command, keep_ignoring=argv is None)
     except (ValueError, TypeError, OSError, RuntimeError, AssertionError) as exc:
         if interrupted() is not None:  # an error the interrupt caused on its way out
-            return _interrupted(command)
+            return _interrupted(command, keep_ignoring=argv is None)
         if os.environ.get("DRIFTREC_DEBUG"):
             raise
         print(f"driftrec {command}: error: {error_text(exc)}", file=sys.stderr)
@@ -639,10 +645,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
 
 
-def _interrupted(command: str) -> int:
-    signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the exit
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+def _interrupted(command: str, *, keep_ignoring: bool) -> int:
+    """Say what was kept; exit code 130. The console script (``keep_ignoring``) ignores further
+    signals, so that a second Ctrl-C cannot break its exit; a call ``main(argv)`` from Python
+    gets its handlers back."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
     print(f"driftrec {command}: {_INTERRUPTED.get(command, 'interrupted')}", file=sys.stderr)
+    if not keep_ignoring:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
     return 130
 
 

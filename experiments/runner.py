@@ -26,6 +26,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import gc
+import hashlib
 import json
 import os
 import signal
@@ -69,6 +70,8 @@ __all__ = [
     "run_config",
     "check_finished",
     "check_finished_runs",
+    "file_digests",
+    "RunDamaged",
 ]
 
 
@@ -114,13 +117,49 @@ def _adapter_fields(cfg: ExperimentConfig) -> dict[str, Any]:
     return {"text_adapter_sha256": adapter_identity(cfg.text_adapter)}
 
 
+class RunDamaged(ValueError):
+    """A finished run's files no longer match what its ``done.json`` recorded."""
+
+
+def file_digests(run_dir: Path) -> dict[str, str]:
+    """sha256 of every file of a run (relative POSIX paths; not ``done.json``, not hidden)."""
+    out = {}
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir)
+        if not path.is_file() or rel.as_posix() == "done.json":
+            continue
+        if any(part.startswith(".") for part in rel.parts):  # a writer's temporary file
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        out[rel.as_posix()] = digest.hexdigest()
+    return out
+
+
+def _check_files(run_dir: Path, done: dict[str, Any]) -> None:
+    """:class:`RunDamaged` unless every file ``done.json`` lists is there, unchanged."""
+    recorded = done.get("files")
+    if not isinstance(recorded, dict):  # a run of a driftrec that did not record them
+        return
+    now = file_digests(run_dir)
+    for name, digest in recorded.items():
+        if name not in now:
+            raise RunDamaged(f"{run_dir / name} is missing")
+        if now[name] != digest:
+            raise RunDamaged(f"{run_dir / name} differs from what its done.json recorded")
+
+
 def check_finished(run_dir: Path, config: dict[str, Any]) -> None:
-    """Raise :class:`SettingsChanged` unless the finished run in ``run_dir`` matches ``config``."""
+    """Raise :class:`SettingsChanged` unless the finished run in ``run_dir`` matches ``config``,
+    and :class:`RunDamaged` if its files changed since it finished (truncated, edited, lost)."""
     try:
-        done = json.loads((run_dir / "done.json").read_text())
+        done = json.loads((run_dir / "done.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise SettingsChanged(f"{run_dir / 'done.json'} cannot be read ({exc})") from None
+        raise RunDamaged(f"{run_dir / 'done.json'} cannot be read ({exc})") from None
     if isinstance(done, dict) and done.get("fingerprint") == run_fingerprint(config):
+        _check_files(run_dir, done)
         return
     try:
         old = json.loads((run_dir / "config.json").read_text())
@@ -137,11 +176,19 @@ def check_finished(run_dir: Path, config: dict[str, Any]) -> None:
 
 def check_finished_runs(cfg: ExperimentConfig) -> list[tuple[str, str, int]]:
     """Check every finished run of the grid against ``cfg`` (:class:`SettingsChanged` on the
-    first mismatch, before any work starts), say how many are reused; return the runs to do."""
+    first mismatch, before any work starts), say how many are reused; return the runs to do.
+
+    A finished run whose files changed since (:class:`RunDamaged`: a truncated ``metrics.csv``,
+    a lost ``model.zip``) is done again, and said so: its results are not reused.
+    """
     runs = cfg.runs()
     done = [r for r in runs if is_done(cfg.run_dir(*r))]
-    for r in done:
-        check_finished(cfg.run_dir(*r), run_config(cfg, *r))
+    for r in list(done):
+        try:
+            check_finished(cfg.run_dir(*r), run_config(cfg, *r))
+        except RunDamaged as exc:
+            _say(f"damaged {'/'.join(map(str, r))}: {exc}; running it again")
+            done.remove(r)
     if done:
         _say(f"{len(done)} of {len(runs)} runs already done, skipped")
     return [r for r in runs if r not in done]
@@ -226,8 +273,11 @@ def run_one(
         if restart:
             remove_recorded(run_dir)
         if is_done(run_dir):
-            check_finished(run_dir, config)
-            return run_dir
+            try:
+                check_finished(run_dir, config)
+                return run_dir
+            except RunDamaged:  # its files changed since it finished: do it again
+                pass
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
@@ -337,6 +387,7 @@ def _run(
             "final_cum_regret": last.get("cum_regret"),
             "fingerprint": run_fingerprint(config),
             "catalog_fingerprint": config["catalog_fingerprint"],
+            "files": file_digests(run_dir),  # a resume checks them: damaged runs are redone
         },
     )
 
