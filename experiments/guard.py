@@ -273,16 +273,18 @@ def _on_signal(signum: int, frame: Any) -> None:
 
 
 def interrupted() -> int | None:
-    """The signal number of the interrupt received inside :func:`catch_interrupts`, if any."""
-    return _STATE.signum
+    """The signal number of the interrupt received inside the :func:`catch_interrupts` block
+    that is running, if any (None outside such a block)."""
+    return _STATE.signum if _STATE.depth > 0 else None
 
 
 def check_interrupted() -> None:
-    """Raise ``KeyboardInterrupt`` if an interrupt was received (even one that was swallowed).
+    """Raise ``KeyboardInterrupt`` if an interrupt was received inside the running
+    :func:`catch_interrupts` block (even one that was swallowed); outside one, do nothing.
 
-    Cheap (one attribute read): call it wherever work can stop, e.g. once per step.
+    Cheap (two attribute reads): call it wherever work can stop, e.g. once per step.
     """
-    if _STATE.signum is not None and not _STATE.deferred:
+    if _STATE.signum is not None and _STATE.depth > 0 and not _STATE.deferred:
         raise KeyboardInterrupt(f"signal {_STATE.signum}")
 
 

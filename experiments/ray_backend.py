@@ -47,6 +47,7 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from driftrec.agents.registry import SB3_AGENTS
+from driftrec.envs.scenarios import scenario_snapshot
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import deferred_interrupts, interrupted, reinstall_handlers
 from driftrec.experiments.runner import _say, _worker, open_grid
@@ -275,7 +276,8 @@ def _run_tasks(
                    disable=not progress)  # fmt: skip
         task = ray.remote(num_cpus=1, max_retries=0)(_worker)
         cfg_dict = cfg.to_dict()
-        pending = [task.remote(cfg_dict, *r) for r in todo]
+        scenarios = scenario_snapshot(cfg.scenarios)  # registered and file scenarios
+        pending = [task.remote(cfg_dict, *r, scenarios) for r in todo]
         try:
             while pending:
                 with deferred_interrupts():  # never raised inside Ray's calls

@@ -29,6 +29,7 @@ import gc
 import hashlib
 import json
 import os
+import queue as pyqueue
 import signal
 import time
 from collections.abc import Callable, Iterator
@@ -42,7 +43,12 @@ from tqdm.auto import tqdm
 from driftrec.agents.online import run_online
 from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
 from driftrec.atomic import atomic_open
-from driftrec.envs.scenarios import get_scenario
+from driftrec.envs.scenarios import (
+    get_scenario,
+    install_scenario_snapshot,
+    registered_env_id,
+    scenario_snapshot,
+)
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
@@ -59,7 +65,14 @@ from driftrec.experiments.guard import (
     run_fingerprint,
 )
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
-from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
+from driftrec.experiments.progress import GridProgress, run_label
+from driftrec.experiments.recorder import (
+    METRIC_COLUMNS,
+    StepRecorder,
+    TensorBoardWriter,
+    tensorboard_available,
+    tensorboard_note,
+)
 
 __all__ = [
     "run_one",
@@ -72,6 +85,7 @@ __all__ = [
     "check_finished_runs",
     "file_digests",
     "RunDamaged",
+    "grid_notes",
 ]
 
 
@@ -92,11 +106,13 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
     base, frozen = split_agent_name(agent)
     import driftrec
 
+    sc = get_scenario(scenario)
     return {
         **cfg.to_dict(),
         "driftrec_version": driftrec.__version__,
-        "scenario": scenario,
-        "env_id": get_scenario(scenario).env_id,
+        "scenario": sc.name,
+        **({"scenario_file": sc.source} if sc.source is not None else {}),
+        "env_id": registered_env_id(sc),  # None for an unregistered scenario file
         "agent": agent,
         "agent_kwargs": dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {}))),
         "seed": seed,
@@ -209,12 +225,10 @@ def _make_dir(cfg: ExperimentConfig, path: Path) -> None:
 
 def _attach_sb3_logger(model: Any, folder: Path) -> None:
     """Keep SB3's training diagnostics: ``progress.csv`` always, TensorBoard when installed."""
-    import importlib.util
-
     from stable_baselines3.common.logger import configure
 
     formats = ["csv"]
-    if importlib.util.find_spec("tensorboard") is not None:
+    if tensorboard_available():
         formats.append("tensorboard")
     model.set_logger(configure(str(folder), formats))
 
@@ -229,7 +243,8 @@ def _text_encoder(cfg: ExperimentConfig) -> Any:
 
 def warm_text_cache(cfg: ExperimentConfig, *, progress: bool = True) -> None:
     """Encode every scenario's item texts once (before parallel workers would all do it);
-    ``progress=False`` silences the model-loading and encoding bars."""
+    ``progress`` says so, with a bar, when they are not cached yet; ``progress=False``
+    silences the model-loading and encoding bars."""
     if not any(needs_text_embeddings(split_agent_name(a)[0]) for a in cfg.agents):
         return
     import dataclasses
@@ -252,11 +267,15 @@ def run_one(
     progress: bool = True,
     on_window: Callable[[dict[str, float]], None] | None = None,
     restart: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Run (or skip, when done with the same settings) one scenario x agent x seed.
 
     numpy's BLAS is limited to one thread for the run: the products here are small, and with
     parallel runs on a small machine extra BLAS threads only spin against each other.
+    ``progress`` shows a bar of the run's steps; ``on_progress(steps_done, steps)`` is called
+    after every global step (the grid's display uses it); ``on_window(row)`` with every
+    metrics row.
 
     Raises:
         SettingsChanged: the run is finished, with other settings (``restart=True`` redoes it).
@@ -281,19 +300,21 @@ def run_one(
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
-            _run(cfg, config, run_dir, progress, on_window)
+            _run(cfg, scenario, config, run_dir, progress, on_window, on_progress)
     return run_dir
 
 
 def _run(
     cfg: ExperimentConfig,
+    scenario: str,
     config: dict[str, Any],
     run_dir: Path,
     progress: bool,
     on_window: Callable[[dict[str, float]], None] | None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
     t0 = time.perf_counter()
-    scenario, agent, seed = config["scenario"], config["agent"], config["seed"]
+    agent, seed = config["agent"], config["seed"]  # scenario: as the grid names it
     env_config = cfg.run_env_config(scenario, seed)
     base, _ = split_agent_name(agent)
     kwargs = dict(config["agent_kwargs"])
@@ -333,10 +354,11 @@ def _run(
         attention_fn=built.attention_fn,
         sim=sim,
         greedy_fn=built.greedy_actions,
+        tensorboard=TensorBoardWriter(run_dir) if tensorboard_available() else None,
     )
     bar = tqdm(
         total=cfg.steps,
-        desc=f"{scenario}/{agent}/{seed}",
+        desc=run_label(scenario, agent, seed),
         unit="step",
         disable=not progress,
         leave=False,
@@ -352,6 +374,8 @@ def _run(
         bar.update(1)
         if on_window is not None and len(recorder.rows) > before:
             on_window(recorder.rows[-1])
+        if on_progress is not None:
+            on_progress(steps_done, cfg.steps)
         return steps_done < cfg.steps
 
     # phases: learn until the freeze step (whole rollouts for SB3), then act without learning
@@ -360,6 +384,7 @@ def _run(
     if steps_done < cfg.steps:
         run_online(built.agent, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
     bar.close()
+    recorder.close()
 
     atomic_write_csv(run_dir / "metrics.csv", recorder.rows, METRIC_COLUMNS)
     atomic_write_json(
@@ -392,10 +417,50 @@ def _run(
     )
 
 
-def _worker(cfg_dict: dict[str, Any], scenario: str, agent: str, seed: int) -> str:
+_PROGRESS_QUEUE: Any = None
+"""In a pool worker: the queue its runs report their start and step counts to."""
+
+
+def _init_worker(scenarios: dict[str, Any], queue: Any) -> None:
+    """Pool worker start-up: exit with the parent, know the grid's scenarios, keep the queue."""
+    global _PROGRESS_QUEUE
+    exit_with_parent()
+    install_scenario_snapshot(scenarios)
+    _PROGRESS_QUEUE = queue
+
+
+def _worker(
+    cfg_dict: dict[str, Any],
+    scenario: str,
+    agent: str,
+    seed: int,
+    scenarios: dict[str, Any] | None = None,
+) -> str:
+    """One run in a worker process; ``scenarios`` is :func:`scenario_snapshot` of the grid's
+    registered and file scenarios (when the worker was not started with them)."""
+    if scenarios:
+        install_scenario_snapshot(scenarios)
     cfg = ExperimentConfig.from_dict(cfg_dict)
-    _say(f"start  {scenario}/{agent}/{seed}")
-    return str(run_one(cfg, scenario, agent, seed, progress=False))
+    run = (scenario, agent, seed)
+    queue = _PROGRESS_QUEUE
+    if queue is None:
+        _say(f"start  {run_label(scenario, agent, seed)}")
+        return str(run_one(cfg, scenario, agent, seed, progress=False))
+    queue.put(("start", run, 0))
+    last = 0.0
+
+    def report(steps_done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _REPORT_EVERY_S or steps_done == total:
+            last = now
+            queue.put(("steps", run, steps_done))
+
+    return str(run_one(cfg, scenario, agent, seed, progress=False, on_progress=report))
+
+
+_REPORT_EVERY_S = 0.5
+"""How often a worker's run reports its step count to the parent."""
 
 
 def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: float) -> str:
@@ -403,11 +468,16 @@ def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: floa
         took = float(json.loads((run_dir / "done.json").read_text())["wall_time_s"])
     except (OSError, ValueError, KeyError, TypeError):
         took = time.perf_counter() - t0
-    return f"done   {scenario}/{agent}/{seed} in {took:.0f} s"
+    return f"done   {run_label(scenario, agent, seed)} in {took:.0f} s"
 
 
-def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Future[Any]]:
+def _completed(
+    futures: list[Future[Any]],
+    poll_s: float = 0.2,
+    on_poll: Callable[[], None] | None = None,
+) -> Iterator[Future[Any]]:
     """Yield ``futures`` as they finish; Ctrl-C or SIGTERM raises ``KeyboardInterrupt`` here.
+    ``on_poll`` is called every ``poll_s`` (the parent drains its workers' progress there).
 
     While waiting, the signals only record the interrupt, checked every ``poll_s``
     (:func:`~driftrec.experiments.guard.deferred_interrupts`): raised from the signal handler,
@@ -417,11 +487,16 @@ def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Futu
     """
     pending = set(futures)
     while pending:
-        with deferred_interrupts():
+        with deferred_interrupts():  # never raised inside concurrent.futures or the queue
             done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
         if interrupted() is not None:
             raise KeyboardInterrupt("interrupted")
-        yield from done
+        yield from done  # first: a finished run's done line before the next one's start
+        if on_poll is not None:
+            with deferred_interrupts():
+                on_poll()
+            if interrupted() is not None:
+                raise KeyboardInterrupt("interrupted")
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -472,6 +547,8 @@ def open_grid(
         todo = check_finished_runs(cfg)
         record_outputs(exp_dir, ["experiment.json"])
         atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
+        for note in grid_notes(cfg):
+            _say(note)
         if todo:
             warm_text_cache(cfg, progress=progress)
         yield todo
@@ -495,35 +572,73 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
     return [cfg.run_dir(*r) for r in cfg.runs()]
 
 
+def grid_notes(cfg: ExperimentConfig) -> list[str]:
+    """One-line notes a grid prints before it starts (settings that may surprise)."""
+    notes = []
+    shift = cfg.shift_at_note()
+    if shift is not None:
+        notes.append(shift)
+    tb = tensorboard_note()
+    if tb is not None:
+        notes.append(tb)
+    return notes
+
+
 def _run_todo(
     cfg: ExperimentConfig, todo: list[tuple[str, str, int]], total: int, progress: bool
 ) -> None:
-    bar = tqdm(
-        total=total, initial=total - len(todo), desc=cfg.name, unit="run", disable=not progress
-    )
+    show = GridProgress(cfg.name, todo, total, cfg.steps, enabled=progress)
     t0 = time.perf_counter()
-    if cfg.workers == 1 or len(todo) <= 1:
-        for scenario, agent, seed in todo:
-            check_interrupted()
-            _say(f"start  {scenario}/{agent}/{seed}")
-            run_dir = run_one(cfg, scenario, agent, seed, progress=progress)
-            _say(_finished_line(run_dir, scenario, agent, seed, t0))
-            bar.update(1)
-    else:
-        # longest first (SB3 agents), so the pool's tail is short
-        todo = sorted(todo, key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
-        pool = ProcessPoolExecutor(
-            max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=exit_with_parent
-        )
-        futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
-        which = dict(zip(futures, todo, strict=True))
-        try:
-            for fut in _completed(futures):
-                run_dir = Path(fut.result())
-                _say(_finished_line(run_dir, *which[fut], t0))
-                bar.update(1)
-        except BaseException:
-            _stop_pool(pool)
-            raise
-        pool.shutdown()
-    bar.close()
+    try:
+        if cfg.workers == 1 or len(todo) <= 1:
+            for run in todo:
+                check_interrupted()
+                show.start(run)
+                run_dir = run_one(
+                    cfg, *run, progress=False, on_progress=lambda n, _, r=run: show.advance(r, n)
+                )
+                show.finish(run, _finished_line(run_dir, *run, t0))
+        else:
+            _run_pool(cfg, todo, show, t0)
+    finally:
+        show.close()
+
+
+def _run_pool(
+    cfg: ExperimentConfig, todo: list[tuple[str, str, int]], show: GridProgress, t0: float
+) -> None:
+    # longest first (SB3 agents), so the pool's tail is short
+    todo = sorted(todo, key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
+    ctx = get_context("spawn")
+    queue = ctx.Queue()
+    pool = ProcessPoolExecutor(
+        max_workers=cfg.workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(scenario_snapshot(cfg.scenarios), queue),
+    )
+
+    def drain() -> None:
+        while True:
+            try:
+                what, run, steps_done = queue.get_nowait()
+            except (pyqueue.Empty, OSError, ValueError, EOFError):
+                return
+            if what == "start":
+                show.start(run)
+            else:
+                show.advance(run, steps_done)
+
+    futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
+    which = dict(zip(futures, todo, strict=True))
+    try:
+        for fut in _completed(futures, on_poll=drain):
+            run_dir = Path(fut.result())
+            show.finish(which[fut], _finished_line(run_dir, *which[fut], t0))
+    except BaseException:
+        _stop_pool(pool)
+        queue.close()
+        queue.cancel_join_thread()
+        raise
+    pool.shutdown()
+    queue.close()

@@ -66,7 +66,10 @@ def test_unknown_agent_message() -> None:
 
 def test_unknown_scenario_message() -> None:
     """An unknown scenario names the valid scenarios and the bad entry."""
-    with _raises(ValueError, f"'scenario' must be one of {SCENARIO_NAMES} (got 'Nope')"):
+    with _raises(
+        ValueError,
+        f"'scenario' must be one of {SCENARIO_NAMES} or a scenario file (.json/.toml) (got 'Nope')",
+    ):
         _small(scenarios=("Nope",))
 
 
