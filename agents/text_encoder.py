@@ -315,6 +315,15 @@ class TextEncoder:
         return self._name
 
     @property
+    def max_length(self) -> int:
+        """Tokens kept per text: ``config.max_length``, or fewer when the model reads fewer
+        positions (a longer input failed inside the model with a tensor-size error)."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and 2 <= limit < self.config.max_length:
+            return limit
+        return self.config.max_length
+
+    @property
     def dim(self) -> int:
         """Embedding width (the model's hidden size; 384 for MiniLM)."""
         return int(self.model.config.hidden_size)
@@ -337,7 +346,7 @@ class TextEncoder:
             _check_texts(texts),
             padding=True,
             truncation=True,
-            max_length=self.config.max_length,
+            max_length=self.max_length,
             return_tensors="pt",
         )
         batch = {k: v.to(self.device) for k, v in batch.items()}

@@ -218,6 +218,13 @@ def exit_with_parent(poll_s: float = 0.5) -> None:
     the terminal's group, and the parent alone decides what stops (it terminates the workers).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm makes a multiprocessing lock (a named semaphore, registered with the resource
+    # tracker) for its first bar or write; a terminated worker never unregisters it, and the
+    # tracker then warns of "leaked semaphore objects" at exit. A thread lock does here.
+    with contextlib.suppress(ImportError):
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
     parent = os.getppid()
 
     def watch() -> None:
