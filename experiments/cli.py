@@ -669,11 +669,11 @@ def error_text(exc: BaseException) -> str:
 
 _INTERRUPTED = {
     "run": "interrupted; finished runs are kept (run again to resume)",
-    "train": "interrupted; nothing of the unfinished run is kept (run again to redo it)",
+    "train": "interrupted; finished runs are kept (run again to resume)",
     "demo": "interrupted; finished runs are kept (run again to resume)",
-    "export": "interrupted; no dataset was written",
-    "finetune": "interrupted; no adapter was written",
-    "compress": "interrupted; no policy file was written",
+    "export": "interrupted; nothing half-written is left (a dataset is moved into place whole)",
+    "finetune": "interrupted; nothing half-written is left (an adapter is written whole)",
+    "compress": "interrupted; nothing half-written is left (the policy file is written whole)",
 }
 
 

@@ -207,5 +207,8 @@ def test_ctrl_c_stops_the_export_at_once(tmp_path: Path, run_cli: Any) -> None:
                              "--steps", "1000000", "--env-overrides", '{"num_items": 40}',
                              "--data-path", str(tmp_path), "--dataset-id", "ns/x-v0")  # fmt: skip
     assert code == 130 and time.monotonic() - t0 < 30
-    assert err == "driftrec export: interrupted; no dataset was written\n"
+    assert err == (
+        "driftrec export: interrupted; nothing half-written is left (a dataset is moved into "
+        "place whole)\n"
+    )
     assert _tree(tmp_path) == []
