@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import os
 import signal
-import subprocess
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -90,34 +89,11 @@ _GRID = [
 ]  # fmt: skip
 
 
-def _launch(out_dir: Path, *, ignore_sigint: bool = False) -> subprocess.Popen[str]:
-    # the alarm is a watchdog: if this test is killed before its finally, the grid must end
-    code = (
-        "import signal, sys; signal.alarm(300); from driftrec.experiments.cli import main; "
-        f"sys.exit(main({[*_GRID, '--out-dir', str(out_dir)]!r}))"
-    )
-    before: Callable[[], object] | None = None
-    if ignore_sigint:  # what `cmd &` does in a script: the child starts with SIGINT ignored
-
-        def before() -> object:
-            return signal.signal(signal.SIGINT, signal.SIG_IGN)
-
-    return subprocess.Popen(
-        [sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-        preexec_fn=before,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-
-
 def _interrupt_grid(
-    out_dir: Path, offset: float, signum: int, *, ignore_sigint: bool = False
+    start_cli: Any, out_dir: Path, offset: float, signum: int, *, ignore_sigint: bool = False
 ) -> None:
     """Start the grid, send ``signum`` ``offset`` s after its first run starts; check it stops."""
-    proc = _launch(out_dir, ignore_sigint=ignore_sigint)
+    proc = start_cli([*_GRID, "--out-dir", str(out_dir)], ignore_sigint=ignore_sigint)
     try:
         seen = ""
         while not seen.endswith("\n") or not seen.splitlines()[-1].startswith("start "):
@@ -154,20 +130,20 @@ def _interrupt_grid(
     ids=["sigint-at-start", "sigint-inherited-ignored", "sigterm"],
 )
 def test_sequential_grid_stops_on_a_signal(
-    tmp_path: Path, signum: int, offset: float, ignore_sigint: bool
+    start_cli: Any, tmp_path: Path, signum: int, offset: float, ignore_sigint: bool
 ) -> None:
     """A grid run one run at a time (``--workers 1``) stops with exit 130 when interrupted as
     its first run starts or later, also when it was launched with SIGINT ignored (``cmd &``
     in a script): the local pool's behaviour."""
-    _interrupt_grid(tmp_path, offset, signum, ignore_sigint=ignore_sigint)
+    _interrupt_grid(start_cli, tmp_path, offset, signum, ignore_sigint=ignore_sigint)
 
 
 @pytest.mark.slow
-def test_sequential_grid_stops_at_every_offset(tmp_path: Path) -> None:
+def test_sequential_grid_stops_at_every_offset(start_cli: Any, tmp_path: Path) -> None:
     """Many offsets around the start of the first run (the window where the issue's audit
     lost 3 of 9 interrupts), alternating SIGINT and SIGTERM and an inherited ignored SIGINT."""
     offsets = [round(0.02 * i, 2) for i in range(10)] + [0.3, 0.5, 0.8, 1.2, 2.0, 3.0]
     for n, offset in enumerate(offsets):
         signum = signal.SIGTERM if n % 3 == 2 else signal.SIGINT
-        _interrupt_grid(tmp_path / str(n), offset, signum, ignore_sigint=n % 3 == 1)
+        _interrupt_grid(start_cli, tmp_path / str(n), offset, signum, ignore_sigint=n % 3 == 1)
     print(f"{len(offsets)} interrupts at offsets {offsets}: all stopped with exit 130")

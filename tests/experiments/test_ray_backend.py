@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -129,29 +128,6 @@ _RAY_GRID = [
 ]  # fmt: skip
 
 
-def _driftrec(
-    args: list[str], env: dict[str, str], *, ignore_sigint: bool = False
-) -> subprocess.Popen[str]:
-    code = (  # the alarm is a watchdog, should this test die before its finally
-        "import signal, sys; signal.alarm(400); from driftrec.experiments.cli import main; "
-        f"sys.exit(main({args!r}))"
-    )
-    before = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
-    return subprocess.Popen(
-        [sys.executable, "-c", code],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
-        preexec_fn=before,
-        env={
-            **{k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"},
-            **env,
-            "PYTHONUNBUFFERED": "1",
-        },  # fmt: skip
-    )
-
-
 def _finish(proc: subprocess.Popen[str], timeout: float) -> str:
     try:
         out, _ = proc.communicate(timeout=timeout)
@@ -178,14 +154,17 @@ def _short_tmp() -> Path:
     return Path(tempfile.mkdtemp(prefix="dr-ray-", dir="/tmp"))
 
 
-def test_address_auto_naming_a_cluster_that_is_gone_is_one_clear_error(tmp_path: Path) -> None:
+def test_address_auto_naming_a_cluster_that_is_gone_is_one_clear_error(
+    start_cli: Any, tmp_path: Path
+) -> None:
     """--address auto, with RAY_ADDRESS naming a cluster that is gone: one error within seconds
     (Ray alone retried for minutes), nothing run. (RAY_ADDRESS rather than Ray's record file:
     with "auto", Ray prefers any cluster running on this machine to its record.)"""
     gone = _stale_record(tmp_path / "unused")["RAY_ADDRESS"]
-    proc = _driftrec(
+    proc = start_cli(
         [*_RAY_GRID, "--steps", "200", "--address", "auto", "--out-dir", str(tmp_path)],
-        {"RAY_ADDRESS": gone},
+        env={"RAY_ADDRESS": gone},
+        merge_stderr=True,
     )
     out = _finish(proc, 60)
     assert proc.returncode == 2, out
@@ -199,17 +178,17 @@ def test_address_auto_naming_a_cluster_that_is_gone_is_one_clear_error(tmp_path:
     assert not any(p.is_dir() for p in (tmp_path / "r").iterdir())
 
 
-def test_an_unresponsive_cluster_times_out(tmp_path: Path) -> None:
+def test_an_unresponsive_cluster_times_out(start_cli: Any, tmp_path: Path) -> None:
     """A cluster address that accepts connections but never answers: a clear error after
     --ray-timeout seconds, not Ray's endless retries (where no signal handler runs)."""
     with socket.socket() as server:
         server.bind(("0.0.0.0", 0))  # Ray dials the machine's address, not the loopback's
         server.listen()
         port = server.getsockname()[1]
-        proc = _driftrec(
+        proc = start_cli(
             [*_RAY_GRID, "--steps", "200", "--address", f"127.0.0.1:{port}", "--ray-timeout", "3",
              "--out-dir", str(tmp_path)],
-            {},
+            merge_stderr=True,
         )  # fmt: skip
         out = _finish(proc, 60)
     assert proc.returncode == 2, out
@@ -217,14 +196,17 @@ def test_an_unresponsive_cluster_times_out(tmp_path: Path) -> None:
                      r"3 s; nothing was run", out), out  # fmt: skip
 
 
-def _signal_ray_grid(tmp_path: Path, signum: int, anchor: str, delay: float, **kw: Any) -> str:
+def _signal_ray_grid(
+    start_cli: Any, tmp_path: Path, signum: int, anchor: str, delay: float, **kw: Any
+) -> str:
     """Start a Ray grid (a new local Ray, a stale record around), send ``signum`` ``delay`` s
     after the output line with ``anchor``; it must exit 130 at once, leaving no process."""
     tmp = _short_tmp()
     try:
-        proc = _driftrec(
+        proc = start_cli(
             [*_RAY_GRID, "--steps", "100000", "--out-dir", str(tmp_path)],
-            _stale_record(tmp),
+            env=_stale_record(tmp),
+            merge_stderr=True,
             **kw,
         )
         seen = ""
@@ -259,17 +241,19 @@ def _signal_ray_grid(tmp_path: Path, signum: int, anchor: str, delay: float, **k
     [(signal.SIGTERM, False), (signal.SIGINT, True)],
     ids=["sigterm", "sigint-inherited-ignored"],
 )
-def test_ray_grid_stops_on_a_signal(tmp_path: Path, signum: int, ignore_sigint: bool) -> None:
+def test_ray_grid_stops_on_a_signal(
+    start_cli: Any, tmp_path: Path, signum: int, ignore_sigint: bool
+) -> None:
     """Without --address a new local Ray is started (never the stale record's cluster, which
     Ray alone retried for minutes) and said so; SIGTERM or Ctrl-C (also when launched with
     SIGINT ignored, as `cmd &` does) stops it like the local backend: exit 130, the tasks
     cancelled, driftrec's message and no Ray crash dump."""
-    out = _signal_ray_grid(tmp_path, signum, "start ", 0.5, ignore_sigint=ignore_sigint)
+    out = _signal_ray_grid(start_cli, tmp_path, signum, "start ", 0.5, ignore_sigint=ignore_sigint)
     assert re.search(r"^ray: starting a new local Ray with \d+ CPUs$", out, re.M), out
 
 
 @pytest.mark.slow
-def test_ray_grid_stops_at_every_offset(tmp_path: Path) -> None:
+def test_ray_grid_stops_at_every_offset(start_cli: Any, tmp_path: Path) -> None:
     """Signals while Ray starts, as the first tasks start and later: always exit 130 at once."""
     cases = [
         (signal.SIGINT, "ray: starting", 0.0),
@@ -281,5 +265,7 @@ def test_ray_grid_stops_at_every_offset(tmp_path: Path) -> None:
         (signal.SIGINT, "start ", 5.0),
     ]
     for n, (signum, anchor, delay) in enumerate(cases):
-        _signal_ray_grid(tmp_path / str(n), signum, anchor, delay, ignore_sigint=n % 2 == 0)
+        _signal_ray_grid(
+            start_cli, tmp_path / str(n), signum, anchor, delay, ignore_sigint=n % 2 == 0
+        )
     print(f"{len(cases)} signals to Ray grids: all stopped with exit 130, nothing left running")
