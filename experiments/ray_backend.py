@@ -33,6 +33,7 @@ Needs the ``ray`` extra: ``pip install "driftrec[ray]"``.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -301,6 +302,6 @@ def _run_tasks(
         finally:
             bar.close()
     finally:
-        if started_here and ray.is_initialized():
-            with deferred_interrupts():
+        if started_here:  # also after an interrupted start: it stops the processes Ray made
+            with deferred_interrupts(), contextlib.suppress(Exception):
                 ray.shutdown()

@@ -30,7 +30,6 @@ import hashlib
 import json
 import os
 import queue as pyqueue
-import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -506,8 +505,7 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     it finds its workers gone, and a future cancelled at that moment makes it raise
     ``InvalidStateError`` (a race in ``concurrent.futures``).
     """
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not hang us
-    try:
+    with deferred_interrupts():  # a second Ctrl-C or SIGTERM must not break the stopping
         procs = list((getattr(pool, "_processes", None) or {}).values())
         for proc in procs:
             proc.terminate()
@@ -518,13 +516,11 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             if proc.is_alive():
                 proc.kill()
                 proc.join(1.0)
-        # drop the process objects while Ctrl-C is still ignored: their finalizers (closing
+        # drop the process objects while interrupts are deferred: their finalizers (closing
         # pipes) run when the last reference goes, and a second Ctrl-C raised inside one is
         # printed as an ignored exception instead of stopping anything
         procs.clear()
         gc.collect()
-    finally:
-        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
