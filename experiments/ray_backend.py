@@ -47,11 +47,11 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from driftrec.agents.registry import SB3_AGENTS
+from driftrec.agents.registry import SB3_AGENTS, is_builtin
 from driftrec.envs.scenarios import scenario_snapshot
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import deferred_interrupts, interrupted, reinstall_handlers
-from driftrec.experiments.runner import _say, _worker, open_grid
+from driftrec.experiments.runner import _registered, _say, _worker, open_grid
 
 __all__ = ["run_grid_ray", "RAY_INSTALL_HINT", "CONNECT_TIMEOUT_S"]
 
@@ -172,9 +172,15 @@ def _join(ray: Any, kwargs: dict[str, Any], what: str, timeout_s: float) -> None
         ) from None
 
 
-def _connect(ray: Any, address: str | None, num_cpus: int | None, timeout_s: float) -> None:
+def _connect(
+    ray: Any, cfg: ExperimentConfig, address: str | None, num_cpus: int | None, timeout_s: float
+) -> None:
     env_vars = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
     env_vars.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    if not all(is_builtin(split_agent_name(a)[0]) for a in cfg.all_agents):
+        # users' modules: importable in the tasks as here (PYTHONPATH, working directory)
+        paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+        env_vars["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in paths)
     kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env_vars}}
     if address is None or address == "local":
         cpus = num_cpus if num_cpus is not None else os.cpu_count()
@@ -272,13 +278,14 @@ def _run_tasks(
     started_here = not ray.is_initialized()
     try:
         if started_here:
-            _connect(ray, address, num_cpus, connect_timeout_s)
+            _connect(ray, cfg, address, num_cpus, connect_timeout_s)
         bar = tqdm(total=total, initial=total - len(todo), desc=cfg.name, unit="run",
                    disable=not progress)  # fmt: skip
         task = ray.remote(num_cpus=1, max_retries=0)(_worker)
         cfg_dict = cfg.to_dict()
         scenarios = scenario_snapshot(cfg.scenarios)  # registered and file scenarios
-        pending = [task.remote(cfg_dict, *r, scenarios) for r in todo]
+        registered = _registered(cfg)  # registered agents, by entry point
+        pending = [task.remote(cfg_dict, *r, scenarios, registered) for r in todo]
         try:
             while pending:
                 with deferred_interrupts():  # never raised inside Ray's calls
