@@ -15,6 +15,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # no model hub here: fail in seconds, never 
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from driftrec.agents import text_encoder as te
 from driftrec.agents.text_encoder import (
@@ -288,7 +289,10 @@ def test_no_progress_silences_model_loading_and_encoding(
     monkeypatch.setenv(te.CACHE_ENV_VAR, str(tmp_path / "cache2"))  # encode again
     code, _, err = run_cli(*args, "--name", "loud")
     assert code == 0, err
-    assert "Loading weights" in err and "Encoding texts" in err
+    assert "Encoding texts" in err
+    # transformers draws its "Loading weights" bar from 5.0 on (4.x, the floor, has none)
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        assert "Loading weights" in err
 
 
 def test_long_texts_are_cut_to_what_the_model_reads(tiny_model: Path) -> None:
