@@ -46,7 +46,6 @@ import importlib
 import inspect
 import os
 import sys
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -437,12 +436,20 @@ def _check_new_name(name: Any) -> None:
         raise ValueError(f"'name' {name!r} is a built-in agent; pick another name")
 
 
-def register_agent(name: str, factory: Callable[..., Any] | str, *, description: str = "") -> None:
+def register_agent(
+    name: str,
+    factory: Callable[..., Any] | str,
+    *,
+    description: str = "",
+    overwrite: bool = False,
+) -> None:
     """Make ``name`` an agent for :func:`build_agent`, experiment grids and the CLI.
 
     Like ``gymnasium.register``: call it in your package (its ``__init__``), then
     ``driftrec run --import yourpkg --agents name`` or ``ExperimentConfig(agents=(name,))``.
-    Registering a name again replaces it with a warning.
+    Registering the same factory again changes nothing (a module imported twice is fine); another
+    factory under a registered name is a clash, refused unless ``overwrite=True`` (the same rule
+    as :func:`~driftrec.envs.scenarios.register_scenario`).
 
     Args:
         name: the agent's name (no ``:``, not ending in ``.zip`` or ``-frozen``, not a built-in).
@@ -451,6 +458,11 @@ def register_agent(name: str, factory: Callable[..., Any] | str, *, description:
             ``obs -> actions`` (a callable without a ``seed`` keyword), or an entry-point
             string ``"package.module:NAME"`` imported on first use.
         description: one line for ``driftrec agents``.
+        overwrite: replace an agent registered under ``name`` with another factory.
+
+    Raises:
+        ValueError: a bad or built-in name, or a clash with another factory (without
+            ``overwrite``).
     """
     _check_new_name(name)
     if isinstance(factory, str):
@@ -466,15 +478,19 @@ def register_agent(name: str, factory: Callable[..., Any] | str, *, description:
     if not isinstance(description, str):
         raise TypeError(f"'description' must be a str (got {description!r})")
     _load_entry_points()
-    if name in _REGISTRY:
-        old = _REGISTRY[name]
-        warnings.warn(
-            f"agent {name!r} is already registered ({old.entry_point or old.factory!r}); "
-            "overriding it",
-            UserWarning,
-            stacklevel=2,
+    old = _REGISTRY.get(name)
+    same = old is not None and (
+        old.factory is factory or (entry_point is not None and old.entry_point == entry_point)
+    )
+    if old is not None and not same and not overwrite:
+        raise ValueError(
+            f"agent {name!r} is already registered with another factory "
+            f"({old.entry_point or repr(old.factory)}); pass overwrite=True to replace it, or pick "
+            "another name"
         )
-    _REGISTRY[name] = _Registration(factory, description, entry_point)
+    _REGISTRY[name] = _Registration(
+        factory, description or (old.description if same else ""), entry_point
+    )
 
 
 def _load_entry_points() -> None:

@@ -375,13 +375,23 @@ def test_register_by_entry_point_string_is_lazy(tmp_path: Path, tiny_config: Env
         _build("later", tiny_config)
 
 
-def test_reregistering_warns(user_module: Path) -> None:
-    """Registering a name again replaces it with a warning (as gymnasium.register does)."""
+def test_reregistering(user_module: Path) -> None:
+    """The same factory again is a no-op; another factory under the name is a clash refused in
+    one line, unless overwrite=True (the rule register_scenario follows too)."""
     import useragents
 
-    register_agent("counts", useragents.CountAgent)
-    with pytest.warns(UserWarning, match="agent 'counts' is already registered"):
+    register_agent("counts", useragents.CountAgent, description="counts clicks")
+    register_agent("counts", useragents.CountAgent)  # a module imported twice: fine
+    register_agent("counts", "useragents:CountAgent")  # the same entry point
+    assert resolve_agent("counts").target == "useragents:CountAgent"
+    with _raises(
+        ValueError,
+        "agent 'counts' is already registered with another factory (useragents:CountAgent); "
+        "pass overwrite=True to replace it, or pick another name",
+    ):
         register_agent("counts", useragents.ActOnly)
+    assert resolve_agent("counts").target == "useragents:CountAgent"
+    register_agent("counts", useragents.ActOnly, overwrite=True)
     assert resolve_agent("counts").target == "useragents:ActOnly"
 
 
