@@ -144,8 +144,9 @@ class AttentionConfig:
             :meth:`AttentionRecommender.carry_effects`). It is fitted by the click loss, so it
             learns from every impression how what a user consumed changes their later
             engagement (satisfaction that quality builds and clickbait drains, fatigue), which
-            neither the text nor the item prior can say. It shifts all items of a history alike, so it does not change
-            the click ranking; with ``policy_tilt`` the policy can weigh it (below).
+            neither the text nor the item prior can say. It shifts all items of a history
+            alike, so it does not change the click ranking; with ``policy_tilt`` the policy can
+            weigh it (below).
         carryover_decay: Initial ``g`` of ``carryover``, in (0, 1).
         carryover_horizon: Initial ``eta`` of ``policy_tilt`` with ``carryover`` (>= 0): 1 counts
             an item's carry-over once over its whole decay horizon (a first-order lookahead with
