@@ -29,7 +29,7 @@ from numpy.typing import NDArray
 
 from driftrec.agents.base import final_observation, privileged_info_guard
 
-__all__ = ["StepRecord", "StepHook", "run_online", "is_sb3_model"]
+__all__ = ["StepRecord", "StepHook", "run_online", "run_policy", "is_sb3_model"]
 
 
 @dataclass
@@ -99,6 +99,23 @@ def run_online(
 def _sim_clock(env: Any) -> int:
     sim = getattr(env, "sim", None) or getattr(getattr(env, "venv", None), "sim", None)
     return int(sim.state.clock) if sim is not None and sim.state is not None else -1
+
+
+def run_policy(
+    agent: Any,
+    env: Any,
+    num_steps: int,
+    *,
+    learn: bool = False,
+    on_step: StepHook | None = None,
+    deterministic: bool = True,
+) -> int:
+    """Advance a reset :class:`~driftrec.envs.gym_env.DriftRecVectorEnv` by up to ``num_steps``
+    global steps with any policy that has ``predict(obs, deterministic=...)``: a recommender
+    (updated after every step with ``learn``, as :func:`run_online` does) or an SB3 model
+    acting on an env that is not its own (never learning). ``on_step`` returning ``False``
+    stops. Returns the number of steps run."""
+    return _run_recommender(agent, env, num_steps, learn, on_step, deterministic)
 
 
 def _run_recommender(

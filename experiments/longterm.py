@@ -27,6 +27,7 @@ seed above and the over-seed interval above 0.
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -187,31 +188,24 @@ def fresh_user_returns(
     Returns:
         ``(returns, lengths)``, each ``(num_users,)``.
     """
-    from driftrec.agents.base import final_observation, privileged_info_guard
+    from driftrec.agents.online import StepRecord, run_policy
     from driftrec.envs.gym_env import DriftRecVectorEnv
 
     env = DriftRecVectorEnv(num_users, config)
-    obs, _ = env.reset(seed=seed)
+    env.reset(seed=seed)
     agent = make_agent(env)
     total = np.zeros(num_users)
     length = np.zeros(num_users)
     alive = np.ones(num_users, dtype=bool)
-    while alive.any():
-        actions, _ = agent.predict(obs, deterministic=deterministic)
-        next_obs, reward, terminated, truncated, info = env.step(actions)
-        if learn:
-            agent.update(
-                obs,
-                actions,
-                reward,
-                final_observation(next_obs, info),
-                terminated | truncated,
-                privileged_info_guard(agent, info),
-            )
-        obs = next_obs
-        total += reward * alive
-        length += alive
-        alive &= ~(terminated | truncated)
+
+    def record(step: StepRecord) -> bool:
+        total[:] += step.reward * alive
+        length[:] += alive
+        alive[:] &= ~(step.terminated | step.truncated)
+        return bool(alive.any())
+
+    # every stay ends (left or truncated at max_steps): the hook stops the loop
+    run_policy(agent, env, sys.maxsize, learn=learn, on_step=record, deterministic=deterministic)
     return total, length
 
 
