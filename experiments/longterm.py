@@ -450,7 +450,8 @@ def plot_learning_curves(
     ax.set_xlabel("training env-steps")
     ax.set_ylabel("return per fresh user / greedy oracle's")
     ax.set_title(
-        f"{setting.scenario}: learning curve on fresh users ({len(results)} seeds, "
+        f"{setting.scenario}: learning curve on fresh users ({len(results)} "
+        f"seed{'s' if len(results) != 1 else ''}, "
         f"{setting.eval_users} users each)"
     )
     ax.legend(loc="lower right", fontsize=8)
