@@ -57,7 +57,10 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from driftrec.agents.attention import AttentionConfig, AttentionRecommender
-from driftrec.agents.slate_distribution import PlackettLuceDistribution
+from driftrec.agents.slate_distribution import (
+    PlackettLuceDistribution,
+    ScoreCategoricalDistribution,
+)
 from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
 from driftrec.envs.config import EnvConfig, check_float, check_int
 from driftrec.envs.core import cached_catalog
@@ -253,6 +256,7 @@ class _RecommenderPolicyMixin:
     """
 
     _slate_distributions: tuple[str, ...] = SLATE_DISTRIBUTIONS  # first = default
+    _score_categorical = True  # single items: ScoreCategoricalDistribution (not the masked one)
 
     def __init__(
         self,
@@ -331,6 +335,9 @@ class _RecommenderPolicyMixin:
         if slate_size > 1 and self.slate_distribution == "plackett-luce":
             self.action_dist = PlackettLuceDistribution(recommender.num_items, slate_size)
             self.action_net = self.action_dist.proba_distribution_net()
+        elif slate_size == 1 and self._score_categorical:
+            self.action_dist = ScoreCategoricalDistribution(recommender.num_items)
+            self.action_net = self.action_dist.proba_distribution_net()
         else:
             self.action_net = _SlateLogits(slate_size)
         self.value_net = nn.Sequential(
@@ -349,7 +356,7 @@ class _RecommenderPolicyMixin:
         return self.mlp_extractor.recommender
 
     def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Any:
-        if isinstance(self.action_dist, PlackettLuceDistribution):
+        if isinstance(self.action_dist, PlackettLuceDistribution | ScoreCategoricalDistribution):
             return self.action_dist.proba_distribution(action_logits=self.action_net(latent_pi))
         return super()._get_action_dist_from_latent(latent_pi)  # type: ignore[misc]
 
@@ -372,6 +379,7 @@ class MaskableAttentionActorCriticPolicy(_RecommenderPolicyMixin, MaskableActorC
     """
 
     _slate_distributions = ("independent",)
+    _score_categorical = False
 
 
 class AttentionQNetwork(QNetwork):
