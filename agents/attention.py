@@ -259,35 +259,62 @@ class RecommenderOutput(NamedTuple):
     encoding: tuple[EncodedHistory, ParsedObservation, torch.Tensor] | None = None
 
 
+class MatchState(NamedTuple):
+    """The content match's view of a batch of histories, in the history's own coordinates.
+
+    The profile at token ``t`` is ``h_t = sum_k weights[t, k] x_k`` normalised; it is never
+    formed for every token: what the click loss needs, ``<h_t, x_k>``, is ``wg[t, k]`` (the
+    weights times the history's Gram matrix), and ``|h_t|`` comes from the same product. Only
+    the query token's profile, which scores the whole catalog, is formed
+    (:meth:`EncodedHistory.query_profiles`).
+
+    Attributes:
+        weights: ``(B, H + 1, H)`` signed weight of impression ``k`` in the profile at token ``t``.
+        x: ``(B, H, r)`` the history's reduced unit text embeddings.
+        wg: ``(B, H + 1, H)`` ``<h_t, x_k>`` before normalising ``h_t``.
+        inv_norm: ``(B, H + 1)`` ``1 / (|h_t| + 1e-6)``.
+    """
+
+    weights: torch.Tensor
+    x: torch.Tensor
+    wg: torch.Tensor
+    inv_norm: torch.Tensor
+
+
 class EncodedHistory(NamedTuple):
     """The causal encoder's output for a batch of histories (token 0 = start, 1..H = history).
 
     Attributes:
         states: ``(B, H + 1, d)`` the state after each token: the start token's is the
             empty-history state; history token ``i``'s summarises impressions up to ``i``.
-        profiles: ``(B, H + 1, r)`` content-match profile at each token (None without it).
+        match: the content match's profile weights (None without it), see :class:`MatchState`.
         query: ``(B,)`` token whose state scores the next recommendation (the newest real
             impression, 0 for an empty history).
         before: ``(B, H)`` for each history position, the token just before it (the context
             its click is predicted from).
         attentions: per layer ``(B, heads, H + 1, H + 1)`` attention weights.
+        history_items: ``(B, H)`` item tower vectors of the history's items ``(B, H, d)``.
     """
 
     states: torch.Tensor
-    profiles: torch.Tensor | None
+    match: MatchState | None
     query: torch.Tensor
     before: torch.Tensor
     attentions: tuple[torch.Tensor, ...]
+    history_items: torch.Tensor
 
     def query_states(self) -> torch.Tensor:
         """``(B, d)`` the state at the query token: the user state ``u``."""
         return self.states[torch.arange(self.states.shape[0]), self.query]
 
     def query_profiles(self) -> torch.Tensor | None:
-        """``(B, r)`` the content-match profile at the query token."""
-        if self.profiles is None:
+        """``(B, r)`` the unit content-match profile at the query token."""
+        if self.match is None:
             return None
-        return self.profiles[torch.arange(self.profiles.shape[0]), self.query]
+        rows = torch.arange(self.query.shape[0], device=self.query.device)
+        w = self.match.weights[rows, self.query]  # (B, H)
+        h = torch.bmm(w.unsqueeze(1), self.match.x).squeeze(1)  # (B, 1, H) @ (B, H, r)
+        return h * self.match.inv_norm[rows, self.query].unsqueeze(1)  # (B, r)
 
 
 class ParsedObservation(NamedTuple):
@@ -646,10 +673,10 @@ class AttentionRecommender(nn.Module):
         dtype = self.item_proj.weight.dtype
         if items is None:
             items = self._embed_items(None)  # (N, d): cheaper than B * H rows for N < B * H
-        tokens = (
-            items[ids]  # (B, H, d)
-            + self.feedback_proj(feedback.to(dtype).unsqueeze(-1))  # (B, H, 1) -> (B, H, d)
-        )
+        history_items = items[ids]  # (B, H, d)
+        tokens = history_items + self.feedback_proj(
+            feedback.to(dtype).unsqueeze(-1)
+        )  # (B, H, 1) -> (B, H, d)
         start = self.user_token.expand(b, 1, -1)  # (B, 1, d)
         x = self.embed_dropout(torch.cat([start, tokens], dim=1))  # (B, T = H + 1, d)
 
@@ -668,61 +695,61 @@ class AttentionRecommender(nn.Module):
         index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
         upto = index.cummax(dim=1).values  # (B, H) newest real token at or before each position
         before = torch.cat([upto.new_zeros(b, 1), upto[:, :-1]], dim=1)  # (B, H)
-        profiles = self._profiles(ids, feedback, valid, allowed, distance)  # (B, T, r) or None
         return EncodedHistory(
             states=states,
-            profiles=profiles,
+            match=self._match(ids, feedback, valid, allowed, distance),
             query=upto[:, -1],
             before=before,
             attentions=tuple(attentions),
+            history_items=history_items,
         )
 
-    def _profiles(
+    def _match(
         self,
         ids: torch.Tensor,
         feedback: torch.Tensor,
         valid: torch.Tensor,
         allowed: torch.Tensor,
         distance: torch.Tensor,
-    ) -> torch.Tensor | None:
-        """``(B, T, r)`` unit content-match profile at every token (zeros at the start)."""
+    ) -> MatchState | None:
+        """The content-match profile weights at every token (None without content match)."""
         if not self.config.content_match:
             return None
         x = F.embedding(ids, self.match_table)  # (B, H, r); a plain gather, faster than [ids]
-        weights = self._match_weights(x, feedback, valid, allowed, distance)  # (B, T, H)
-        h = weights @ x  # (B, T, H) @ (B, H, r) -> (B, T, r)
-        return h / (h.norm(dim=-1, keepdim=True) + 1e-6)  # (B, T, r)
+        gram = x @ x.transpose(1, 2)  # (B, H, H) <x_j, x_k>; no gradient (a frozen table)
+        weights = self._match_weights(gram, feedback, valid, allowed, distance)  # (B, T, H)
+        wg = weights @ gram  # (B, T, H) @ (B, H, H): <h_t, x_k>
+        sq_norm = (wg * weights).sum(-1)  # (B, T) |h_t|^2
+        inv_norm = 1.0 / (sq_norm.clamp_min(1e-24).sqrt() + 1e-6)  # (B, T)
+        return MatchState(weights=weights, x=x, wg=wg, inv_norm=inv_norm)
 
     def _match_weights(
         self,
-        x: torch.Tensor,
+        gram: torch.Tensor,
         feedback: torch.Tensor,
         valid: torch.Tensor,
         allowed: torch.Tensor,
         distance: torch.Tensor,
     ) -> torch.Tensor:
         """``(B, T, H)`` signed weight of impression ``k`` in the profile at token ``t``, from
-        the history's reduced text embeddings ``x`` ``(B, H, r)``."""
-        table = self.match_table
-        y = feedback.to(table.dtype).clamp(0.0, 1.0)  # (B, H)
-        gamma = torch.sigmoid(self.match_decay_logit)
+        the Gram matrix ``(B, H, H)`` of the history's reduced text embeddings."""
+        dtype = gram.dtype
+        y = feedback.to(dtype).clamp(0.0, 1.0)  # (B, H)
         skip = F.softplus(self.match_skip_raw)
-        sign = valid.to(table.dtype) * (y - skip * (1.0 - y))  # (B, H)
+        sign = valid.to(dtype) * (y - skip * (1.0 - y))  # (B, H)
         dist = distance[:, :, 1:]  # (B, T, H) recency distance from token t back to k
-        seen = allowed[:, :, 1:].to(table.dtype)  # (B, T, H) k <= t and k real
-        # weight of impression k in the profile at token i: gamma ** (r_k - r_i), k <= i
-        w = seen * gamma**dist * sign.unsqueeze(1)  # (B, T, H)
-        if not self.config.match_attention:
-            return w
-        fast = torch.sigmoid(self.match_query_logit)
-        wq = seen * fast**dist * sign.unsqueeze(1)  # (B, T, H) short-term profile q = wq @ x
-        gram = x @ x.transpose(1, 2)  # (B, H, H) <e_j, e_k>
-        qx = wq @ gram  # (B, T, H) <q_t, e_k> before normalising q
-        q_norm = (qx * wq).sum(-1, keepdim=True).clamp_min(1e-12).sqrt()  # (B, T, 1) |q_t|
-        side = valid.to(table.dtype) * (2.0 * y - 1.0)  # (B, H) +1 click, -1 skip
-        agree = qx / (q_norm + 1e-6) * side.unsqueeze(1)  # (B, T, H) in [-1, 1]
-        kappa = F.softplus(self.match_sharpness_raw)
-        return w * torch.exp(kappa * (agree - 1.0))  # (B, T, H)
+        signed = allowed[:, :, 1:].to(dtype) * sign.unsqueeze(1)  # (B, T, H) 0 unless k <= t
+        # weight of impression k in the profile at token t: gamma ** (r_k - r_t), k <= t
+        log_w = dist * F.logsigmoid(self.match_decay_logit)  # (B, T, H) log gamma ** dist
+        if self.config.match_attention:
+            # short-term profile q_t = sum_k fast ** dist s_k x_k; <q_t, x_k> via the Gram matrix
+            wq = signed * (dist * F.logsigmoid(self.match_query_logit)).exp()  # (B, T, H)
+            qx = wq @ gram  # (B, T, H) <q_t, x_k> before normalising q
+            q_norm = (qx * wq).sum(-1, keepdim=True).clamp_min(1e-12).sqrt()  # (B, T, 1)
+            side = valid.to(dtype) * (2.0 * y - 1.0)  # (B, H) +1 click, -1 skip
+            agree = qx / (q_norm + 1e-6) * side.unsqueeze(1)  # (B, T, H) in [-1, 1]
+            log_w = log_w + F.softplus(self.match_sharpness_raw) * (agree - 1.0)
+        return signed * log_w.exp()  # (B, T, H)
 
     def match_attention(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``(B, H)`` how much each history impression counts in the content-match profile
@@ -741,9 +768,10 @@ class AttentionRecommender(nn.Module):
         ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
         b, h = ids.shape
         ids = ids.masked_fill(~valid, 0)
-        allowed, distance = _causal_geometry(valid)
+        allowed, distance = _causal_geometry(valid, self.match_table.dtype)
         x = F.embedding(ids, self.match_table)  # (B, H, r)
-        weights = self._match_weights(x, feedback, valid, allowed, distance)  # (B, T, H)
+        gram = x @ x.transpose(1, 2)  # (B, H, H)
+        weights = self._match_weights(gram, feedback, valid, allowed, distance)  # (B, T, H)
         index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
         query = index.max(dim=1).values  # (B,) newest real token (0: empty history)
         row = weights[torch.arange(b, device=ids.device), query].abs()  # (B, H)
@@ -774,7 +802,7 @@ class AttentionRecommender(nn.Module):
         items = self.item_vectors()  # (N, d)
         enc = self._encode(parsed, items)
         user = enc.query_states()  # (B, d)
-        scores = self._click_scores(user, enc.query_profiles(), items) * self.score_scale()
+        scores = self._policy_scores(user, enc.query_profiles(), items)  # (B, N)
         clock = parsed.clock.round().long()  # (B,)
         if clock.numel() and int(clock.min()) < int(self.release_step.max()):
             unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
@@ -821,33 +849,49 @@ class AttentionRecommender(nn.Module):
             "weight": float(F.softplus(self.match_weight_raw.detach())),
         }
 
-    def _click_scores(
-        self,
-        user: torch.Tensor,
-        profile: torch.Tensor | None,
-        items: torch.Tensor,
-        targets: torch.Tensor | None = None,
+    def _policy_scores(
+        self, user: torch.Tensor, profile: torch.Tensor | None, items: torch.Tensor
     ) -> torch.Tensor:
-        """Click scores ``c`` of every item ``(B, N)``, or of one target item per row ``(B,)``.
+        """Policy scores ``beta * c`` of every item ``(B, N)``.
 
         ``user`` ``(B, d)`` and ``profile`` ``(B, r)`` (None without content match) describe the
-        history; ``items`` is the projected item table ``(N, d)``.
+        history; ``items`` is the projected item table ``(N, d)``. The scalars (``beta``,
+        ``1 / sqrt(d)``, ``w``) are folded into the ``(B, .)`` side and the prior rides along
+        as one more column, so the ``(B, N)`` result comes from two matrix products with no
+        elementwise pass over it (and the same in the backward pass).
         """
-        scale = 1.0 / math.sqrt(self.config.embed_dim)
-        if targets is None:
-            scores = (user @ items.T) * scale  # (B, d) @ (d, N) -> (B, N)
-        else:
-            scores = (user * items[targets]).sum(-1) * scale  # (B,)
+        beta = self.score_scale()
+        left = [user * (beta / math.sqrt(self.config.embed_dim))]  # (B, d)
+        right = [items]  # (N, d)
         if self.item_prior is not None:
-            prior = self.prior()  # (N,)
-            scores = scores + (prior if targets is None else prior[targets])
-        if profile is not None:
-            weight = F.softplus(self.match_weight_raw)
-            if targets is None:
-                match = profile @ self.match_table.T  # (B, r) @ (r, N) -> (B, N)
-            else:
-                match = (profile * self.match_table[targets]).sum(-1)  # (B,)
-            scores = scores + weight * match
+            left.append(beta.expand(user.shape[0], 1))  # (B, 1)
+            right.append(self.prior().unsqueeze(1))  # (N, 1)
+        a = left[0] if len(left) == 1 else torch.cat(left, dim=1)  # (B, d [+ 1])
+        w = right[0] if len(right) == 1 else torch.cat(right, dim=1)  # (N, d [+ 1])
+        if profile is None:
+            return a @ w.T  # (B, N)
+        weight = F.softplus(self.match_weight_raw) * beta
+        match = (profile * weight) @ self.match_table.T  # (B, r) @ (r, N) -> (B, N)
+        return torch.addmm(match, a, w.T)  # (B, N) match + a @ w.T
+
+    def _target_scores(
+        self,
+        user: torch.Tensor,
+        item_vectors: torch.Tensor,
+        targets: torch.Tensor,
+        match: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Click scores ``c`` ``(...)`` of one target item per context.
+
+        ``user`` and ``item_vectors`` ``(..., d)`` are the context's state and the target's item
+        tower vector, ``targets`` ``(...)`` its id, and ``match`` ``(...)`` the cosine between the
+        context's profile and the target's text (None without content match).
+        """
+        scores = (user * item_vectors).sum(-1) / math.sqrt(self.config.embed_dim)
+        if self.item_prior is not None:
+            scores = scores + self.prior()[targets]
+        if match is not None:
+            scores = scores + F.softplus(self.match_weight_raw) * match
         return scores
 
     def click_logits(
@@ -857,10 +901,11 @@ class AttentionRecommender(nn.Module):
         parsed = parse_observation(obs, self.config.history_len)
         table = self._embed_items(None)  # (N, d)
         enc = self._encode(parsed, table)
-        return (
-            self._click_scores(enc.query_states(), enc.query_profiles(), table, items.long())
-            + self.click_offset
-        )
+        items = items.long()
+        profile = enc.query_profiles()  # (B, r) or None
+        match = None if profile is None else (profile * self.match_table[items]).sum(-1)  # (B,)
+        scores = self._target_scores(enc.query_states(), table[items], items, match)
+        return scores + self.click_offset
 
     def click_loss(
         self,
@@ -897,16 +942,23 @@ class AttentionRecommender(nn.Module):
         valid = parsed.mask  # (B, H)
         if num_targets is not None:
             valid = valid & (_recency(valid) < num_targets)
-        rows, pos = valid.nonzero(as_tuple=True)  # (M,), (M,) every target impression
-        if rows.numel() == 0:
+        count = valid.sum()
+        if not bool(count):
             return self.click_offset * 0.0
-        ctx = enc.before[rows, pos]  # (M,) the token just before each target
-        user = enc.states[rows, ctx]  # (M, d)
-        profile = enc.profiles[rows, ctx] if enc.profiles is not None else None  # (M, r)
-        target = parsed.item_ids[rows, pos]  # (M,)
-        label = parsed.feedback[rows, pos].clamp(0.0, 1.0)  # (M,)
-        logits = self._click_scores(user, profile, table, target) + self.click_offset  # (M,)
-        return F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype))
+        # every history position at once (padding is computed and then weighted 0)
+        before = enc.before  # (B, H) the token just before each impression
+        d = enc.states.shape[-1]
+        user = enc.states.gather(1, before.unsqueeze(-1).expand(-1, -1, d))  # (B, H, d)
+        target = parsed.item_ids.masked_fill(~parsed.mask, 0)  # (B, H)
+        match = None
+        if enc.match is not None:
+            # <h_c, x_p> / |h_c| with c = before[p]: wg[b, before[b, p], p]
+            raw = enc.match.wg.gather(1, before.unsqueeze(1)).squeeze(1)  # (B, H)
+            match = raw * enc.match.inv_norm.gather(1, before)  # (B, H)
+        logits = self._target_scores(user, enc.history_items, target, match) + self.click_offset
+        label = parsed.feedback.clamp(0.0, 1.0).to(logits.dtype)  # (B, H)
+        loss = F.binary_cross_entropy_with_logits(logits, label, reduction="none")  # (B, H)
+        return (loss * valid.to(loss.dtype)).sum() / count
 
 
 def _causal_geometry(

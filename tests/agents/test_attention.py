@@ -405,6 +405,47 @@ def test_click_loss_is_bce_of_the_newest_impression_given_the_rest() -> None:
     )
 
 
+def test_click_loss_is_the_mean_over_every_prefix_with_padding_anywhere() -> None:
+    """The full click loss (every impression given the ones before it) equals the mean BCE of
+    click_logits on each prefix, with padding between impressions ignored, and its gradient
+    is the gradient of that mean (the dynamic match attention on, history 6)."""
+    h = 6
+    cfg = dataclasses.replace(TINY, history_len=h, match_sharpness=2.0)
+    rng = np.random.default_rng(3)
+    lay = ObservationLayout(history_len=h, num_items=N)
+    rows = []
+    for _ in range(5):
+        obs = np.zeros(lay.size, dtype=np.float32)
+        obs[lay.item_ids] = rng.integers(0, N, h)
+        obs[lay.feedback] = rng.random(h) < 0.5
+        obs[lay.mask] = rng.random(h) < 0.7
+        rows.append(obs)
+    rows[0][lay.mask] = 0.0  # an empty history
+    obs = torch.from_numpy(np.stack(rows))
+    logits, labels = [], []
+    model = _model(cfg)
+    for row in rows:
+        real = [k for k in range(h) if row[lay.mask][k] > 0.5]
+        for j, p in enumerate(real):  # impression p given the real impressions before it
+            hist = [(int(row[lay.item_ids][k]), float(row[lay.feedback][k])) for k in real[:j]]
+            target = torch.tensor([int(row[lay.item_ids][p])])
+            logits.append(model.click_logits(_obs([hist], h=h), target))
+            labels.append(float(row[lay.feedback][p]))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.cat(logits), torch.tensor(labels)
+    )
+    got = model.click_loss(obs)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    params = [p for p in model.parameters() if p.requires_grad]
+    g_got = torch.autograd.grad(got, params, allow_unused=True)
+    g_exp = torch.autograd.grad(expected, params, allow_unused=True)
+    for a, b in zip(g_got, g_exp, strict=True):
+        if a is None or b is None:
+            assert (a is None or not a.any()) and (b is None or not b.any())
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
 def test_click_loss_trains_every_score_parameter_and_learns_a_prior() -> None:
     """The click loss reaches the prior, offset, match weights; 200 steps fit item quality."""
     model = _model(dataclasses.replace(TINY, prior_residual=False))
