@@ -292,7 +292,8 @@ class EncodedHistory(NamedTuple):
             impression, 0 for an empty history).
         before: ``(B, H)`` for each history position, the token just before it (the context
             its click is predicted from).
-        attentions: per layer ``(B, heads, H + 1, H + 1)`` attention weights.
+        attentions: per layer ``(B, heads, H + 1, H + 1)`` attention weights (empty unless
+            asked for).
         history_items: ``(B, H)`` item tower vectors of the history's items ``(B, H, d)``.
     """
 
@@ -405,7 +406,8 @@ class RecencySelfAttention(nn.Module):
         x: torch.Tensor,
         allowed: torch.Tensor,
         distance: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        need_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend.
 
         Args:
@@ -413,25 +415,32 @@ class RecencySelfAttention(nn.Module):
             allowed: ``(B, T, T)`` bool, ``[b, i, j]`` True when query ``i`` may attend to key
                 ``j`` (padding and the future are never attended to).
             distance: ``(B, T, T)`` float recency distance from query ``i`` back to key ``j``.
+            need_weights: Also return the attention weights.
 
         Returns:
             The ``(B, T, d)`` output and the ``(B, heads, T, T)`` attention weights (before
-            dropout; every row sums to 1).
+            dropout; every row sums to 1), or None for the weights without ``need_weights``.
         """
         b, t, d = x.shape
-        qkv = self.qkv(x).view(b, t, 3, self.num_heads, self.head_dim)  # (B, T, 3, heads, dh)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, T, dh)
-        logits = torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(self.head_dim)  # (B,h,T,T)
-        if self.recency_slope is not None:
-            slope = F.softplus(self.recency_slope).view(1, -1, 1, 1)  # (1, heads, 1, 1)
-            logits = logits - slope * distance.unsqueeze(1)  # (B, heads, T, T)
-        logits = logits.masked_fill(
-            ~allowed[:, None, :, :], torch.finfo(logits.dtype).min
-        )  # (B, heads, T, T); keys not allowed get exactly 0 weight
-        weights = logits.softmax(dim=-1)  # (B, heads, T, T)
-        mixed = torch.einsum("bhij,bhjd->bhid", self.attn_dropout(weights), v)  # (B,h,T,dh)
-        mixed = mixed.transpose(1, 2).reshape(b, t, d)  # (B, T, d)
-        return self.out(mixed), weights
+        heads, dh = self.num_heads, self.head_dim
+        # one head at a time on strided views of the qkv projection: no permuted copies of
+        # q, k, v (or of their gradients), and the bias, the mask and the scale enter the
+        # logits in one baddbmm
+        parts = self.qkv(x).view(b, t, 3 * heads, dh).unbind(2)  # 3 * heads x (B, T, dh)
+        # keys not allowed get finfo.min, hence exactly 0 weight
+        masked = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device)  # (B, T, T)
+        masked.masked_fill_(~allowed, torch.finfo(x.dtype).min)
+        slope = None if self.recency_slope is None else F.softplus(self.recency_slope)
+        mixed, weights = [], []
+        for i in range(heads):
+            q, k, v = parts[i], parts[heads + i], parts[2 * heads + i]  # each (B, T, dh)
+            bias = masked if slope is None else torch.addcmul(masked, distance, -slope[i])
+            logits = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(dh))
+            head_weights = logits.softmax(dim=-1)  # (B, T, T)
+            mixed.append(torch.bmm(self.attn_dropout(head_weights), v))  # (B, T, dh)
+            weights.append(head_weights)
+        out = self.out(torch.cat(mixed, dim=-1))  # (B, T, d)
+        return out, (torch.stack(weights, dim=1) if need_weights else None)
 
 
 class TransformerBlock(nn.Module):
@@ -451,10 +460,15 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, distance: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Apply the block to ``(B, T, d)`` states; returns them and the attention weights."""
-        attended, weights = self.attn(self.ln_attn(x), allowed, distance)
+        self,
+        x: torch.Tensor,
+        allowed: torch.Tensor,
+        distance: torch.Tensor,
+        need_weights: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Apply the block to ``(B, T, d)`` states; returns them and the attention weights
+        (None without ``need_weights``)."""
+        attended, weights = self.attn(self.ln_attn(x), allowed, distance, need_weights)
         x = x + self.dropout(attended)  # (B, T, d)
         x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, T, d)
         return x, weights
@@ -654,22 +668,36 @@ class AttentionRecommender(nn.Module):
         Returns:
             ``(B, d)``, or ``((B, d), attentions)`` with ``output_attentions=True``.
         """
-        enc = self._encode(parse_observation(obs, self.config.history_len))
+        enc = self._encode(
+            parse_observation(obs, self.config.history_len),
+            need_attentions=output_attentions,
+            need_match=False,
+        )
         user = enc.query_states()
         return (user, enc.attentions) if output_attentions else user
 
     def _encode(
-        self, parsed: ParsedObservation, items: torch.Tensor | None = None
+        self,
+        parsed: ParsedObservation,
+        items: torch.Tensor | None = None,
+        need_attentions: bool = False,
+        need_match: bool = True,
     ) -> EncodedHistory:
-        """Run the causal encoder: one state per history prefix (see :class:`EncodedHistory`)."""
+        """Run the causal encoder: one state per history prefix (see :class:`EncodedHistory`).
+
+        ``attentions`` is empty unless ``need_attentions``; ``match`` is None without
+        ``need_match`` (or without content match).
+        """
         ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
         b, h = ids.shape
         ids = ids.masked_fill(~valid, 0)  # (B, H) padding -> item 0 (masked anyway)
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_items):
-            raise ValueError(
-                f"observed item ids must be in [0, {self.num_items - 1}] "
-                f"(got {int(ids.min())}..{int(ids.max())}); is the item table for this catalog?"
-            )
+        if ids.numel():
+            low, high = (int(v) for v in torch.aminmax(ids))
+            if low < 0 or high >= self.num_items:
+                raise ValueError(
+                    f"observed item ids must be in [0, {self.num_items - 1}] "
+                    f"(got {low}..{high}); is the item table for this catalog?"
+                )
         dtype = self.item_proj.weight.dtype
         if items is None:
             items = self._embed_items(None)  # (N, d): cheaper than B * H rows for N < B * H
@@ -684,11 +712,12 @@ class AttentionRecommender(nn.Module):
 
         attentions = []
         for layer in self.layers:
-            x, weights = layer(x, allowed, distance)  # (B, T, d), (B, heads, T, T)
-            attentions.append(weights)
+            x, weights = layer(x, allowed, distance, need_attentions)  # (B, T, d)
+            if weights is not None:
+                attentions.append(weights)  # (B, heads, T, T)
         states = self.final_norm(x)  # (B, T, d)
         if self.config.zero_start_state:  # an empty history carries no topic preference
-            states = torch.cat([torch.zeros_like(states[:, :1]), states[:, 1:]], dim=1)
+            states[:, 0].zero_()  # (LayerNorm's backward does not need its output)
 
         # the newest real impression's token (0 = start when the history is empty), and for
         # each history position the token just before it: the context that preceded it
@@ -697,7 +726,7 @@ class AttentionRecommender(nn.Module):
         before = torch.cat([upto.new_zeros(b, 1), upto[:, :-1]], dim=1)  # (B, H)
         return EncodedHistory(
             states=states,
-            match=self._match(ids, feedback, valid, allowed, distance),
+            match=self._match(ids, feedback, valid, allowed, distance) if need_match else None,
             query=upto[:, -1],
             before=before,
             attentions=tuple(attentions),
@@ -800,7 +829,7 @@ class AttentionRecommender(nn.Module):
         """
         parsed = parse_observation(obs, self.config.history_len)
         items = self.item_vectors()  # (N, d)
-        enc = self._encode(parsed, items)
+        enc = self._encode(parsed, items, need_attentions=output_attentions)
         user = enc.query_states()  # (B, d)
         scores = self._policy_scores(user, enc.query_profiles(), items)  # (B, N)
         clock = parsed.clock.round().long()  # (B,)
@@ -820,7 +849,8 @@ class AttentionRecommender(nn.Module):
         Last layer, mean over heads, in observation order; padding gets 0. The remainder of
         each row (to 1) is the weight on the start token.
         """
-        enc = self._encode(parse_observation(obs, self.config.history_len))
+        parsed = parse_observation(obs, self.config.history_len)
+        enc = self._encode(parsed, need_attentions=True, need_match=False)
         last = enc.attentions[-1].mean(dim=1)  # (B, T, T)
         rows = last[torch.arange(last.shape[0]), enc.query]  # (B, T) the query's row
         return rows[:, 1:]  # (B, H)
