@@ -280,6 +280,13 @@ class MatchState(NamedTuple):
     wg: torch.Tensor
     inv_norm: torch.Tensor
 
+    def profile(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(B, r)`` the unit profile at token ``rows[b]`` of each observation ``b``."""
+        index = torch.arange(rows.shape[0], device=rows.device)
+        w = self.weights[index, rows]  # (B, H)
+        h = torch.bmm(w.unsqueeze(1), self.x).squeeze(1)  # (B, 1, H) @ (B, H, r)
+        return h * self.inv_norm[index, rows].unsqueeze(1)  # (B, r)
+
 
 class EncodedHistory(NamedTuple):
     """The causal encoder's output for a batch of histories (token 0 = start, 1..H = history).
@@ -310,12 +317,7 @@ class EncodedHistory(NamedTuple):
 
     def query_profiles(self) -> torch.Tensor | None:
         """``(B, r)`` the unit content-match profile at the query token."""
-        if self.match is None:
-            return None
-        rows = torch.arange(self.query.shape[0], device=self.query.device)
-        w = self.match.weights[rows, self.query]  # (B, H)
-        h = torch.bmm(w.unsqueeze(1), self.match.x).squeeze(1)  # (B, 1, H) @ (B, H, r)
-        return h * self.match.inv_norm[rows, self.query].unsqueeze(1)  # (B, r)
+        return None if self.match is None else self.match.profile(self.query)
 
 
 class ParsedObservation(NamedTuple):
@@ -442,6 +444,32 @@ class RecencySelfAttention(nn.Module):
         out = self.out(torch.cat(mixed, dim=-1))  # (B, T, d)
         return out, (torch.stack(weights, dim=1) if need_weights else None)
 
+    def forward_query(
+        self, x: torch.Tensor, key_ok: torch.Tensor, recency: torch.Tensor, query: torch.Tensor
+    ) -> torch.Tensor:
+        """The attention output ``(B, d)`` of the query token only.
+
+        The query is each row's newest real token (or the start token of an empty history):
+        every real token is at or before it and its own recency is 0, so its row of the causal
+        mask is ``key_ok`` ``(B, T)`` and its recency distances are ``recency`` ``(B, T)`` (0
+        for the start). Keys and values are projected for every token, the query for one.
+        """
+        b, t, d = x.shape
+        heads, dh = self.num_heads, self.head_dim
+        xq = x[torch.arange(b, device=x.device), query]  # (B, d)
+        weight, bias = self.qkv.weight, self.qkv.bias  # (3d, d), (3d,)
+        q = F.linear(xq, weight[:d], bias[:d]).view(b, heads, dh)  # (B, heads, dh)
+        kv = F.linear(x, weight[d:], bias[d:]).view(b, t, 2, heads, dh)  # (B, T, 2, heads, dh)
+        k, v = kv.unbind(2)  # each (B, T, heads, dh)
+        logits = torch.einsum("bthe,bhe->bht", k, q) / math.sqrt(dh)  # (B, heads, T)
+        if self.recency_slope is not None:
+            slope = F.softplus(self.recency_slope)  # (heads,)
+            logits = logits - slope.view(1, heads, 1) * recency.unsqueeze(1)  # (B, heads, T)
+        logits = logits.masked_fill(~key_ok.unsqueeze(1), torch.finfo(logits.dtype).min)
+        weights = logits.softmax(dim=-1)  # (B, heads, T)
+        mixed = torch.einsum("bht,bthe->bhe", weights, v).reshape(b, d)  # (B, d)
+        return self.out(mixed)
+
 
 class TransformerBlock(nn.Module):
     """Pre-LN block: ``x + attn(LN(x))``, then ``x + MLP(LN(x))``."""
@@ -472,6 +500,16 @@ class TransformerBlock(nn.Module):
         x = x + self.dropout(attended)  # (B, T, d)
         x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, T, d)
         return x, weights
+
+    def forward_query(
+        self, x: torch.Tensor, key_ok: torch.Tensor, recency: torch.Tensor, query: torch.Tensor
+    ) -> torch.Tensor:
+        """The block's output ``(B, d)`` at the query token only (see
+        :meth:`RecencySelfAttention.forward_query`): the same arithmetic as :meth:`forward`'s
+        row ``query``, without the other rows' attention and MLP."""
+        attended = self.attn.forward_query(self.ln_attn(x), key_ok, recency, query)  # (B, d)
+        xq = x[torch.arange(x.shape[0], device=x.device), query] + self.dropout(attended)
+        return xq + self.dropout(self.mlp(self.ln_mlp(xq)))  # (B, d)
 
 
 # --------------------------------------------------------------------------------------------
@@ -668,11 +706,10 @@ class AttentionRecommender(nn.Module):
         Returns:
             ``(B, d)``, or ``((B, d), attentions)`` with ``output_attentions=True``.
         """
-        enc = self._encode(
-            parse_observation(obs, self.config.history_len),
-            need_attentions=output_attentions,
-            need_match=False,
-        )
+        parsed = parse_observation(obs, self.config.history_len)
+        if not (torch.is_grad_enabled() or output_attentions):
+            return self._encode_query(parsed, need_match=False)[0]  # acting: the query row
+        enc = self._encode(parsed, need_attentions=output_attentions, need_match=False)
         user = enc.query_states()
         return (user, enc.attentions) if output_attentions else user
 
@@ -690,24 +727,12 @@ class AttentionRecommender(nn.Module):
         """
         ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
         b, h = ids.shape
-        ids = ids.masked_fill(~valid, 0)  # (B, H) padding -> item 0 (masked anyway)
-        if ids.numel():
-            low, high = (int(v) for v in torch.aminmax(ids))
-            if low < 0 or high >= self.num_items:
-                raise ValueError(
-                    f"observed item ids must be in [0, {self.num_items - 1}] "
-                    f"(got {low}..{high}); is the item table for this catalog?"
-                )
+        ids = self._history_ids(parsed)  # (B, H)
         dtype = self.item_proj.weight.dtype
         if items is None:
             items = self._embed_items(None)  # (N, d): cheaper than B * H rows for N < B * H
         history_items = items[ids]  # (B, H, d)
-        tokens = history_items + self.feedback_proj(
-            feedback.to(dtype).unsqueeze(-1)
-        )  # (B, H, 1) -> (B, H, d)
-        start = self.user_token.expand(b, 1, -1)  # (B, 1, d)
-        x = self.embed_dropout(torch.cat([start, tokens], dim=1))  # (B, T = H + 1, d)
-
+        x = self._tokens(history_items, feedback)  # (B, T = H + 1, d)
         allowed, distance = _causal_geometry(valid, dtype)  # (B, T, T) each
 
         attentions = []
@@ -726,30 +751,101 @@ class AttentionRecommender(nn.Module):
         before = torch.cat([upto.new_zeros(b, 1), upto[:, :-1]], dim=1)  # (B, H)
         return EncodedHistory(
             states=states,
-            match=self._match(ids, feedback, valid, allowed, distance) if need_match else None,
+            match=(
+                self._match(ids, feedback, valid, allowed[:, :, 1:], distance[:, :, 1:])
+                if need_match
+                else None
+            ),
             query=upto[:, -1],
             before=before,
             attentions=tuple(attentions),
             history_items=history_items,
         )
 
+    def _history_ids(self, parsed: ParsedObservation) -> torch.Tensor:
+        """``(B, H)`` the history's item ids (padding -> item 0), checked against the catalog."""
+        ids = parsed.item_ids.masked_fill(~parsed.mask, 0)  # (B, H) padding masked anyway
+        if ids.numel():
+            low, high = (int(v) for v in torch.aminmax(ids))
+            if low < 0 or high >= self.num_items:
+                raise ValueError(
+                    f"observed item ids must be in [0, {self.num_items - 1}] "
+                    f"(got {low}..{high}); is the item table for this catalog?"
+                )
+        return ids
+
+    def _tokens(self, history_items: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
+        """``(B, T, d)`` the encoder's input: the start token, then item + feedback tokens."""
+        fb = feedback.to(history_items.dtype).unsqueeze(-1)  # (B, H, 1)
+        tokens = history_items + self.feedback_proj(fb)  # (B, H, d)
+        start = self.user_token.expand(tokens.shape[0], 1, -1)  # (B, 1, d)
+        return self.embed_dropout(torch.cat([start, tokens], dim=1))  # (B, T = H + 1, d)
+
+    def _encode_query(
+        self,
+        parsed: ParsedObservation,
+        items: torch.Tensor | None = None,
+        need_match: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The acting path: the user state ``u`` ``(B, d)`` and the query's unit content-match
+        profile ``(B, r)`` (None without content match or ``need_match``), computed for the
+        query token only.
+
+        Every layer but the last runs over all prefixes as in :meth:`_encode`; the last
+        computes keys and values for every token but the attention, the MLP and the final
+        LayerNorm for the query row alone, and the profile weights are those of the query row.
+        The same arithmetic as :meth:`_encode`'s query row, in a fraction of the work; used
+        when no gradient is needed (rollouts, ``predict``).
+        """
+        feedback, valid = parsed.feedback, parsed.mask  # each (B, H)
+        b, h = valid.shape
+        ids = self._history_ids(parsed)  # (B, H)
+        dtype = self.item_proj.weight.dtype
+        if items is None:
+            items = self.item_vectors()  # (N, d)
+        x = self._tokens(items[ids], feedback)  # (B, T, d)
+        recency = _recency(valid)  # (B, H) 0 = newest
+        if len(self.layers) > 1:
+            allowed, distance = _causal_geometry(valid, dtype)  # (B, T, T) each
+            for layer in self.layers[:-1]:
+                x, _ = layer(x, allowed, distance, False)  # (B, T, d)
+        # the query (newest real token, 0 = start for an empty history) sees every real token
+        # and its own recency is 0: its mask row is key_ok, its distances the recencies
+        index = torch.arange(1, h + 1, device=valid.device).expand(b, h) * valid  # (B, H)
+        query = index.amax(dim=1)  # (B,)
+        key_ok = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T)
+        r = torch.cat([recency.new_zeros(b, 1), recency], dim=1).to(dtype)  # (B, T)
+        user = self.final_norm(self.layers[-1].forward_query(x, key_ok, r, query))  # (B, d)
+        if self.config.zero_start_state:  # an empty history carries no topic preference
+            user = user.masked_fill((query == 0).unsqueeze(1), 0.0)
+        profile = None
+        if need_match and self.config.content_match:
+            match = self._match(ids, feedback, valid, valid.unsqueeze(1), r[:, None, 1:])
+            profile = match.profile(query.new_zeros(b))  # (B, r) its only row
+        return user, profile
+
     def _match(
         self,
         ids: torch.Tensor,
         feedback: torch.Tensor,
         valid: torch.Tensor,
-        allowed: torch.Tensor,
-        distance: torch.Tensor,
+        seen: torch.Tensor,
+        dist: torch.Tensor,
     ) -> MatchState | None:
-        """The content-match profile weights at every token (None without content match)."""
+        """The content-match profile weights at some tokens (None without content match).
+
+        ``seen`` ``(B, T', H)`` says which impressions each of the ``T'`` tokens sees (``k``
+        real and at or before it) and ``dist`` ``(B, T', H)`` how far back each is (recency
+        distance); the full encoder passes every token, the acting path only the query.
+        """
         if not self.config.content_match:
             return None
         x = F.embedding(ids, self.match_table)  # (B, H, r); a plain gather, faster than [ids]
         gram = x @ x.transpose(1, 2)  # (B, H, H) <x_j, x_k>; no gradient (a frozen table)
-        weights = self._match_weights(gram, feedback, valid, allowed, distance)  # (B, T, H)
-        wg = weights @ gram  # (B, T, H) @ (B, H, H): <h_t, x_k>
-        sq_norm = (wg * weights).sum(-1)  # (B, T) |h_t|^2
-        inv_norm = 1.0 / (sq_norm.clamp_min(1e-24).sqrt() + 1e-6)  # (B, T)
+        weights = self._match_weights(gram, feedback, valid, seen, dist)  # (B, T', H)
+        wg = weights @ gram  # (B, T', H) @ (B, H, H): <h_t, x_k>
+        sq_norm = (wg * weights).sum(-1)  # (B, T') |h_t|^2
+        inv_norm = 1.0 / (sq_norm.clamp_min(1e-24).sqrt() + 1e-6)  # (B, T')
         return MatchState(weights=weights, x=x, wg=wg, inv_norm=inv_norm)
 
     def _match_weights(
@@ -757,17 +853,17 @@ class AttentionRecommender(nn.Module):
         gram: torch.Tensor,
         feedback: torch.Tensor,
         valid: torch.Tensor,
-        allowed: torch.Tensor,
-        distance: torch.Tensor,
+        seen: torch.Tensor,
+        dist: torch.Tensor,
     ) -> torch.Tensor:
-        """``(B, T, H)`` signed weight of impression ``k`` in the profile at token ``t``, from
-        the Gram matrix ``(B, H, H)`` of the history's reduced text embeddings."""
+        """``(B, T', H)`` signed weight of impression ``k`` in the profile at token ``t``, from
+        the Gram matrix ``(B, H, H)`` of the history's reduced text embeddings (``seen`` and
+        ``dist`` as in :meth:`_match`)."""
         dtype = gram.dtype
         y = feedback.to(dtype).clamp(0.0, 1.0)  # (B, H)
         skip = F.softplus(self.match_skip_raw)
         sign = valid.to(dtype) * (y - skip * (1.0 - y))  # (B, H)
-        dist = distance[:, :, 1:]  # (B, T, H) recency distance from token t back to k
-        signed = allowed[:, :, 1:].to(dtype) * sign.unsqueeze(1)  # (B, T, H) 0 unless k <= t
+        signed = seen.to(dtype) * sign.unsqueeze(1)  # (B, T', H) 0 unless k <= t
         # weight of impression k in the profile at token t: gamma ** (r_k - r_t), k <= t
         log_w = dist * F.logsigmoid(self.match_decay_logit)  # (B, T, H) log gamma ** dist
         if self.config.match_attention:
@@ -800,7 +896,9 @@ class AttentionRecommender(nn.Module):
         allowed, distance = _causal_geometry(valid, self.match_table.dtype)
         x = F.embedding(ids, self.match_table)  # (B, H, r)
         gram = x @ x.transpose(1, 2)  # (B, H, H)
-        weights = self._match_weights(gram, feedback, valid, allowed, distance)  # (B, T, H)
+        weights = self._match_weights(
+            gram, feedback, valid, allowed[:, :, 1:], distance[:, :, 1:]
+        )  # (B, T, H)
         index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
         query = index.max(dim=1).values  # (B,) newest real token (0: empty history)
         row = weights[torch.arange(b, device=ids.device), query].abs()  # (B, H)
@@ -829,9 +927,13 @@ class AttentionRecommender(nn.Module):
         """
         parsed = parse_observation(obs, self.config.history_len)
         items = self.item_vectors()  # (N, d)
-        enc = self._encode(parsed, items, need_attentions=output_attentions)
-        user = enc.query_states()  # (B, d)
-        scores = self._policy_scores(user, enc.query_profiles(), items)  # (B, N)
+        enc = None
+        if torch.is_grad_enabled() or output_attentions or output_encoding:
+            enc = self._encode(parsed, items, need_attentions=output_attentions)
+            user, profile = enc.query_states(), enc.query_profiles()  # (B, d), (B, r)
+        else:  # acting: the query row only
+            user, profile = self._encode_query(parsed, items)
+        scores = self._policy_scores(user, profile, items)  # (B, N)
         clock = parsed.clock.round().long()  # (B,)
         if clock.numel() and int(clock.min()) < int(self.release_step.max()):
             unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
@@ -839,8 +941,8 @@ class AttentionRecommender(nn.Module):
         return RecommenderOutput(
             scores=scores,
             user_state=user,
-            attentions=enc.attentions if output_attentions else None,
-            encoding=(enc, parsed, items) if output_encoding else None,
+            attentions=enc.attentions if enc is not None and output_attentions else None,
+            encoding=(enc, parsed, items) if enc is not None and output_encoding else None,
         )
 
     def history_attention(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:

@@ -405,6 +405,46 @@ def test_click_loss_is_bce_of_the_newest_impression_given_the_rest() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"num_layers": 2},
+        {"match_attention": False, "zero_start_state": False},
+        {"content_match": False, "recency_bias": False, "use_id_embeddings": True},
+    ],
+)
+def test_acting_path_equals_the_full_encoder(overrides: dict[str, object]) -> None:
+    """Without gradients, forward and user_vectors compute the query row only; their scores
+    and user states equal the full encoder's (padding anywhere, empty histories included)."""
+    h = 6
+    cfg = dataclasses.replace(TINY, history_len=h, match_sharpness=2.0, **overrides)
+    model = _model(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    rng = np.random.default_rng(4)
+    lay = ObservationLayout(history_len=h, num_items=N)
+    obs = np.zeros((16, lay.size), dtype=np.float32)
+    obs[:, lay.item_ids] = rng.integers(0, N, (16, h))
+    obs[:, lay.feedback] = rng.random((16, h)) < 0.5
+    obs[:, lay.mask] = rng.random((16, h)) < 0.7
+    obs[0, lay.mask] = 0.0  # an empty history
+    obs[1, lay.mask] = 1.0  # a full one
+    obs = torch.from_numpy(obs)
+    full = model(obs)  # gradients on: the full encoder
+    full_user = model.user_vectors(obs)
+    with torch.no_grad():
+        act = model(obs)
+        act_user = model.user_vectors(obs)
+        assert act.attentions is None and act.encoding is None
+    torch.testing.assert_close(act.scores, full.scores.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(act.user_state, full.user_state.detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(act_user, full_user.detach(), rtol=1e-5, atol=1e-5)
+    if cfg.zero_start_state:
+        assert act.user_state[0].abs().sum() == 0.0
+
+
 def test_click_loss_is_the_mean_over_every_prefix_with_padding_anywhere() -> None:
     """The full click loss (every impression given the ones before it) equals the mean BCE of
     click_logits on each prefix, with padding between impressions ignored, and its gradient
