@@ -262,17 +262,16 @@ class RecommenderOutput(NamedTuple):
 class MatchState(NamedTuple):
     """The content match's view of a batch of histories, in the history's own coordinates.
 
-    The profile at token ``t`` is ``h_t = sum_k weights[t, k] x_k`` normalised; it is never
-    formed for every token: what the click loss needs, ``<h_t, x_k>``, is ``wg[t, k]`` (the
-    weights times the history's Gram matrix), and ``|h_t|`` comes from the same product. Only
-    the query token's profile, which scores the whole catalog, is formed
-    (:meth:`EncodedHistory.query_profiles`).
+    The profile at state row ``t`` is ``h_t = sum_k weights[t, k] x_k`` normalised; it is
+    never formed for every row: what the click loss needs, ``<h_t, x_k>``, is ``wg[t, k]``
+    (the weights times the history's Gram matrix), and ``|h_t|`` comes from the same product.
+    Only the query's profile, which scores the whole catalog, is formed (:meth:`profile`).
 
     Attributes:
-        weights: ``(B, H + 1, H)`` signed weight of impression ``k`` in the profile at token ``t``.
+        weights: ``(B, R, H)`` signed weight of impression ``k`` in the profile at row ``t``.
         x: ``(B, H, r)`` the history's reduced unit text embeddings.
-        wg: ``(B, H + 1, H)`` ``<h_t, x_k>`` before normalising ``h_t``.
-        inv_norm: ``(B, H + 1)`` ``1 / (|h_t| + 1e-6)``.
+        wg: ``(B, R, H)`` ``<h_t, x_k>`` before normalising ``h_t``.
+        inv_norm: ``(B, R)`` ``1 / (|h_t| + 1e-6)``.
     """
 
     weights: torch.Tensor
@@ -281,33 +280,53 @@ class MatchState(NamedTuple):
     inv_norm: torch.Tensor
 
     def profile(self, rows: torch.Tensor) -> torch.Tensor:
-        """``(B, r)`` the unit profile at token ``rows[b]`` of each observation ``b``."""
+        """``(B, r)`` the unit profile at row ``rows[b]`` of each observation ``b``."""
         index = torch.arange(rows.shape[0], device=rows.device)
         w = self.weights[index, rows]  # (B, H)
         h = torch.bmm(w.unsqueeze(1), self.x).squeeze(1)  # (B, 1, H) @ (B, H, r)
         return h * self.inv_norm[index, rows].unsqueeze(1)  # (B, r)
 
 
+class ClickTargets(NamedTuple):
+    """Which impressions the click loss predicts, and from which state row.
+
+    Attributes:
+        position: ``(B, M)`` history position of each target (None: every position, ``M = H``).
+        context: ``(B, M)`` the state row summarising the impressions before the target.
+        ok: ``(B, M)`` True for a real target.
+        rank: ``(B, M)`` how many real impressions came after the target (0 = the newest).
+    """
+
+    position: torch.Tensor | None
+    context: torch.Tensor
+    ok: torch.Tensor
+    rank: torch.Tensor
+
+
 class EncodedHistory(NamedTuple):
     """The causal encoder's output for a batch of histories (token 0 = start, 1..H = history).
 
+    The full encoder keeps a state for every token (``R = H + 1`` rows, row ``t`` = token
+    ``t``); a partial one only for the ``R`` newest real tokens, newest first (row 0 is the
+    query; tokens beyond the history's start are the start token).
+
     Attributes:
-        states: ``(B, H + 1, d)`` the state after each token: the start token's is the
+        states: ``(B, R, d)`` the state after each row's token: the start token's is the
             empty-history state; history token ``i``'s summarises impressions up to ``i``.
-        match: the content match's profile weights (None without it), see :class:`MatchState`.
-        query: ``(B,)`` token whose state scores the next recommendation (the newest real
-            impression, 0 for an empty history).
-        before: ``(B, H)`` for each history position, the token just before it (the context
-            its click is predicted from).
-        attentions: per layer ``(B, heads, H + 1, H + 1)`` attention weights (empty unless
-            asked for).
-        history_items: ``(B, H)`` item tower vectors of the history's items ``(B, H, d)``.
+        match: the content match's profile weights at the same rows (None without it), see
+            :class:`MatchState`.
+        query: ``(B,)`` the row whose state scores the next recommendation (the newest real
+            impression, or the start token for an empty history).
+        targets: the impressions the click loss can predict from these rows.
+        attentions: per layer ``(B, heads, R, H + 1)`` attention weights (empty unless asked
+            for).
+        history_items: ``(B, H, d)`` item tower vectors of the history's items.
     """
 
     states: torch.Tensor
     match: MatchState | None
     query: torch.Tensor
-    before: torch.Tensor
+    targets: ClickTargets
     attentions: tuple[torch.Tensor, ...]
     history_items: torch.Tensor
 
@@ -409,66 +428,51 @@ class RecencySelfAttention(nn.Module):
         allowed: torch.Tensor,
         distance: torch.Tensor,
         need_weights: bool = True,
+        rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend.
 
         Args:
             x: ``(B, T, d)`` normalised token states.
-            allowed: ``(B, T, T)`` bool, ``[b, i, j]`` True when query ``i`` may attend to key
+            allowed: ``(B, R, T)`` bool, ``[b, i, j]`` True when query ``i`` may attend to key
                 ``j`` (padding and the future are never attended to).
-            distance: ``(B, T, T)`` float recency distance from query ``i`` back to key ``j``.
+            distance: ``(B, R, T)`` float recency distance from query ``i`` back to key ``j``.
             need_weights: Also return the attention weights.
+            rows: ``(B, R)`` the tokens that query (None: every token, ``R = T``); keys and
+                values are always every token's.
 
         Returns:
-            The ``(B, T, d)`` output and the ``(B, heads, T, T)`` attention weights (before
+            The ``(B, R, d)`` output and the ``(B, heads, R, T)`` attention weights (before
             dropout; every row sums to 1), or None for the weights without ``need_weights``.
         """
         b, t, d = x.shape
         heads, dh = self.num_heads, self.head_dim
-        # one head at a time on strided views of the qkv projection: no permuted copies of
-        # q, k, v (or of their gradients), and the bias, the mask and the scale enter the
-        # logits in one baddbmm
-        parts = self.qkv(x).view(b, t, 3 * heads, dh).unbind(2)  # 3 * heads x (B, T, dh)
+        # one head at a time on strided views of the projections: no permuted copies of q, k,
+        # v (or of their gradients), and the bias, the mask and the scale enter the logits in
+        # one baddbmm
+        if rows is None:
+            parts = self.qkv(x).view(b, t, 3 * heads, dh).unbind(2)  # 3 * heads x (B, T, dh)
+            queries, keys = parts[:heads], parts[heads:]
+        else:
+            r = rows.shape[1]
+            xr = x.gather(1, rows.unsqueeze(-1).expand(b, r, d))  # (B, R, d)
+            w, bias = self.qkv.weight, self.qkv.bias  # (3d, d), (3d,)
+            queries = F.linear(xr, w[:d], bias[:d]).view(b, r, heads, dh).unbind(2)
+            keys = F.linear(x, w[d:], bias[d:]).view(b, t, 2 * heads, dh).unbind(2)
         # keys not allowed get finfo.min, hence exactly 0 weight
-        masked = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device)  # (B, T, T)
+        masked = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device)  # (B, R, T)
         masked.masked_fill_(~allowed, torch.finfo(x.dtype).min)
         slope = None if self.recency_slope is None else F.softplus(self.recency_slope)
         mixed, weights = [], []
         for i in range(heads):
-            q, k, v = parts[i], parts[heads + i], parts[2 * heads + i]  # each (B, T, dh)
-            bias = masked if slope is None else torch.addcmul(masked, distance, -slope[i])
-            logits = torch.baddbmm(bias, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(dh))
-            head_weights = logits.softmax(dim=-1)  # (B, T, T)
-            mixed.append(torch.bmm(self.attn_dropout(head_weights), v))  # (B, T, dh)
+            q, k, v = queries[i], keys[i], keys[heads + i]  # (B, R, dh), (B, T, dh), (B, T, dh)
+            bias_i = masked if slope is None else torch.addcmul(masked, distance, -slope[i])
+            logits = torch.baddbmm(bias_i, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(dh))
+            head_weights = logits.softmax(dim=-1)  # (B, R, T)
+            mixed.append(torch.bmm(self.attn_dropout(head_weights), v))  # (B, R, dh)
             weights.append(head_weights)
-        out = self.out(torch.cat(mixed, dim=-1))  # (B, T, d)
+        out = self.out(torch.cat(mixed, dim=-1))  # (B, R, d)
         return out, (torch.stack(weights, dim=1) if need_weights else None)
-
-    def forward_query(
-        self, x: torch.Tensor, key_ok: torch.Tensor, recency: torch.Tensor, query: torch.Tensor
-    ) -> torch.Tensor:
-        """The attention output ``(B, d)`` of the query token only.
-
-        The query is each row's newest real token (or the start token of an empty history):
-        every real token is at or before it and its own recency is 0, so its row of the causal
-        mask is ``key_ok`` ``(B, T)`` and its recency distances are ``recency`` ``(B, T)`` (0
-        for the start). Keys and values are projected for every token, the query for one.
-        """
-        b, t, d = x.shape
-        heads, dh = self.num_heads, self.head_dim
-        xq = x[torch.arange(b, device=x.device), query]  # (B, d)
-        weight, bias = self.qkv.weight, self.qkv.bias  # (3d, d), (3d,)
-        q = F.linear(xq, weight[:d], bias[:d]).view(b, heads, dh)  # (B, heads, dh)
-        kv = F.linear(x, weight[d:], bias[d:]).view(b, t, 2, heads, dh)  # (B, T, 2, heads, dh)
-        k, v = kv.unbind(2)  # each (B, T, heads, dh)
-        logits = torch.einsum("bthe,bhe->bht", k, q) / math.sqrt(dh)  # (B, heads, T)
-        if self.recency_slope is not None:
-            slope = F.softplus(self.recency_slope)  # (heads,)
-            logits = logits - slope.view(1, heads, 1) * recency.unsqueeze(1)  # (B, heads, T)
-        logits = logits.masked_fill(~key_ok.unsqueeze(1), torch.finfo(logits.dtype).min)
-        weights = logits.softmax(dim=-1)  # (B, heads, T)
-        mixed = torch.einsum("bht,bthe->bhe", weights, v).reshape(b, d)  # (B, d)
-        return self.out(mixed)
 
 
 class TransformerBlock(nn.Module):
@@ -493,23 +497,18 @@ class TransformerBlock(nn.Module):
         allowed: torch.Tensor,
         distance: torch.Tensor,
         need_weights: bool = True,
+        rows: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Apply the block to ``(B, T, d)`` states; returns them and the attention weights
-        (None without ``need_weights``)."""
-        attended, weights = self.attn(self.ln_attn(x), allowed, distance, need_weights)
-        x = x + self.dropout(attended)  # (B, T, d)
-        x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, T, d)
+        """Apply the block to ``(B, T, d)`` states; returns the new states ``(B, R, d)`` of the
+        ``rows`` tokens (every token without ``rows``) and the attention weights (None without
+        ``need_weights``); ``allowed``, ``distance`` and ``rows`` as in
+        :meth:`RecencySelfAttention.forward`."""
+        attended, weights = self.attn(self.ln_attn(x), allowed, distance, need_weights, rows)
+        if rows is not None:
+            x = x.gather(1, rows.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # (B, R, d)
+        x = x + self.dropout(attended)  # (B, R, d)
+        x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, R, d)
         return x, weights
-
-    def forward_query(
-        self, x: torch.Tensor, key_ok: torch.Tensor, recency: torch.Tensor, query: torch.Tensor
-    ) -> torch.Tensor:
-        """The block's output ``(B, d)`` at the query token only (see
-        :meth:`RecencySelfAttention.forward_query`): the same arithmetic as :meth:`forward`'s
-        row ``query``, without the other rows' attention and MLP."""
-        attended = self.attn.forward_query(self.ln_attn(x), key_ok, recency, query)  # (B, d)
-        xq = x[torch.arange(x.shape[0], device=x.device), query] + self.dropout(attended)
-        return xq + self.dropout(self.mlp(self.ln_mlp(xq)))  # (B, d)
 
 
 # --------------------------------------------------------------------------------------------
@@ -707,9 +706,10 @@ class AttentionRecommender(nn.Module):
             ``(B, d)``, or ``((B, d), attentions)`` with ``output_attentions=True``.
         """
         parsed = parse_observation(obs, self.config.history_len)
-        if not (torch.is_grad_enabled() or output_attentions):
-            return self._encode_query(parsed, need_match=False)[0]  # acting: the query row
-        enc = self._encode(parsed, need_attentions=output_attentions, need_match=False)
+        rows = None if output_attentions else 1  # the query row is the user state
+        enc = self._encode(
+            parsed, need_attentions=output_attentions, need_match=False, num_rows=rows
+        )
         user = enc.query_states()
         return (user, enc.attentions) if output_attentions else user
 
@@ -719,45 +719,78 @@ class AttentionRecommender(nn.Module):
         items: torch.Tensor | None = None,
         need_attentions: bool = False,
         need_match: bool = True,
+        num_rows: int | None = None,
     ) -> EncodedHistory:
-        """Run the causal encoder: one state per history prefix (see :class:`EncodedHistory`).
+        """Run the causal encoder (see :class:`EncodedHistory`).
 
-        ``attentions`` is empty unless ``need_attentions``; ``match`` is None without
-        ``need_match`` (or without content match).
+        Without ``num_rows`` every token gets a state (the click loss can then predict every
+        impression). With ``num_rows = R`` only the ``R`` newest real tokens do (newest first,
+        the start token filling in for short histories): every layer but the last runs over
+        all prefixes, the last computes keys and values for every token but its attention,
+        MLP and final LayerNorm only for those rows, and the content-match weights likewise.
+        The same arithmetic for those rows, in a fraction of the work: ``R = 1`` is the acting
+        path (the query alone), ``R = k + 1`` serves a click loss on the ``k`` newest
+        impressions. ``attentions`` is empty unless ``need_attentions``; ``match`` is None
+        without ``need_match`` (or without content match).
         """
-        ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
-        b, h = ids.shape
+        feedback, valid = parsed.feedback, parsed.mask  # each (B, H)
+        b, h = valid.shape
         ids = self._history_ids(parsed)  # (B, H)
         dtype = self.item_proj.weight.dtype
         if items is None:
             items = self._embed_items(None)  # (N, d): cheaper than B * H rows for N < B * H
         history_items = items[ids]  # (B, H, d)
         x = self._tokens(history_items, feedback)  # (B, T = H + 1, d)
-        allowed, distance = _causal_geometry(valid, dtype)  # (B, T, T) each
+        index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
+        recency = _recency(valid)  # (B, H) real impressions after each position
+        allowed = distance = rows = None
+        if num_rows is None or len(self.layers) > 1:
+            allowed, distance = _causal_geometry(valid, dtype)  # (B, T, T) each
+        if num_rows is None:
+            # for each history position the newest real token before it (0 = start): the
+            # context its click is predicted from; the query is the newest real token
+            upto = index.cummax(dim=1).values  # (B, H) newest real token at or before each
+            before = torch.cat([upto.new_zeros(b, 1), upto[:, :-1]], dim=1)  # (B, H)
+            query = upto[:, -1]  # (B,)
+            targets = ClickTargets(position=None, context=before, ok=valid, rank=recency)
+            row_allowed, row_distance = allowed, distance
+        else:
+            _check_int("num_rows", num_rows, 1)
+            rows = _newest_tokens(index, num_rows)  # (B, R) newest first, 0 = start
+            query = rows.new_zeros(b)  # row 0
+            k = rows.shape[1] - 1  # row j + 1 is the context of the target at row j
+            targets = ClickTargets(
+                position=(rows[:, :k] - 1).clamp_min(0),
+                context=torch.arange(1, k + 1, device=ids.device).expand(b, k),
+                ok=rows[:, :k] > 0,
+                rank=torch.arange(k, device=ids.device).expand(b, k),
+            )
+            row_allowed, row_distance = _row_geometry(valid, recency, rows, dtype)  # (B, R, T)
 
         attentions = []
-        for layer in self.layers:
-            x, weights = layer(x, allowed, distance, need_attentions)  # (B, T, d)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if i < last or num_rows is None:
+                x, weights = layer(x, allowed, distance, need_attentions)  # (B, T, d)
+            else:
+                x, weights = layer(x, row_allowed, row_distance, need_attentions, rows)
             if weights is not None:
-                attentions.append(weights)  # (B, heads, T, T)
-        states = self.final_norm(x)  # (B, T, d)
+                attentions.append(weights)  # (B, heads, R, T)
+        states = self.final_norm(x)  # (B, R, d)
         if self.config.zero_start_state:  # an empty history carries no topic preference
-            states[:, 0].zero_()  # (LayerNorm's backward does not need its output)
-
-        # the newest real impression's token (0 = start when the history is empty), and for
-        # each history position the token just before it: the context that preceded it
-        index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
-        upto = index.cummax(dim=1).values  # (B, H) newest real token at or before each position
-        before = torch.cat([upto.new_zeros(b, 1), upto[:, :-1]], dim=1)  # (B, H)
+            start = (rows == 0) if rows is not None else None
+            if start is None:
+                states[:, 0].zero_()  # (LayerNorm's backward does not need its output)
+            else:
+                states = states.masked_fill(start.unsqueeze(-1), 0.0)
+        match = None
+        if need_match:
+            match = self._match(ids, feedback, valid, row_allowed[:, :, 1:], row_distance[:, :, 1:])
         return EncodedHistory(
             states=states,
-            match=(
-                self._match(ids, feedback, valid, allowed[:, :, 1:], distance[:, :, 1:])
-                if need_match
-                else None
-            ),
-            query=upto[:, -1],
-            before=before,
+            match=match,
+            query=query,
+            targets=targets,
             attentions=tuple(attentions),
             history_items=history_items,
         )
@@ -780,49 +813,6 @@ class AttentionRecommender(nn.Module):
         tokens = history_items + self.feedback_proj(fb)  # (B, H, d)
         start = self.user_token.expand(tokens.shape[0], 1, -1)  # (B, 1, d)
         return self.embed_dropout(torch.cat([start, tokens], dim=1))  # (B, T = H + 1, d)
-
-    def _encode_query(
-        self,
-        parsed: ParsedObservation,
-        items: torch.Tensor | None = None,
-        need_match: bool = True,
-    ) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """The acting path: the user state ``u`` ``(B, d)`` and the query's unit content-match
-        profile ``(B, r)`` (None without content match or ``need_match``), computed for the
-        query token only.
-
-        Every layer but the last runs over all prefixes as in :meth:`_encode`; the last
-        computes keys and values for every token but the attention, the MLP and the final
-        LayerNorm for the query row alone, and the profile weights are those of the query row.
-        The same arithmetic as :meth:`_encode`'s query row, in a fraction of the work; used
-        when no gradient is needed (rollouts, ``predict``).
-        """
-        feedback, valid = parsed.feedback, parsed.mask  # each (B, H)
-        b, h = valid.shape
-        ids = self._history_ids(parsed)  # (B, H)
-        dtype = self.item_proj.weight.dtype
-        if items is None:
-            items = self.item_vectors()  # (N, d)
-        x = self._tokens(items[ids], feedback)  # (B, T, d)
-        recency = _recency(valid)  # (B, H) 0 = newest
-        if len(self.layers) > 1:
-            allowed, distance = _causal_geometry(valid, dtype)  # (B, T, T) each
-            for layer in self.layers[:-1]:
-                x, _ = layer(x, allowed, distance, False)  # (B, T, d)
-        # the query (newest real token, 0 = start for an empty history) sees every real token
-        # and its own recency is 0: its mask row is key_ok, its distances the recencies
-        index = torch.arange(1, h + 1, device=valid.device).expand(b, h) * valid  # (B, H)
-        query = index.amax(dim=1)  # (B,)
-        key_ok = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T)
-        r = torch.cat([recency.new_zeros(b, 1), recency], dim=1).to(dtype)  # (B, T)
-        user = self.final_norm(self.layers[-1].forward_query(x, key_ok, r, query))  # (B, d)
-        if self.config.zero_start_state:  # an empty history carries no topic preference
-            user = user.masked_fill((query == 0).unsqueeze(1), 0.0)
-        profile = None
-        if need_match and self.config.content_match:
-            match = self._match(ids, feedback, valid, valid.unsqueeze(1), r[:, None, 1:])
-            profile = match.profile(query.new_zeros(b))  # (B, r) its only row
-        return user, profile
 
     def _match(
         self,
@@ -911,15 +901,22 @@ class AttentionRecommender(nn.Module):
         obs: torch.Tensor | Mapping[str, torch.Tensor],
         output_attentions: bool = False,
         output_encoding: bool = False,
+        click_targets: int | None = None,
     ) -> RecommenderOutput:
         """Score every item for each observation.
+
+        Only the newest token's state scores the catalog, so by default the encoder computes
+        that row alone (:meth:`_encode` with one row); the other prefixes' states are computed
+        when the encoding or the attention weights are asked for.
 
         Args:
             obs: ``(B, 3H+2)`` flat observations (see :mod:`driftrec.envs.observation`), or the
                 dict variant.
-            output_attentions: Return the per-layer attention weights.
+            output_attentions: Return the per-layer attention weights (every token's).
             output_encoding: Return the :class:`EncodedHistory` (for :meth:`click_loss` without
                 a second pass).
+            click_targets: With ``output_encoding``, the encoding serves a click loss on the
+                ``click_targets`` newest impressions only (None: every impression).
 
         Returns:
             ``scores`` ``(B, N)`` (unreleased items at ``torch.finfo(dtype).min``), ``user_state``
@@ -927,13 +924,15 @@ class AttentionRecommender(nn.Module):
         """
         parsed = parse_observation(obs, self.config.history_len)
         items = self.item_vectors()  # (N, d)
-        enc = None
-        if torch.is_grad_enabled() or output_attentions or output_encoding:
-            enc = self._encode(parsed, items, need_attentions=output_attentions)
-            user, profile = enc.query_states(), enc.query_profiles()  # (B, d), (B, r)
-        else:  # acting: the query row only
-            user, profile = self._encode_query(parsed, items)
-        scores = self._policy_scores(user, profile, items)  # (B, N)
+        if output_attentions:
+            rows = None
+        elif output_encoding:  # the rows the click loss will need
+            rows = None if click_targets is None else click_targets + 1
+        else:  # the query row only
+            rows = 1
+        enc = self._encode(parsed, items, need_attentions=output_attentions, num_rows=rows)
+        user = enc.query_states()  # (B, d)
+        scores = self._policy_scores(user, enc.query_profiles(), items)  # (B, N)
         clock = parsed.clock.round().long()  # (B,)
         if clock.numel() and int(clock.min()) < int(self.release_step.max()):
             unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
@@ -941,8 +940,8 @@ class AttentionRecommender(nn.Module):
         return RecommenderOutput(
             scores=scores,
             user_state=user,
-            attentions=enc.attentions if enc is not None and output_attentions else None,
-            encoding=(enc, parsed, items) if enc is not None and output_encoding else None,
+            attentions=enc.attentions if output_attentions else None,
+            encoding=(enc, parsed, items) if output_encoding else None,
         )
 
     def history_attention(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
@@ -1053,6 +1052,10 @@ class AttentionRecommender(nn.Module):
         targets. One pass of the encoder serves the policy's scores and all ``H`` targets, and
         no reward or next observation is needed, so any batch of observations can be used.
 
+        With ``num_targets`` only the newest tokens' states are needed, and an encoder pass
+        made for it (``forward(..., output_encoding=True, click_targets=num_targets)``, or the
+        one this method runs on raw observations) computes only those rows.
+
         Args:
             obs: observations, or the output of ``forward(obs, output_encoding=True)`` (reuses
                 its encoder pass).
@@ -1060,6 +1063,9 @@ class AttentionRecommender(nn.Module):
 
         Returns:
             A scalar loss (0 when no observation has an impression).
+
+        Raises:
+            ValueError: when the given encoder pass holds fewer targets than asked for.
         """
         if num_targets is not None:
             _check_int("num_targets", num_targets, 1)
@@ -1070,27 +1076,72 @@ class AttentionRecommender(nn.Module):
         else:
             parsed = parse_observation(obs, self.config.history_len)
             table = self._embed_items(None)  # (N, d)
-            enc = self._encode(parsed, table)
-        valid = parsed.mask  # (B, H)
-        if num_targets is not None:
-            valid = valid & (_recency(valid) < num_targets)
-        count = valid.sum()
+            rows = None if num_targets is None else num_targets + 1
+            enc = self._encode(parsed, table, num_rows=rows)
+        t = enc.targets
+        if (
+            t.position is not None
+            and (num_targets is None or num_targets > t.ok.shape[1])
+            and t.ok.shape[1] < parsed.mask.shape[1]
+        ):
+            raise ValueError(
+                f"this encoder pass serves the newest {t.ok.shape[1]} impressions, not "
+                f"{'all' if num_targets is None else num_targets}; pass click_targets="
+                f"{num_targets} to forward, or click_loss the observations themselves"
+            )
+        ok = t.ok if num_targets is None else t.ok & (t.rank < num_targets)  # (B, M)
+        count = ok.sum()
         if not bool(count):
             return self.click_offset * 0.0
-        # every history position at once (padding is computed and then weighted 0)
-        before = enc.before  # (B, H) the token just before each impression
+        # every target at once (padding is computed and then weighted 0)
         d = enc.states.shape[-1]
-        user = enc.states.gather(1, before.unsqueeze(-1).expand(-1, -1, d))  # (B, H, d)
-        target = parsed.item_ids.masked_fill(~parsed.mask, 0)  # (B, H)
+        user = enc.states.gather(1, t.context.unsqueeze(-1).expand(-1, -1, d))  # (B, M, d)
+        ids = parsed.item_ids.masked_fill(~parsed.mask, 0)  # (B, H)
+        label = parsed.feedback.clamp(0.0, 1.0)  # (B, H)
+        items = enc.history_items  # (B, H, d)
+        if t.position is not None:  # the targets are some positions only
+            ids, label = ids.gather(1, t.position), label.gather(1, t.position)  # (B, M)
+            items = items.gather(1, t.position.unsqueeze(-1).expand(-1, -1, d))  # (B, M, d)
         match = None
         if enc.match is not None:
-            # <h_c, x_p> / |h_c| with c = before[p]: wg[b, before[b, p], p]
-            raw = enc.match.wg.gather(1, before.unsqueeze(1)).squeeze(1)  # (B, H)
-            match = raw * enc.match.inv_norm.gather(1, before)  # (B, H)
-        logits = self._target_scores(user, enc.history_items, target, match) + self.click_offset
-        label = parsed.feedback.clamp(0.0, 1.0).to(logits.dtype)  # (B, H)
-        loss = F.binary_cross_entropy_with_logits(logits, label, reduction="none")  # (B, H)
-        return (loss * valid.to(loss.dtype)).sum() / count
+            # <h_c, x_p> / |h_c| for context row c and target position p: wg[b, c, p]
+            wg, h = enc.match.wg, enc.match.wg.shape[-1]  # (B, R, H)
+            pos = t.position if t.position is not None else torch.arange(h, device=ids.device)
+            raw = wg.flatten(1).gather(1, t.context * h + pos)  # (B, M)
+            match = raw * enc.match.inv_norm.gather(1, t.context)  # (B, M)
+        logits = self._target_scores(user, items, ids, match) + self.click_offset  # (B, M)
+        loss = F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype), reduction="none")
+        return (loss * ok.to(loss.dtype)).sum() / count
+
+
+def _newest_tokens(index: torch.Tensor, num_rows: int) -> torch.Tensor:
+    """``(B, R)`` the ``R`` newest real tokens, newest first, 0 (the start) for the rest.
+
+    ``index`` ``(B, H)`` holds each history position's token (1..H) where real, 0 elsewhere.
+    """
+    b, h = index.shape
+    if num_rows == 1:
+        return index.amax(dim=1, keepdim=True)  # (B, 1)
+    rows = index.topk(min(num_rows, h), dim=1).values  # (B, min(R, H)) descending
+    if num_rows > h:
+        rows = torch.cat([rows, rows.new_zeros(b, num_rows - h)], dim=1)  # (B, R)
+    return rows
+
+
+def _row_geometry(
+    valid: torch.Tensor, recency: torch.Tensor, rows: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``allowed`` and ``distance`` ``(B, R, T)`` of the query ``rows`` ``(B, R)``: the rows
+    of :func:`_causal_geometry`'s matrices for those tokens."""
+    b, h = valid.shape
+    r = torch.cat([recency.new_zeros(b, 1), recency], dim=1).to(dtype)  # (B, T)
+    key_ok = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T)
+    keys = torch.arange(h + 1, device=valid.device)  # (T,)
+    allowed = key_ok.unsqueeze(1) & (keys.view(1, 1, -1) <= rows.unsqueeze(-1))  # (B, R, T)
+    r_rows = r.gather(1, rows)  # (B, R)
+    distance = (r.unsqueeze(1) - r_rows.unsqueeze(-1)).clamp_min(0.0)  # (B, R, T)
+    distance[:, :, 0] = 0.0  # the start token carries no recency penalty
+    return allowed, distance
 
 
 def _causal_geometry(

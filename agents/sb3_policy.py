@@ -168,11 +168,25 @@ def build_recommender(
 
 
 class RecommenderExtractor(nn.Module):
-    """SB3's ``mlp_extractor`` slot: observation -> (item scores, user state + progress)."""
+    """SB3's ``mlp_extractor`` slot: observation -> (item scores, user state + progress).
 
-    def __init__(self, recommender: AttentionRecommender) -> None:
+    Args:
+        recommender: the attention recommender.
+        click_loss: while training, keep the encoder pass for the click loss (which then
+            needs every prefix's state, or with ``click_targets`` only the newest ones').
+        click_targets: the click loss's number of targets (None: every impression).
+    """
+
+    def __init__(
+        self,
+        recommender: AttentionRecommender,
+        click_loss: bool = True,
+        click_targets: int | None = None,
+    ) -> None:
         super().__init__()
         self.recommender = recommender
+        self.click_loss = click_loss
+        self.click_targets = click_targets
         self.latent_dim_pi = recommender.num_items
         self.latent_dim_vf = recommender.config.embed_dim + 1
         self._progress_col = 3 * recommender.config.history_len
@@ -184,7 +198,10 @@ class RecommenderExtractor(nn.Module):
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # while training, keep the encoder's output so the click loss reuses this pass
-        out = self.recommender(features, output_encoding=torch.is_grad_enabled())
+        keep = self.click_loss and torch.is_grad_enabled()
+        out = self.recommender(
+            features, output_encoding=keep, click_targets=self.click_targets if keep else None
+        )
         self.last_output = out if out.encoding is not None else None
         return out.scores, self._value_input(features, out.user_state)
 
@@ -325,7 +342,9 @@ class _RecommenderPolicyMixin:
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = RecommenderExtractor(
-            build_recommender(self.item_table, self.attention)
+            build_recommender(self.item_table, self.attention),
+            click_loss=self.click_loss_coef > 0,
+            click_targets=self.click_targets,
         )
 
     def _build(self, lr_schedule: Schedule) -> None:
