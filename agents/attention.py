@@ -569,6 +569,7 @@ class AttentionRecommender(nn.Module):
         self.register_buffer("match_table", _match_table(table, config), persistent=False)
         self.register_buffer("text_basis", _text_basis(self.match_table), persistent=False)
         self._item_cache: tuple[tuple[Any, ...], torch.Tensor] | None = None
+        self._released_at: int | None = None  # max(release_step), cached
         self.reset_parameters()
 
     # ---------------------------------------------------------------------------------- setup
@@ -646,9 +647,11 @@ class AttentionRecommender(nn.Module):
         self.match_table = _match_table(table, self.config).to(device=ref.device, dtype=ref.dtype)
         self.text_basis = _text_basis(self.match_table)
         self._item_cache = None
+        self._released_at = None
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> AttentionRecommender:
         self._item_cache = None  # .to() / .float() / .cuda() move or convert the table
+        self._released_at = None
         return super()._apply(fn, *args, **kwargs)
 
     @property
@@ -934,7 +937,9 @@ class AttentionRecommender(nn.Module):
         user = enc.query_states()  # (B, d)
         scores = self._policy_scores(user, enc.query_profiles(), items)  # (B, N)
         clock = parsed.clock.round().long()  # (B,)
-        if clock.numel() and int(clock.min()) < int(self.release_step.max()):
+        if self._released_at is None:  # the step from which every item is released
+            self._released_at = int(self.release_step.max())
+        if clock.numel() and int(clock.min()) < self._released_at:
             unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
             scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
         return RecommenderOutput(
@@ -1002,8 +1007,7 @@ class AttentionRecommender(nn.Module):
         if profile is None:
             return a @ w.T  # (B, N)
         weight = F.softplus(self.match_weight_raw) * beta
-        match = (profile * weight) @ self.match_table.T  # (B, r) @ (r, N) -> (B, N)
-        return torch.addmm(match, a, w.T)  # (B, N) match + a @ w.T
+        return _ScoreProduct.apply(a, w, profile * weight, self.match_table)  # (B, N)
 
     def _target_scores(
         self,
@@ -1112,6 +1116,31 @@ class AttentionRecommender(nn.Module):
         logits = self._target_scores(user, items, ids, match) + self.click_offset  # (B, M)
         loss = F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype), reduction="none")
         return (loss * ok.to(loss.dtype)).sum() / count
+
+
+class _ScoreProduct(torch.autograd.Function):
+    """``[a, c] @ [w, m].T`` ``(B, N)`` as one matrix product, for a frozen table ``m``.
+
+    ``a`` ``(B, k)`` and ``w`` ``(N, k)`` are trainable, ``c`` ``(B, r)`` too but ``m`` ``(N, r)``
+    is not (the content-match table): the backward pass is one ``(B, N) @ (N, k + r)`` product
+    for both left factors and one ``(N, B) @ (B, k)`` for ``w``, with no gradient for ``m``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, a: torch.Tensor, w: torch.Tensor, c: torch.Tensor, m: torch.Tensor
+    ) -> torch.Tensor:
+        right = torch.cat([w, m], dim=1)  # (N, k + r)
+        ctx.save_for_backward(a, right)
+        return torch.cat([a, c], dim=1) @ right.T  # (B, k + r) @ (k + r, N)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        a, right = ctx.saved_tensors
+        k = a.shape[1]
+        grad_left = grad @ right  # (B, N) @ (N, k + r)
+        grad_w = grad.T @ a if ctx.needs_input_grad[1] else None  # (N, B) @ (B, k)
+        return grad_left[:, :k], grad_w, grad_left[:, k:], None
 
 
 def _newest_tokens(index: torch.Tensor, num_rows: int) -> torch.Tensor:

@@ -286,9 +286,13 @@ class _LogProbEntropy(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx: Any, scores: torch.Tensor, actions: torch.Tensor) -> Any:
-        lse = torch.logsumexp(scores, dim=1, keepdim=True)  # (B, 1)
-        probs = (scores - lse).exp_()  # (B, N)
-        entropy = lse.squeeze(1) - torch.linalg.vecdot(probs, scores)  # (B,)
+        top = scores.amax(dim=1, keepdim=True)  # (B, 1)
+        probs = (scores - top).exp_()  # (B, N) unnormalised
+        total = probs.sum(dim=1, keepdim=True)  # (B, 1)
+        probs.div_(total)
+        lse = top + total.log()  # (B, 1) logsumexp
+        dot = torch.bmm(probs.unsqueeze(1), scores.unsqueeze(2)).view(-1)  # (B,) sum_i p_i s_i
+        entropy = lse.squeeze(1) - dot  # (B,)
         log_prob = scores.gather(1, actions[:, None]).squeeze(1) - lse.squeeze(1)  # (B,)
         ctx.save_for_backward(scores, actions, probs, lse, entropy)
         ctx.set_materialize_grads(False)
