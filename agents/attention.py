@@ -332,7 +332,7 @@ class EncodedHistory(NamedTuple):
 
     def query_states(self) -> torch.Tensor:
         """``(B, d)`` the state at the query token: the user state ``u``."""
-        return self.states[torch.arange(self.states.shape[0]), self.query]
+        return self.states[torch.arange(self.states.shape[0], device=self.query.device), self.query]
 
     def query_profiles(self) -> torch.Tensor | None:
         """``(B, r)`` the unit content-match profile at the query token."""
@@ -958,7 +958,8 @@ class AttentionRecommender(nn.Module):
         parsed = parse_observation(obs, self.config.history_len)
         enc = self._encode(parsed, need_attentions=True, need_match=False)
         last = enc.attentions[-1].mean(dim=1)  # (B, T, T)
-        rows = last[torch.arange(last.shape[0]), enc.query]  # (B, T) the query's row
+        index = torch.arange(last.shape[0], device=last.device)
+        rows = last[index, enc.query]  # (B, T) the query's row
         return rows[:, 1:]  # (B, H)
 
     # ------------------------------------------------------------------------------ scores

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from driftrec.agents.registry import AGENT_NAMES
 from driftrec.envs.scenarios import list_scenarios
@@ -124,6 +125,39 @@ def test_evaluate_sb3_checkpoint(tmp_path: Path, run_cli: Any) -> None:
     assert 0.0 <= float(values["normalized_reward"]) <= 1.0 + 1e-9
     for key in ("reward", "expected_reward", "oracle_reward", "click_rate"):
         float(values[key])
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+        ),
+    ],
+)
+def test_train_attention_ppo_on_a_device(tmp_path: Path, run_cli: Any, device: str) -> None:
+    """``train --device D`` runs attention-ppo with its policy on D (the recorder's greedy and
+    attention columns included) and saves a model that loads on the CPU; the CUDA case runs
+    where a CUDA device is present."""
+    code, _, err = run_cli("train", "--scenario", "AbruptShift", "--agent", "attention-ppo",
+        *TRAIN, "--shift-at", "8", "--env", TINY_ENV, "--device", device,
+        "--out-dir", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, err
+    run_dir = tmp_path / "train" / "AbruptShift__attention-ppo__0"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["device"] == device
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    last = dict(zip(header, rows[-1].split(","), strict=True))
+    assert 0.0 < float(last["greedy_normalized_reward"]) <= 1.0 + 1e-9
+    assert (run_dir / "attention.npz").is_file()
+    from stable_baselines3 import PPO
+
+    model = PPO.load(run_dir / "model.zip", device="cpu")
+    assert next(model.policy.parameters()).device.type == "cpu"
 
 
 def test_evaluate_bandit_run_fails(
