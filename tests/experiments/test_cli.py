@@ -218,6 +218,7 @@ def test_demo_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: A
     assert len(quick.agents) == 7 and quick.seeds == (0, 1) and quick.name == "demo-quick"
     full = demo.get_config()
     assert (full.num_envs, full.steps, full.shift_at, full.workers) == (32, 1536, 768, 2)
+    assert full.seeds == (0, 1, 2, 3, 4)  # five seeds: intervals at small n are wide enough
     seen: list[dict[str, Any]] = []
 
     def tiny(**kwargs: Any) -> ExperimentConfig:
