@@ -283,7 +283,7 @@ class MatchState(NamedTuple):
         """``(B, r)`` the unit profile at row ``rows[b]`` of each observation ``b``."""
         index = torch.arange(rows.shape[0], device=rows.device)
         w = self.weights[index, rows]  # (B, H)
-        h = torch.bmm(w.unsqueeze(1), self.x).squeeze(1)  # (B, 1, H) @ (B, H, r)
+        h = (w.unsqueeze(-1) * self.x).sum(dim=1)  # (B, H, 1) * (B, H, r) -> (B, r)
         return h * self.inv_norm[index, rows].unsqueeze(1)  # (B, r)
 
 
@@ -455,7 +455,7 @@ class RecencySelfAttention(nn.Module):
             queries, keys = parts[:heads], parts[heads:]
         else:
             r = rows.shape[1]
-            xr = x.gather(1, rows.unsqueeze(-1).expand(b, r, d))  # (B, R, d)
+            xr = _take_rows(x, rows)  # (B, R, d)
             w, bias = self.qkv.weight, self.qkv.bias  # (3d, d), (3d,)
             queries = F.linear(xr, w[:d], bias[:d]).view(b, r, heads, dh).unbind(2)
             keys = F.linear(x, w[d:], bias[d:]).view(b, t, 2 * heads, dh).unbind(2)
@@ -505,7 +505,7 @@ class TransformerBlock(nn.Module):
         :meth:`RecencySelfAttention.forward`."""
         attended, weights = self.attn(self.ln_attn(x), allowed, distance, need_weights, rows)
         if rows is not None:
-            x = x.gather(1, rows.unsqueeze(-1).expand(-1, -1, x.shape[-1]))  # (B, R, d)
+            x = _take_rows(x, rows)  # (B, R, d)
         x = x + self.dropout(attended)  # (B, R, d)
         x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, R, d)
         return x, weights
@@ -1099,14 +1099,13 @@ class AttentionRecommender(nn.Module):
         if not bool(count):
             return self.click_offset * 0.0
         # every target at once (padding is computed and then weighted 0)
-        d = enc.states.shape[-1]
-        user = enc.states.gather(1, t.context.unsqueeze(-1).expand(-1, -1, d))  # (B, M, d)
+        user = _take_rows(enc.states, t.context)  # (B, M, d)
         ids = parsed.item_ids.masked_fill(~parsed.mask, 0)  # (B, H)
         label = parsed.feedback.clamp(0.0, 1.0)  # (B, H)
         items = enc.history_items  # (B, H, d)
         if t.position is not None:  # the targets are some positions only
             ids, label = ids.gather(1, t.position), label.gather(1, t.position)  # (B, M)
-            items = items.gather(1, t.position.unsqueeze(-1).expand(-1, -1, d))  # (B, M, d)
+            items = _take_rows(items, t.position)  # (B, M, d)
         match = None
         if enc.match is not None:
             # <h_c, x_p> / |h_c| for context row c and target position p: wg[b, c, p]
@@ -1142,6 +1141,15 @@ class _ScoreProduct(torch.autograd.Function):
         grad_left = grad @ right  # (B, N) @ (N, k + r)
         grad_w = grad.T @ a if ctx.needs_input_grad[1] else None  # (N, B) @ (B, k)
         return grad_left[:, :k], grad_w, grad_left[:, k:], None
+
+
+def _take_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x[b, rows[b, j]]`` ``(B, M, d)`` from ``x`` ``(B, T, d)`` and ``rows`` ``(B, M)``: one
+    ``index_select`` of whole rows (its backward an ``index_add``), faster than ``gather``."""
+    b, t, d = x.shape
+    offset = torch.arange(b, device=rows.device).unsqueeze(1) * t  # (B, 1)
+    flat = (rows + offset).reshape(-1)  # (B * M,)
+    return x.reshape(b * t, d).index_select(0, flat).view(b, rows.shape[1], d)
 
 
 def _newest_tokens(index: torch.Tensor, num_rows: int) -> torch.Tensor:

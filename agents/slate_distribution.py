@@ -291,7 +291,7 @@ class _LogProbEntropy(torch.autograd.Function):
         total = probs.sum(dim=1, keepdim=True)  # (B, 1)
         probs.div_(total)
         lse = top + total.log()  # (B, 1) logsumexp
-        dot = torch.bmm(probs.unsqueeze(1), scores.unsqueeze(2)).view(-1)  # (B,) sum_i p_i s_i
+        dot = (probs * scores).sum(dim=1)  # (B,) sum_i p_i s_i
         entropy = lse.squeeze(1) - dot  # (B,)
         log_prob = scores.gather(1, actions[:, None]).squeeze(1) - lse.squeeze(1)  # (B,)
         ctx.save_for_backward(scores, actions, probs, lse, entropy)
@@ -382,7 +382,7 @@ class ScoreCategoricalDistribution(Distribution):
         scores = self._scores()
         lse = torch.logsumexp(scores, dim=1, keepdim=True)  # (B, 1)
         probs = (scores - lse).exp()  # (B, N)
-        return lse.squeeze(1) - torch.linalg.vecdot(probs, scores)
+        return lse.squeeze(1) - (probs * scores).sum(dim=1)
 
     def sample(self) -> torch.Tensor:
         """Item ids ``(B,)`` drawn from ``softmax(scores)`` by inverse CDF (float64 sums)."""
