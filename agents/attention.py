@@ -64,7 +64,7 @@ until a parameter of the item tower or the item table changes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -568,7 +568,7 @@ class AttentionRecommender(nn.Module):
         self.register_buffer("release_step", release, persistent=False)  # (N,)
         self.register_buffer("match_table", _match_table(table, config), persistent=False)
         self.register_buffer("text_basis", _text_basis(self.match_table), persistent=False)
-        self._item_cache: tuple[tuple[Any, ...], torch.Tensor] | None = None
+        self._caches: dict[str, tuple[tuple[Any, ...], torch.Tensor]] = {}  # no-grad tables
         self._released_at: int | None = None  # max(release_step), cached
         self.reset_parameters()
 
@@ -608,7 +608,7 @@ class AttentionRecommender(nn.Module):
                 start = 2.0 ** (-8.0 * torch.arange(1, heads + 1) / heads)
                 with torch.no_grad():
                     attn.recency_slope.copy_(_inverse_softplus(start))
-        self._item_cache = None
+        self._caches = {}
 
     def set_item_table(
         self,
@@ -646,11 +646,11 @@ class AttentionRecommender(nn.Module):
         self.release_step = release.to(device=ref.device)
         self.match_table = _match_table(table, self.config).to(device=ref.device, dtype=ref.dtype)
         self.text_basis = _text_basis(self.match_table)
-        self._item_cache = None
+        self._caches = {}
         self._released_at = None
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> AttentionRecommender:
-        self._item_cache = None  # .to() / .float() / .cuda() move or convert the table
+        self._caches = {}  # .to() / .float() / .cuda() move or convert the tables
         self._released_at = None
         return super()._apply(fn, *args, **kwargs)
 
@@ -683,15 +683,27 @@ class AttentionRecommender(nn.Module):
         """
         if torch.is_grad_enabled():
             return self._embed_items(None)
-        params = [self.item_proj.weight, self.item_table]
+        return self._cached("items", self._item_tensors(), lambda: self._embed_items(None))
+
+    def _item_tensors(self) -> list[torch.Tensor]:
+        """What the projected item table depends on."""
+        tensors = [self.item_proj.weight, self.item_table]
         if self.id_embedding is not None:
-            params.append(self.id_embedding.weight)
-        key = tuple((id(p), p.data_ptr(), p._version) for p in params)
-        if self._item_cache is not None and self._item_cache[0] == key:
-            return self._item_cache[1]
-        vectors = self._embed_items(None)  # (N, d)
-        self._item_cache = (key, vectors)
-        return vectors
+            tensors.append(self.id_embedding.weight)
+        return tensors
+
+    def _cached(
+        self, name: str, tensors: list[torch.Tensor], build: Callable[[], torch.Tensor]
+    ) -> torch.Tensor:
+        """``build()``, reused (without gradients) until one of ``tensors`` changes: their
+        identity, storage and version counters are checked on every call."""
+        key = tuple((id(t), t.data_ptr(), t._version) for t in tensors)
+        hit = self._caches.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = build()
+        self._caches[name] = (key, value)
+        return value
 
     # ---------------------------------------------------------------------------- user tower
     def user_vectors(
@@ -998,6 +1010,13 @@ class AttentionRecommender(nn.Module):
         elementwise pass over it (and the same in the backward pass).
         """
         beta = self.score_scale()
+        if not torch.is_grad_enabled():  # acting: one product with the cached item side
+            left = [user * (beta / math.sqrt(self.config.embed_dim))]  # (B, d)
+            if self.item_prior is not None:
+                left.append(beta.expand(user.shape[0], 1))  # (B, 1)
+            if profile is not None:
+                left.append(profile * (F.softplus(self.match_weight_raw) * beta))  # (B, r)
+            return torch.cat(left, dim=1) @ self._score_table(items, profile is not None).T
         left = [user * (beta / math.sqrt(self.config.embed_dim))]  # (B, d)
         right = [items]  # (N, d)
         if self.item_prior is not None:
@@ -1009,6 +1028,24 @@ class AttentionRecommender(nn.Module):
             return a @ w.T  # (B, N)
         weight = F.softplus(self.match_weight_raw) * beta
         return _ScoreProduct.apply(a, w, profile * weight, self.match_table)  # (B, N)
+
+    def _score_table(self, items: torch.Tensor, match: bool) -> torch.Tensor:
+        """``(N, d [+ 1] [+ r])`` the item side of the policy scores, ``[v, b, m]`` (without
+        gradients, cached while the item tower and the prior stay the same)."""
+        tensors = self._item_tensors()
+        if self.item_prior is not None:
+            tensors.append(self.item_prior)
+        tensors += [self.match_table, self.text_basis]
+
+        def build() -> torch.Tensor:
+            parts = [items]
+            if self.item_prior is not None:
+                parts.append(self.prior().unsqueeze(1))
+            if match:
+                parts.append(self.match_table)
+            return torch.cat(parts, dim=1)
+
+        return self._cached(f"scores{int(match)}", tensors, build)
 
     def _target_scores(
         self,

@@ -246,7 +246,8 @@ def test_gradient_reaches_projection_and_all_parameters() -> None:
 
 
 def test_inference_cache_tracks_parameter_updates() -> None:
-    """The cached item table in no-grad mode is refreshed after an optimizer step."""
+    """The cached item tables in no-grad mode are refreshed after an optimizer step, and after
+    an in-place change of the prior alone."""
     model = _model()
     obs = _obs(HISTORIES)
     with torch.no_grad():
@@ -259,6 +260,11 @@ def test_inference_cache_tracks_parameter_updates() -> None:
         after = model(obs).scores
     torch.testing.assert_close(after, model(obs).scores.detach())
     assert not torch.allclose(before, after)
+    with torch.no_grad():  # the prior alone changes: the cached item side follows it too
+        model.item_prior.add_(torch.linspace(-1.0, 1.0, N))
+        moved = model(obs).scores
+    assert not torch.allclose(moved, after)
+    torch.testing.assert_close(moved, model(obs).scores.detach())
 
 
 def test_set_item_table_swaps_catalog() -> None:
