@@ -139,8 +139,8 @@ def test_evaluate_sb3_checkpoint(tmp_path: Path, run_cli: Any) -> None:
 )
 def test_train_attention_ppo_on_a_device(tmp_path: Path, run_cli: Any, device: str) -> None:
     """``train --device D`` runs attention-ppo with its policy on D (the recorder's greedy and
-    attention columns included) and saves a model that loads on the CPU; the CUDA case runs
-    where a CUDA device is present."""
+    attention columns included) and saves a model that the safe loader opens on the CPU; the
+    CUDA case runs where a CUDA device is present."""
     code, _, err = run_cli("train", "--scenario", "AbruptShift", "--agent", "attention-ppo",
         *TRAIN, "--shift-at", "8", "--env", TINY_ENV, "--device", device,
         "--out-dir", str(tmp_path),
@@ -154,9 +154,10 @@ def test_train_attention_ppo_on_a_device(tmp_path: Path, run_cli: Any, device: s
     last = dict(zip(header, rows[-1].split(","), strict=True))
     assert 0.0 < float(last["greedy_normalized_reward"]) <= 1.0 + 1e-9
     assert (run_dir / "attention.npz").is_file()
-    from stable_baselines3 import PPO
+    from driftrec.experiments.evaluate import load_run_model, open_run
 
-    model = PPO.load(run_dir / "model.zip", device="cpu")
+    cfg, env = open_run(run_dir)  # the safe loader: nothing unpickled, rebuilt on the CPU
+    model = load_run_model(run_dir, cfg, env, seed=0)
     assert next(model.policy.parameters()).device.type == "cpu"
 
 
