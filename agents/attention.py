@@ -348,6 +348,19 @@ class ParsedObservation(NamedTuple):
     progress: torch.Tensor  # (B,) float
     clock: torch.Tensor  # (B,) float
 
+    def checked_item_ids(self, num_items: int, what: str = "the item table") -> torch.Tensor:
+        """``(B, H)`` the history's item ids with padding as item 0, each checked to be in
+        ``[0, num_items)``; the error asks whether ``what`` is for this catalog."""
+        ids = self.item_ids.masked_fill(~self.mask, 0)  # padding is masked anyway
+        if ids.numel():
+            low, high = (int(v) for v in torch.aminmax(ids))
+            if low < 0 or high >= num_items:
+                raise ValueError(
+                    f"observed item ids must be in [0, {num_items - 1}] "
+                    f"(got {low}..{high}); is {what} for this catalog?"
+                )
+        return ids
+
 
 def parse_observation(
     obs: torch.Tensor | Mapping[str, torch.Tensor], history_len: int
@@ -750,7 +763,7 @@ class AttentionRecommender(nn.Module):
         """
         feedback, valid = parsed.feedback, parsed.mask  # each (B, H)
         b, h = valid.shape
-        ids = self._history_ids(parsed)  # (B, H)
+        ids = parsed.checked_item_ids(self.num_items)  # (B, H)
         dtype = self.item_proj.weight.dtype
         if items is None:
             items = self._embed_items(None)  # (N, d): cheaper than B * H rows for N < B * H
@@ -809,18 +822,6 @@ class AttentionRecommender(nn.Module):
             attentions=tuple(attentions),
             history_items=history_items,
         )
-
-    def _history_ids(self, parsed: ParsedObservation) -> torch.Tensor:
-        """``(B, H)`` the history's item ids (padding -> item 0), checked against the catalog."""
-        ids = parsed.item_ids.masked_fill(~parsed.mask, 0)  # (B, H) padding masked anyway
-        if ids.numel():
-            low, high = (int(v) for v in torch.aminmax(ids))
-            if low < 0 or high >= self.num_items:
-                raise ValueError(
-                    f"observed item ids must be in [0, {self.num_items - 1}] "
-                    f"(got {low}..{high}); is the item table for this catalog?"
-                )
-        return ids
 
     def _tokens(self, history_items: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
         """``(B, T, d)`` the encoder's input: the start token, then item + feedback tokens."""

@@ -152,7 +152,44 @@ def plackett_luce_entropy_exact(scores: torch.Tensor, slate_size: int) -> torch.
     return -(prob * torch.where(prob > 0, log_p, torch.zeros_like(log_p))).sum(dim=1)
 
 
-class PlackettLuceDistribution(Distribution):
+class _ScoreDistribution(Distribution):
+    """What the distributions over the policy's item scores share: the scores ``(B, N)`` are
+    the logits (``proba_distribution_net`` is a pass-through) and are set, checked, by
+    :meth:`_set_scores`; ``distribution`` shows ``softmax(scores)`` as a torch ``Categorical``."""
+
+    num_items: int
+    scores: torch.Tensor | None
+
+    @property
+    def distribution(self) -> Categorical:  # type: ignore[override]
+        """``softmax(scores)`` as a torch Categorical (of a slate: its first position's)."""
+        return Categorical(logits=self._scores())
+
+    @distribution.setter
+    def distribution(self, value: None) -> None:
+        # some SB3 versions (2.6) set ``self.distribution = None`` in Distribution.__init__
+        if value is not None:
+            raise AttributeError("set the scores with proba_distribution(action_logits)")
+
+    def _scores(self) -> torch.Tensor:
+        if self.scores is None:
+            raise RuntimeError("call proba_distribution(action_logits) first")
+        return self.scores
+
+    def _set_scores(self, action_logits: torch.Tensor) -> None:
+        if action_logits.ndim != 2 or action_logits.shape[1] != self.num_items:
+            raise ValueError(
+                f"'action_logits' must have shape (batch, {self.num_items}) "
+                f"(got {tuple(action_logits.shape)})"
+            )
+        self.scores = action_logits
+
+    def proba_distribution_net(self, *args: object, **kwargs: object) -> nn.Module:
+        """The policy's scores are the logits: a parameter-free pass-through."""
+        return ScorePassThrough()
+
+
+class PlackettLuceDistribution(_ScoreDistribution):
     """Plackett-Luce over ordered slates of ``slate_size`` distinct items out of ``num_items``.
 
     Parameterised by one score vector ``(B, N)`` per observation (``proba_distribution``);
@@ -183,34 +220,9 @@ class PlackettLuceDistribution(Distribution):
         self.scores: torch.Tensor | None = None
         self._last_entropies: torch.Tensor | None = None  # (B, k) along the last log_prob
 
-    @property
-    def distribution(self) -> Categorical:  # type: ignore[override]
-        """The first slate position's distribution, ``softmax(scores)`` (a torch Categorical)."""
-        return Categorical(logits=self._scores())
-
-    @distribution.setter
-    def distribution(self, value: None) -> None:
-        # some SB3 versions (2.6) set ``self.distribution = None`` in Distribution.__init__
-        if value is not None:
-            raise AttributeError("set the scores with proba_distribution(action_logits)")
-
-    def _scores(self) -> torch.Tensor:
-        if self.scores is None:
-            raise RuntimeError("call proba_distribution(action_logits) first")
-        return self.scores
-
-    def proba_distribution_net(self, *args: object, **kwargs: object) -> nn.Module:
-        """The policy's scores are the logits: a parameter-free pass-through."""
-        return ScorePassThrough()
-
     def proba_distribution(self: SelfPL, action_logits: torch.Tensor) -> SelfPL:
         """Set the scores ``(B, N)``."""
-        if action_logits.ndim != 2 or action_logits.shape[1] != self.num_items:
-            raise ValueError(
-                f"'action_logits' must have shape (batch, {self.num_items}) "
-                f"(got {tuple(action_logits.shape)})"
-            )
-        self.scores = action_logits
+        self._set_scores(action_logits)
         self._last_entropies = None
         return self
 
@@ -312,7 +324,7 @@ class _LogProbEntropy(torch.autograd.Function):
         return grad, None
 
 
-class ScoreCategoricalDistribution(Distribution):
+class ScoreCategoricalDistribution(_ScoreDistribution):
     """A categorical over ``num_items`` items with logits = the policy's scores ``(B, N)``.
 
     The same distribution as SB3's ``CategoricalDistribution`` (``softmax(scores)``), computed
@@ -334,34 +346,9 @@ class ScoreCategoricalDistribution(Distribution):
         self.scores: torch.Tensor | None = None
         self._entropy: torch.Tensor | None = None
 
-    @property
-    def distribution(self) -> Categorical:  # type: ignore[override]
-        """The same distribution as a torch ``Categorical`` (for inspection)."""
-        return Categorical(logits=self._scores())
-
-    @distribution.setter
-    def distribution(self, value: None) -> None:
-        # some SB3 versions (2.6) set ``self.distribution = None`` in Distribution.__init__
-        if value is not None:
-            raise AttributeError("set the scores with proba_distribution(action_logits)")
-
-    def _scores(self) -> torch.Tensor:
-        if self.scores is None:
-            raise RuntimeError("call proba_distribution(action_logits) first")
-        return self.scores
-
-    def proba_distribution_net(self, *args: object, **kwargs: object) -> nn.Module:
-        """The policy's scores are the logits: a parameter-free pass-through."""
-        return ScorePassThrough()
-
     def proba_distribution(self, action_logits: torch.Tensor) -> ScoreCategoricalDistribution:
         """Set the scores ``(B, N)``."""
-        if action_logits.ndim != 2 or action_logits.shape[1] != self.num_items:
-            raise ValueError(
-                f"'action_logits' must have shape (batch, {self.num_items}) "
-                f"(got {tuple(action_logits.shape)})"
-            )
-        self.scores = action_logits
+        self._set_scores(action_logits)
         self._entropy = None
         return self
 
