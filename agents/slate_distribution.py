@@ -188,6 +188,20 @@ class _ScoreDistribution(Distribution):
         """The policy's scores are the logits: a parameter-free pass-through."""
         return ScorePassThrough()
 
+    def actions_from_params(
+        self, action_logits: torch.Tensor, deterministic: bool = False
+    ) -> torch.Tensor:
+        """Set the scores and return actions (the mode when ``deterministic``)."""
+        self.proba_distribution(action_logits)
+        return self.get_actions(deterministic=deterministic)
+
+    def log_prob_from_params(
+        self, action_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sampled actions and their log-probabilities."""
+        actions = self.actions_from_params(action_logits)
+        return actions, self.log_prob(actions)
+
 
 class PlackettLuceDistribution(_ScoreDistribution):
     """Plackett-Luce over ordered slates of ``slate_size`` distinct items out of ``num_items``.
@@ -269,20 +283,6 @@ class PlackettLuceDistribution(_ScoreDistribution):
         """The most likely slate: the top-``k`` scores in decreasing order ``(B, k)``."""
         scores = self._scores().detach()
         return self._top_k(scores, _valid(scores))
-
-    def actions_from_params(
-        self, action_logits: torch.Tensor, deterministic: bool = False
-    ) -> torch.Tensor:
-        """Set the scores and return slates (the mode when ``deterministic``)."""
-        self.proba_distribution(action_logits)
-        return self.get_actions(deterministic=deterministic)
-
-    def log_prob_from_params(
-        self, action_logits: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampled slates and their log-probabilities."""
-        actions = self.actions_from_params(action_logits)
-        return actions, self.log_prob(actions)
 
 
 # --------------------------------------------------------------------------------------------
@@ -385,17 +385,3 @@ class ScoreCategoricalDistribution(_ScoreDistribution):
     def mode(self) -> torch.Tensor:
         """The most likely item ``(B,)``: the argmax of the scores."""
         return torch.argmax(self._scores(), dim=1)
-
-    def actions_from_params(
-        self, action_logits: torch.Tensor, deterministic: bool = False
-    ) -> torch.Tensor:
-        """Set the scores and return item ids (the mode when ``deterministic``)."""
-        self.proba_distribution(action_logits)
-        return self.get_actions(deterministic=deterministic)
-
-    def log_prob_from_params(
-        self, action_logits: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampled item ids and their log-probabilities."""
-        actions = self.actions_from_params(action_logits)
-        return actions, self.log_prob(actions)
