@@ -10,8 +10,18 @@ back to its unmasked ranking, since nothing can be clicked anyway.)
 
 All randomness comes from the ``np.random.Generator`` built in the constructor from ``seed``
 (``int | np.random.Generator | None``), so the same seed and the same env seed give the same
-actions. ``predict(..., deterministic=True)`` turns exploration off (no epsilon, the posterior
-mean instead of a Thompson sample) and breaks score ties by index instead of at random.
+actions. ``predict(..., deterministic=True)`` turns random exploration off (no epsilon, the
+posterior mean instead of a Thompson sample) and breaks score ties by index instead of at random;
+it is the policy's deterministic mode, so LinUCB keeps its confidence bonus there.
+
+:meth:`BaselineAgent.greedy_actions` is the *greedy* choice, what the agent believes is best now
+with every exploration device off: LinUCB without the bonus (the ridge estimate), Thompson
+sampling with the posterior mean, epsilon-greedy and popularity with epsilon 0, the privileged
+references as they act. A uniform policy has no preference, so the greedy choice of ``random``
+(and of ``history-similarity`` for a user with an empty history, whose rule is a uniform draw
+there) is a uniform draw from a separate generator spawned from the agent's seed. Computing it
+never draws from the agent's own generator (its state is restored afterwards), so measuring the
+greedy choices does not change a run.
 
 What the agents learn from is the observable feedback only: the reward of each shown item, read
 from the ``feedback`` part of ``next_observation`` (slates) or ``reward`` (single items). For the
@@ -173,6 +183,37 @@ class BaselineAgent:
     def _scores(self, obs: SplitObservation, deterministic: bool) -> NDArray[np.float64]:
         raise NotImplementedError
 
+    def _greedy_scores(self, obs: SplitObservation) -> NDArray[np.float64]:
+        """``(B, N)`` the scores of the greedy choice (default: the deterministic scores)."""
+        return self._scores(obs, deterministic=True)
+
+    def _greedy_generator(self) -> np.random.Generator:
+        """A generator for the greedy choice's own draws, spawned once from the agent's seed
+        (spawning does not advance the agent's stream)."""
+        if getattr(self, "_greedy_rng", None) is None:
+            self._greedy_rng = self.rng.spawn(1)[0]
+        return self._greedy_rng
+
+    def greedy_actions(self, observation: Any) -> NDArray[np.int64]:
+        """The greedy choice for every user: the top-scored released item(s) with every
+        exploration device off (see the module docs for each agent), ties broken by index.
+
+        It learns nothing and never draws from the agent's generator ``rng`` (its state is
+        restored afterwards, whatever a subclass does), so it can be measured during a run
+        without changing the run.
+
+        Returns:
+            ``(B,)`` or ``(B, k)`` int64 actions; one action for one observation.
+        """
+        parts, single = self._parse(observation)
+        state = self.rng.bit_generator.state
+        try:
+            scores = self._greedy_scores(parts)  # (B, N)
+            actions = self._select(scores, self.released_mask(parts.clock), deterministic=True)
+        finally:
+            self.rng.bit_generator.state = state
+        return actions[0] if single else actions
+
     # ------------------------------------------------------------------ acting
     def predict(
         self,
@@ -284,7 +325,8 @@ def _explore_rows(
 class RandomAgent(BaselineAgent):
     """Uniformly random released items (a uniformly random set of ``k`` for slates).
 
-    ``deterministic`` has no effect: the policy is uniform.
+    ``deterministic`` has no effect: the policy is uniform. Its greedy choice
+    (:meth:`greedy_actions`) is a uniform draw too, from a separate generator.
 
     Args:
         env: a driftrec env.
@@ -296,6 +338,10 @@ class RandomAgent(BaselineAgent):
 
     def _scores(self, obs: SplitObservation, deterministic: bool) -> NDArray[np.float64]:
         return self.rng.random((obs.clock.shape[0], self.num_items))  # (B, N) random keys
+
+    def _greedy_scores(self, obs: SplitObservation) -> NDArray[np.float64]:
+        """No preference: uniform random keys from the greedy choice's own generator."""
+        return self._greedy_generator().random((obs.clock.shape[0], self.num_items))  # (B, N)
 
 
 class PopularityAgent(BaselineAgent):
@@ -385,6 +431,11 @@ class OracleAgent(BaselineAgent):
         self._check_batch(parts.clock.shape[0])
         actions = self._actions()
         return (actions[0] if single else actions), state
+
+    def greedy_actions(self, observation: Any) -> NDArray[np.int64]:
+        """The same as :meth:`predict`: the policy is greedy (and draws nothing)."""
+        actions, _ = self.predict(observation, deterministic=True)
+        return actions
 
     def _actions(self) -> NDArray[np.int64]:
         """``(B,)`` or ``(B, k)`` actions for every user of the env now."""
@@ -681,7 +732,8 @@ class LinUCBAgent(_LinearBandit):
     """LinUCB (Li, Chu, Langford and Schapire, WWW 2010) with optional discounting or a window.
 
     Every item is scored ``UCB_ui = phi(u, i) theta + alpha sqrt(phi(u, i)^T A^{-1} phi(u, i))``
-    and the top-k released items are recommended. See the features, the discounted (D-LinUCB,
+    and the top-k released items are recommended (:meth:`greedy_actions` drops the bonus:
+    the top-k of the ridge estimate). See the features, the discounted (D-LinUCB,
     Russac et al. 2019) and sliding-window (SW-LinUCB, Cheung et al. 2019) statistics and the
     feature reduction below. For the discounted variant the width uses ``A^{-1}`` itself rather
     than D-LinUCB's ``A^{-1} A~ A^{-1}`` (``A~`` accumulated with ``gamma^2``), a common
@@ -789,6 +841,12 @@ class LinUCBAgent(_LinearBandit):
             return np.ascontiguousarray(mean)
         return mean + self.alpha * self._widths(h)
 
+    def _greedy_scores(self, obs: SplitObservation) -> NDArray[np.float64]:
+        """The ridge estimate ``phi(u, i) theta`` without the confidence bonus."""
+        _, theta = self._solve()
+        h = self._profile(obs)  # (B, d)
+        return np.ascontiguousarray(self._user_vectors(h, theta) @ self.features.T)  # (B, N)
+
 
 class LinearThompsonAgent(_LinearBandit):
     """Linear Thompson sampling (Agrawal and Goyal, "Thompson sampling for contextual bandits
@@ -871,8 +929,10 @@ class HistorySimilarityAgent(BaselineAgent):
     registry), and the score of item ``i`` is the cosine ``<e_i, h_u> / |h_u|``. A user with an
     empty (or all-zero) profile gets uniformly random items; with probability ``epsilon`` any
     user does (exploration; with ``deterministic=True`` neither happens and an empty profile
-    gives item 0). Nothing is learned, so it follows each user's shifts exactly as
-    fast as their history turns over, and it cannot know item quality (it is not in the text).
+    gives item 0; the greedy choice drops epsilon and keeps the uniform draw for an empty
+    profile, from a separate generator). Nothing is learned, so it follows each user's shifts
+    exactly as fast as their history turns over, and it cannot know item quality (it is not in
+    the text).
 
     Args:
         env: a driftrec env.
@@ -928,6 +988,15 @@ class HistorySimilarityAgent(BaselineAgent):
             scores[empty] = self.rng.random((int(empty.sum()), self.num_items))
         if self.epsilon > 0 and not deterministic:
             scores = _explore_rows(self.rng, scores, self.epsilon)
+        return scores
+
+    def _greedy_scores(self, obs: SplitObservation) -> NDArray[np.float64]:
+        """No epsilon; an empty history keeps its rule (a uniform draw), from the greedy
+        choice's own generator."""
+        scores = self._scores(obs, deterministic=True)  # (B, N)
+        empty = np.linalg.norm(self._profile(obs), axis=1) <= 1e-12  # (B,) as in _scores
+        if empty.any():
+            scores[empty] = self._greedy_generator().random((int(empty.sum()), self.num_items))
         return scores
 
 

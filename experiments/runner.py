@@ -207,8 +207,13 @@ def run_one(
     progress: bool = True,
     on_window: Callable[[dict[str, float]], None] | None = None,
     restart: bool = False,
+    greedy_columns: bool = True,
 ) -> Path:
     """Run (or skip, when done with the same settings) one scenario x agent x seed.
+
+    ``greedy_columns=False`` leaves the ``greedy_*`` columns of ``metrics.csv`` empty (nan)
+    instead of asking the agent for its greedy choices once per window; every other file and
+    column is the same either way (the greedy choices never touch the run's random streams).
 
     numpy's BLAS is limited to one thread for the run: the products here are small, and with
     parallel runs on a small machine extra BLAS threads only spin against each other.
@@ -233,7 +238,7 @@ def run_one(
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
-            _run(cfg, config, run_dir, progress, on_window)
+            _run(cfg, config, run_dir, progress, on_window, greedy_columns)
     return run_dir
 
 
@@ -243,6 +248,7 @@ def _run(
     run_dir: Path,
     progress: bool,
     on_window: Callable[[dict[str, float]], None] | None,
+    greedy_columns: bool = True,
 ) -> None:
     t0 = time.perf_counter()
     scenario, agent, seed = config["scenario"], config["agent"], config["seed"]
@@ -284,7 +290,7 @@ def _run(
         track_users=cfg.track_users,
         attention_fn=built.attention_fn,
         sim=sim,
-        greedy_fn=built.greedy_actions,
+        greedy_fn=built.greedy_actions if greedy_columns else None,
     )
     bar = tqdm(
         total=cfg.steps,
