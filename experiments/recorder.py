@@ -188,6 +188,7 @@ class StepRecorder:
             "interest_mix": [],
             "tracked_interest": [],
             "tracked_rec": [],
+            "tracked_new_user": [],
         }
         self.attention_rows: dict[str, list[Any]] = {
             "steps": [],
@@ -195,6 +196,7 @@ class StepRecorder:
             "item_topic": [],
             "feedback": [],
             "mask": [],
+            "new_user": [],
         }
         self.events: list[dict[str, Any]] = []
         self.event_counts = {"interest_jump": 0, "new_items": 0}
@@ -220,6 +222,7 @@ class StepRecorder:
         self._rec_mix = np.zeros(k)
         self._interest_mix = np.zeros(k)
         self._tracked_rec = np.zeros((self.track_users, k))
+        self._tracked_new_user = np.zeros(max(self.track_users, 1), dtype=bool)
         self._steps_in_window = 0
         self._gain_sum = 0.0
         self._distinct_sum = 0.0
@@ -280,6 +283,7 @@ class StepRecorder:
         self._session_len += 1
         self._session_return += r.reward
         done = r.terminated | r.truncated
+        self._tracked_new_user |= done[: self._tracked_new_user.size]
         if done.any():
             self._sessions += int(done.sum())
             self._left += int(r.terminated.sum())
@@ -349,6 +353,7 @@ class StepRecorder:
         t["interest_mix"].append(self._interest_mix / n)
         t["tracked_interest"].append(preferred[: self.track_users].copy())
         t["tracked_rec"].append(self._tracked_rec / max(self._steps_in_window, 1))
+        t["tracked_new_user"].append(self._tracked_new_user[: self.track_users].copy())
         if self.attention_fn is not None:
             obs0 = np.asarray(r.next_observation[0], dtype=np.float32)
             lay = self.layout
@@ -360,6 +365,7 @@ class StepRecorder:
             a["item_topic"].append(np.where(mask, self._primary[ids], -1))
             a["feedback"].append(obs0[lay.feedback].astype(np.float64))
             a["mask"].append(mask)
+            a["new_user"].append(bool(self._tracked_new_user[0]))
         self._reset_window()
 
     def _greedy_columns(self, obs: NDArray[np.float32]) -> dict[str, float]:
@@ -397,6 +403,7 @@ class StepRecorder:
             "interest_mix": np.asarray(t["interest_mix"]).reshape(w, k),
             "tracked_interest": np.asarray(t["tracked_interest"]).reshape(w, u, k),
             "tracked_rec": np.asarray(t["tracked_rec"]).reshape(w, u, k),
+            "tracked_new_user": np.asarray(t["tracked_new_user"], dtype=bool).reshape(w, u),
         }
 
     def attention_arrays(self) -> dict[str, NDArray[Any]] | None:
@@ -410,6 +417,7 @@ class StepRecorder:
             "item_topic": np.stack(a["item_topic"]).astype(np.int64),
             "feedback": np.stack(a["feedback"]),
             "mask": np.stack(a["mask"]),
+            "new_user": np.asarray(a["new_user"], dtype=bool),
             "topic_names": np.asarray(self.catalog.topic_names, dtype=str),
             "source": np.asarray(getattr(self.attention_fn, "source", "attention weight")),
         }
