@@ -18,8 +18,13 @@ file                   contents
 =====================  =========================================================================
 
 Statistics over seeds are a mean with a 95% Student-t confidence interval,
-``mean +- t_{0.975, n-1} * sd / sqrt(n)`` (``sd`` with ``ddof=1``); with one seed the interval
-collapses to the mean. ``nan`` values (a metric undefined in a window) are ignored.
+``mean +- t_{0.975, n-1} * sd / sqrt(n)`` (``sd`` with ``ddof=1``, the quantile from
+``scipy.stats``); with one seed the interval collapses to the mean. ``nan`` values (a metric
+undefined in a window) are ignored. Where each run's own standard error is known
+(:func:`within_run_se`), ``sd`` is at least their root mean square, so three seeds that happen
+to agree do not give a spuriously narrow interval; intervals are cut to the metric's range
+(:data:`METRIC_BOUNDS`). :func:`bootstrap_ci` is the seeded (stratified) percentile bootstrap;
+paired comparisons between agents are in :mod:`driftrec.experiments.comparison`.
 """
 
 from __future__ import annotations
@@ -45,10 +50,16 @@ __all__ = [
     "NoRunsError",
     "RECOVERY_EVENT_KINDS",
     "SUMMARY_METRICS",
+    "METRIC_BOUNDS",
     "load_run",
     "load_runs",
+    "MIN_SEEDS",
+    "few_seeds_warning",
     "t_quantile_975",
     "mean_ci",
+    "clip_stat",
+    "within_run_se",
+    "bootstrap_ci",
     "moving_average",
     "aggregate",
     "recovery_time",
@@ -74,39 +85,31 @@ SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
 )
 """``(metrics.csv column, label)`` of the per-window metrics :func:`summary_table` averages."""
 
-_T_975 = (
-    12.7062,
-    4.3027,
-    3.1824,
-    2.7764,
-    2.5706,
-    2.4469,
-    2.3646,
-    2.3060,
-    2.2622,
-    2.2281,
-    2.2010,
-    2.1788,
-    2.1604,
-    2.1448,
-    2.1314,
-    2.1199,
-    2.1098,
-    2.1009,
-    2.0930,
-    2.0860,
-    2.0796,
-    2.0739,
-    2.0687,
-    2.0639,
-    2.0595,
-    2.0555,
-    2.0518,
-    2.0484,
-    2.0452,
-    2.0423,
-)  # t_{0.975, df} for df = 1..30
-_Z_975 = 1.959963984540054
+_UNIT = (0.0, 1.0)
+METRIC_BOUNDS: dict[str, tuple[float, float]] = {
+    "normalized_reward": (0.0, 1.0),
+    "greedy_normalized_reward": (0.0, 1.0),
+    "click_rate": _UNIT,
+    "coverage": _UNIT,
+    "diversity": (0.0, 2.0),
+    "cold_start_share": _UNIT,
+    "oracle_cold_start_share": _UNIT,
+    "churn": _UNIT,
+    "retention": _UNIT,
+    "tracking_error": _UNIT,
+    "personal_gain": (-1.0, 1.0),
+    "greedy_personal_gain": (-1.0, 1.0),
+    "distinct_items": (1.0, math.inf),
+    "greedy_distinct_items": (1.0, math.inf),
+    "regret": (0.0, math.inf),
+    "cum_regret": (0.0, math.inf),
+    "reward": (0.0, math.inf),
+    "user_return": (0.0, math.inf),
+    "session_length": (0.0, math.inf),
+}
+"""The range each metric can take: intervals (table cells, figure bands) are cut to it. The
+one-step oracle ratio is at most 1 for single items (the oracle is the best single item); a
+slate can beat the greedy top-k slightly, which the bound then hides."""
 
 
 class IncompleteRunError(ValueError):
@@ -339,46 +342,177 @@ def load_runs(
 
 
 class Stat(NamedTuple):
-    """Mean and 95% confidence interval ``[lo, hi]`` of ``n`` finite values."""
+    """Mean and 95% confidence interval ``[lo, hi]`` of ``n`` finite values.
+
+    ``floored`` is True when the interval was widened to the values' own (within-seed)
+    standard errors (see :func:`mean_ci`); ``clipped`` when it was cut to the metric's range.
+    """
 
     mean: float
     lo: float
     hi: float
     n: int
+    floored: bool = False
+    clipped: bool = False
 
     @property
     def half_width(self) -> float:
-        """``hi - mean`` (0 with one value, nan with none)."""
+        """``hi - mean`` (0 with one value, nan with none; the upper half when clipped)."""
         return self.hi - self.mean
 
 
-def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df >= 1`` degrees of freedom.
+MIN_SEEDS = 5
+"""Fewer seeds than this get a warning in reports, console tables and figures: 95% intervals
+from 2-4 runs are too wide to decide most comparisons, and their own width is unreliable
+(Agarwal et al., "Deep RL at the edge of the statistical precipice", NeurIPS 2021)."""
 
-    Tabulated (4 decimals) for ``df <= 30``; beyond, the Cornish-Fisher expansion
-    ``z + (z^3 + z) / (4 df) + (5 z^5 + 16 z^3 + 3 z) / (96 df^2)`` (error < 1e-4), which tends
-    to 1.96.
-    """
+
+def few_seeds_warning(n: int) -> str | None:
+    """The warning for ``n`` seeds below :data:`MIN_SEEDS` (None from :data:`MIN_SEEDS` on)."""
+    if n >= MIN_SEEDS:
+        return None
+    return (
+        f"only {n} seed{'s' if n != 1 else ''} (fewer than {MIN_SEEDS}): intervals over so few "
+        "runs are wide and their width is itself unreliable; run at least "
+        f"{MIN_SEEDS} seeds before ranking agents"
+    )
+
+
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df >= 1`` degrees of freedom (``scipy.stats``)."""
     if df < 1:
         raise ValueError(f"t_quantile_975: df must be >= 1 (got {df})")
-    if df <= len(_T_975):
-        return _T_975[df - 1]
-    z = _Z_975
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
 
 
-def mean_ci(values: ArrayLike) -> Stat:
-    """Mean and 95% Student-t interval of the finite values (``nan`` Stat with none)."""
+def mean_ci(
+    values: ArrayLike,
+    within_se: ArrayLike | None = None,
+    *,
+    bounds: tuple[float, float] | None = None,
+) -> Stat:
+    """Mean and 95% Student-t interval of the finite values (``nan`` Stat with none).
+
+    ``mean +- t_{0.975, n-1} * sd / sqrt(n)``, ``sd`` with ``ddof=1``; one value gives a
+    zero-width interval.
+
+    Args:
+        values: one value per seed (``nan`` entries are ignored).
+        within_se: the standard error of each value within its own run (e.g.
+            :func:`within_run_se`), aligned with ``values``. Seed-to-seed spread includes
+            each run's own sampling noise, so ``sd`` cannot really be below the root mean
+            square of these; with few seeds the sample ``sd`` often is (three values that
+            happen to agree), and the interval would be spuriously narrow. The interval uses
+            ``max(sd, rms(within_se))`` and the Stat says ``floored`` when that widened it.
+        bounds: the metric's range ``(low, high)``: an interval reaching past it is cut to
+            it and the Stat says ``clipped`` (a ratio in [0, 1] never reads ``0.61 +- 1.03``).
+    """
     x = np.asarray(values, dtype=np.float64).ravel()
-    x = x[np.isfinite(x)]
+    finite = np.isfinite(x)
+    se = None
+    if within_se is not None:
+        se = np.asarray(within_se, dtype=np.float64).ravel()
+        if se.shape != x.shape:
+            raise ValueError(
+                f"mean_ci: within_se has {se.size} entries for {x.size} values (expected one "
+                "standard error per value)"
+            )
+        se = se[finite]
+    x = x[finite]
     n = int(x.size)
     if n == 0:
         return Stat(math.nan, math.nan, math.nan, 0)
     mean = float(x.mean())
     if n == 1:
         return Stat(mean, mean, mean, 1)
-    half = t_quantile_975(n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
-    return Stat(mean, mean - half, mean + half, n)
+    sd = float(x.std(ddof=1))
+    floored = False
+    if se is not None and np.isfinite(se).any():
+        floor = float(np.sqrt(np.nanmean(se**2)))
+        if floor > sd:
+            sd, floored = floor, True
+    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
+    return clip_stat(Stat(mean, mean - half, mean + half, n, floored), bounds)
+
+
+def clip_stat(stat: Stat, bounds: tuple[float, float] | None) -> Stat:
+    """``stat`` with its interval cut to ``bounds`` (``clipped`` set when that changed it)."""
+    if bounds is None or stat.n < 2:
+        return stat
+    low, high = min(bounds[0], stat.mean), max(bounds[1], stat.mean)
+    lo, hi = max(stat.lo, low), min(stat.hi, high)
+    if lo == stat.lo and hi == stat.hi:
+        return stat
+    return stat._replace(lo=lo, hi=hi, clipped=True)
+
+
+def within_run_se(
+    values: ArrayLike, weights: ArrayLike | None = None, *, batches: int = 8
+) -> float:
+    """Standard error of a run's mean of per-window ``values``, by batch means.
+
+    The finite windows are cut into ``batches`` contiguous batches (at least 2 windows each,
+    fewer batches when there are not enough windows); each batch's (``weights``-weighted) mean
+    is one observation, and the variance of one batch mean is estimated from *successive*
+    differences, ``sum (m_{b+1} - m_b)^2 / (2 (nb - 1))`` (von Neumann), which a smooth
+    learning trend barely inflates, unlike the plain variance of the batch means. The
+    standard error of the run's mean is ``sqrt(that / nb)``. Windows are autocorrelated, which
+    batching absorbs as long as a batch is longer than the correlation. ``nan`` with fewer
+    than 2 batches.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    ok = np.isfinite(x) & np.isfinite(w) & (w > 0)
+    x, w = x[ok], w[ok]
+    nb = min(batches, x.size // 2)
+    if nb < 2:
+        return math.nan
+    edges = np.linspace(0, x.size, nb + 1).round().astype(int)
+    means = np.array(
+        [np.average(x[a:b], weights=w[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
+    var = float(np.sum(np.diff(means) ** 2) / (2 * (nb - 1)))
+    return math.sqrt(var / nb)
+
+
+def bootstrap_ci(
+    values: ArrayLike,
+    strata: ArrayLike | None = None,
+    *,
+    reps: int = 10_000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, stratified as rliable's (seeded).
+
+    Each of ``reps`` replicates resamples the values with replacement *within each stratum*
+    (e.g. a scenario; one stratum when None), keeping each stratum's size, and takes the
+    mean; the interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of those
+    means. The draws come from ``numpy.random.default_rng(seed)``, so the same values give the
+    same interval. With n values a stratum has at most ``C(2n - 1, n)`` distinct resamples
+    (10 for n = 3), so at small n this interval is too narrow: read it beside the t interval.
+    ``(nan, nan)`` without finite values.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    labels = np.zeros(x.size, dtype=np.int64) if strata is None else np.asarray(strata).ravel()
+    if labels.shape != x.shape:
+        raise ValueError(f"bootstrap_ci: {labels.size} strata labels for {x.size} values")
+    ok = np.isfinite(x)
+    x, labels = x[ok], labels[ok]
+    if x.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    total = np.zeros(reps)
+    for label in np.unique(labels):
+        group = x[labels == label]
+        idx = rng.integers(0, group.size, size=(reps, group.size))  # (reps, n_k)
+        total += group[idx].sum(axis=1)
+    means = total / x.size
+    alpha = (1.0 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
 
 
 def moving_average(x: ArrayLike, window: int) -> FloatArray:
@@ -409,7 +543,8 @@ class Curve:
 
     Attributes:
         steps: ``(W,)`` global step at the end of each window.
-        mean, lo, hi: ``(W,)`` mean over seeds and the 95% Student-t interval.
+        mean, lo, hi: ``(W,)`` mean over seeds and the 95% Student-t interval (cut to the
+            metric's range, :data:`METRIC_BOUNDS`).
         n: number of runs (seeds) aggregated.
         count: ``(W,)`` number of runs with a finite value in each window (None when unknown).
     """
@@ -422,8 +557,10 @@ class Curve:
     count: NDArray[np.int64] | None = None
 
 
-def _curve(steps: FloatArray, values: FloatArray) -> Curve:
-    """Aggregate ``values`` (R, W) over its first axis."""
+def _curve(
+    steps: FloatArray, values: FloatArray, bounds: tuple[float, float] | None = None
+) -> Curve:
+    """Aggregate ``values`` (R, W) over its first axis; the band is cut to ``bounds``."""
     finite = np.isfinite(values)
     count = finite.sum(axis=0)
     safe = np.where(finite, values, 0.0)
@@ -431,14 +568,19 @@ def _curve(steps: FloatArray, values: FloatArray) -> Curve:
         mean = np.where(count > 0, safe.sum(axis=0) / np.maximum(count, 1), np.nan)
         dev = np.where(finite, values - mean, 0.0)
         var = (dev**2).sum(axis=0) / np.maximum(count - 1, 1)
-        t = np.array([t_quantile_975(int(c) - 1) if c > 1 else 0.0 for c in count])
+        quantiles = {int(c): t_quantile_975(int(c) - 1) for c in np.unique(count) if c > 1}
+        t = np.array([quantiles.get(int(c), 0.0) for c in count])
         half = np.where(count > 1, t * np.sqrt(var) / np.sqrt(np.maximum(count, 1)), 0.0)
     half = np.where(count > 0, half, np.nan)
+    lo, hi = mean - half, mean + half
+    if bounds is not None:  # never past the mean itself (a value outside the range stays)
+        lo = np.maximum(lo, np.minimum(bounds[0], mean))
+        hi = np.minimum(hi, np.maximum(bounds[1], mean))
     return Curve(
         steps=steps.copy(),
         mean=mean,
-        lo=mean - half,
-        hi=mean + half,
+        lo=lo,
+        hi=hi,
         n=int(values.shape[0]),
         count=count.astype(np.int64),
     )
@@ -477,7 +619,7 @@ def aggregate(runs: Sequence[Run], metric: str, *, smooth: int = 1) -> dict[str,
                 f"{group[0].name} ({len(steps)} windows) vs {', '.join(mismatched)}"
             )
         values = np.stack([moving_average(r.metric(metric), smooth) for r in group])
-        curves[agent] = _curve(steps, values)
+        curves[agent] = _curve(steps, values, METRIC_BOUNDS.get(metric))
     return curves
 
 
