@@ -56,6 +56,7 @@ __all__ = [
     "PopulationBestAgent",
     "make_baseline",
     "BASELINE_NAMES",
+    "PRIVILEGED_AGENTS",
 ]
 
 SeedLike = int | np.random.Generator | None
@@ -74,6 +75,11 @@ BASELINE_NAMES: tuple[str, ...] = (
     "population-best",
 )
 """The names :func:`make_baseline` accepts."""
+
+PRIVILEGED_AGENTS: tuple[str, ...] = ("oracle", "planner", "population-best")
+"""The baselines that read the simulator's hidden state (their class sets ``privileged``):
+references, not achievable policies, so paired comparisons never choose one as the baseline to
+beat."""
 
 DEFAULT_DISCOUNT = 0.99
 """``discount`` of ``"linucb-discounted"``: per vector step, a memory of about 100 steps."""

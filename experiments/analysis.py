@@ -63,6 +63,9 @@ __all__ = [
     "moving_average",
     "aggregate",
     "recovery_time",
+    "reference_levels",
+    "censored_median",
+    "RECOVERY_REFERENCE",
     "summary_table",
     "format_table",
 ]
@@ -71,6 +74,15 @@ FloatArray = NDArray[np.float64]
 
 RECOVERY_EVENT_KINDS: tuple[str, ...] = ("population_shift",)
 """Kinds of ``events.json`` events that :func:`summary_table` measures recovery from."""
+
+RECOVERY_REFERENCE = "population-best"
+"""The privileged non-learning agent whose level before and after an event sets the recovery
+target (:func:`recovery_time`) and whose own recovery is the noise floor; when a grid has no
+runs of it, recovery is relative to the agent's own pre-event level and has no floor."""
+
+NO_RECOVERY_AGENTS: tuple[str, ...] = ("oracle",)
+"""Agents whose recovery is not measured: the one-step oracle ratio of the oracle is 1 by
+definition."""
 
 SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
     ("click_rate", "click rate"),
@@ -637,6 +649,8 @@ class Recovery(NamedTuple):
         dip: the lowest normalized reward after the event as a fraction of ``L``.
         observed: global steps examined after the event (last examined window end minus the
             event step): a censored run's recovery time exceeds it.
+        below_level: the pre-event level was below ``min_level``: nothing to recover.
+        target: the level the reward had to reach (``nan`` when undefined).
     """
 
     steps: float
@@ -644,13 +658,43 @@ class Recovery(NamedTuple):
     pre_level: float
     dip: float
     observed: float = math.nan
-    below_level: bool = False  # the pre-event level was below ``min_level``: nothing to recover
+    below_level: bool = False
+    target: float = math.nan
 
     @property
     def defined(self) -> bool:
         """Whether there is a recovery to measure: enough pre-event windows and a pre-event
         level of at least ``min_level``."""
         return math.isfinite(self.pre_level) and not self.below_level
+
+
+def reference_levels(
+    steps: ArrayLike,
+    reference_reward: ArrayLike,
+    event_step: float,
+    *,
+    pre_windows: int = 5,
+    horizon: float | None = None,
+) -> tuple[float, float]:
+    """``(A_pre, A_post)``: a reference run's level before and after an event.
+
+    ``A_pre`` is the mean of its normalized reward over the last ``pre_windows`` windows
+    ending at or before the event (the windows :func:`recovery_time` takes ``L`` from),
+    ``A_post`` the mean over the windows after it (up to ``horizon``): what the reference
+    achieves in the old and in the new world. ``nan`` where there are no such windows.
+    """
+    s = np.asarray(steps, dtype=np.float64)
+    r = np.asarray(reference_reward, dtype=np.float64)
+    pre = np.flatnonzero(s <= event_step)[-pre_windows:]
+    after = s > event_step
+    if horizon is not None:
+        after &= s <= horizon
+    pre_vals, post_vals = r[pre], r[after]
+    pre_vals, post_vals = pre_vals[np.isfinite(pre_vals)], post_vals[np.isfinite(post_vals)]
+    return (
+        float(pre_vals.mean()) if pre_vals.size else math.nan,
+        float(post_vals.mean()) if post_vals.size else math.nan,
+    )
 
 
 def recovery_time(
@@ -663,6 +707,7 @@ def recovery_time(
     sustain: int = 2,
     horizon: float | None = None,
     min_level: float = 0.0,
+    reference: tuple[float, float] | None = None,
 ) -> Recovery:
     """How long the normalized reward takes to come back after a drift event.
 
@@ -674,19 +719,27 @@ def recovery_time(
        took effect; ``nan`` entries are ignored). Undefined when there are fewer than
        ``pre_windows`` such windows or none of them is finite: then
        ``Recovery(nan, False, nan, nan)``.
-    2. Examined windows: those with ``s_i > event_step`` (and ``s_i <= horizon`` when given,
+    2. Target: with ``reference = (A_pre, A_post)`` (a privileged non-learning reference's
+       level before and after the event on the same seed, :func:`reference_levels`), the
+       agent's pre-event *standing* ``L / A_pre`` carried into the new world:
+       ``T = fraction * L * A_post / A_pre``. The event can make the new world easier or
+       harder for everyone; the target moves with what is achievable there instead of asking
+       for the old level. Without a reference, ``T = fraction * L``.
+    3. Examined windows: those with ``s_i > event_step`` (and ``s_i <= horizon`` when given,
        e.g. the next event's step).
-    3. Recovery time: ``s_j - event_step`` for the first examined window ``j`` such that
-       ``r_j, ..., r_{j + sustain - 1}`` are all examined windows with ``r >= fraction * L``
-       (``nan`` fails the test). A recovery already in the first window after the event counts
-       as that window's length, not 0.
-    4. Censored: no such ``j`` (including a run that ends, or reaches ``horizon``, before
+    4. Recovery time: ``s_j - event_step`` for the first examined window ``j`` such that
+       ``r_j, ..., r_{j + sustain - 1}`` are all examined windows with ``r >= T`` (``nan``
+       fails the test). A recovery already in the first window after the event counts as that
+       window's length, not 0.
+    5. Censored: no such ``j`` (including a run that ends, or reaches ``horizon``, before
        ``sustain`` good windows in a row): ``steps = nan``, ``censored = True``.
-
-    5. Below level: when ``L < min_level`` the agent never reached a level worth recovering
+    6. Below level: when ``L < min_level`` the agent never reached a level worth recovering
        (e.g. the random agent at ~0.3 of the oracle, which "recovers" at once because it never
        fell): ``Recovery(nan, False, L, nan, nan, below_level=True)``, undefined.
 
+    The reference itself has ``L = A_pre`` and so the target ``fraction * A_post``: its
+    recovery measures only how far its own windows scatter around its new level, the *noise
+    floor* of the statistic (one window for a reference that re-optimises every step).
     ``dip`` is ``min(r_i) / L`` over the examined windows (``nan`` with none), and
     ``observed`` is the last examined window end minus ``event_step`` (0 with none).
     """
@@ -708,25 +761,52 @@ def recovery_time(
     level = float(pre_vals.mean())
     if level < min_level:
         return Recovery(math.nan, False, level, math.nan, math.nan, below_level=True)
+    target = fraction * level
+    if reference is not None:
+        a_pre, a_post = reference
+        if not (math.isfinite(a_pre) and math.isfinite(a_post) and a_pre > 0):
+            return Recovery(math.nan, False, math.nan, math.nan, math.nan)
+        target = fraction * level * a_post / a_pre
     after = s > event_step
     if horizon is not None:
         after &= s <= horizon
     post = np.flatnonzero(after)
     if post.size == 0:
-        return Recovery(math.nan, True, level, math.nan, 0.0)
+        return Recovery(math.nan, True, level, math.nan, 0.0, target=target)
     post_r = r[post]
     finite_post = post_r[np.isfinite(post_r)]
     dip = float(finite_post.min() / level) if finite_post.size and level != 0 else math.nan
     observed = float(s[post[-1]] - event_step)
     with np.errstate(invalid="ignore"):
-        good = post_r >= fraction * level  # nan -> False
+        good = post_r >= target  # nan -> False
     run_length = 0
     for k, ok in enumerate(good):
         run_length = run_length + 1 if ok else 0
         if run_length == sustain:
             first = post[k - sustain + 1]
-            return Recovery(float(s[first] - event_step), False, level, dip, observed)
-    return Recovery(math.nan, True, level, dip, observed)
+            return Recovery(
+                float(s[first] - event_step), False, level, dip, observed, target=target
+            )
+    return Recovery(math.nan, True, level, dip, observed, target=target)
+
+
+def censored_median(recoveries: Sequence[Recovery]) -> tuple[float, bool]:
+    """``(median, is_lower_bound)``: the time by which half of the defined runs had recovered.
+
+    Censored runs count as longer than any observed time, and the median is the lower one
+    (``sorted(times)[(n - 1) // 2]``, as Kaplan-Meier's: the first time at which at least
+    half have recovered), so it exists while fewer than half are censored; otherwise it is
+    longer than the shortest censored run's observed span, which is returned with True.
+    ``(nan, False)`` without defined runs."""
+    defined = [r for r in recoveries if r.defined]
+    if not defined:
+        return (math.nan, False)
+    times = sorted(math.inf if r.censored else r.steps for r in defined)
+    mid = times[(len(times) - 1) // 2]
+    if math.isfinite(mid):
+        return (float(mid), False)
+    observed = [r.observed for r in defined if r.censored and math.isfinite(r.observed)]
+    return (float(min(observed)) if observed else math.nan, True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -743,11 +823,87 @@ def _run_mean(run: Run, metric: str, mask: NDArray[np.bool_] | None = None) -> f
     return float(values.mean()) if values.size else math.nan
 
 
+def _run_se(run: Run, metric: str, mask: NDArray[np.bool_] | None = None) -> float:
+    values = run.metrics.get(metric)
+    if values is None:
+        return math.nan
+    return within_run_se(values if mask is None else values[mask])
+
+
+def _seed_stat(
+    group: Sequence[Run], metric: str, masks: Sequence[NDArray[np.bool_] | None] | None = None
+) -> Stat:
+    """Stat over seeds of a run mean of ``metric`` with its within-run floor and range."""
+    masks = masks if masks is not None else [None] * len(group)
+    values = [_run_mean(r, metric, m) for r, m in zip(group, masks, strict=True)]
+    ses = [_run_se(r, metric, m) for r, m in zip(group, masks, strict=True)]
+    return mean_ci(values, ses, bounds=METRIC_BOUNDS.get(metric))
+
+
 def _last_finite(values: FloatArray | None) -> float:
     if values is None:
         return math.nan
     finite = values[np.isfinite(values)]
     return float(finite[-1]) if finite.size else math.nan
+
+
+def _run_recoveries(
+    run: Run,
+    reference: Run | None,
+    *,
+    fraction: float,
+    pre_windows: int,
+    sustain: int,
+    min_level: float,
+) -> list[tuple[int, Recovery]]:
+    """``[(event step, Recovery)]`` for each population event of ``run``."""
+    steps = run.steps
+    nr = run.metrics.get("normalized_reward", np.full(steps.shape, np.nan))
+    events = run.event_steps()
+    out = []
+    for k, ev in enumerate(events):
+        horizon = events[k + 1] if k + 1 < len(events) else None
+        levels = None
+        if reference is not None:
+            ref_nr = reference.metrics.get("normalized_reward")
+            if ref_nr is not None and np.array_equal(reference.steps, steps):
+                levels = reference_levels(
+                    steps, ref_nr, ev, pre_windows=pre_windows, horizon=horizon
+                )
+            else:
+                levels = (math.nan, math.nan)  # no usable reference: undefined, not guessed
+        rec = recovery_time(
+            steps,
+            nr,
+            ev,
+            pre_windows=pre_windows,
+            fraction=fraction,
+            sustain=sustain,
+            horizon=horizon,
+            min_level=min_level,
+            reference=levels,
+        )
+        out.append((ev, rec))
+    return out
+
+
+def _recovery_entry(k: int, event_step: int, recs: list[Recovery]) -> dict[str, Any]:
+    median, lower_bound = censored_median(recs)
+    return {
+        "event": k,
+        "event_step": event_step,
+        "steps": mean_ci([r.steps for r in recs if not r.censored]),
+        "median": median,
+        "median_is_lower_bound": lower_bound,
+        "n_recovered": sum(r.defined and not r.censored for r in recs),
+        "n_censored": sum(r.censored for r in recs),
+        "n_undefined": sum(not r.defined for r in recs),
+        "dip": mean_ci([r.dip for r in recs]),
+        "observed": float(np.nanmean([r.observed for r in recs]))
+        if any(math.isfinite(r.observed) for r in recs)
+        else math.nan,
+        "recoveries": recs,
+    }
 
 
 def summary_table(
@@ -757,13 +913,20 @@ def summary_table(
     pre_windows: int = 5,
     sustain: int = 2,
     min_level: float = 0.5,
+    recovery_reference: str | None = RECOVERY_REFERENCE,
 ) -> list[dict[str, Any]]:
     """One row per (scenario, agent), sorted, summarising its seeds.
 
-    Recovery is measured only for runs whose pre-event one-step oracle ratio is at least
-    ``min_level`` (default 0.5); below it the run counts as undefined (``n_undefined``).
+    Recovery (:func:`recovery_time`) is measured against ``recovery_reference`` (the
+    privileged ``population-best`` by default) run on the same seed: its level before and
+    after each event sets the target, and its own recovery on the agent's seeds is the noise
+    floor. Without runs of it in the scenario, recovery is relative to the agent's own
+    pre-event level and has no floor. Recovery is measured only for runs whose pre-event
+    one-step oracle ratio is at least ``min_level`` (default 0.5); below it the run counts as
+    undefined (``n_undefined``). The oracle's recovery is not measured (its ratio is 1).
 
-    Every statistic is a :class:`Stat` over seeds of a per-run value:
+    Every statistic is a :class:`Stat` over seeds of a per-run value, with the interval
+    floored at the runs' own standard errors and cut to the metric's range (:func:`mean_ci`):
 
     ``normalized_reward``           mean of the window values over the whole run
     ``normalized_reward_before``    ... over windows ending at or before the first population
@@ -773,79 +936,87 @@ def summary_table(
     ``click_rate`` ... ``tracking_error``  run means of the :data:`SUMMARY_METRICS` columns
 
     ``recovery`` is a list with one dict per population event (kinds
-    :data:`RECOVERY_EVENT_KINDS`, matched across seeds by order): ``event_step``, ``steps``
-    (Stat of the uncensored recovery times, see :func:`recovery_time`; each event's horizon is
-    the next event), ``n_recovered``, ``n_censored``, ``n_undefined`` (too few pre-event
-    windows), ``dip`` (Stat), ``observed`` (mean steps examined after the event) and
-    ``recoveries`` (the per-seed :class:`Recovery` values, in seed order).
-    Other keys: ``scenario``, ``agent``, ``n`` (seeds), ``seeds``, ``fraction``.
+    :data:`RECOVERY_EVENT_KINDS`, matched across seeds by order): ``event_step``, ``median``
+    (the time by which half the seeds had recovered, censored ones counted as longer; a lower
+    bound when
+    ``median_is_lower_bound``, see :func:`censored_median`), ``steps`` (Stat of the
+    uncensored recovery times; each event's horizon is the next event), ``n_recovered``,
+    ``n_censored``, ``n_undefined`` (too few pre-event windows or below ``min_level``),
+    ``dip`` (Stat), ``observed`` (mean steps examined after the event), ``recoveries`` (the
+    per-seed :class:`Recovery` values, in seed order) and ``floor`` (the reference's entry of
+    the same form over the same seeds, or None).
+    Other keys: ``scenario``, ``agent``, ``n`` (seeds), ``seeds``, ``fraction``,
+    ``recovery_reference`` (None when recovery had no reference).
     """
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.scenario, run.agent), []).append(run)
+    by_seed = {(r.scenario, r.agent, r.seed): r for r in runs}
+    options = {
+        "fraction": fraction,
+        "pre_windows": pre_windows,
+        "sustain": sustain,
+        "min_level": min_level,
+    }
     rows: list[dict[str, Any]] = []
     for (scenario, agent), group in sorted(groups.items()):
         group = sorted(group, key=lambda r: r.seed)
-        whole, before, after, regret = [], [], [], []
+        has_ref = recovery_reference is not None and (scenario, recovery_reference) in groups
+        ref_name = recovery_reference if has_ref else None
+        before_masks: list[NDArray[np.bool_] | None] = []
+        after_masks: list[NDArray[np.bool_] | None] = []
+        regret = []
         per_event: dict[int, list[tuple[int, Recovery]]] = {}
+        floor_event: dict[int, list[Recovery]] = {}
         any_event = False
         for run in group:
             steps = run.steps
-            nr = run.metrics.get("normalized_reward", np.full(steps.shape, np.nan))
             events = run.event_steps()
-            whole.append(_run_mean(run, "normalized_reward"))
             if events:
                 any_event = True
-                before.append(_run_mean(run, "normalized_reward", steps <= events[0]))
-                after.append(_run_mean(run, "normalized_reward", steps > events[0]))
+                before_masks.append(steps <= events[0])
+                after_masks.append(steps > events[0])
             else:
-                before.append(whole[-1])
+                before_masks.append(None)
+                after_masks.append(np.zeros(steps.shape, dtype=bool))
             regret.append(_last_finite(run.metrics.get("cum_regret")))
-            for k, ev in enumerate(events):
-                horizon = events[k + 1] if k + 1 < len(events) else None
-                rec = recovery_time(
-                    steps,
-                    nr,
-                    ev,
-                    pre_windows=pre_windows,
-                    fraction=fraction,
-                    sustain=sustain,
-                    horizon=horizon,
-                    min_level=min_level,
-                )
+            if agent in NO_RECOVERY_AGENTS:
+                continue
+            ref_run = by_seed.get((scenario, ref_name, run.seed)) if ref_name else None
+            if ref_name is not None and ref_run is None:  # this seed lacks a reference run
+                ref_run = Run(run.path, {}, {}, [])  # -> undefined, never the old rule
+            for k, (ev, rec) in enumerate(_run_recoveries(run, ref_run, **options)):
                 per_event.setdefault(k, []).append((ev, rec))
+                if ref_run is not None and ref_run.metrics:
+                    floor = _run_recoveries(ref_run, ref_run, **options)
+                    if k < len(floor):
+                        floor_event.setdefault(k, []).append(floor[k][1])
         recovery = []
         for k in sorted(per_event):
-            recs = [rec for _, rec in per_event[k]]
-            recovery.append(
-                {
-                    "event": k,
-                    "event_step": per_event[k][0][0],
-                    "steps": mean_ci([r.steps for r in recs if not r.censored]),
-                    "n_recovered": sum(r.defined and not r.censored for r in recs),
-                    "n_censored": sum(r.censored for r in recs),
-                    "n_undefined": sum(not r.defined for r in recs),
-                    "dip": mean_ci([r.dip for r in recs]),
-                    "observed": float(np.nanmean([r.observed for r in recs]))
-                    if any(math.isfinite(r.observed) for r in recs)
-                    else math.nan,
-                    "recoveries": recs,
-                }
+            entry = _recovery_entry(k, per_event[k][0][0], [rec for _, rec in per_event[k]])
+            entry["floor"] = (
+                _recovery_entry(k, per_event[k][0][0], floor_event[k])
+                if floor_event.get(k)
+                else None
             )
+            recovery.append(entry)
         row: dict[str, Any] = {
             "scenario": scenario,
             "agent": agent,
             "n": len(group),
             "seeds": [r.seed for r in group],
             "fraction": fraction,
-            "normalized_reward": mean_ci(whole),
-            "normalized_reward_before": mean_ci(before),
-            "normalized_reward_after": mean_ci(after) if any_event else None,
+            "recovery_reference": ref_name,
+            "normalized_reward": _seed_stat(group, "normalized_reward"),
+            "normalized_reward_before": _seed_stat(group, "normalized_reward", before_masks),
+            "normalized_reward_after": _seed_stat(group, "normalized_reward", after_masks)
+            if any_event
+            else None,
             "final_cum_regret": mean_ci(regret),
             "recovery": recovery,
         }
         for metric, _ in SUMMARY_METRICS:
-            row[metric] = mean_ci([_run_mean(r, metric) for r in group])
+            row[metric] = _seed_stat(group, metric)
         rows.append(row)
     return rows
 
@@ -862,25 +1033,42 @@ def _decimals(x: float) -> int:
 
 
 def _fmt_stat(stat: Stat | None, decimals: int | None = None) -> str:
+    """``mean ± half-width``; ``mean [lo, hi]‡`` when cut to the range; ``†`` when floored."""
     if stat is None or stat.n == 0 or not math.isfinite(stat.mean):
         return "–"
     d = _decimals(stat.mean) if decimals is None else decimals
     text = f"{stat.mean:,.{d}f}"
     if stat.n > 1 and math.isfinite(stat.half_width):
-        text += f" ± {stat.half_width:,.{d}f}"
+        if stat.clipped:
+            text += f" [{stat.lo:,.{d}f}, {stat.hi:,.{d}f}]‡"
+        else:
+            text += f" ± {stat.half_width:,.{d}f}"
+        if stat.floored:
+            text += "†"
     return text
 
 
 def _fmt_recovery(entry: Mapping[str, Any] | None) -> str:
+    """``median (shortest–longest)`` over the seeds, ``>`` for censored spans, then
+    ``k/n censored``; ``n/a`` when no seed had a recovery to measure."""
     if entry is None:
         return "–"
-    stat: Stat = entry["steps"]
-    text = _fmt_stat(stat, 0) if entry["n_recovered"] else ""
-    censored, total = entry["n_censored"], entry["n_recovered"] + entry["n_censored"]
+    recs = [r for r in entry.get("recoveries", []) if r.defined]
+    if not recs:
+        return "n/a"
+    median = entry.get("median", math.nan)
+    if not math.isfinite(median):
+        return "n/a"
+    text = f"{'>' if entry.get('median_is_lower_bound') else ''}{median:,.0f}"
+    spans = [(r.observed if r.censored else r.steps, r.censored) for r in recs]
+    spans = [(v, c) for v, c in spans if math.isfinite(v)]
+    if len(spans) > 1:
+        lo, hi = min(spans), max(spans, key=lambda x: (x[1], x[0]))
+        text += f" ({'>' if lo[1] else ''}{lo[0]:,.0f}–{'>' if hi[1] else ''}{hi[0]:,.0f})"
+    censored = entry["n_censored"]
     if censored:
-        note = f"{censored}/{total} not recovered"
-        text = f"{text} ({note})" if text else note
-    return text or "n/a"
+        text += f", {censored}/{len(recs)} censored"
+    return text
 
 
 def _table_cells(
@@ -896,7 +1084,14 @@ def _table_cells(
         "after event",
         "final cum. regret",
     ]
+    floors = [
+        k
+        for k in range(n_events)
+        if any(k < len(r["recovery"]) and r["recovery"][k].get("floor") for r in rows)
+    ]
+    ref = next((r.get("recovery_reference") for r in rows if r.get("recovery_reference")), None)
     headers += [f"recovery #{k + 1} (steps)" for k in range(n_events)]
+    headers += [f"noise floor #{k + 1} ({ref})" for k in floors]
     headers += [label for _, label in SUMMARY_METRICS]
     cells = []
     for row in rows:
@@ -911,6 +1106,7 @@ def _table_cells(
         ]
         rec = row["recovery"]
         line += [_fmt_recovery(rec[k] if k < len(rec) else None) for k in range(n_events)]
+        line += [_fmt_recovery(rec[k].get("floor") if k < len(rec) else None) for k in floors]
         line += [
             _fmt_stat(row[m], None if m == "tracking_error" else 3) for m, _ in SUMMARY_METRICS
         ]
@@ -937,8 +1133,12 @@ def format_table(
     """Render :func:`summary_table` rows as a Markdown table (or aligned plain text).
 
     Cells read ``mean ± half-width of the 95% interval`` (no ``±`` with one seed, ``–`` when
-    undefined); a recovery cell adds ``(k/n not recovered)`` for censored seeds and reads
-    ``n/a`` when no seed had enough windows before the event (``–``: no such event).
+    undefined); ``mean [lo, hi]‡`` when the interval was cut to the metric's range, ``†``
+    when it was widened to the runs' own standard errors (:func:`mean_ci`). A recovery cell
+    reads ``median (shortest–longest)`` over the seeds with ``>`` marking censored spans and
+    ``, k/n censored`` when some never recovered, ``n/a`` when no seed had a recovery to
+    measure (``–``: no such event); the noise-floor column is the same statistic for the
+    recovery reference on the same seeds.
     ``part`` picks the columns: ``"outcome"`` (reward, regret, recovery), ``"behaviour"``
     (the :data:`SUMMARY_METRICS`) or ``"all"``; metric columns that are zero or undefined for
     every row are left out.

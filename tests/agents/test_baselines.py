@@ -554,3 +554,13 @@ def test_history_similarity_greedy_keeps_the_uniform_rule_for_empty_histories() 
     picks = np.stack([agent.greedy_actions(obs) for _ in range(30)])  # (30, 2)
     assert len(set(picks[:, 0].tolist())) > 5  # the empty history: spread over the catalog
     assert set(picks[:, 1].tolist()) == {int(np.argmax(agent.features @ agent.features[7]))}
+
+
+def test_privileged_agents_are_the_classes_that_say_so() -> None:
+    """PRIVILEGED_AGENTS lists exactly the baselines whose class reads the hidden state."""
+    from driftrec.agents.baselines import PRIVILEGED_AGENTS
+
+    env = _env()
+    env.reset(seed=0)
+    flagged = {name for name in NAMES if make_baseline(name, env, seed=0).privileged}
+    assert flagged == set(PRIVILEGED_AGENTS)
