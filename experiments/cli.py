@@ -24,6 +24,7 @@ starts, with the field, the value and what was expected.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import signal
@@ -109,6 +110,12 @@ def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
         help="a LoRA adapter directory of the text encoder (from 'driftrec finetune')",
     )
     p.add_argument("--device", help="torch device for SB3 agents (default: cpu)")
+    if not single:
+        p.add_argument(
+            "--compare-to",
+            help="the agent the report compares every other agent with, paired by seed "
+            "(default: the non-privileged baseline with the highest return per user)",
+        )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--restart",
@@ -135,6 +142,7 @@ _FIELDS = (
     "agents",
     "seeds",
     "workers",
+    "compare_to",
 )
 
 
@@ -202,6 +210,11 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.add_parser(name, help=text)
         p.add_argument("exp_dir", type=Path, help="an experiment directory (OUT_DIR/NAME)")
         p.add_argument("--out", type=Path, help="where to write (default: EXP_DIR)")
+        p.add_argument(
+            "--compare-to",
+            help="the agent every other agent is compared with, paired by seed (default: "
+            "the experiment's compare_to, else the best non-privileged baseline)",
+        )
 
     p = sub.add_parser("bench", help="benchmark the simulator (user-steps/s)")
     p.add_argument("--quick", action="store_true", help="a small subset (seconds)")
@@ -213,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out-dir", default="runs", help="results root (default: %(default)s)")
     p.add_argument("--quick", action="store_true", help="a tiny version (for smoke tests)")
     p.add_argument("--workers", type=int, default=2, help="parallel runs (default: %(default)s)")
+    p.add_argument(
+        "--compare-to",
+        help="the agent the report compares every other agent with (default: the best "
+        "non-privileged baseline)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
         "--restart",
@@ -311,16 +329,16 @@ def _cmd_run(args: argparse.Namespace) -> int:
         dirs = run_grid(cfg, progress=not args.no_progress, restart=args.restart)
     print(f"{len(dirs)} runs in {cfg.experiment_dir}")
     if args.report:
-        return _report(cfg.experiment_dir, None)
+        return _report(cfg.experiment_dir, None, cfg.compare_to)
     return 0
 
 
-def _report(exp_dir: Path, out: Path | None) -> int:
-    from driftrec.experiments.analysis import load_runs, summary_table
-    from driftrec.experiments.report import summary_text, write_report
+def _report(exp_dir: Path, out: Path | None, compare_to: str | None = None) -> int:
+    from driftrec.experiments.analysis import load_runs
+    from driftrec.experiments.report import console_text, write_report
 
-    path = write_report(exp_dir, out_dir=out)
-    print(summary_text(summary_table(load_runs(exp_dir))))
+    path = write_report(exp_dir, out_dir=out, compare_to=compare_to)
+    print(console_text(load_runs(exp_dir), compare_to=compare_to, exp_dir=exp_dir))
     print(f"report: {path}")
     return 0
 
@@ -334,7 +352,7 @@ def _cmd_plot(args: argparse.Namespace) -> int:
 
 
 def _cmd_report(args: argparse.Namespace) -> int:
-    return _report(args.exp_dir, args.out)
+    return _report(args.exp_dir, args.out, args.compare_to)
 
 
 BENCH_SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "bench_env.py"
@@ -377,8 +395,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
         f"{cfg.scenarios[0]}: {cfg.num_envs} users x {cfg.steps} global steps, "
         f"shift at step {cfg.shift_at}"
     )
+    if args.compare_to is not None:
+        cfg = dataclasses.replace(cfg, compare_to=args.compare_to)  # validated here
     run_grid(cfg, progress=not args.no_progress, restart=args.restart)
-    code = _report(cfg.experiment_dir, None)
+    code = _report(cfg.experiment_dir, None, cfg.compare_to)
     exp = cfg.experiment_dir
     print(f"figures: {exp}/*.png   runs: {exp}/<scenario>__<agent>__<seed>/")
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")

@@ -137,6 +137,11 @@ class ExperimentConfig:
             the same user streams, world and catalog) as its own run of the grid, and the
             report's *return ratio* of every agent divides by its per-user return. None: no
             reference run and no return ratio.
+        compare_to (str or None, defaults to None): the agent every other agent is compared
+            with, paired by seed, in the report's headline table; None chooses the
+            non-privileged baseline with the highest return per user
+            (:func:`driftrec.experiments.comparison.choose_reference`). It changes only the
+            report, never a run.
         vary_world (bool, defaults to True): draw the world (population means, shift targets,
             trend directions) and the generated catalog from the run seed
             (``world_seed = catalog_seed = seed``), so intervals over seeds include
@@ -173,6 +178,7 @@ class ExperimentConfig:
     device: str = "cpu"
     reference_agent: str | None = "oracle"
     vary_world: bool = True
+    compare_to: str | None = None
 
     def __post_init__(self) -> None:
         if not isinstance(self.name, str) or not self.name or "/" in self.name:
@@ -195,6 +201,11 @@ class ExperimentConfig:
             raise ValueError(
                 f"'reference_agent' must be None or one of {list(AGENT_NAMES)} "
                 f"(got {self.reference_agent!r})"
+            )
+        if self.compare_to is not None and self.compare_to not in self.all_agents:
+            raise ValueError(
+                f"'compare_to' must be None or one of the grid's agents {list(self.all_agents)} "
+                f"(got {self.compare_to!r})"
             )
         if not isinstance(self.vary_world, bool):
             raise TypeError(f"'vary_world' must be a bool (got {self.vary_world!r})")
