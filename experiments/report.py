@@ -25,6 +25,7 @@ from driftrec.experiments.analysis import (
     summary_table,
 )
 from driftrec.experiments.comparison import (
+    choose_reference,
     compare_agents,
     comparison_note,
     format_comparison,
@@ -32,6 +33,7 @@ from driftrec.experiments.comparison import (
 from driftrec.experiments.io import atomic_write_text
 from driftrec.experiments.plots import (
     plot_adaptation,
+    plot_adaptation_panels,
     plot_attention,
     plot_interest_drift,
     plot_personalization,
@@ -41,6 +43,7 @@ from driftrec.experiments.plots import (
 )
 
 __all__ = [
+    "highlighted_agents",
     "write_report",
     "write_figures",
     "summary_text",
@@ -325,12 +328,23 @@ def _return_section(runs: Sequence[Run]) -> list[str]:
     ]
 
 
+def highlighted_agents(agents: Sequence[str], reference: str | None) -> list[str]:
+    """The agents a highlight-mode figure colours: the featured learner, the comparison
+    reference and the privileged one-item policy (when run); the rest are grey context."""
+    from driftrec.experiments.analysis import RECOVERY_REFERENCE
+
+    featured = _featured_agent(agents)
+    wanted = [featured, reference, RECOVERY_REFERENCE]
+    return [a for a in dict.fromkeys(wanted) if a is not None and a in agents]
+
+
 def _write_figures(
     runs: Sequence[Run],
     rows: Sequence[Mapping[str, Any]],
     out: Path,
     *,
     smooth: int,
+    compare_to: str | None = None,
 ) -> dict[str, list[tuple[str, Path]]]:
     """Draw and save every figure; ``{scenario: [(caption, png path), ...]}``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -339,18 +353,36 @@ def _write_figures(
         group = [r for r in runs if r.scenario == scenario]
         events = _scenario_events(group)
         images = figures.setdefault(scenario, [])
+        agents = sorted({r.agent for r in group})
+        reference = compare_to if compare_to is not None else choose_reference(group)
+        highlight = highlighted_agents(agents, reference) if len(agents) > 4 else None
 
+        curves = aggregate(group, "normalized_reward", smooth=smooth)
         ax = plot_adaptation(
-            aggregate(group, "normalized_reward", smooth=smooth),
-            events,
-            title=f"Adaptation to drift: {scenario}",
+            curves, events, title=f"Adaptation to drift: {scenario}", highlight=highlight
         )
         path = save_figure(ax.figure, out / f"adaptation_{scenario}.png")
-        images.append(("One-step oracle ratio (reward / one-step oracle) over global steps", path))
+        what = (
+            f"highlighted: {', '.join(highlight)}; the others in grey"
+            if highlight
+            else "every agent"
+        )
+        images.append(
+            (f"One-step oracle ratio (reward / one-step oracle) over global steps ({what})", path)
+        )
+        if len(curves) > 2:
+            fig = plot_adaptation_panels(
+                curves, events, reference=reference, title=f"Adaptation to drift: {scenario}"
+            )
+            path = save_figure(fig, out / f"adaptation_panels_{scenario}.png")
+            images.append(("The same, one panel per agent (small multiples)", path))
 
         if all("cum_regret" in r.metrics for r in group):
             ax = plot_regret(
-                aggregate(group, "cum_regret"), events, title=f"Cumulative regret: {scenario}"
+                aggregate(group, "cum_regret"),
+                events,
+                title=f"Cumulative regret: {scenario}",
+                highlight=highlight,
             )
             path = save_figure(ax.figure, out / f"regret_{scenario}.png")
             images.append(("Cumulative regret over global steps", path))
@@ -360,6 +392,7 @@ def _write_figures(
                 aggregate(group, "greedy_personal_gain"),
                 events,
                 title=f"Personalisation: {scenario}",
+                highlight=highlight,
             )
             path = save_figure(ax.figure, out / f"personalization_{scenario}.png")
             images.append(("Personalisation gain of the greedy choices over global steps", path))
@@ -401,6 +434,7 @@ def write_figures(
     fraction: float = 0.9,
     pre_windows: int = 5,
     sustain: int = 2,
+    compare_to: str | None = None,
 ) -> list[Path]:
     """Write the PNGs of :func:`write_report` (without ``report.md``); return their paths.
 
@@ -410,7 +444,9 @@ def write_figures(
     runs = load_runs(exp_dir)
     rows = summary_table(runs, fraction=fraction, pre_windows=pre_windows, sustain=sustain)
     out = Path(out_dir) if out_dir is not None else exp_dir
-    figures = _write_figures(runs, rows, out, smooth=smooth)
+    reference = resolve_compare_to(exp_dir, compare_to)
+    _check_compare_to(runs, reference)
+    figures = _write_figures(runs, rows, out, smooth=smooth, compare_to=reference)
     return [path for images in figures.values() for _, path in images]
 
 
@@ -475,7 +511,7 @@ def write_report(
     _check_compare_to(runs, reference)
     out = Path(out_dir) if out_dir is not None else exp_dir
     rows = summary_table(runs, fraction=fraction, pre_windows=pre_windows, sustain=sustain)
-    figures = _write_figures(runs, rows, out, smooth=smooth)
+    figures = _write_figures(runs, rows, out, smooth=smooth, compare_to=reference)
     report = out / "report.md"
     sections: list[str] = []
     for scenario, images in figures.items():
