@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
 from driftrec.agents.lora import (
@@ -521,38 +522,89 @@ def format_sweep(
     return "\n".join(lines)
 
 
+_TRADEOFF_STYLES = {
+    "lora": {"marker": "o", "color": "#2c7fb8", "label": "LoRA"},
+    "retain": {"marker": "^", "color": "#1a9850", "label": "LoRA + retention term"},
+    "full": {"marker": "s", "color": "#c0392b", "label": "full fine-tuning"},
+}
+
+
+def _tradeoff_kind(row: SweepRow) -> str:
+    if row.settings["method"] == "full":
+        return "full"
+    return "retain" if row.settings.get("retain_weight", 0.0) > 0 else "lora"
+
+
+def _short_label(row: SweepRow) -> str:
+    """``r8 1e-3`` / ``r8 1e-3 ret 10`` / ``full 1e-5``: the settings that differ."""
+    s = row.settings
+    lr = f"{s['learning_rate']:.0e}".replace("e-0", "e-")
+    if s["method"] == "full":
+        return f"full {lr}"
+    text = f"r{s['lora']['rank']} {lr}"
+    if s.get("retain_weight", 0.0) > 0:
+        text += f" ret {s['retain_weight']:g}"
+    return text
+
+
 def plot_tradeoff(rows: Sequence[SweepRow]) -> Figure:
     """Two panels: next-click AUC gain (mean and 95% interval over evaluation seeds) against
-    the loss of held-out topic accuracy, and against 1 - mean cosine (embedding drift)."""
-    fig = Figure(figsize=(11.0, 4.6))
+    the loss of held-out topic accuracy, and against 1 - mean cosine (embedding drift).
+
+    Marker and colour say the method (a legend, not the title); each point is labelled with
+    its rank and learning rate, labels pushed apart so none overlaps another.
+    """
+    from driftrec.experiments.plots import place_labels
+
+    fig = Figure(figsize=(12.0, 5.2), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True)
+    points: dict[int, list[tuple[float, float, str, str]]] = {0: [], 1: []}
     for r in rows:
         stat = mean_ci(np.asarray(r.auc_gains, dtype=float))
         err = [[stat.mean - stat.lo], [stat.hi - stat.mean]]
-        if r.settings["method"] == "full":
-            style = {"marker": "s", "color": "#c0392b"}
-        elif r.settings.get("retain_weight", 0.0) > 0:
-            style = {"marker": "^", "color": "#1a9850"}
-        else:
-            style = {"marker": "o", "color": "#2c7fb8"}
+        kind = _tradeoff_kind(r)
+        style = {k: v for k, v in _TRADEOFF_STYLES[kind].items() if k != "label"}
         xs = (
             r.retention["base_topic_acc"] - r.retention["topic_acc"],
             1.0 - r.retention["cosine"],
         )
-        for ax, x in zip((left, right), xs, strict=True):
-            ax.errorbar([x], [stat.mean], yerr=err, capsize=3, linestyle="none", **style)
-            ax.annotate(r.label, (x, stat.mean), fontsize=7, xytext=(4, 4),
-                        textcoords="offset points")  # fmt: skip
+        for i, (ax, x) in enumerate(zip((left, right), xs, strict=True)):
+            ax.errorbar(
+                [x], [stat.mean], yerr=err, capsize=3, linestyle="none", alpha=0.85,
+                elinewidth=1.0, **style,
+            )  # fmt: skip
+            points[i].append((x, stat.mean, _short_label(r), style["color"]))
     for ax in (left, right):
         ax.axhline(0.0, color="#555555", linewidth=0.8)
         ax.grid(alpha=0.3)
     left.set_xlabel("held-out topic accuracy lost (base - adapted)")
     right.set_xlabel("embedding drift on held-out texts (1 - mean cosine to base)")
-    left.set_ylabel("next-click AUC gain over frozen MiniLM\n(history-similarity's score, 95% CI)")
-    fig.suptitle(
-        "Adapting MiniLM from clicks: recommendation gain vs what it forgets "
-        "(circles: LoRA, triangles: LoRA + retention term, squares: full fine-tuning)",
-        fontsize=10,
+    left.set_ylabel("next-click AUC gain over frozen MiniLM\n(history-similarity's score)")
+    kinds = [k for k in _TRADEOFF_STYLES if any(_tradeoff_kind(r) == k for r in rows)]
+    handles = [
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker=_TRADEOFF_STYLES[k]["marker"],
+            color=_TRADEOFF_STYLES[k]["color"],
+            label=_TRADEOFF_STYLES[k]["label"],
+        )  # fmt: skip
+        for k in kinds
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="#555555",
+            marker="|",
+            linestyle="-",
+            label="95% interval over the evaluation seeds",
+        )  # fmt: skip
     )
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
+    fig.suptitle("Adapting MiniLM from clicks: recommendation gain vs what it forgets", fontsize=11)
+    for i, ax in enumerate((left, right)):
+        xs_, ys_, labels, colors = zip(*points[i], strict=True) if points[i] else ((), (), (), ())
+        place_labels(ax, xs_, ys_, labels, colors=colors)
     return fig

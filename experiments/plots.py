@@ -45,6 +45,7 @@ __all__ = [
     "plot_interest_drift",
     "plot_attention",
     "save_figure",
+    "place_labels",
 ]
 
 _PALETTE = (
@@ -925,6 +926,86 @@ def plot_attention(
         title if title is not None else f"Attention over the history ({run.agent}, user 0)"
     )
     return ax
+
+
+def place_labels(
+    ax: Axes,
+    xs: Sequence[float],
+    ys: Sequence[float],
+    labels: Sequence[str],
+    *,
+    fontsize: float = 7,
+    colors: Sequence[str] | None = None,
+    max_iter: int = 400,
+) -> list[Any]:
+    """Label points ``(xs, ys)`` without overlapping labels; return the annotations.
+
+    Each label starts just right of and above its point; overlapping labels (their rendered
+    boxes, with a little padding) are pushed apart vertically, and a label moved away from its
+    point gets a thin leader line. Call it after the axes' limits are final.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+    fig = ax.figure
+    if not hasattr(fig.canvas, "get_renderer"):
+        FigureCanvasAgg(fig)
+    renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    texts = [
+        ax.annotate(
+            label,
+            (x, y),
+            xytext=(5.0, 4.0),
+            textcoords="offset pixels",
+            fontsize=fontsize,
+            color=None if colors is None else colors[i],
+            zorder=5,
+        )  # fmt: skip
+        for i, (x, y, label) in enumerate(zip(xs, ys, labels, strict=True))
+    ]
+    pad = 1.5
+    marker = 6.0  # half the size of a marker, in pixels: labels keep off every point too
+    points = ax.transData.transform(np.column_stack([xs, ys])) if len(texts) else np.zeros((0, 2))
+    for _ in range(max_iter):
+        boxes = [t.get_window_extent(renderer).expanded(1.0, 1.0) for t in texts]
+        moved = False
+        for i, box in enumerate(boxes):
+            for px, py in points:
+                if box.x1 < px - marker or box.x0 > px + marker:
+                    continue
+                if box.y1 < py - marker or box.y0 > py + marker:
+                    continue
+                dx, dy = texts[i].xyann
+                up = (box.y0 + box.y1) / 2 >= py
+                step = (py + marker - box.y0 + 0.5) if up else -(box.y1 - (py - marker) + 0.5)
+                texts[i].xyann = (dx, dy + step)
+                moved = True
+                break
+        for i in range(len(texts)):
+            for j in range(i + 1, len(texts)):
+                a, b = boxes[i], boxes[j]
+                if a.x1 + pad < b.x0 or b.x1 + pad < a.x0:
+                    continue
+                overlap = min(a.y1, b.y1) - max(a.y0, b.y0) + pad
+                if overlap <= 0:
+                    continue
+                upper, lower = (i, j) if (a.y0 + a.y1, j) >= (b.y0 + b.y1, i) else (j, i)
+                for k, sign in ((upper, 1.0), (lower, -1.0)):
+                    dx, dy = texts[k].xyann
+                    texts[k].xyann = (dx, dy + sign * (overlap / 2 + 0.5))
+                moved = True
+        if not moved:
+            break
+    for k, t in enumerate(texts):
+        if abs(t.xyann[1] - 4.0) > 8.0:  # moved away from its point: redraw with a leader
+            t.remove()
+            texts[k] = ax.annotate(
+                t.get_text(), t.xy, xytext=t.xyann, textcoords="offset pixels",
+                fontsize=fontsize, color=t.get_color(), zorder=5,
+                arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5,
+                            "shrinkA": 0, "shrinkB": 2},
+            )  # fmt: skip
+            texts[k].update_positions(renderer)
+    return texts
 
 
 def save_figure(fig: Figure | Axes, path: str | Path, *, dpi: int = 120) -> Path:

@@ -393,3 +393,30 @@ def test_agent_colors_do_not_depend_on_the_other_agents() -> None:
 
     registered = agent_colors(list(AGENT_NAMES))
     assert len(set(registered.values())) == len(AGENT_NAMES)  # no two registered agents alike
+
+
+def test_place_labels_never_overlap() -> None:
+    """Twelve labels on points that nearly coincide end up with disjoint boxes, each at
+    its own point (moved ones with a leader line)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    from driftrec.experiments.plots import place_labels
+
+    fig = Figure(figsize=(5, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    xs = [0.0, 0.001, 0.002, 0.5, 0.5, 0.5, 0.9, 0.9, 0.3, 0.31, 0.32, 0.33]
+    ys = [0.50, 0.50, 0.51, 0.2, 0.21, 0.22, 0.8, 0.8, 0.5, 0.5, 0.5, 0.5]
+    ax.plot(xs, ys, "o")
+    ax.set_xlim(-0.1, 1.1)
+    ax.set_ylim(0, 1)
+    texts = place_labels(ax, xs, ys, [f"label {i}" for i in range(12)])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    # the text itself, without the leader line (Annotation's extent includes the arrow)
+    boxes = [Text.get_window_extent(t, renderer) for t in texts]
+    for i in range(12):
+        assert texts[i].xy == (xs[i], ys[i])
+        for j in range(i + 1, 12):
+            assert not boxes[i].overlaps(boxes[j]), (i, j)
