@@ -68,6 +68,7 @@ __all__ = [
     "RECOVERY_REFERENCE",
     "summary_table",
     "format_table",
+    "format_stat",
 ]
 
 FloatArray = NDArray[np.float64]
@@ -1032,7 +1033,7 @@ def _decimals(x: float) -> int:
     return 3
 
 
-def _fmt_stat(stat: Stat | None, decimals: int | None = None) -> str:
+def format_stat(stat: Stat | None, decimals: int | None = None) -> str:
     """``mean ± half-width``; ``mean [lo, hi]‡`` when cut to the range; ``†`` when floored."""
     if stat is None or stat.n == 0 or not math.isfinite(stat.mean):
         return "–"
@@ -1099,16 +1100,16 @@ def _table_cells(
             str(row["scenario"]),
             str(row["agent"]),
             str(row["n"]),
-            _fmt_stat(row["normalized_reward"], 3),
-            _fmt_stat(row["normalized_reward_before"], 3),
-            _fmt_stat(row["normalized_reward_after"], 3),
-            _fmt_stat(row["final_cum_regret"]),
+            format_stat(row["normalized_reward"], 3),
+            format_stat(row["normalized_reward_before"], 3),
+            format_stat(row["normalized_reward_after"], 3),
+            format_stat(row["final_cum_regret"]),
         ]
         rec = row["recovery"]
         line += [_fmt_recovery(rec[k] if k < len(rec) else None) for k in range(n_events)]
         line += [_fmt_recovery(rec[k].get("floor") if k < len(rec) else None) for k in floors]
         line += [
-            _fmt_stat(row[m], None if m == "tracking_error" else 3) for m, _ in SUMMARY_METRICS
+            format_stat(row[m], None if m == "tracking_error" else 3) for m, _ in SUMMARY_METRICS
         ]
         cells.append(line)
     # metric columns that are zero (or undefined) for every agent say nothing: leave them out
