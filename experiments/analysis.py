@@ -458,7 +458,9 @@ def clip_stat(stat: Stat, bounds: tuple[float, float] | None) -> Stat:
     lo, hi = max(stat.lo, low), min(stat.hi, high)
     if lo == stat.lo and hi == stat.hi:
         return stat
-    return stat._replace(lo=lo, hi=hi, clipped=True)
+    tol = 1e-6 * (1.0 + abs(stat.mean))  # rounding past a bound is cut silently
+    clipped = (lo - stat.lo) > tol or (stat.hi - hi) > tol
+    return stat._replace(lo=lo, hi=hi, clipped=clipped)
 
 
 def within_run_se(
@@ -1109,7 +1111,8 @@ def _table_cells(
         line += [_fmt_recovery(rec[k] if k < len(rec) else None) for k in range(n_events)]
         line += [_fmt_recovery(rec[k].get("floor") if k < len(rec) else None) for k in floors]
         line += [
-            format_stat(row[m], None if m == "tracking_error" else 3) for m, _ in SUMMARY_METRICS
+            format_stat(row[m], None if m in ("tracking_error", "greedy_distinct_items") else 3)
+            for m, _ in SUMMARY_METRICS
         ]
         cells.append(line)
     # metric columns that are zero (or undefined) for every agent say nothing: leave them out

@@ -403,7 +403,10 @@ def format_comparison(
         headers = ["agent", "seeds"]
         for name in names:
             label = _measure(name).label
-            headers += [f"{label}: minus {ref} [95% t]", "bootstrap 95%", "ahead", "verdict"]
+            if markdown:
+                headers += [f"{label}: minus {ref} [95% t]", "bootstrap 95%", "ahead", "verdict"]
+            else:  # narrow: the reference is in the title line
+                headers += [f"{label} [95% t]", "bootstrap", "ahead", "verdict"]
         cells = []
         for row in group:
             line = [str(row["agent"]), str(row["n"])]

@@ -30,7 +30,7 @@ from driftrec.experiments.analysis import (  # noqa: E402
     Curve,
     Recovery,
     Run,
-    Stat,
+    censored_median,
     mean_ci,
 )
 
@@ -241,16 +241,17 @@ def _spread(values: Sequence[float], gap: float) -> list[float]:
 
 
 def _end_labels(ax: Axes, ends: Sequence[tuple[str, float, float, str]]) -> None:
-    """Label lines at their right ends ``(label, x, y, colour)``, pushed apart vertically."""
+    """Label lines just outside the right edge of the axes, at their end values ``(label,
+    x, y, colour)``, pushed apart vertically so that no two overlap."""
     if not ends:
         return
     lo, hi = ax.get_ylim()
     ys = _spread([y for _, _, y, _ in ends], gap=0.045 * (hi - lo))
-    for (label, x, y, color), y_text in zip(ends, ys, strict=True):
+    for (label, _x, y, color), y_text in zip(ends, ys, strict=True):
         ax.annotate(
-            label, xy=(x, y), xytext=(x, y_text), textcoords="data", fontsize=7, color=color,
-            ha="left", va="center", annotation_clip=False,
-            xycoords="data", zorder=5,
+            label, xy=(1.0, y), xycoords=("axes fraction", "data"), xytext=(1.01, y_text),
+            textcoords=("axes fraction", "data"), fontsize=7, color=color, ha="left",
+            va="center", annotation_clip=False, zorder=5,
         )  # fmt: skip
 
 
@@ -302,12 +303,14 @@ def _min_seeds(curves: Mapping[str, Curve]) -> int:
 
 
 def _finish(ax: Axes, context: list[tuple[str, float, float, str]], n: int, legend: bool) -> None:
-    if context:
-        left, right = ax.get_xlim()
-        ax.set_xlim(left, right + 0.16 * (right - left))  # room for the context labels
-        _end_labels(ax, context)
+    _end_labels(ax, context)  # grey context lines: names right of the axes
     seeds_note(ax, n)
-    if legend:
+    if legend and context:  # the right margin holds the names: the legend goes below
+        ax.legend(
+            loc="upper center", bbox_to_anchor=(0.5, -0.13), fontsize=8, frameon=False,
+            ncols=min(4, len(ax.get_legend_handles_labels()[0])),
+        )  # fmt: skip
+    elif legend:
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=8)
 
 
@@ -403,8 +406,10 @@ def plot_adaptation_panels(
     axes[0].set_ylim(0.0, hi_all)
     for ax in axes[::ncols]:
         ax.set_ylabel(ylabel, fontsize=8)
-    for ax in axes[-ncols:]:
-        ax.set_xlabel("global step", fontsize=8)
+    for col in range(ncols):  # the lowest visible panel of each column gets the x axis
+        lowest = axes[: len(agents)][col::ncols][-1]
+        lowest.tick_params(labelbottom=True)
+        lowest.set_xlabel("global step", fontsize=8)
     if ref_curve is not None:
         first = next(ax for ax, a in zip(axes, agents, strict=False) if a != reference)
         first.legend(loc="lower right", fontsize=7, handlelength=1.5)
@@ -525,10 +530,11 @@ def plot_recovery(
     scenario) or ``{agent: {event_step: [Recovery per seed]}}``. A recovered seed is a dot at
     its recovery time; a censored seed (never recovered before the next event or the end) is
     a hollow triangle at the steps observed after the event, a lower bound, never a short bar.
-    The mean and its 95% interval (clipped at 0) are drawn only when every measured seed
-    recovered. The rows' noise floor (the privileged reference's own recovery on the same
-    seeds) is a grey band from 0 to its longest value, labelled: a recovery inside it is not
-    distinguishable from noise. The oracle (ratio 1 by definition) is not drawn. How many
+    A black bar is the median over the seeds, censored ones counted as longer (the time by
+    which half of them had recovered; not drawn when more than half never did). The rows'
+    noise floor (the privileged reference's own recovery on the same seeds) is a grey band
+    from 0 to its longest value, labelled: a recovery inside it is not distinguishable from
+    noise. The oracle (ratio 1 by definition) is not drawn. How many
     seeds were censored, or ``n/a`` (too few windows before the event, or a level below
     ``min_level``), is written under each agent's name, so labels never collide.
     """
@@ -578,16 +584,14 @@ def plot_recovery(
                         markeredgecolor=color, markersize=7, zorder=3,
                     )  # fmt: skip
                     top = max(top, r.observed)
-            stat: Stat = entry["steps"]
-            if n_rec > 0 and n_cens == 0 and math.isfinite(stat.mean):
-                # every measured seed recovered: the mean and its interval, clipped at 0
-                lo = max(stat.lo, 0.0) if stat.n > 1 else stat.mean
-                hi = stat.hi if stat.n > 1 else stat.mean
-                ax.errorbar(
-                    x, stat.mean, yerr=[[stat.mean - lo], [hi - stat.mean]], fmt="_",
-                    color="black", markersize=14, capsize=3, zorder=4,
+            median, lower_bound = censored_median(recs)
+            if n_rec > 0 and math.isfinite(median) and not lower_bound:
+                # the time by which half the seeds had recovered (censored ones count longer)
+                ax.plot(
+                    [x - 0.3 * width, x + 0.3 * width], [median, median], color="black",
+                    linewidth=2.0, zorder=4, solid_capstyle="butt",
                 )  # fmt: skip
-                top = max(top, hi)
+                top = max(top, median)
             prefix = f"#{k + 1}: " if n_events > 1 else ""
             if n_cens:
                 notes.append(f"{prefix}{n_cens}/{n_rec + n_cens} censored")
@@ -621,9 +625,9 @@ def plot_recovery(
         [], [], marker="^", markerfacecolor="white", markeredgecolor="#555555",
         linestyle="none", label="censored: not recovered by the end (>=)",
     )  # fmt: skip
-    handles["mean, 95% interval (all recovered)"] = Line2D(
-        [], [], marker="_", color="black", linestyle="none", markersize=12,
-        label="mean, 95% interval (all recovered)",
+    handles["median over seeds (censored count as longer)"] = Line2D(
+        [], [], color="black", linewidth=2.0,
+        label="median over seeds (censored count as longer)",
     )  # fmt: skip
     ax.set_xticks(range(len(groups)), tick_labels, rotation=0, fontsize=8)
     ax.set_xlim(-0.6, len(groups) - 0.4)

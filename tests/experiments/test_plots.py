@@ -261,7 +261,11 @@ def test_plot_recovery_censored_is_drawn_as_censored(tmp_path: Path) -> None:
     assert not ax.patches  # no bars at all
     assert _markers(ax, "o") == [150.0]
     assert _markers(ax, "^") == [500.0, 500.0, 500.0]
-    assert not ax.containers  # no mean / interval: not every seed recovered
+    # a's median is 150 (the other seed counts as longer); b has none: both never recovered
+    medians = [
+        ln for ln in ax.get_lines() if ln.get_linewidth() == 2.0 and len(ln.get_xdata()) == 2
+    ]
+    assert [ln.get_ydata()[0] for ln in medians] == [150.0]
     ticks = [t.get_text() for t in ax.get_xticklabels()]
     assert ticks == ["a\n1/2 censored", "b\n2/2 censored"]  # under the names: no collisions
     assert "censored: not recovered by the end (>=)" in legend_texts(ax)
@@ -276,9 +280,9 @@ def test_plot_recovery_without_events() -> None:
     assert [t.get_text() for t in ax.texts] == ["no population events"]
 
 
-def test_plot_recovery_two_events_interval_on_the_axes() -> None:
-    """Two events, every seed recovered: a mean with its interval per event, clipped at 0 and
-    inside the y range, and a legend naming the event steps."""
+def test_plot_recovery_two_events_median_on_the_axes() -> None:
+    """Two events, every seed recovered: a median bar per event inside the y range, and a
+    legend naming the event steps."""
     recs = [Recovery(x, False, 0.8, 0.5, 900.0) for x in (20.0, 30.0, 250.0)]
     entry = {
         "steps": Stat(100.0, -50.0, 250.0, 3), "n_recovered": 3, "n_censored": 0,
@@ -290,12 +294,12 @@ def test_plot_recovery_two_events_interval_on_the_axes() -> None:
         "recovery": [dict(entry, event_step=500), dict(entry, event_step=1500)],
     }
     ax = plot_recovery([row])
-    assert len(ax.containers) == 2  # one errorbar per event
+    medians = [
+        ln for ln in ax.get_lines() if ln.get_linewidth() == 2.0 and len(ln.get_xdata()) == 2
+    ]
+    assert [ln.get_ydata()[0] for ln in medians] == [30.0, 30.0]  # one per event
     bottom, top = ax.get_ylim()
     assert bottom == 0.0 and top >= 250.0
-    for container in ax.containers:
-        segments = container.lines[2][0].get_segments()
-        assert min(seg[:, 1].min() for seg in segments) >= 0.0
     labels = legend_texts(ax)
     assert labels[:2] == ["event 1 @ 500", "event 2 @ 1,500"]
 
@@ -420,3 +424,15 @@ def test_place_labels_never_overlap() -> None:
         assert texts[i].xy == (xs[i], ys[i])
         for j in range(i + 1, 12):
             assert not boxes[i].overlaps(boxes[j]), (i, j)
+
+
+def test_plot_recovery_draws_the_noise_floor_and_leaves_out_the_oracle() -> None:
+    """With population-best in the rows, its own recovery is a labelled grey band."""
+    runs = [make_run(a, s, level=lv) for a, lv in [("linucb", 0.8), ("population-best", 0.9),
+            ("oracle", 1.0)] for s in range(3)]  # fmt: skip
+    ax = plot_recovery(summary_table(runs, pre_windows=5))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["linucb", "population-best"]
+    (note,) = [t.get_text() for t in ax.texts if t.get_text().startswith("noise floor")]
+    # the hand-made dip lasts three windows of 50 steps: 0.4, 0.6 and 0.85 of the level
+    assert note == "noise floor: population-best recovers within 150 steps on every seed"
+    assert len(ax.patches) == 1  # the band
