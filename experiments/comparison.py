@@ -89,8 +89,12 @@ class Measure:
     weight_column: str | None = None
 
     def series(self, run: Run) -> tuple[FloatArray, FloatArray]:
-        """``(values, weights)`` per window (weights 1 for unweighted measures)."""
-        values = np.asarray(run.metric(self.column), dtype=np.float64)
+        """``(values, weights)`` per window (weights 1 for unweighted measures); all nan when
+        the run has no such column (runs of older versions)."""
+        column = run.metrics.get(self.column)
+        if column is None:
+            return np.full(run.steps.shape, math.nan), np.zeros(run.steps.shape)
+        values = np.asarray(column, dtype=np.float64)
         if self.weight_column is None:
             return values, np.ones_like(values)
         weights = run.metrics.get(self.weight_column)

@@ -144,3 +144,16 @@ def test_format_comparison_and_note(tmp_path: Path) -> None:
     assert "WARNING: only 3 seeds (fewer than 5)" in note
     with pytest.raises(ValueError, match="no runs of agent 'nobody'"):
         paired_difference(load_runs(tmp_path), "learner", "nobody")
+
+
+def test_runs_without_the_column_are_left_out(tmp_path: Path) -> None:
+    """A run written before a column existed is skipped for that measure, not an error."""
+    for seed in range(3):
+        run(tmp_path, "a", seed, ret=12.0 + seed)
+        run(tmp_path, "b", seed, ret=10.0)
+    old = tmp_path / "s__a__2" / "metrics.csv"
+    lines = [line.split(",") for line in old.read_text().splitlines()]
+    keep = [i for i, name in enumerate(lines[0]) if name != "user_return"]
+    old.write_text("\n".join(",".join(row[i] for i in keep) for row in lines) + "\n")
+    d = paired_difference(load_runs(tmp_path), "a", "b", "user_return")
+    assert d.seeds == (0, 1) and d.diffs.tolist() == [2.0, 3.0]
