@@ -127,8 +127,9 @@ class ExperimentConfig:
         scenarios (tuple of str): scenario names (``driftrec scenarios`` lists them).
         agents (tuple of str): agent names (see ``driftrec.agents.registry``); append
             ``-frozen`` for the frozen contrast (learns until ``frozen_at``, then only acts).
-        seeds (tuple of int): one run per seed; user slot ``i`` of a run gets the stream
-            ``slot_seed(seed, i)`` (child ``i`` of ``SeedSequence(seed)``).
+        seeds (tuple of int, defaults to 0-4): one run per seed; user slot ``i`` of a run gets
+            the stream ``slot_seed(seed, i)`` (child ``i`` of ``SeedSequence(seed)``). Reports
+            warn below five: intervals over fewer runs rarely decide a comparison.
         num_envs (int, defaults to 32): users stepped together in each run.
         steps (int, defaults to 1536): global steps per run (each steps every user once).
         log_every (int, defaults to 32): global steps per metrics window.
@@ -175,7 +176,7 @@ class ExperimentConfig:
         "id-ppo",
         "attention-ppo",
     )
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     num_envs: int = 32
     steps: int = 1536
     log_every: int = 32
