@@ -48,6 +48,7 @@ __all__ = [
     "write_report",
     "write_figures",
     "summary_text",
+    "return_text",
     "console_text",
     "resolve_compare_to",
     "PREFERRED_AGENT",
@@ -106,7 +107,8 @@ def console_text(
     sustain: int = 2,
 ) -> str:
     """What ``driftrec report`` / ``run --report`` / ``demo`` print: the paired comparisons
-    (the headline), their notes and the few-seeds warning, then the summary tables."""
+    (the headline), their notes and the few-seeds warning, the return table (each agent's
+    level), then the summary tables."""
     reference = resolve_compare_to(exp_dir, compare_to)
     _check_compare_to(runs, reference)
     rows = compare_agents(runs, reference)
@@ -117,6 +119,7 @@ def console_text(
         warning = few_seeds_warning(min(_seed_counts(runs).values(), default=0))
         if warning:
             parts += [f"WARNING: {warning}.", ""]
+    parts.append(return_text(runs))
     summary = summary_table(runs, fraction=fraction, pre_windows=pre_windows, sustain=sustain)
     parts.append(summary_text(summary))
     return "\n".join(parts)
@@ -235,8 +238,13 @@ def _what_was_run(exp_dir: Path, runs: Sequence[Run]) -> list[str]:
         f"- Global steps per run: {_join(_values(runs, 'total_steps'))}; "
         f"users per step (num_envs): {_join(_values(runs, 'num_envs'))}; "
         f"metrics logged every {_join(_values(runs, 'log_every'))} global steps",
-        f"- Environment: {_join(_values(runs, 'env_id'))}",
+        f"- Environment: {_join([v for v in _values(runs, 'env_id') if v is not None])}",
     ]
+    for scenario in scenarios:
+        run = next(r for r in runs if r.scenario == scenario)
+        source = run.config.get("scenario_file")
+        origin = f" (scenario file `{source}`)" if source else ""
+        lines.append(f"- Drift in `{scenario}`{origin}: {_drift_text(run.config)}")
     frozen = [v for v in _values(runs, "frozen_at") if v is not None]
     if frozen:
         lines.append(f"- Learning frozen at global step: {_join(frozen)}")
@@ -262,6 +270,16 @@ def _what_was_run(exp_dir: Path, runs: Sequence[Run]) -> list[str]:
         )
     lines.append("")
     return lines
+
+
+def _drift_text(config: dict[str, Any]) -> str:
+    """``"abrupt (at_steps [96], rate 0.0, mix 1.0); boredom (gain 0.3, decay 0.1)"``."""
+    processes = config.get("env_config", {}).get("drift", {}).get("processes", [])
+    parts = []
+    for p in processes:
+        params = ", ".join(f"{k} {v}" for k, v in p.items() if k != "kind")
+        parts.append(f"{p.get('kind')} ({params})" if params else str(p.get("kind")))
+    return "; ".join(parts) or "none"
 
 
 def _how_to_read(
@@ -314,6 +332,22 @@ def _how_to_read(
     ]
 
 
+def _reference(runs: Sequence[Run]) -> str | None:
+    refs = [v for v in _values(runs, "reference_agent") if v is not None]
+    return refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+
+
+def return_text(runs: Sequence[Run]) -> str:
+    """The headline return table (return per user, stay, retention, ratio to the reference)
+    as printed on the console by ``driftrec report`` / ``run --report`` / ``demo``."""
+    from driftrec.experiments.returns import format_return_table, return_table
+
+    reference = _reference(runs)
+    return "Return per user (each agent's level; mean ± 95% interval over seeds):\n" + (
+        format_return_table(return_table(runs, reference))
+    )
+
+
 def _return_section(runs: Sequence[Run]) -> list[str]:
     """The headline return table and the metric definitions (see ``returns.py``)."""
     from driftrec.experiments.returns import (
@@ -322,8 +356,7 @@ def _return_section(runs: Sequence[Run]) -> list[str]:
         return_table,
     )
 
-    refs = [v for v in _values(runs, "reference_agent") if v is not None]
-    reference = refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+    reference = _reference(runs)
     return [
         "## Return per user",
         "",
@@ -524,8 +557,10 @@ def write_report(
     figures = _write_figures(runs, rows, out, smooth=smooth, compare_to=reference)
     report = out / "report.md"
     sections: list[str] = []
+    files = {r.scenario: r.config["scenario_file"] for r in runs if r.config.get("scenario_file")}
     for scenario, images in figures.items():
-        sections += [f"## Scenario `{scenario}`", ""]
+        origin = f" (from `{files[scenario]}`)" if scenario in files else ""
+        sections += [f"## Scenario `{scenario}`{origin}", ""]
         for caption, path in images:
             link = Path(os.path.relpath(path, report.parent)).as_posix()
             sections += [f"![{caption}]({link})", ""]

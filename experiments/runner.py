@@ -27,6 +27,7 @@ import errno
 import gc
 import json
 import os
+import queue as pyqueue
 import signal
 import threading
 import time
@@ -41,7 +42,12 @@ from tqdm.auto import tqdm
 from driftrec.agents.online import run_online
 from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
 from driftrec.atomic import atomic_open
-from driftrec.envs.scenarios import get_scenario
+from driftrec.envs.scenarios import (
+    get_scenario,
+    install_scenario_snapshot,
+    registered_env_id,
+    scenario_snapshot,
+)
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
@@ -55,7 +61,14 @@ from driftrec.experiments.guard import (
     terminate_as_interrupt,
 )
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
-from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
+from driftrec.experiments.progress import GridProgress, run_label
+from driftrec.experiments.recorder import (
+    METRIC_COLUMNS,
+    StepRecorder,
+    TensorBoardWriter,
+    tensorboard_available,
+    tensorboard_note,
+)
 
 __all__ = [
     "run_one",
@@ -65,6 +78,7 @@ __all__ = [
     "run_config",
     "check_finished",
     "check_finished_runs",
+    "grid_notes",
 ]
 
 
@@ -85,11 +99,13 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
     base, frozen = split_agent_name(agent)
     import driftrec
 
+    sc = get_scenario(scenario)
     return {
         **cfg.to_dict(),
         "driftrec_version": driftrec.__version__,
-        "scenario": scenario,
-        "env_id": get_scenario(scenario).env_id,
+        "scenario": sc.name,
+        **({"scenario_file": sc.source} if sc.source is not None else {}),
+        "env_id": registered_env_id(sc),  # None for an unregistered scenario file
         "agent": agent,
         "agent_kwargs": dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {}))),
         "seed": seed,
@@ -158,12 +174,10 @@ def _make_dir(cfg: ExperimentConfig, path: Path) -> None:
 
 def _attach_sb3_logger(model: Any, folder: Path) -> None:
     """Keep SB3's training diagnostics: ``progress.csv`` always, TensorBoard when installed."""
-    import importlib.util
-
     from stable_baselines3.common.logger import configure
 
     formats = ["csv"]
-    if importlib.util.find_spec("tensorboard") is not None:
+    if tensorboard_available():
         formats.append("tensorboard")
     model.set_logger(configure(str(folder), formats))
 
@@ -176,14 +190,17 @@ def _text_encoder(cfg: ExperimentConfig) -> Any:
     return TextEncoderConfig(model=cfg.text_model, adapter=cfg.text_adapter)
 
 
-def warm_text_cache(cfg: ExperimentConfig) -> None:
-    """Encode every scenario's item texts once (before parallel workers would all do it)."""
+def warm_text_cache(cfg: ExperimentConfig, *, progress: bool = True) -> None:
+    """Encode every scenario's item texts once (before parallel workers would all do it);
+    ``progress`` says so, with a bar, when they are not cached yet."""
     if not any(needs_text_embeddings(split_agent_name(a)[0]) for a in cfg.agents):
         return
+    import dataclasses
+
     from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
     from driftrec.envs.core import cached_catalog
 
-    encoder = _text_encoder(cfg) or TextEncoderConfig()
+    encoder = dataclasses.replace(_text_encoder(cfg) or TextEncoderConfig(), show_progress=progress)
     for scenario in cfg.scenarios:
         for seed in cfg.seeds:  # one catalog per seed with vary_world
             encode_catalog(cached_catalog(cfg.run_env_config(scenario, seed)).texts(), encoder)
@@ -198,6 +215,7 @@ def run_one(
     progress: bool = True,
     on_window: Callable[[dict[str, float]], None] | None = None,
     restart: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
     greedy_columns: bool = True,
 ) -> Path:
     """Run (or skip, when done with the same settings) one scenario x agent x seed.
@@ -208,6 +226,9 @@ def run_one(
 
     numpy's BLAS is limited to one thread for the run: the products here are small, and with
     parallel runs on a small machine extra BLAS threads only spin against each other.
+    ``progress`` shows a bar of the run's steps; ``on_progress(steps_done, steps)`` is called
+    after every global step (the grid's display uses it); ``on_window(row)`` with every
+    metrics row.
 
     Raises:
         SettingsChanged: the run is finished, with other settings (``restart=True`` redoes it).
@@ -229,20 +250,22 @@ def run_one(
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
-            _run(cfg, config, run_dir, progress, on_window, greedy_columns)
+            _run(cfg, scenario, config, run_dir, progress, on_window, on_progress, greedy_columns)
     return run_dir
 
 
 def _run(
     cfg: ExperimentConfig,
+    scenario: str,
     config: dict[str, Any],
     run_dir: Path,
     progress: bool,
     on_window: Callable[[dict[str, float]], None] | None,
+    on_progress: Callable[[int, int], None] | None = None,
     greedy_columns: bool = True,
 ) -> None:
     t0 = time.perf_counter()
-    scenario, agent, seed = config["scenario"], config["agent"], config["seed"]
+    agent, seed = config["agent"], config["seed"]  # scenario: as the grid names it
     env_config = cfg.run_env_config(scenario, seed)
     base, _ = split_agent_name(agent)
     kwargs = dict(config["agent_kwargs"])
@@ -282,10 +305,11 @@ def _run(
         attention_fn=built.attention_fn,
         sim=sim,
         greedy_fn=built.greedy_actions if greedy_columns else None,
+        tensorboard=TensorBoardWriter(run_dir) if tensorboard_available() else None,
     )
     bar = tqdm(
         total=cfg.steps,
-        desc=f"{scenario}/{agent}/{seed}",
+        desc=run_label(scenario, agent, seed),
         unit="step",
         disable=not progress,
         leave=False,
@@ -300,6 +324,8 @@ def _run(
         bar.update(1)
         if on_window is not None and len(recorder.rows) > before:
             on_window(recorder.rows[-1])
+        if on_progress is not None:
+            on_progress(steps_done, cfg.steps)
         return steps_done < cfg.steps
 
     # phases: learn until the freeze step (whole rollouts for SB3), then act without learning
@@ -308,6 +334,7 @@ def _run(
     if steps_done < cfg.steps:
         run_online(built.agent, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
     bar.close()
+    recorder.close()
 
     atomic_write_csv(run_dir / "metrics.csv", recorder.rows, METRIC_COLUMNS)
     atomic_write_json(
@@ -339,10 +366,50 @@ def _run(
     )
 
 
-def _worker(cfg_dict: dict[str, Any], scenario: str, agent: str, seed: int) -> str:
+_PROGRESS_QUEUE: Any = None
+"""In a pool worker: the queue its runs report their start and step counts to."""
+
+
+def _init_worker(scenarios: dict[str, Any], queue: Any) -> None:
+    """Pool worker start-up: exit with the parent, know the grid's scenarios, keep the queue."""
+    global _PROGRESS_QUEUE
+    exit_with_parent()
+    install_scenario_snapshot(scenarios)
+    _PROGRESS_QUEUE = queue
+
+
+def _worker(
+    cfg_dict: dict[str, Any],
+    scenario: str,
+    agent: str,
+    seed: int,
+    scenarios: dict[str, Any] | None = None,
+) -> str:
+    """One run in a worker process; ``scenarios`` is :func:`scenario_snapshot` of the grid's
+    registered and file scenarios (when the worker was not started with them)."""
+    if scenarios:
+        install_scenario_snapshot(scenarios)
     cfg = ExperimentConfig.from_dict(cfg_dict)
-    _say(f"start  {scenario}/{agent}/{seed}")
-    return str(run_one(cfg, scenario, agent, seed, progress=False))
+    run = (scenario, agent, seed)
+    queue = _PROGRESS_QUEUE
+    if queue is None:
+        _say(f"start  {run_label(scenario, agent, seed)}")
+        return str(run_one(cfg, scenario, agent, seed, progress=False))
+    queue.put(("start", run, 0))
+    last = 0.0
+
+    def report(steps_done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _REPORT_EVERY_S or steps_done == total:
+            last = now
+            queue.put(("steps", run, steps_done))
+
+    return str(run_one(cfg, scenario, agent, seed, progress=False, on_progress=report))
+
+
+_REPORT_EVERY_S = 0.5
+"""How often a worker's run reports its step count to the parent."""
 
 
 def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: float) -> str:
@@ -350,11 +417,16 @@ def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: floa
         took = float(json.loads((run_dir / "done.json").read_text())["wall_time_s"])
     except (OSError, ValueError, KeyError, TypeError):
         took = time.perf_counter() - t0
-    return f"done   {scenario}/{agent}/{seed} in {took:.0f} s"
+    return f"done   {run_label(scenario, agent, seed)} in {took:.0f} s"
 
 
-def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Future[Any]]:
+def _completed(
+    futures: list[Future[Any]],
+    poll_s: float = 0.2,
+    on_poll: Callable[[], None] | None = None,
+) -> Iterator[Future[Any]]:
     """Yield ``futures`` as they finish; Ctrl-C or SIGTERM raises ``KeyboardInterrupt`` here.
+    ``on_poll`` is called every ``poll_s`` (the parent drains its workers' progress there).
 
     In the main thread the signals only set a flag, checked every ``poll_s``: raised from the
     signal handler, the interrupt could land inside ``concurrent.futures`` while it holds a
@@ -364,8 +436,10 @@ def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Futu
     if threading.current_thread() is not threading.main_thread():
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
             yield from done
+            if on_poll is not None:
+                on_poll()
         return
     stop = threading.Event()
 
@@ -379,7 +453,9 @@ def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Futu
             done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
             if stop.is_set():
                 raise KeyboardInterrupt("interrupted")
-            yield from done
+            yield from done  # first: a finished run's done line before the next one's start
+            if on_poll is not None:
+                on_poll()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -435,40 +511,80 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         todo = check_finished_runs(cfg)
         record_outputs(exp_dir, ["experiment.json"])
         atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
+        for note in grid_notes(cfg):
+            _say(note)
         if todo:
-            warm_text_cache(cfg)
+            warm_text_cache(cfg, progress=progress)
         _run_todo(cfg, todo, len(runs), progress)
     return [cfg.run_dir(*r) for r in runs]
+
+
+def grid_notes(cfg: ExperimentConfig) -> list[str]:
+    """One-line notes a grid prints before it starts (settings that may surprise)."""
+    notes = []
+    shift = cfg.shift_at_note()
+    if shift is not None:
+        notes.append(shift)
+    tb = tensorboard_note()
+    if tb is not None:
+        notes.append(tb)
+    return notes
 
 
 def _run_todo(
     cfg: ExperimentConfig, todo: list[tuple[str, str, int]], total: int, progress: bool
 ) -> None:
-    bar = tqdm(
-        total=total, initial=total - len(todo), desc=cfg.name, unit="run", disable=not progress
-    )
+    show = GridProgress(cfg.name, todo, total, cfg.steps, enabled=progress)
     t0 = time.perf_counter()
-    if cfg.workers == 1 or len(todo) <= 1:
-        for scenario, agent, seed in todo:
-            _say(f"start  {scenario}/{agent}/{seed}")
-            run_dir = run_one(cfg, scenario, agent, seed, progress=progress)
-            _say(_finished_line(run_dir, scenario, agent, seed, t0))
-            bar.update(1)
-    else:
-        # longest first (SB3 agents), so the pool's tail is short
-        todo = sorted(todo, key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
-        pool = ProcessPoolExecutor(
-            max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=exit_with_parent
-        )
-        futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
-        which = dict(zip(futures, todo, strict=True))
-        try:
-            for fut in _completed(futures):
-                run_dir = Path(fut.result())
-                _say(_finished_line(run_dir, *which[fut], t0))
-                bar.update(1)
-        except BaseException:
-            _stop_pool(pool)
-            raise
-        pool.shutdown()
-    bar.close()
+    try:
+        if cfg.workers == 1 or len(todo) <= 1:
+            for run in todo:
+                show.start(run)
+                run_dir = run_one(
+                    cfg, *run, progress=False, on_progress=lambda n, _, r=run: show.advance(r, n)
+                )
+                show.finish(run, _finished_line(run_dir, *run, t0))
+        else:
+            _run_pool(cfg, todo, show, t0)
+    finally:
+        show.close()
+
+
+def _run_pool(
+    cfg: ExperimentConfig, todo: list[tuple[str, str, int]], show: GridProgress, t0: float
+) -> None:
+    # longest first (SB3 agents), so the pool's tail is short
+    todo = sorted(todo, key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
+    ctx = get_context("spawn")
+    queue = ctx.Queue()
+    pool = ProcessPoolExecutor(
+        max_workers=cfg.workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(scenario_snapshot(cfg.scenarios), queue),
+    )
+
+    def drain() -> None:
+        while True:
+            try:
+                what, run, steps_done = queue.get_nowait()
+            except (pyqueue.Empty, OSError, ValueError, EOFError):
+                return
+            if what == "start":
+                show.start(run)
+            else:
+                show.advance(run, steps_done)
+
+    futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
+    which = dict(zip(futures, todo, strict=True))
+    try:
+        for fut in _completed(futures, on_poll=drain):
+            run_dir = Path(fut.result())
+            show.finish(which[fut], _finished_line(run_dir, *which[fut], t0))
+    except BaseException:
+        _stop_pool(pool)
+        queue.close()
+        queue.cancel_join_thread()
+        raise
+    pool.shutdown()
+    queue.close()

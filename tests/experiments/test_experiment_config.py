@@ -74,7 +74,10 @@ def test_compare_to_must_be_an_agent_of_the_grid() -> None:
 
 def test_unknown_scenario_message() -> None:
     """An unknown scenario names the valid scenarios and the bad entry."""
-    with _raises(ValueError, f"'scenario' must be one of {SCENARIO_NAMES} (got 'Nope')"):
+    with _raises(
+        ValueError,
+        f"'scenario' must be one of {SCENARIO_NAMES} or a scenario file (.json/.toml) (got 'Nope')",
+    ):
         _small(scenarios=("Nope",))
 
 
