@@ -81,6 +81,8 @@ def compare_subsets(exp: Path, subsets: list[int], reps: int = 10_000) -> str:
             if not any(r.agent == agent for r in subset) or not any(r.agent == ref for r in subset):
                 continue
             d = paired_difference(subset, agent, ref, measure, reps=reps)
+            if d.n < n:  # some runs of this pair are missing: the row would not be n seeds
+                continue
             own = [mean_ci([m.value(r) for r in subset if r.agent == a]) for a in (agent, ref)]
             unpaired = " / ".join(
                 f"{s.mean:.{m.decimals}f} ± {s.half_width:.{m.decimals}f}" for s in own
