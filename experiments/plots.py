@@ -202,6 +202,13 @@ def _flat_value(curve: Curve, tol: float = 1e-9) -> float | None:
     return None
 
 
+def _is_zero(curve: Curve) -> bool:
+    """A curve that is 0 in every window (rounding aside): the oracle's regret, a one-item
+    policy's personalisation gain."""
+    value = _flat_value(curve)
+    return value is not None and abs(value) < 1e-9
+
+
 def _split_flat(
     curves: Mapping[str, Curve], flat_reference: str | None
 ) -> tuple[dict[str, Curve], float | None]:
@@ -440,7 +447,7 @@ def plot_regret(
     """Cumulative regret over global steps: mean and shaded 95% interval per agent (the
     oracle's, 0 by definition, is left out); ``highlight`` as :func:`plot_adaptation`."""
     ax = _new_axes(ax)
-    curves = {a: c for a, c in curves.items() if _flat_value(c) != 0.0}
+    curves = {a: c for a, c in curves.items() if not _is_zero(c)}
     _, _, context = _plot_curves(ax, curves, highlight=highlight, bands=bands, bounds=(0, np.inf))
     _mark_events(ax, events)
     ax.set_xlabel("global step")
@@ -469,7 +476,7 @@ def plot_personalization(
     whose gain is exactly 0 throughout (population-best, popularity) are that line, labelled.
     """
     ax = _new_axes(ax)
-    zero = sorted(a for a, c in curves.items() if _flat_value(c) == 0.0)
+    zero = sorted(a for a, c in curves.items() if _is_zero(c))
     curves = {a: c for a, c in curves.items() if a not in zero}
     _, _, context = _plot_curves(ax, curves, highlight=highlight, bands=bands, bounds=(-1.0, 1.0))
     _mark_events(ax, events)
@@ -540,10 +547,10 @@ def plot_recovery(
     """
     from driftrec.experiments.analysis import NO_RECOVERY_AGENTS
 
-    ax = _new_axes(ax)
     groups = [
         (g, e) for g, e in _recovery_entries(rows_or_recoveries) if g not in NO_RECOVERY_AGENTS
     ]
+    ax = _new_axes(ax, figsize=(max(8.0, 1.3 * len(groups) + 1.0), 4.5))
     ax.set_xlabel("agent")
     ax.set_ylabel("recovery time (global steps)")
     ax.set_title(title if title is not None else "Recovery after drift events")
@@ -593,10 +600,14 @@ def plot_recovery(
                 )  # fmt: skip
                 top = max(top, median)
             prefix = f"#{k + 1}: " if n_events > 1 else ""
-            if n_cens:
-                notes.append(f"{prefix}{n_cens}/{n_rec + n_cens} censored")
-            elif n_rec == 0:
+            n_undef = len(recs) - n_rec - n_cens
+            if n_rec == 0 and n_cens == 0:
                 notes.append(f"{prefix}n/a")
+            else:
+                parts = [f"{n_cens}/{len(recs)} censored"] if n_cens else []
+                parts += [f"{n_undef}/{len(recs)} n/a"] if n_undef else []
+                if parts:
+                    notes.append(prefix + ", ".join(parts))
             floor = entry.get("floor")
             if floor:
                 defined = [r for r in floor.get("recoveries", []) if r.defined]

@@ -436,3 +436,18 @@ def test_plot_recovery_draws_the_noise_floor_and_leaves_out_the_oracle() -> None
     # the hand-made dip lasts three windows of 50 steps: 0.4, 0.6 and 0.85 of the level
     assert note == "noise floor: population-best recovers within 150 steps on every seed"
     assert len(ax.patches) == 1  # the band
+
+
+def test_plot_recovery_counts_undefined_seeds_beside_censored_ones() -> None:
+    """One seed recovered, one censored, one below the minimum level: all three counted."""
+    data = {
+        "a": {
+            500: [
+                Recovery(150.0, False, 0.8, 0.5, 500.0),
+                Recovery(math.nan, True, 0.8, 0.4, 500.0),
+                Recovery(math.nan, False, 0.3, math.nan, math.nan, below_level=True),
+            ]
+        }
+    }
+    ax = plot_recovery(data)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a\n1/3 censored, 1/3 n/a"]
