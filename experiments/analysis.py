@@ -1059,7 +1059,8 @@ def format_stat(stat: Stat | None, decimals: int | None = None) -> str:
 
 def _fmt_recovery(entry: Mapping[str, Any] | None) -> str:
     """``median (shortest–longest)`` over the seeds, ``>`` for censored spans, then
-    ``k/n censored``; ``n/a`` when no seed had a recovery to measure."""
+    ``k/n censored`` and ``k/n n/a`` (seeds without a recovery to measure); ``n/a`` when no
+    seed had one."""
     if entry is None:
         return "–"
     recs = [r for r in entry.get("recoveries", []) if r.defined]
@@ -1074,9 +1075,12 @@ def _fmt_recovery(entry: Mapping[str, Any] | None) -> str:
     if len(spans) > 1:
         lo, hi = min(spans), max(spans, key=lambda x: (x[1], x[0]))
         text += f" ({'>' if lo[1] else ''}{lo[0]:,.0f}–{'>' if hi[1] else ''}{hi[0]:,.0f})"
-    censored = entry["n_censored"]
+    total = len(entry.get("recoveries", []))
+    censored, undefined = entry["n_censored"], total - len(recs)
     if censored:
-        text += f", {censored}/{len(recs)} censored"
+        text += f", {censored}/{total} censored"
+    if undefined:
+        text += f", {undefined}/{total} n/a"
     return text
 
 
