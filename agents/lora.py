@@ -463,17 +463,20 @@ def collect_click_log(
     text_encoder: Any = None,
     learn: bool = True,
 ) -> ClickLog:
-    """Roll out a registry agent and log every impression with the user's observed history.
+    """Roll out an agent and log every impression with the user's observed history.
 
     Args:
         env_config: the world (single-item actions: ``slate_size`` 1).
-        agent: the behaviour agent (``driftrec agents``).
+        agent: the behaviour agent: a name (``driftrec agents``), a registered name, an import
+            path ``package.module:NAME`` or a ``.zip`` (see
+            :func:`driftrec.agents.registry.resolve_agent`).
         num_envs: user slots stepped together.
         steps: global steps.
         seed: seeds the users and the agent.
         agent_kwargs: overrides for the agent.
         text_encoder: a ``TextEncoderConfig`` for agents that read item texts.
-        learn: let the agent learn online while it logs.
+        learn: let the agent learn online while it logs (an agent without ``update`` only
+            acts).
     """
     from driftrec.agents.online import run_online
     from driftrec.agents.registry import build_agent
@@ -499,7 +502,10 @@ def collect_click_log(
         clicked = np.asarray(record.info["clicked_item"]) >= 0
         parts.append((obs.item_ids, obs.feedback, obs.mask, np.asarray(record.actions), clicked))
 
-    run_online(built.agent, built.env, steps, learn=learn, on_step=on_step)
+    from driftrec.agents.registry import FirstStepChecked
+
+    acting = built.agent if built.is_sb3 else FirstStepChecked(built)  # a user's: checked once
+    run_online(acting, built.env, steps, learn=learn and built.learns, on_step=on_step)
     cols = [np.concatenate([p[i] for p in parts]) for i in range(5)]
     return ClickLog(
         history_items=cols[0].astype(np.int64),
