@@ -37,7 +37,9 @@ window unless said otherwise):
                             ``gain_users`` slots when ``B`` is larger. Averaged over the window
 ``distinct_items``          distinct items recommended per step (over all ``B`` users), averaged
 ``greedy_personal_gain``    the same gain for the agent's *greedy* choices on the window's last
-                            observations (its exploration switched off), evaluated in the state
+                            observations (``BuiltAgent.greedy_actions``: exploration off, e.g.
+                            LinUCB without its bonus, Thompson's posterior mean; computing them
+                            draws from none of the run's random streams), evaluated in the state
                             the users are in then
 ``greedy_distinct_items``   distinct items among those greedy choices
 ``greedy_normalized_reward`` the one-step oracle ratio of those greedy choices: their expected
