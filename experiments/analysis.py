@@ -1058,15 +1058,23 @@ def _decimals(x: float) -> int:
     return 3
 
 
+def _number(x: float, d: int) -> str:
+    """``x`` with ``d`` decimals; no minus sign on a value that rounds to zero (``-0.000``)."""
+    text = f"{x:,.{d}f}"
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        return text[1:]
+    return text
+
+
 def format_stat(stat: Stat | None, decimals: int | None = None) -> str:
     """``mean ± half-width``; ``mean [lo, hi]‡`` when cut to the range; ``†`` when floored."""
     if stat is None or stat.n == 0 or not math.isfinite(stat.mean):
         return "–"
     d = _decimals(stat.mean) if decimals is None else decimals
-    text = f"{stat.mean:,.{d}f}"
+    text = _number(stat.mean, d)
     if stat.n > 1 and math.isfinite(stat.half_width):
         if stat.clipped:
-            text += f" [{stat.lo:,.{d}f}, {stat.hi:,.{d}f}]‡"
+            text += f" [{_number(stat.lo, d)}, {_number(stat.hi, d)}]‡"
         else:
             text += f" ± {stat.half_width:,.{d}f}"
         if stat.floored:

@@ -21,6 +21,7 @@ from driftrec.experiments.analysis import (
     bootstrap_ci,
     censored_median,
     few_seeds_warning,
+    format_stat,
     format_table,
     load_run,
     load_runs,
@@ -242,6 +243,13 @@ def test_mean_ci_cuts_to_bounds() -> None:
     assert stat.clipped and (stat.lo, stat.hi) == (0.0, 1.0) and stat.mean == pytest.approx(0.6)
     inside = mean_ci([0.5, 0.52, 0.54], bounds=(0.0, 1.0))
     assert not inside.clipped
+
+
+def test_format_stat_prints_no_negative_zero() -> None:
+    """A mean that rounds to zero reads 0.000, not -0.000 (the sign of rounding noise)."""
+    assert format_stat(Stat(-0.0001, -0.0002, 0.0, 3)) == "0.000 ± 0.000"
+    assert format_stat(Stat(-0.0001, 0.0, 0.0003, 3, clipped=True)) == "0.000 [0.000, 0.000]‡"
+    assert format_stat(Stat(-0.004, -0.012, 0.004, 3)) == "-0.004 ± 0.008"
 
 
 def test_within_run_se_by_batch_means() -> None:
