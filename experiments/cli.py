@@ -146,6 +146,20 @@ def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
         "--text-adapter",
         help="a LoRA adapter directory of the text encoder (from 'driftrec finetune')",
     )
+    p.add_argument(
+        "--finetune-every",
+        type=int,
+        metavar="N",
+        help="fine-tune the text encoder (LoRA) on each run's own click log every N global "
+        "steps and swap the new item table into the agent (history-similarity, attention-*)",
+    )
+    p.add_argument(
+        "--finetune",
+        type=_json_object,
+        metavar="JSON",
+        help='settings of --finetune-every as JSON, e.g. \'{"rank": 8, "steps": 20, '
+        '"learning_rate": 2e-3, "retain_weight": 1, "window": 256}\'',
+    )
     p.add_argument("--device", help="torch device for SB3 agents (default: cpu)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument(
@@ -168,6 +182,8 @@ _FIELDS = (
     "torch_threads",
     "text_model",
     "text_adapter",
+    "finetune_every",
+    "finetune",
     "device",
     "scenarios",
     "agents",
@@ -575,7 +591,13 @@ def _add_finetune_parser(sub: Any) -> None:
     )
     p.add_argument("--steps", type=int, default=100, help="optimizer steps (default: 100)")
     p.add_argument("--batch-size", type=int, default=16, help="examples per step (default: 16)")
-    p.add_argument("--max-length", type=int, default=64, help="tokens per text (default: 64)")
+    p.add_argument(
+        "--max-length",
+        type=int,
+        default=128,
+        help="tokens per text (default: %(default)s, the length runs encode at, so the "
+        "re-encoded catalog is the embedding cache a later 'run --text-adapter' reads)",
+    )
     p.add_argument("--seed", type=int, default=0, help="training seed (default: 0)")
     p.add_argument("--text-model", help="base model directory (default: packaged MiniLM)")
     p.add_argument("--no-progress", action="store_true", help="no progress output")

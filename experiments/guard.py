@@ -69,7 +69,7 @@ of the grid, torch_threads). ``driftrec_version`` is ``driftrec.__version__``: b
 change alters what a run produces (a model, the simulator, a metric), so that finished runs of
 the older code are refused instead of being mixed with new ones."""
 
-OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256",)
+OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256", "finetune_settings")
 """Covered only when present, so runs made before these fields existed keep their fingerprint."""
 
 
