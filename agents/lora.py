@@ -76,6 +76,8 @@ __all__ = [
     "read_manifest",
     "check_adapter_base",
     "adapter_identity",
+    "heldout_texts",
+    "retention_metrics",
 ]
 
 LORA_INSTALL_HINT = 'pip install "driftrec[lora]"   (peft)'
@@ -464,17 +466,20 @@ def collect_click_log(
     text_encoder: Any = None,
     learn: bool = True,
 ) -> ClickLog:
-    """Roll out a registry agent and log every impression with the user's observed history.
+    """Roll out an agent and log every impression with the user's observed history.
 
     Args:
         env_config: the world (single-item actions: ``slate_size`` 1).
-        agent: the behaviour agent (``driftrec agents``).
+        agent: the behaviour agent: a name (``driftrec agents``), a registered name, an import
+            path ``package.module:NAME`` or a ``.zip`` (see
+            :func:`driftrec.agents.registry.resolve_agent`).
         num_envs: user slots stepped together.
         steps: global steps.
         seed: seeds the users and the agent.
         agent_kwargs: overrides for the agent.
         text_encoder: a ``TextEncoderConfig`` for agents that read item texts.
-        learn: let the agent learn online while it logs.
+        learn: let the agent learn online while it logs (an agent without ``update`` only
+            acts).
     """
     from driftrec.agents.online import run_online
     from driftrec.agents.registry import build_agent
@@ -500,7 +505,10 @@ def collect_click_log(
         clicked = np.asarray(record.info["clicked_item"]) >= 0
         parts.append((obs.item_ids, obs.feedback, obs.mask, np.asarray(record.actions), clicked))
 
-    run_online(built.agent, built.env, steps, learn=learn, on_step=on_step)
+    from driftrec.agents.registry import FirstStepChecked
+
+    acting = built.agent if built.is_sb3 else FirstStepChecked(built)  # a user's: checked once
+    run_online(acting, built.env, steps, learn=learn and built.learns, on_step=on_step)
     cols = [np.concatenate([p[i] for p in parts]) for i in range(5)]
     return ClickLog(
         history_items=cols[0].astype(np.int64),
@@ -758,3 +766,87 @@ def _tensor_hash(tensors: Sequence[torch.Tensor]) -> str:
     for tensor in tensors:
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# retention: what an adapted encoder still knows
+# --------------------------------------------------------------------------------------------
+def heldout_texts(
+    num: int = 240, num_topics: int = 12, seed: int = 9001
+) -> tuple[list[str], NDArray[np.float64]]:
+    """General texts outside any training catalog, and their topic mixtures: a generated
+    catalog (mixed topics, purity 0.7) whose texts :func:`retention_metrics` compares before
+    and after adaptation. The defaults are the ones the retention figures in BENCHMARKS.md use."""
+    from driftrec.envs.catalog import generate_catalog
+    from driftrec.envs.config import CatalogConfig
+
+    held = generate_catalog(
+        CatalogConfig(num_items=num, num_topics=num_topics, topic_purity=0.7, seed=seed)
+    )
+    return held.texts(), np.asarray(held.topics, dtype=np.float64)
+
+
+def _spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
+    def ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        order = np.argsort(x, kind="stable")
+        r = np.empty_like(x)
+        r[order] = np.arange(x.shape[0], dtype=np.float64)
+        for v in np.unique(x):  # average ranks of ties (topic overlaps tie a lot)
+            tied = x == v
+            r[tied] = r[tied].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def retention_metrics(
+    base: NDArray[np.float32],
+    adapted: NDArray[np.float32],
+    topics: NDArray[np.float64],
+    *,
+    pairs: int = 600,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Drift and capability of ``adapted`` vs ``base`` embeddings of the same held-out texts.
+
+    Returns:
+        ``mse`` and ``cosine`` (mean over texts of the squared error per dimension and of the
+        cosine between each text's two embeddings), ``topic_acc`` / ``base_topic_acc``
+        (leave-one-out nearest-centroid accuracy of the main topic), ``spearman`` /
+        ``base_spearman`` (cosine of random pairs vs their topic-mixture overlap).
+    """
+    rng = np.random.default_rng(seed)
+    n = base.shape[0]
+    a = rng.integers(0, n, size=pairs)
+    b = (a + rng.integers(1, n, size=pairs)) % n  # never a text with itself
+    related = np.einsum("pk,pk->p", topics[a], topics[b])
+    main = topics.argmax(axis=1)
+
+    def topic_acc(emb: NDArray[np.float32]) -> float:
+        k = topics.shape[1]
+        sums = np.zeros((k, emb.shape[1]))
+        np.add.at(sums, main, emb)
+        counts = np.bincount(main, minlength=k).astype(np.float64)
+        own = sums[main] - emb  # leave the item out of its own centroid
+        cents = sums[None, :, :].repeat(n, axis=0)
+        cents[np.arange(n), main] = own
+        cnt = np.broadcast_to(counts, (n, k)).copy()
+        cnt[np.arange(n), main] -= 1
+        cents /= np.maximum(cnt, 1)[:, :, None]
+        cents /= np.maximum(np.linalg.norm(cents, axis=2, keepdims=True), 1e-12)
+        scores = np.einsum("nkd,nd->nk", cents, emb)
+        scores[cnt == 0] = -np.inf
+        return float((scores.argmax(axis=1) == main).mean())
+
+    def spearman(emb: NDArray[np.float32]) -> float:
+        return _spearman(np.einsum("pd,pd->p", emb[a], emb[b]).astype(np.float64), related)
+
+    return {
+        "mse": float(np.mean((adapted - base) ** 2)),
+        "cosine": float(np.mean(np.sum(adapted * base, axis=1))),
+        "topic_acc": topic_acc(adapted),
+        "base_topic_acc": topic_acc(base),
+        "spearman": spearman(adapted),
+        "base_spearman": spearman(base),
+    }

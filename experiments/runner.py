@@ -42,7 +42,18 @@ from tqdm.auto import tqdm
 
 from driftrec.agents.online import run_online
 from driftrec.agents.online_lm import swap_item_table
-from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
+from driftrec.agents.registry import (
+    SB3_AGENTS,
+    BuiltAgent,
+    FirstStepChecked,
+    agent_source,
+    build_agent,
+    check_agent_output,
+    ensure_registered,
+    is_builtin,
+    needs_text_embeddings,
+    user_agent_entry_points,
+)
 from driftrec.atomic import atomic_open
 from driftrec.envs.scenarios import (
     get_scenario,
@@ -80,6 +91,7 @@ __all__ = [
     "run_config",
     "check_finished",
     "check_finished_runs",
+    "check_user_agents",
     "grid_notes",
 ]
 
@@ -116,6 +128,7 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
         "env_config": env_config.to_dict(),
         "catalog_fingerprint": cached_catalog(env_config).content_fingerprint(),
         **_adapter_fields(cfg),
+        **_agent_fields(base),
         **_finetune_fields(cfg, base),
     }
 
@@ -133,6 +146,13 @@ def _finetune_fields(cfg: ExperimentConfig, agent: str) -> dict[str, Any]:
     return {
         "finetune_settings": {**dataclasses.asdict(settings), "targets": list(settings.targets)}
     }
+
+
+def _agent_fields(base: str) -> dict[str, Any]:
+    """A user agent's code identity (in the fingerprint), only for user agents."""
+    if is_builtin(base):
+        return {}
+    return {"agent_source": agent_source(base)}
 
 
 def _adapter_fields(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -234,6 +254,7 @@ def run_one(
     on_window: Callable[[dict[str, float]], None] | None = None,
     restart: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    check_agent: bool = True,
 ) -> Path:
     """Run (or skip, when done with the same settings) one scenario x agent x seed.
 
@@ -241,7 +262,9 @@ def run_one(
     parallel runs on a small machine extra BLAS threads only spin against each other.
     ``progress`` shows a bar of the run's steps; ``on_progress(steps_done, steps)`` is called
     after every global step (the grid's display uses it); ``on_window(row)`` with every
-    metrics row.
+    metrics row. A user's agent is first built once and its first ``predict`` checked
+    (:func:`check_user_agents`), so a broken one leaves nothing behind; ``check_agent=False``
+    skips that (the grid has checked it already).
 
     Raises:
         SettingsChanged: the run is finished, with other settings (``restart=True`` redoes it).
@@ -251,6 +274,8 @@ def run_one(
         The run directory.
     """
     run_dir = cfg.run_dir(scenario, agent, seed)
+    if check_agent and (restart or not is_done(run_dir)):
+        check_user_agents(cfg, [(scenario, agent, seed)])
     config = run_config(cfg, scenario, agent, seed)
     _make_dir(cfg, run_dir.parent)
     lock = DirectoryLock(run_dir.with_name(f".{run_dir.name}.lock"), what=f"run {run_dir}")
@@ -281,31 +306,10 @@ def _run(
     env_config = cfg.run_env_config(scenario, seed)
     base, _ = split_agent_name(agent)
     kwargs = dict(config["agent_kwargs"])
-    try:  # before the run directory exists: a rejected setting leaves nothing behind
-        built = build_agent(
-            base,
-            env_config,
-            num_envs=cfg.num_envs,
-            seed=seed,
-            agent_kwargs=kwargs,
-            text_encoder=_text_encoder(cfg),
-            torch_threads=cfg.torch_threads,
-            device=cfg.device,
-        )
-    except (AssertionError, TypeError, ValueError) as exc:  # SB3 checks its kwargs with assert
-        raise ValueError(
-            f"agent {agent!r} rejected its settings (agent_kwargs {kwargs}): "
-            f"{' '.join(str(exc).split())}"
-        ) from exc
-    remove_recorded(run_dir)  # an interrupted run: start it over
-    record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
-    run_dir.mkdir(parents=True)
-    if built.is_sb3:
-        _attach_sb3_logger(built.agent, run_dir / "sb3_log")
+    built = _build(cfg, base, env_config, seed, kwargs)  # before the run directory exists
     venv = built.env.venv if built.is_sb3 else built.env
     sim = venv.sim
     freeze = config["frozen_at"]
-    atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
     recorder = StepRecorder(
         sim.catalog,
         cfg.num_envs,
@@ -317,8 +321,23 @@ def _run(
         attention_fn=built.attention_fn,
         sim=sim,
         greedy_fn=built.greedy_actions,
-        tensorboard=TensorBoardWriter(run_dir) if tensorboard_available() else None,
     )
+
+    def open_run_dir() -> None:
+        remove_recorded(run_dir)  # an interrupted run: start it over
+        record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
+        run_dir.mkdir(parents=True)
+        if built.is_sb3:
+            _attach_sb3_logger(built.agent, run_dir / "sb3_log")
+        atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
+        if tensorboard_available():  # its writer creates files: only once the directory is ours
+            recorder.tensorboard = TensorBoardWriter(run_dir)
+
+    acting: Any = built.agent
+    if is_builtin(base) or built.is_sb3:
+        open_run_dir()
+    else:  # a user's agent: its first predict is checked before the directory is written
+        acting = FirstStepChecked(built, open_run_dir)
     bar = tqdm(
         total=cfg.steps,
         desc=run_label(scenario, agent, seed),
@@ -351,16 +370,18 @@ def _run(
     # phases: learn until the freeze step (whole rollouts for SB3), then act without learning;
     # with in-run fine-tuning the learning phase stops at every refresh
     learn_steps = cfg.steps if freeze is None else min(cfg.steps, freeze)
+    if not built.learns:  # a user agent without update(): it acts the whole run
+        learn_steps = 0
     while steps_done < learn_steps:
         stop = learn_steps if finetuner is None else min(learn_steps, finetuner.next_step)
-        if run_online(built.agent, built.env, stop - steps_done, learn=True, on_step=on_step) == 0:
+        if run_online(acting, built.env, stop - steps_done, learn=True, on_step=on_step) == 0:
             break
         if finetuner is not None and finetuner.next_step <= steps_done < cfg.steps:
             table = finetuner.refresh(sim.state.clock)
             if table is not None:
                 swap_item_table(built, table)
     if steps_done < cfg.steps:
-        run_online(built.agent, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
+        run_online(acting, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
     bar.close()
     recorder.close()
     finetune = None if finetuner is None else _finish_finetune(finetuner, run_dir, t0)
@@ -434,15 +455,10 @@ def _finish_finetune(finetuner: Any, run_dir: Path, t0: float) -> dict[str, Any]
     summary = finetuner.summary(time.perf_counter() - t0)
     if not finetuner.trained:
         return summary
-    from driftrec.agents.lora import save_adapter
+    from driftrec.agents.lora import heldout_texts, retention_metrics, save_adapter
     from driftrec.agents.text_encoder import encode_catalog, model_identity
-    from driftrec.experiments.lora_study import (
-        LoraStudySetting,
-        retention_metrics,
-        retention_texts,
-    )
 
-    held, topics = retention_texts(LoraStudySetting())
+    held, topics = heldout_texts()
     base = encode_catalog(held, finetuner.encoder.config)  # the base model's (cached)
     summary["retention"] = {
         k: round(v, 4) for k, v in retention_metrics(base, finetuner.encode(held), topics).items()
@@ -460,15 +476,63 @@ def _finish_finetune(finetuner: Any, run_dir: Path, t0: float) -> dict[str, Any]
     return summary
 
 
+def _build(
+    cfg: ExperimentConfig, base: str, env_config: Any, seed: int, kwargs: dict[str, Any]
+) -> BuiltAgent:
+    """Build one run's agent; a built-in's rejected setting is one line naming the agent."""
+    try:
+        return build_agent(
+            base,
+            env_config,
+            num_envs=cfg.num_envs,
+            seed=seed,
+            agent_kwargs=kwargs,
+            text_encoder=_text_encoder(cfg),
+            torch_threads=cfg.torch_threads,
+            device=cfg.device,
+            trust_checkpoint=cfg.trust_checkpoint,
+        )
+    except (AssertionError, TypeError, ValueError) as exc:  # SB3 checks its kwargs with assert
+        if not is_builtin(base):
+            raise  # the user-agent errors already name the agent and the problem
+        raise ValueError(
+            f"agent {base!r} rejected its settings (agent_kwargs {kwargs}): "
+            f"{' '.join(str(exc).split())}"
+        ) from exc
+
+
+def _registered(cfg: ExperimentConfig) -> dict[str, str]:
+    """Entry points of the grid's registered agents, for worker processes."""
+    return user_agent_entry_points(split_agent_name(a)[0] for a in cfg.all_agents)
+
+
+def check_user_agents(cfg: ExperimentConfig, runs: list[tuple[str, str, int]]) -> None:
+    """Build each user agent of ``runs`` once per scenario (first seed) and check its first
+    ``predict``, so that a broken agent is one line before any run of the grid starts."""
+    seen: set[tuple[str, str]] = set()
+    for scenario, agent, seed in runs:
+        base = split_agent_name(agent)[0]
+        if is_builtin(base) or (scenario, base) in seen:
+            continue
+        seen.add((scenario, base))
+        kwargs = dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {})))
+        built = _build(cfg, base, cfg.run_env_config(scenario, seed), seed, kwargs)
+        check_agent_output(built)
+
+
 _PROGRESS_QUEUE: Any = None
 """In a pool worker: the queue its runs report their start and step counts to."""
 
 
-def _init_worker(scenarios: dict[str, Any], queue: Any) -> None:
-    """Pool worker start-up: exit with the parent, know the grid's scenarios, keep the queue."""
+def _init_worker(
+    scenarios: dict[str, Any], queue: Any, registered: dict[str, str] | None = None
+) -> None:
+    """Pool worker start-up: exit with the parent, know the grid's scenarios and registered
+    agents, keep the queue."""
     global _PROGRESS_QUEUE
     exit_with_parent()
     install_scenario_snapshot(scenarios)
+    ensure_registered(registered or {})  # agents registered in the parent (by entry point)
     _PROGRESS_QUEUE = queue
 
 
@@ -478,17 +542,20 @@ def _worker(
     agent: str,
     seed: int,
     scenarios: dict[str, Any] | None = None,
+    registered: dict[str, str] | None = None,
 ) -> str:
     """One run in a worker process; ``scenarios`` is :func:`scenario_snapshot` of the grid's
-    registered and file scenarios (when the worker was not started with them)."""
+    registered and file scenarios, ``registered`` the entry points of the agents registered
+    in the parent (when the worker was not started with them)."""
     if scenarios:
         install_scenario_snapshot(scenarios)
+    ensure_registered(registered or {})
     cfg = ExperimentConfig.from_dict(cfg_dict)
     run = (scenario, agent, seed)
     queue = _PROGRESS_QUEUE
     if queue is None:
         _say(f"start  {run_label(scenario, agent, seed)}")
-        return str(run_one(cfg, scenario, agent, seed, progress=False))
+        return str(run_one(cfg, scenario, agent, seed, progress=False, check_agent=False))
     queue.put(("start", run, 0))
     last = 0.0
 
@@ -499,7 +566,9 @@ def _worker(
             last = now
             queue.put(("steps", run, steps_done))
 
-    return str(run_one(cfg, scenario, agent, seed, progress=False, on_progress=report))
+    return str(
+        run_one(cfg, scenario, agent, seed, progress=False, on_progress=report, check_agent=False)
+    )
 
 
 _REPORT_EVERY_S = 0.5
@@ -597,6 +666,8 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         LockedError: another live runner is working on this experiment.
     """
     exp_dir = cfg.experiment_dir
+    if restart or not all(is_done(cfg.run_dir(*r)) for r in cfg.runs()):
+        check_user_agents(cfg, cfg.runs())  # a broken user agent: nothing is written
     _make_dir(cfg, exp_dir)
     with DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"), terminate_as_interrupt():
         if restart:
@@ -635,7 +706,11 @@ def _run_todo(
             for run in todo:
                 show.start(run)
                 run_dir = run_one(
-                    cfg, *run, progress=False, on_progress=lambda n, _, r=run: show.advance(r, n)
+                    cfg,
+                    *run,
+                    progress=False,
+                    on_progress=lambda n, _, r=run: show.advance(r, n),
+                    check_agent=False,  # run_grid has checked the user agents
                 )
                 show.finish(run, _finished_line(run_dir, *run, t0))
         else:
@@ -655,7 +730,7 @@ def _run_pool(
         max_workers=cfg.workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(scenario_snapshot(cfg.scenarios), queue),
+        initargs=(scenario_snapshot(cfg.scenarios), queue, _registered(cfg)),
     )
 
     def drain() -> None:
