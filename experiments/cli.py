@@ -603,17 +603,21 @@ def _add_export_parser(sub: Any) -> None:
     )
 
 
-COMPRESS_METHODS = ("int8", "fold", "distil")  # driftrec.agents.compress's (no torch import here)
+COMPRESS_METHODS = ("fold", "int8", "distil")  # driftrec.agents.compress's (no torch import here)
 INT8_SCOPES = ("head", "all")
 
 
 def _add_compress_parser(sub: Any) -> None:
     p = sub.add_parser(
-        "compress", help="compress a run's attention policy (int8 / fold / distil) for acting"
+        "compress", help="compress a run's attention policy (fold / int8 / distil) for acting"
     )
     p.add_argument("run_dir", type=Path, help="a run directory holding model.zip and config.json")
     p.add_argument(
-        "--method", choices=COMPRESS_METHODS, default="int8", help="default: %(default)s"
+        "--method",
+        choices=COMPRESS_METHODS,
+        default="fold",
+        help="fold: exact float, as fast as int8 at 1,000 items; int8: int8 score head, faster "
+        "from about 10,000 items, not exact (default: %(default)s)",
     )
     p.add_argument(
         "--scope", choices=INT8_SCOPES, default="head", help="int8 Linears (default: %(default)s)"
@@ -643,6 +647,9 @@ def _cmd_compress(args: argparse.Namespace) -> int:
     )
     for key, value in facts.items():
         print(f"{key:24s} {value}")
+    size, full = facts["bytes"], facts.get("model_zip_bytes")
+    against = f", model.zip {full / 1e6:.2f} MB ({size / full:.0%})" if full else ""
+    print(f"wrote {facts['path']} ({size / 1e6:.2f} MB{against})")
     print(f"evaluate it with: driftrec evaluate {args.run_dir} --policy {facts['path']}")
     return 0
 
