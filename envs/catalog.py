@@ -27,6 +27,15 @@ the same catalog. For ``N`` items:
 * **Quality** ``~ Beta(config.quality_alpha, config.quality_beta)``.
 * **Release step.** 0, except for ``round(config.new_item_fraction * N)`` items chosen at random,
   which get a release step drawn uniformly from ``{1, ..., config.release_horizon}``.
+* **Jargon text style** (``text_style="jargon"``; the numbers above are unchanged). The title and
+  the sentence are drawn as above but from a *decoy* topic, another topic than the item's main
+  one (uniformly), so a general-purpose encoder reads them as that topic. The true topic is told
+  only by a last phrase ("Filed under muvexquo and mugarka.") with
+  :data:`JARGON_WORDS_PER_ITEM` distinct words of the topic's own :data:`JARGON_WORDS_PER_TOPIC`
+  made-up words (three syllables from one shared pool, so topics share word pieces): every item
+  of a topic draws from the same few words, so what is learned from clicks on some items
+  carries over to the topic's new items. How badly the packaged MiniLM reads it is measured in
+  BENCHMARKS.md (JargonNews).
 
 Ids are ``"item-00000"``, ``"item-00001"``, ... (zero-padded to at least 5 digits).
 

@@ -70,6 +70,7 @@ __all__ = [
     "consumer_rewards",
     "retention_texts",
     "retention_metrics",
+    "next_click_ranking",
     "SweepRow",
     "run_sweep",
     "format_sweep",
@@ -252,11 +253,21 @@ def ranking_metrics(
     item_features: NDArray[np.float32],
     logs: Sequence[ClickLog],
 ) -> dict[str, list[float]]:
-    """How well ``history-similarity``'s score ranks the next clicked item, per evaluation log.
+    """How well ``history-similarity``'s score ranks the next clicked item, per evaluation log
+    (:func:`next_click_ranking` on the study's world)."""
+    env_config = study_env_config(setting, catalog_path, setting.eval_seeds[0])
+    return next_click_ranking(env_config, item_features, logs)
+
+
+def next_click_ranking(
+    env_config: EnvConfig, item_features: NDArray[np.float32], logs: Sequence[ClickLog]
+) -> dict[str, list[float]]:
+    """How well ``history-similarity``'s score ranks the next clicked item, per log.
 
     For every click by a user who had clicked before, the item the user clicked is ranked
     among all items not in the user's observed history by ``history-similarity``'s own score
-    (cosine to the recency-weighted click-minus-skip profile of the history).
+    (cosine to the recency-weighted click-minus-skip profile of the history, with
+    ``item_features`` as the item embeddings).
 
     Returns:
         ``auc`` (1 - the clicked item's rank / the number of candidates; 0.5 is chance) and
@@ -265,7 +276,6 @@ def ranking_metrics(
     from driftrec.agents.registry import build_agent
     from driftrec.envs.observation import SplitObservation
 
-    env_config = study_env_config(setting, catalog_path, setting.eval_seeds[0])
     agent = build_agent(
         "history-similarity",
         env_config,
