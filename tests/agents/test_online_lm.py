@@ -240,6 +240,11 @@ def test_a_run_fine_tunes_reports_its_cost_and_keeps_the_adapter(
         assert (run_dir / "text_adapter" / MANIFEST_NAME).is_file()
         config = json.loads((run_dir / "config.json").read_text())
         assert config["finetune_every"] == 8 and config["finetune"]["rank"] == 2
+    from driftrec.experiments.report import write_report
+
+    report = write_report(cfg.experiment_dir).read_text()
+    assert "## The text encoder fine-tuned during the runs" in report
+    assert "| `Stationary__attention-ppo__0` | 8 | 40 |" in report
     ppo = next(d for d in dirs if "attention-ppo" in d.name)
     result = evaluate_checkpoint(ppo, steps=4)
     assert 0 <= result["normalized_reward"] <= 1.5
