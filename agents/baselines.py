@@ -939,6 +939,10 @@ class HistorySimilarityAgent(BaselineAgent):
     profile, from a separate generator). Nothing is learned, so it follows each user's shifts
     exactly as fast as their history turns over, and it cannot know item quality (it is not in
     the text).
+    In a world where a clicked item is consumed (``ChoiceConfig.no_repeat``, a rule of the
+    world, not a user's state) the items clicked in the observed history are ranked last
+    (``exclude_clicked``); otherwise the most similar item is usually the one just clicked.
+    :meth:`set_item_features` swaps in new embeddings (an in-run refresh of the text encoder).
 
     Args:
         env: a driftrec env.
@@ -946,6 +950,8 @@ class HistorySimilarityAgent(BaselineAgent):
         decay: recency weight per impression in ``(0, 1]``.
         skip_weight: how strongly a skipped impression repels, ``>= 0``.
         epsilon: exploration probability per user and step.
+        exclude_clicked: rank the items clicked in the observed history last; None (the
+            default) does so exactly when the world has ``no_repeat``.
         seed: seed of the agent's generator.
     """
 
@@ -959,18 +965,31 @@ class HistorySimilarityAgent(BaselineAgent):
         decay: float = 0.9,
         skip_weight: float = 0.1,
         epsilon: float = 0.05,
+        exclude_clicked: bool | None = None,
         seed: SeedLike = None,
     ) -> None:
         check_float("decay", decay, 0.0, 1.0, low_open=True)
         check_float("skip_weight", skip_weight, 0.0)
         check_float("epsilon", epsilon, 0.0, 1.0)
+        if exclude_clicked is not None and not isinstance(exclude_clicked, bool):
+            raise TypeError(f"'exclude_clicked' must be a bool or None (got {exclude_clicked!r})")
         super().__init__(env, seed=seed)
-        feats = _item_features(_simulator(env), item_features)
-        norms = np.linalg.norm(feats, axis=1, keepdims=True)
-        self.features: NDArray[np.float64] = feats / np.where(norms > 0, norms, 1.0)  # (N, E)
+        sim = _simulator(env)
+        self._catalog_sim = sim  # only its catalog is read (set_item_features)
+        self.features: NDArray[np.float64] = np.empty((0, 0))
+        self.set_item_features(item_features)
         self.decay = float(decay)
         self.skip_weight = float(skip_weight)
         self.epsilon = float(epsilon)
+        no_repeat = bool(sim.config.choice.no_repeat)
+        self.exclude_clicked = no_repeat if exclude_clicked is None else exclude_clicked
+
+    def set_item_features(self, item_features: Any) -> None:
+        """Use new ``(N, E)`` item embeddings from now on (None: the catalog's topic mixtures);
+        e.g. after the text encoder was fine-tuned during a run."""
+        feats = _item_features(self._catalog_sim, item_features)
+        norms = np.linalg.norm(feats, axis=1, keepdims=True)
+        self.features = feats / np.where(norms > 0, norms, 1.0)  # (N, E)
 
     def profile(self, observation: Any) -> NDArray[np.float64]:
         """``(B, E)`` the users' profiles ``h_u`` (zeros for an empty history)."""
@@ -994,6 +1013,9 @@ class HistorySimilarityAgent(BaselineAgent):
             scores[empty] = self.rng.random((int(empty.sum()), self.num_items))
         if self.epsilon > 0 and not deterministic:
             scores = _explore_rows(self.rng, scores, self.epsilon)
+        if self.exclude_clicked:  # below every cosine and every random key
+            rows, cols = np.nonzero(obs.mask & (obs.feedback > 0))
+            scores[rows, obs.item_ids[rows, cols].astype(np.int64)] = -2.0
         return scores
 
     def _greedy_scores(self, obs: SplitObservation) -> NDArray[np.float64]:

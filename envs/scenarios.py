@@ -229,6 +229,34 @@ _ALL = (
     ),
 )
 
+_ALL += (
+    Scenario(
+        "JargonNews",
+        "Text is the bottleneck: 90% of 1,200 items arrive over the first 1,200 steps and go "
+        "stale (half their appeal gone 100 steps after release); a clicked item cannot be "
+        "clicked again in the session; texts use another topic's words and tell the true "
+        "topic only by made-up jargon shared within the topic.",
+        EnvConfig(
+            catalog=CatalogConfig(
+                num_items=1200,
+                num_topics=12,
+                topic_purity=1.0,
+                new_item_fraction=0.9,
+                release_horizon=1200,
+                text_style="jargon",
+            ),
+            choice=ChoiceConfig(
+                interest_weight=3.0,
+                quality_weight=0.5,
+                no_repeat=True,
+                staleness_weight=3.0,
+                staleness_halflife=100.0,
+            ),
+            session=SessionConfig(max_steps=50),
+        ),
+    ),
+)
+
 SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
 
 # Scenarios calibrated from real data that is not shipped: name -> (description, builder).

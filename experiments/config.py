@@ -247,6 +247,13 @@ class ExperimentConfig:
             packaged MiniLM).
         text_adapter (str or None, defaults to None): a LoRA adapter directory of that model
             (``driftrec finetune``); runs record its weight hash.
+        finetune_every (int or None, defaults to None): fine-tune the text encoder inside each
+            run, on the run's own click log, every this many global steps, and swap the new item
+            table into the agent (``history-similarity`` and the ``attention-*`` agents; see
+            :mod:`driftrec.agents.online_lm`). None: the encoder stays frozen.
+        finetune (dict): settings of that fine-tuning, the fields of
+            :class:`~driftrec.agents.online_lm.InRunFinetuneSettings` but ``every`` (``rank``,
+            ``learning_rate``, ``steps`` per refresh, ``retain_weight``, ``window``, ...).
         checkpoint (bool, defaults to True): save SB3 models at the end of each run.
         device (str, defaults to ``"cpu"``): torch device for SB3 agents.
         reference_agent (str or None, defaults to ``"oracle"``): run on the same seeds (so
@@ -296,6 +303,8 @@ class ExperimentConfig:
     track_users: int = 3
     text_model: str | None = None
     text_adapter: str | None = None
+    finetune_every: int | None = None
+    finetune: Mapping[str, Any] = field(default_factory=dict)
     checkpoint: bool = True
     device: str = "cpu"
     reference_agent: str | None = "oracle"
@@ -391,6 +400,45 @@ class ExperimentConfig:
 
             # a missing directory, or an adapter of another base model, fails before any work
             check_adapter_base(self.text_adapter, model_identity(self.text_model))
+        self._check_finetune()
+
+    def _check_finetune(self) -> None:
+        if not isinstance(self.finetune, Mapping):
+            raise TypeError(f"'finetune' must be a mapping (got {self.finetune!r})")
+        object.__setattr__(self, "finetune", dict(self.finetune))
+        if self.finetune_every is None:
+            if self.finetune:
+                raise ValueError(
+                    f"'finetune' settings {sorted(self.finetune)} need 'finetune_every' "
+                    "(--finetune-every N)"
+                )
+            return
+        self.finetune_settings()  # every field checked, naming it
+        if self.text_adapter is not None:
+            raise ValueError(
+                "'finetune_every' trains a new adapter from the base model; expected no "
+                f"'text_adapter' with it (got {self.text_adapter!r})"
+            )
+        from driftrec.agents.online_lm import REFRESH_AGENTS, supports_item_refresh
+        from driftrec.agents.registry import needs_text_embeddings
+
+        for a in self.agents:
+            base = split_agent_name(a)[0]
+            if needs_text_embeddings(base) and not supports_item_refresh(base):
+                raise ValueError(
+                    f"'finetune_every' refreshes the item table of {list(REFRESH_AGENTS)}; "
+                    f"{a!r} reads the text embeddings but cannot take a new table: run it in "
+                    "another grid"
+                )
+
+    def finetune_settings(self) -> Any:
+        """The :class:`~driftrec.agents.online_lm.InRunFinetuneSettings` of the grid, or None."""
+        if self.finetune_every is None:
+            return None
+        from driftrec.agents.online_lm import InRunFinetuneSettings
+
+        check_int("finetune_every", self.finetune_every, 1, self.steps)
+        return InRunFinetuneSettings.from_config(self.finetune_every, self.finetune)
 
     @property
     def experiment_dir(self) -> Path:

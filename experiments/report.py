@@ -532,6 +532,44 @@ def _comparison_section(runs: Sequence[Run], compare_to: str | None) -> list[str
     ]
 
 
+def finetune_section(runs: Sequence[Run]) -> list[str]:
+    """The cost and retention of the runs that fine-tuned their text encoder (``done.json``'s
+    ``finetune``; empty when none did)."""
+    tuned = [r for r in runs if r.done.get("finetune")]
+    if not tuned:
+        return []
+    lines = [
+        "## The text encoder fine-tuned during the runs",
+        "",
+        "Every `finetune_every` global steps the run trained its LoRA adapter on its own click "
+        "log and swapped the re-encoded item table into the agent. *s / refresh*: training and "
+        "re-encoding wall seconds per refresh; *share*: their part of the run's wall time; "
+        "*retention*: mean cosine between the base and the adapted embedding of held-out general "
+        "texts, and their nearest-centroid topic accuracy (base in brackets).",
+        "",
+        "| run | refreshes at | texts re-encoded | s / refresh | share | retention cos | "
+        "topic acc (base) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in tuned:
+        ft = r.done["finetune"]
+        ret = ft.get("retention") or {}
+        texts = [x.get("texts_encoded", 0) for x in ft.get("refreshes", [])]
+        per = ft.get("seconds_per_refresh")
+        share = ft.get("share_of_run")
+        lines.append(
+            f"| `{r.name}` | {', '.join(str(s) for s in ft.get('refresh_steps', [])) or 'none'} "
+            f"| {sum(texts):,} | {'n/a' if per is None else f'{per:.1f}'} | "
+            f"{'n/a' if share is None else f'{share:.0%}'} | "
+            + (
+                f"{ret['cosine']:.3f} | {ret['topic_acc']:.3f} ({ret['base_topic_acc']:.3f}) |"
+                if ret
+                else "n/a | n/a |"
+            )
+        )
+    return [*lines, ""]
+
+
 def write_report(
     exp_dir: str | Path,
     *,
@@ -590,6 +628,7 @@ def write_report(
     lines += _how_to_read(fraction, pre_windows, sustain, recovery_ref)
     lines += sections
     lines += _return_section(runs)
+    lines += finetune_section(runs)
     lines += [
         "## Summary",
         "",

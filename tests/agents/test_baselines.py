@@ -441,6 +441,36 @@ def test_history_similarity_profile_by_hand() -> None:
     assert action == 5  # the most similar item is the newest click itself
 
 
+def test_history_similarity_ranks_clicked_items_last_where_clicks_consume() -> None:
+    """In a no_repeat world (or with exclude_clicked=True) the items clicked in the observed
+    history are ranked last, so the next most similar item is recommended; skipped items are
+    not excluded. set_item_features swaps the embeddings it scores with."""
+    from driftrec.agents.baselines import HistorySimilarityAgent
+
+    env = _env(**{"choice.no_repeat": True})
+    env.reset(seed=0)
+    feats = np.eye(40)
+    feats[9, 5] = feats[9, 9] = 0.5**0.5  # item 9 resembles item 5
+    agent = HistorySimilarityAgent(env, feats, epsilon=0.0, seed=0)
+    assert agent.exclude_clicked
+    lay = env.sim.layout
+    one = np.zeros((1, lay.size), dtype=np.float32)
+    h = lay.history_len
+    one[0, lay.item_ids.start + h - 2 : lay.item_ids.start + h] = [3, 5]  # clicked 5, skipped 3
+    one[0, lay.feedback.start + h - 1] = 1.0
+    one[0, lay.mask.start + h - 2 : lay.mask.start + h] = 1.0
+    assert agent.predict(one[0], deterministic=True)[0] == 9
+    scores = agent.scores(one, deterministic=True)[0]
+    assert scores[5] == -2.0 and scores[3] > -2.0
+    keeps = HistorySimilarityAgent(env, feats, epsilon=0.0, seed=0, exclude_clicked=False)
+    assert keeps.predict(one[0], deterministic=True)[0] == 5
+    assert not HistorySimilarityAgent(_env(), feats, seed=0).exclude_clicked
+    agent.set_item_features(np.roll(np.eye(40), 1, axis=1))  # item i now looks like i + 1
+    np.testing.assert_array_equal(agent.features, np.roll(np.eye(40), 1, axis=1))
+    with pytest.raises(TypeError, match=r"^'exclude_clicked' must be a bool or None \(got 1\)$"):
+        HistorySimilarityAgent(env, feats, exclude_clicked=1)  # type: ignore[arg-type]
+
+
 def test_history_similarity_empty_history_is_random_unless_deterministic() -> None:
     """An empty profile gives random items; deterministic mode draws nothing (item 0)."""
     from driftrec.agents.baselines import HistorySimilarityAgent
