@@ -67,6 +67,7 @@ import functools
 import hashlib
 import importlib.util
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -110,6 +111,8 @@ MOVIELENS_INSTALL_HINT = (
     "pip install --no-deps recbole   (ships MovieLens-100k; or set DRIFTREC_MOVIELENS to a "
     "directory holding GroupLens's u.data and u.item)"
 )
+MOVIELENS_SCALE = (1.0, 5.0)
+"""MovieLens's rating scale (whole stars)."""
 MOVIELENS_ENV_VAR = "DRIFTREC_MOVIELENS"
 """A directory in GroupLens's layout (``u.data``, ``u.item``) to use instead of recbole's copy."""
 
@@ -196,13 +199,35 @@ def split_log(log: InteractionLog, train_fraction: float) -> tuple[InteractionLo
 # --------------------------------------------------------------------------------------------
 # loaders
 # --------------------------------------------------------------------------------------------
-def _read_lines(path: Path) -> list[str]:
+def _read_lines(path: Path, *, complete: bool = False) -> list[str]:
+    """The file's lines; with ``complete``, a file whose last line has no line end is refused."""
     raw = path.read_bytes()
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:  # GroupLens's u.item is latin-1
         text = raw.decode("latin-1")
-    return text.splitlines()
+    lines = text.splitlines()
+    if complete:
+        _check_complete(path, raw, lines)
+    return lines
+
+
+def _check_complete(path: Path, raw: bytes, lines: list[str]) -> None:
+    """Refuse a file cut in the middle of its last line (a truncated copy or download).
+
+    A log cut mid-timestamp still parses (``88125`` instead of ``881250949``) and silently moves
+    the whole log in time, so a last line without a line end is an error, not a guess.
+    """
+    if raw and not raw.endswith((b"\n", b"\r")):
+        raise LogDataError(
+            f"{path}, line {len(lines)}: the file ends in the middle of a line "
+            f"({_excerpt(lines[-1])!r} has no line end): it looks truncated; expected a "
+            "complete file (if that line is complete, end it with a newline)"
+        )
+
+
+def _excerpt(text: str, limit: int = 60) -> str:
+    return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
 def _index(values: Sequence[str]) -> tuple[NDArray[np.int64], list[str]]:
@@ -245,19 +270,29 @@ def _build_log(
 
 
 def _number(path: Path, lineno: int, field: str, cell: str, kind: type) -> Any:
+    what = "an integer" if kind is int else "a finite number"
     try:
-        return kind(float(cell)) if kind is int else kind(cell)
+        value = float(cell)
     except ValueError:
-        what = "an integer" if kind is int else "a number"
+        value = math.nan
+    if not math.isfinite(value):  # 'nan' and 'inf' parse as floats but are no rating or time
         raise LogDataError(
             f"{path}, line {lineno}, field '{field}': expected {what} (got {cell!r})"
         ) from None
+    return int(value) if kind is int else value
 
 
-def _read_tab_ratings(path: Path, *, header: bool) -> list[tuple[str, str, float, int]]:
-    """``user<TAB>item<TAB>rating<TAB>timestamp`` lines (after a header line if ``header``)."""
+def _read_tab_ratings(
+    path: Path, *, header: bool, scale: tuple[float, float] = MOVIELENS_SCALE
+) -> list[tuple[str, str, float, int]]:
+    """``user<TAB>item<TAB>rating<TAB>timestamp`` lines (after a header line if ``header``).
+
+    A rating outside ``scale``, a non-finite cell or a last line without its line end (a
+    truncated file) raises :class:`LogDataError` naming the file and line.
+    """
     rows = []
-    lines = _read_lines(path)
+    lines = _read_lines(path, complete=True)
+    lo, hi = scale
     for lineno, line in enumerate(lines[1:] if header else lines, start=2 if header else 1):
         if not line.strip():
             continue
@@ -268,6 +303,11 @@ def _read_tab_ratings(path: Path, *, header: bool) -> list[tuple[str, str, float
                 f"(user, item, rating, timestamp) (got {len(cells)})"
             )
         rating = _number(path, lineno, "rating", cells[2], float)
+        if not lo <= rating <= hi:
+            raise LogDataError(
+                f"{path}, line {lineno}, field 'rating': expected a rating in [{lo:g}, {hi:g}] "
+                f"(got {cells[2]!r})"
+            )
         rows.append((cells[0], cells[1], rating, _number(path, lineno, "timestamp", cells[3], int)))
     return rows
 
@@ -298,7 +338,7 @@ def _load_recbole(d: Path) -> InteractionLog:
         items.append((iid, f"{title} ({year})" if year else title, tuple(genres.split())))
     rows = _read_tab_ratings(inter_path, header=True)
     return _build_log(
-        rows, items, kind="rating", value_range=(1.0, 5.0), source=str(d), items_path=str(item_path)
+        rows, items, kind="rating", value_range=MOVIELENS_SCALE, source=str(d), items_path=str(item_path)
     )
 
 
@@ -335,7 +375,7 @@ def load_grouplens(path: str | os.PathLike[str]) -> InteractionLog:
         items.append((cells[0], cells[1].strip() or f"item {cells[0]}", genres))
     rows = _read_tab_ratings(data_path, header=False)
     return _build_log(
-        rows, items, kind="rating", value_range=(1.0, 5.0), source=str(d), items_path=str(item_path)
+        rows, items, kind="rating", value_range=MOVIELENS_SCALE, source=str(d), items_path=str(item_path)
     )
 
 
@@ -380,6 +420,8 @@ def load_interaction_log(
             genres = tuple(g.strip() for g in (rec["genres"] or "").split(";") if g.strip())
             table.append((iid, f"{title}. {desc}" if desc else title, genres))
     rows = []
+    raw = inter_path.read_bytes()
+    _check_complete(inter_path, raw, raw.decode("utf-8", errors="replace").splitlines())
     with inter_path.open(newline="", encoding="utf-8") as fh:
         reader = csv.DictReader(fh)
         header = reader.fieldnames or []

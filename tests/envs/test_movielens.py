@@ -123,7 +123,7 @@ def test_bad_log_cells_name_file_line_and_field(synthetic_log_files: tuple[Path,
     lines = inter.read_text().splitlines()
     lines[3] = "u0,m1,great,1234"
     inter.write_text("\n".join(lines) + "\n")
-    msg = f"{inter}, line 4, field 'rating': expected a number (got 'great')"
+    msg = f"{inter}, line 4, field 'rating': expected a finite number (got 'great')"
     with pytest.raises(LogDataError, match=f"^{re.escape(msg)}$"):
         load_interaction_log(inter, items)
     inter.write_text("user,item,timestamp\nu0,m1,5\n")
@@ -193,3 +193,60 @@ def test_population_file_must_match_the_catalog(tmp_path: Path, tiny_config: Env
     missing = dataclasses.replace(tiny_config, population_path=str(tmp_path / "none.npz"))
     with pytest.raises(FileNotFoundError, match="'population_path' names a file that does not"):
         DriftRecEnv(missing)
+
+
+def _grouplens_dir(tmp_path: Path, data: str) -> Path:
+    flags = ["0"] * 19
+    flags[8] = "1"  # Drama
+    (tmp_path / "u.item").write_text(
+        "1|Heat (1995)|01-Jan-1995||http://x|" + "|".join(flags) + "\n", encoding="latin-1"
+    )
+    (tmp_path / "u.data").write_text(data)
+    return tmp_path
+
+
+def test_truncated_u_data_names_file_and_line(tmp_path: Path) -> None:
+    """A u.data cut mid-timestamp (no line end) is refused, naming the file and the last line;
+    it used to parse (timestamp 88) and move the whole log in time."""
+    d = _grouplens_dir(tmp_path, "7\t1\t4\t881250949\n8\t1\t2\t88")
+    msg = (
+        f"{d / 'u.data'}, line 2: the file ends in the middle of a line ('8\\t1\\t2\\t88' has no "
+        "line end): it looks truncated; expected a complete file (if that line is complete, "
+        "end it with a newline)"
+    )
+    with pytest.raises(LogDataError, match=f"^{re.escape(msg)}$"):
+        load_grouplens(d)
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("nan", "expected a finite number (got 'nan')"),
+        ("inf", "expected a finite number (got 'inf')"),
+        ("7", "expected a rating in [1, 5] (got '7')"),
+        ("0", "expected a rating in [1, 5] (got '0')"),
+    ],
+)
+def test_bad_u_data_rating_names_file_line_and_field(
+    tmp_path: Path, cell: str, expected: str
+) -> None:
+    """A nan, infinite or off-scale rating names the file, the line and the field."""
+    d = _grouplens_dir(tmp_path, f"7\t1\t4\t100\n8\t1\t{cell}\t200\n")
+    msg = f"{d / 'u.data'}, line 2, field 'rating': {expected}"
+    with pytest.raises(LogDataError, match=f"^{re.escape(msg)}$"):
+        load_grouplens(d)
+
+
+def test_generic_log_refuses_nan_and_a_truncated_file(
+    synthetic_log_files: tuple[Path, Path],
+) -> None:
+    """The CSV loader refuses a nan rating and a file whose last line has no line end."""
+    inter, items = synthetic_log_files
+    lines = inter.read_text().splitlines()
+    inter.write_text("\n".join(lines[:3] + ["u0,m1,nan,1234"] + lines[4:]) + "\n")
+    msg = f"{inter}, line 4, field 'rating': expected a finite number (got 'nan')"
+    with pytest.raises(LogDataError, match=f"^{re.escape(msg)}$"):
+        load_interaction_log(inter, items)
+    inter.write_text("\n".join(lines)[:-3])  # the last timestamp loses 3 digits and the newline
+    with pytest.raises(LogDataError, match=rf"^{re.escape(str(inter))}, line {len(lines)}: the"):
+        load_interaction_log(inter, items)
