@@ -338,7 +338,12 @@ def _load_recbole(d: Path) -> InteractionLog:
         items.append((iid, f"{title} ({year})" if year else title, tuple(genres.split())))
     rows = _read_tab_ratings(inter_path, header=True)
     return _build_log(
-        rows, items, kind="rating", value_range=MOVIELENS_SCALE, source=str(d), items_path=str(item_path)
+        rows,
+        items,
+        kind="rating",
+        value_range=MOVIELENS_SCALE,
+        source=str(d),
+        items_path=str(item_path),
     )
 
 
@@ -375,7 +380,12 @@ def load_grouplens(path: str | os.PathLike[str]) -> InteractionLog:
         items.append((cells[0], cells[1].strip() or f"item {cells[0]}", genres))
     rows = _read_tab_ratings(data_path, header=False)
     return _build_log(
-        rows, items, kind="rating", value_range=MOVIELENS_SCALE, source=str(d), items_path=str(item_path)
+        rows,
+        items,
+        kind="rating",
+        value_range=MOVIELENS_SCALE,
+        source=str(d),
+        items_path=str(item_path),
     )
 
 
