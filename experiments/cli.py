@@ -176,6 +176,12 @@ def build_parser() -> argparse.ArgumentParser:
         "--policy", type=Path, help="evaluate this compressed policy file instead of model.zip"
     )
     p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
+        "files you trust (default: only the policy weights are read)",
+    )
+    p.add_argument(
         "--attention-png",
         type=Path,
         help="with --policy: also write the attention figure of the compressed model here",
@@ -286,7 +292,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     else:
         result = evaluate_checkpoint(
-            args.run_dir, steps=args.steps, seed=args.seed, deterministic=args.deterministic
+            args.run_dir,
+            steps=args.steps,
+            seed=args.seed,
+            deterministic=args.deterministic,
+            trust=args.trust_checkpoint,
         )
     for key, value in result.items():
         print(f"{key:24s} {value}")
@@ -423,6 +433,12 @@ def _add_compress_parser(sub: Any) -> None:
     p.add_argument(
         "--distil-steps", type=int, help="global steps of teacher rollouts (default: the run's)"
     )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
+        "files you trust (default: only the policy weights are read)",
+    )
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
@@ -434,6 +450,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         out=args.out,
         scope=args.scope,
         distil_steps=args.distil_steps,
+        trust=args.trust_checkpoint,
     )
     for key, value in facts.items():
         print(f"{key:24s} {value}")

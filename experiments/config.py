@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,6 +32,21 @@ def split_agent_name(name: str) -> tuple[str, bool]:
     if name.endswith(FROZEN_SUFFIX):
         return name[: -len(FROZEN_SUFFIX)], True
     return name, False
+
+
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=@,-]{0,127}")
+
+
+def _check_name(name: Any) -> None:
+    """An experiment name is one plain folder name: it can never leave ``out_dir``."""
+    if not isinstance(name, str):
+        raise TypeError(f"'name' must be a string (got {name!r})")
+    if _NAME_PATTERN.fullmatch(name) is None:
+        raise ValueError(
+            f"'name' must be a folder name of 1-128 letters, digits and . _ - + = @ , that "
+            f"starts with a letter or digit (got {name!r}); it names the experiment's folder "
+            "inside 'out_dir'"
+        )
 
 
 def _tuple(name: str, value: Any, kind: type) -> tuple[Any, ...]:
@@ -176,8 +192,7 @@ class ExperimentConfig:
     vary_world: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or "/" in self.name:
-            raise ValueError(f"'name' must be a non-empty string without '/' (got {self.name!r})")
+        _check_name(self.name)
         object.__setattr__(self, "scenarios", _tuple("scenarios", self.scenarios, str))
         object.__setattr__(self, "agents", _tuple("agents", self.agents, str))
         object.__setattr__(self, "seeds", _tuple("seeds", self.seeds, int))

@@ -21,6 +21,7 @@ from driftrec.experiments.analysis import (
     load_runs,
     summary_table,
 )
+from driftrec.experiments.guard import record_outputs
 from driftrec.experiments.io import atomic_write_text
 from driftrec.experiments.plots import (
     plot_adaptation,
@@ -38,6 +39,13 @@ PREFERRED_AGENT = "attention-ppo"
 """The agent whose interest-drift and attention plots the report shows when it was run."""
 
 _BASELINE_NAMES = ("random", "oracle")
+
+
+def _save_figure(fig: Any, path: Path) -> Path:
+    """Save a report figure, listing it first in its directory's manifest (``--restart``
+    deletes only what driftrec listed)."""
+    record_outputs(path.parent, [path.name])
+    return save_figure(fig, path)
 
 
 def summary_text(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -251,14 +259,14 @@ def _write_figures(
             events,
             title=f"Adaptation to drift: {scenario}",
         )
-        path = save_figure(ax.figure, out / f"adaptation_{scenario}.png")
+        path = _save_figure(ax.figure, out / f"adaptation_{scenario}.png")
         images.append(("One-step oracle ratio (reward / one-step oracle) over global steps", path))
 
         if all("cum_regret" in r.metrics for r in group):
             ax = plot_regret(
                 aggregate(group, "cum_regret"), events, title=f"Cumulative regret: {scenario}"
             )
-            path = save_figure(ax.figure, out / f"regret_{scenario}.png")
+            path = _save_figure(ax.figure, out / f"regret_{scenario}.png")
             images.append(("Cumulative regret over global steps", path))
 
         if all("greedy_personal_gain" in r.metrics for r in group):
@@ -267,7 +275,7 @@ def _write_figures(
                 events,
                 title=f"Personalisation: {scenario}",
             )
-            path = save_figure(ax.figure, out / f"personalization_{scenario}.png")
+            path = _save_figure(ax.figure, out / f"personalization_{scenario}.png")
             images.append(("Personalisation gain of the greedy choices over global steps", path))
 
         scen_rows = [r for r in rows if r["scenario"] == scenario]
@@ -276,7 +284,7 @@ def _write_figures(
         )  # else no event had enough windows before it: every cell reads n/a
         if measured and any(e.get("kind") in RECOVERY_EVENT_KINDS for e in events):
             ax = plot_recovery(scen_rows, title=f"Recovery after population events: {scenario}")
-            path = save_figure(ax.figure, out / f"recovery_{scenario}.png")
+            path = _save_figure(ax.figure, out / f"recovery_{scenario}.png")
             images.append(("Recovery time per agent and event", path))
 
         featured = _featured_agent(sorted({r.agent for r in group}))
@@ -284,7 +292,7 @@ def _write_figures(
         if with_topics:
             run = min(with_topics, key=lambda r: r.seed)
             axes = plot_interest_drift(run)
-            path = save_figure(axes[0].figure, out / f"interest_drift_{scenario}__{featured}.png")
+            path = _save_figure(axes[0].figure, out / f"interest_drift_{scenario}__{featured}.png")
             images.append(
                 (f"Interest drift vs recommendations ({featured}, seed {run.seed})", path)
             )
@@ -294,7 +302,7 @@ def _write_figures(
             run = min(with_attention, key=lambda r: (r.agent != PREFERRED_AGENT, r.agent, r.seed))
             title = f"Attention over user 0's history: {scenario} / {run.agent}"
             ax = plot_attention(run, title=title)
-            path = save_figure(ax.figure, out / f"attention_{scenario}.png")
+            path = _save_figure(ax.figure, out / f"attention_{scenario}.png")
             images.append((f"Attention over the history ({run.agent}, seed {run.seed})", path))
     return figures
 
@@ -380,5 +388,6 @@ def write_report(
         *[f"* *{name}*: {text}" for name, text in METRIC_DEFINITIONS],
         "",
     ]
+    record_outputs(report.parent, [report.name])
     atomic_write_text(report, "\n".join(lines))
     return report

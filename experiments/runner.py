@@ -27,7 +27,6 @@ import errno
 import gc
 import json
 import os
-import shutil
 import signal
 import threading
 import time
@@ -47,8 +46,11 @@ from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
     SettingsChanged,
+    clear_recorded,
     describe_changes,
     exit_with_parent,
+    record_outputs,
+    remove_recorded,
     run_fingerprint,
     terminate_as_interrupt,
 )
@@ -166,17 +168,6 @@ def _attach_sb3_logger(model: Any, folder: Path) -> None:
     model.set_logger(configure(str(folder), formats))
 
 
-def _clear_experiment(exp_dir: Path) -> None:
-    """Delete the runs and outputs of an experiment (only what driftrec writes there)."""
-    for entry in exp_dir.iterdir():
-        if entry.is_dir() and entry.name.count("__") >= 2:
-            shutil.rmtree(entry)
-        elif entry.is_file() and (
-            entry.name in ("experiment.json", "report.md") or entry.suffix == ".png"
-        ):
-            entry.unlink()
-
-
 def _text_encoder(cfg: ExperimentConfig) -> Any:
     if cfg.text_model is None and cfg.text_adapter is None:
         return None
@@ -225,8 +216,8 @@ def run_one(
     _make_dir(cfg, run_dir.parent)
     lock = DirectoryLock(run_dir.with_name(f".{run_dir.name}.lock"), what=f"run {run_dir}")
     with lock:
-        if restart and run_dir.exists():
-            shutil.rmtree(run_dir)
+        if restart:
+            remove_recorded(run_dir)
         if is_done(run_dir):
             check_finished(run_dir, config)
             return run_dir
@@ -265,8 +256,8 @@ def _run(
             f"agent {agent!r} rejected its settings (agent_kwargs {kwargs}): "
             f"{' '.join(str(exc).split())}"
         ) from exc
-    if run_dir.exists():  # an interrupted run: start it over
-        shutil.rmtree(run_dir)
+    remove_recorded(run_dir)  # an interrupted run: start it over
+    record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
     run_dir.mkdir(parents=True)
     if built.is_sb3:
         _attach_sb3_logger(built.agent, run_dir / "sb3_log")
@@ -433,9 +424,10 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
     _make_dir(cfg, exp_dir)
     with DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"), terminate_as_interrupt():
         if restart:
-            _clear_experiment(exp_dir)
+            clear_recorded(exp_dir)  # only what driftrec listed as its own there
         runs = cfg.runs()
         todo = check_finished_runs(cfg)
+        record_outputs(exp_dir, ["experiment.json"])
         atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
         if todo:
             warm_text_cache(cfg)
