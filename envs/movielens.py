@@ -139,7 +139,7 @@ MOVIELENS_SCALE = (1.0, 5.0)
 MOVIELENS_ENV_VAR = "DRIFTREC_MOVIELENS"
 """A directory in GroupLens's layout (``u.data``, ``u.item``) to use instead of recbole's copy."""
 
-_FIT_VERSION = "3"  # bump when the fitting changes (it is part of the cache key)
+_FIT_VERSION = "4"  # bump when the fitting changes (it is part of the cache key)
 GROUPLENS_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
@@ -740,7 +740,10 @@ def calibrate(
     names = [*genre_names, *taste_names]
     order = np.argsort(names, kind="stable")
     names = [names[j] for j in order]
-    z, theta, b = fit["z"][:, order], fit["theta"][:, order], fit["b"]
+    z, theta, b = fit["z"][:, order], fit["theta"][:, order], fit["b"].copy()
+    never = ~consumed.any(axis=0)  # no data: the least appeal seen (they arrive at the end)
+    if never.any() and not never.all():
+        b[never] = b[~never].min()
 
     # items' appeal b_i -> quality in [0, 1] and the env's weight and no-click level:
     # w (q_i - 1/2) - c = b_i exactly, with w = max b - min b and c = -(max b + min b) / 2

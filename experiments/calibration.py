@@ -496,15 +496,27 @@ def _simulate_histories(
     return out, order
 
 
-def _env_users(
-    log: InteractionLog, cal: Calibration, cache: str, num_users: int, seed: int
-) -> tuple[BatchSimulator, NDArray[np.float64]]:
-    """The fitted world's simulator, and ``num_users`` users drawn by the env at step 0."""
+def _world(log: InteractionLog, cal: Calibration, cache: str) -> BatchSimulator:
+    """The fitted world's simulator (for its attraction, release steps and drift)."""
     config = calibrated_config(log, cache_dir=cache, calibration=cal)
-    sim = BatchSimulator(config.with_overrides(oracle_info=False), num_users)
-    sim.seed(np.random.SeedSequence(seed).spawn(num_users))
-    assert sim.state is not None
-    return sim, sim.state.interest.copy()
+    return BatchSimulator(config.with_overrides(oracle_info=False), 1)
+
+
+def _matched_users(
+    fitted_counts: NDArray[np.int64],
+    counts: NDArray[np.int64],
+    rng: np.random.Generator,
+    neighbours: int = 25,
+) -> NDArray[np.int64]:
+    """For each of ``counts``, a fitted user drawn among the ``neighbours`` whose number of
+    interactions is closest: a simulated user gets the tastes *and* the activity level of a
+    real one, so that consuming ``count`` items is typical for it (a light user made to
+    consume 300 items would dig deep into its niche)."""
+    by_count = np.argsort(fitted_counts, kind="stable")
+    pos = np.searchsorted(fitted_counts[by_count], counts)  # (M,)
+    k = min(neighbours, by_count.size)
+    lo = np.clip(pos - k // 2, 0, by_count.size - k)
+    return by_count[lo + rng.integers(0, k, counts.size)]
 
 
 def _clock_of(times: NDArray[np.int64], log: InteractionLog, span_steps: int) -> NDArray[np.int64]:
@@ -535,13 +547,13 @@ def _users_held_out(
         train = log.subset(fold[log.user] != f)
         cal = calibrate(train, **calibrate_kwargs)
         fits.append(cal.summary)
-        sim, interest = _env_users(train, cal, cache, held.size, seed * 1000 + f)
-        chooser = _Chooser.of(sim)
+        chooser = _Chooser.of(_world(train, cal, cache))
+        rows = _matched_users(n_u[cal.users], n_u[held], rng)
         # each held-out user sees the catalog released by its own last interaction
         clock = _clock_of(last[held], train, cal.span_steps)
         unreleased = chooser.release[None, :] > clock[:, None]
         sim_c[held], sim_o[held] = _simulate_histories(
-            chooser, interest, n_u[held], unreleased, rng
+            chooser, cal.population.interests[rows], n_u[held], unreleased, rng
         )
     return sim_c, sim_o, fits
 
@@ -574,11 +586,14 @@ def _period_held_out(
     real_share = later.sum(axis=0) @ genres
     sim_share = np.zeros(genres.shape[1])
     rng = np.random.default_rng(seed)
-    for k in range(sims):
-        sim, drawn = _env_users(train, cal, cache, u, seed * 1000 + 100 + k)
-        interest = np.where(known[:, None], cal.population.interests[row], drawn)
-        chooser = _Chooser.of(sim)
-        unreleased = chooser.release > cal.span_steps  # the period starts as the fit ends
+    chooser = _Chooser.of(_world(train, cal, cache))
+    unreleased = chooser.release > cal.span_steps  # the period starts as the fit ends
+    fitted_counts = seen.sum(axis=1)[cal.users]
+    for _ in range(sims):
+        # new users: fitted users of about the same activity (over their whole history)
+        drawn = _matched_users(fitted_counts, counts, rng)
+        interest = np.where(known[:, None], cal.population.interests[row], 0.0)
+        interest[~known] = cal.population.interests[drawn[~known]]
         got, _ = _simulate_histories(
             chooser, interest, counts, seen | unreleased[None, :], rng, seen.sum(axis=1)
         )
