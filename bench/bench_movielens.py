@@ -23,7 +23,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5)
-    parser.add_argument("--split-seeds", type=int, default=3)
+    parser.add_argument("--split-seeds", type=int, default=10)
     parser.add_argument("--period-sims", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data", default=None, help="a GroupLens ml-100k directory")
