@@ -63,11 +63,17 @@ release step                the item's first rating in the log, mapped to global
 new users                   a fitted user drawn uniformly from a bootstrap resample of the
                             fitted users (the world seed picks the resample:
                             :mod:`driftrec.envs.population`); no population trend is fitted
-within-user drift ``sigma`` each user's interests refitted (items fixed) on the early half and
-                            the late half of their history; the squared distance between them
-                            beyond that between two *random* halves (estimation noise), per
-                            topic, the activity level removed, divided by the steps between the
-                            halves' centres (half the user's ratings): ``GradualDrift(sigma)``
+within-user drift           simulated moments: each history of ``drift_min_ratings`` or more
+                            items is cut into 4 parts, and the divergence of the genre mix
+                            (the topic mix for logs without genres) of parts 1, 2 and 3 apart
+                            beyond that of random parts (the drift
+                            profile, :func:`drift_profile`) is measured on up to 300 real users;
+                            its *shape* gives the reversion rate of an Ornstein-Uhlenbeck drift
+                            around the user's own interests (a fast "mood" that comes back and a
+                            slower change have different shapes), its *level* the noise: the
+                            same users are re-simulated from their fitted interests
+                            (:func:`simulate_histories`) until the mean excess matches:
+                            ``GradualDrift(sigma, reversion)``
 patience                    not in a ratings log: the env default is kept
 ==========================  =================================================================
 
@@ -139,7 +145,7 @@ MOVIELENS_SCALE = (1.0, 5.0)
 MOVIELENS_ENV_VAR = "DRIFTREC_MOVIELENS"
 """A directory in GroupLens's layout (``u.data``, ``u.item``) to use instead of recbole's copy."""
 
-_FIT_VERSION = "4"  # bump when the fitting changes (it is part of the cache key)
+_FIT_VERSION = "6"  # bump when the fitting changes (it is part of the cache key)
 GROUPLENS_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
@@ -526,6 +532,7 @@ class Calibration:
     no_click_score: float
     interest_clip: float
     drift_sigma: float
+    drift_reversion: float
     span_steps: int
     item_share: NDArray[np.float64]  # (N,) share of the fitted log's interactions per item
     users: NDArray[np.int64]  # (U,) the log's user index of each population row
@@ -649,29 +656,6 @@ def _fit_logistic(
     return {"b": b, "theta": m + kappa[:, None] + delta, "z": z / z.sum(axis=1, keepdims=True)}
 
 
-def _fit_users(
-    consumed: NDArray[np.bool_],
-    available: NDArray[np.bool_],
-    fit: dict[str, NDArray[np.float64]],
-    *,
-    interest_weight: float,
-    prior_precision: float,
-    iters: int = 120,
-) -> NDArray[np.float64]:
-    """Each row's interests with the items (``b``, ``z``) held fixed; prior mean: the users'."""
-    z = fit["z"].astype(np.float32)
-    b = fit["b"].astype(np.float32)
-    mean = fit["theta"].mean(axis=0)
-    theta = np.tile(mean, (consumed.shape[0], 1))
-    y, mask = consumed.astype(np.float32), available.astype(np.float32)
-    opt = _Adam([theta], lr=0.05)
-    for _ in range(iters):
-        s = b + interest_weight * (theta.astype(np.float32) @ z.T)
-        r = (y - 1.0 / (1.0 + np.exp(-s))) * mask
-        opt.step([interest_weight * (r @ z).astype(np.float64) - prior_precision * (theta - mean)])
-    return theta
-
-
 def calibrate(
     log: InteractionLog,
     *,
@@ -683,7 +667,7 @@ def calibrate(
     iters: int = 300,
     release_warmup: float = 0.1,
     interest_weight: float = ChoiceConfig().interest_weight,
-    drift_min_ratings: int = 20,
+    drift_min_ratings: int = 40,
     seed: int = 0,
 ) -> Calibration:
     """Fit a world to ``log`` (see the module docstring for what comes from where).
@@ -700,7 +684,8 @@ def calibrate(
         release_warmup: items first interacted with in this first fraction of the log are
             available from step 0 (a log starts with a catalog that already exists).
         interest_weight: the env's interest weight ``a`` (the fit must use the same).
-        drift_min_ratings: users with fewer interactions do not enter the drift estimate.
+        drift_min_ratings: users with fewer interactions do not enter the drift estimate
+            (their histories are cut into four parts).
         seed: seed of the taste logits' start and of the random halves (the estimation-noise
             control of within-user drift).
     """
@@ -767,9 +752,13 @@ def calibrate(
         release_step=release,
     )
 
-    sigma, drift_info = _within_user_drift(
-        log, consumed, available, {"b": b, "theta": theta, "z": z}, interest_weight,
-        prior_precision, rng, drift_min_ratings,
+    users = np.flatnonzero(active).astype(np.int64)
+    # the drift profile is measured on the genre mix (what users and the issue call a change of
+    # taste), or on the topic mix when the log has fewer than two genres
+    profile_topics = genres if (genres.sum(axis=0) > 0).sum() >= 2 else z
+    drift, drift_info = _within_user_drift(
+        log, z, quality_weight * (quality - 0.5), theta, available, users, interest_weight,
+        clip, rng, drift_min_ratings, profile_topics,
     )  # fmt: skip
     n_i = consumed.sum(axis=0).astype(np.float64)
     fitted_p = 1.0 / (1.0 + np.exp(-(b + interest_weight * theta @ z.T)))  # (U_active, N)
@@ -799,7 +788,8 @@ def calibrate(
         ),
         "released_at_0": int((release == 0).sum()),
         **drift_info,
-        "drift_sigma": round(sigma, 6),
+        "drift_sigma": round(drift.sigma if drift else 0.0, 6),
+        "drift_reversion": round(drift.reversion if drift else 0.0, 6),
     }
     return Calibration(
         catalog=catalog,
@@ -807,7 +797,8 @@ def calibrate(
         quality_weight=quality_weight,
         no_click_score=no_click_score,
         interest_clip=clip,
-        drift_sigma=sigma,
+        drift_sigma=drift.sigma if drift else 0.0,
+        drift_reversion=drift.reversion if drift else 0.0,
         span_steps=span_steps,
         item_share=n_i / n_i.sum(),
         users=np.flatnonzero(active).astype(np.int64),
@@ -815,58 +806,228 @@ def calibrate(
     )
 
 
+def simulate_histories(
+    topics: NDArray[np.float64],
+    appeal: NDArray[np.float64],
+    interest: NDArray[np.float64],
+    counts: NDArray[np.int64],
+    taken: NDArray[np.bool_],
+    rng: np.random.Generator,
+    *,
+    interest_weight: float = ChoiceConfig().interest_weight,
+    drift: GradualDrift | None = None,
+    interest_clip: float = UserConfig().interest_clip,
+) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
+    """Consumption histories under the env's attraction and within-user drift.
+
+    Row ``j`` consumes ``counts[j]`` distinct items one step after another: the next item is
+    the Gumbel-max of the attraction ``s = a <theta, z_i> + appeal_i`` over the items it may
+    still take (a Plackett-Luce sequence without repeats: the consumption analogue of the env's
+    click model). Between steps ``drift`` (the env's GradualDrift: a random walk, or an
+    Ornstein-Uhlenbeck process around the starting interests) moves the interests, saturated
+    and clipped as in the env.
+
+    Args:
+        topics: ``(N, K)`` item topic mixtures.
+        appeal: ``(N,)`` item part of the attraction (``quality_weight * (q - 1/2)``).
+        interest: ``(B, K)`` starting interests (also the drift's anchors).
+        counts: ``(B,)`` items each row consumes.
+        taken: ``(B, N)`` items a row cannot take (consumed before, or not released).
+        rng: the draws' generator.
+        interest_weight: the env's ``a``.
+        drift: within-user drift (None: none).
+        interest_clip: the env's clip.
+
+    Returns:
+        ``(B, N)`` consumed, and ``(B, N)`` each consumed item's step (-1 elsewhere).
+    """
+    from driftrec.envs.core import _saturate
+
+    theta, anchor = interest.astype(np.float64), interest.astype(np.float64)
+    theta = theta.copy()
+    taken = taken.copy()
+    out = np.zeros(taken.shape, dtype=bool)
+    order = np.full(taken.shape, -1, dtype=np.int64)
+    z = np.asarray(topics, dtype=np.float32)
+    bias = np.asarray(appeal, dtype=np.float32)
+    sigma = drift.sigma if drift is not None else 0.0
+    reversion = drift.reversion if drift is not None else 0.0
+    for t in range(int(counts.max(initial=0))):
+        act = np.flatnonzero(counts > t)
+        s = bias + interest_weight * (theta[act].astype(np.float32) @ z.T)  # (A, N)
+        s -= np.log(-np.log(rng.random(s.shape, dtype=np.float32) + np.float32(1e-12)))
+        s[taken[act]] = -np.inf
+        pick = s.argmax(axis=1)
+        taken[act, pick] = out[act, pick] = True
+        order[act, pick] = t
+        if sigma > 0:
+            before = theta[act]
+            after = before + reversion * (anchor[act] - before)
+            after += sigma * rng.standard_normal(before.shape)
+            _saturate(before, after, interest_clip)
+            theta[act] = np.clip(after, -interest_clip, interest_clip)
+    return out, order
+
+
+def _js_rows(p: NDArray[np.float64], q: NDArray[np.float64]) -> NDArray[np.float64]:
+    """Row-wise Jensen-Shannon divergence in bits of non-negative (unnormalised) rows."""
+    p = p / p.sum(axis=1, keepdims=True)
+    q = q / q.sum(axis=1, keepdims=True)
+    m = 0.5 * (p + q)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        kl_p = np.where(p > 0, p * np.log2(p / m), 0.0).sum(axis=1)
+        kl_q = np.where(q > 0, q * np.log2(q / m), 0.0).sum(axis=1)
+    return 0.5 * (kl_p + kl_q)
+
+
+DRIFT_PARTS = 4
+"""A history is cut into this many equal parts for the drift profile."""
+
+
+def drift_profile(
+    order: NDArray[np.int64], topics: NDArray[np.float64], rng: np.random.Generator
+) -> NDArray[np.float64]:
+    """How much a user's topic mix changes with time: ``(DRIFT_PARTS - 1,)`` excess divergence.
+
+    Each history (``order``: ``(B, N)`` step of each consumed item, -1 elsewhere) is cut into
+    :data:`DRIFT_PARTS` consecutive parts; entry ``L - 1`` is the mean Jensen-Shannon divergence
+    (bits) between the topic mass of parts ``L`` apart, minus the same for parts drawn at random
+    (the sampling-noise floor). Zero for no drift; a random walk grows with ``L``, a fast
+    Ornstein-Uhlenbeck process is flat.
+    """
+    consumed = order >= 0
+    n = consumed.sum(axis=1)
+    part_time = np.where(consumed, (order * DRIFT_PARTS) // np.maximum(n, 1)[:, None], -1)
+    part_rand = np.where(consumed, rng.integers(0, DRIFT_PARTS, order.shape), -1)
+    out = np.zeros(DRIFT_PARTS - 1)
+    for part, sign in ((part_time, 1.0), (part_rand, -1.0)):
+        mass = np.stack([(part == k) @ topics for k in range(DRIFT_PARTS)])  # (P, B, K)
+        filled = mass.sum(axis=2) > 0  # (P, B)
+        for lag in range(1, DRIFT_PARTS):
+            js = []
+            for k in range(DRIFT_PARTS - lag):
+                ok = filled[k] & filled[k + lag]
+                js.append(_js_rows(mass[k, ok], mass[k + lag, ok]))
+            out[lag - 1] += sign * float(np.concatenate(js).mean())
+    return out
+
+
+def _block_shape(reversion: float, block: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``(DRIFT_PARTS - 1,)`` mean over users of ``Var(mean_A - mean_B) / 2`` for two blocks of
+    ``block`` consecutive steps ``L`` blocks apart of a unit-variance AR(1) with coefficient
+    ``1 - reversion`` (how an Ornstein-Uhlenbeck drift's part-to-part change grows with L)."""
+    rho = 1.0 - reversion
+    out = np.zeros(DRIFT_PARTS - 1)
+    for q in np.unique(np.maximum(1, np.round(block)).astype(int)):
+        w = (block.round().clip(1) == q).sum()
+        k = np.arange(-(q - 1), q)
+        weight = (q - np.abs(k)) / q**2
+
+        def cov(d: int, k=k, weight=weight) -> float:
+            return float((weight * rho ** np.abs(d + k)).sum())
+
+        c0 = cov(0)
+        out += w * np.array([c0 - cov(lag * q) for lag in range(1, DRIFT_PARTS)])
+    return out / len(block)
+
+
+REVERSION_GRID = np.geomspace(0.001, 0.5, 28)
+"""Reversion rates tried for the shape of the within-user drift profile."""
+
+
 def _within_user_drift(
     log: InteractionLog,
-    consumed: NDArray[np.bool_],
+    topics: NDArray[np.float64],
+    appeal: NDArray[np.float64],
+    theta: NDArray[np.float64],
     available: NDArray[np.bool_],
-    fit: dict[str, NDArray[np.float64]],
+    users: NDArray[np.int64],
     interest_weight: float,
-    prior_precision: float,
+    clip: float,
     rng: np.random.Generator,
     min_ratings: int,
-) -> tuple[float, dict[str, Any]]:
-    """Per-step sigma of a random walk from early-vs-late interest differences (see module)."""
-    n_users = log.num_users
-    order = np.lexsort((log.timestamp, log.user))  # by user, then time
-    users, items = log.user[order], log.item[order]
-    n_u = np.bincount(users, minlength=n_users)
-    keep = n_u >= min_ratings
-    if keep.sum() < 2:
-        return 0.0, {"drift_users": int(keep.sum())}
+    profile_topics: NDArray[np.float64],
+    max_users: int = 300,
+) -> tuple[GradualDrift | None, dict[str, Any]]:
+    """Within-user drift by simulated moments (see the module docstring).
+
+    The drift profile (:func:`drift_profile`) of the fitted users' real histories fixes the
+    reversion rate by its shape (the block-mean formula of an Ornstein-Uhlenbeck process,
+    :func:`_block_shape`) and the noise level by simulation: the users' own histories are
+    re-simulated from their fitted interests until the mean excess matches (log-log secant).
+    """
+    by_user_time = np.lexsort((log.timestamp, log.user))
+    row = np.full(log.num_users, -1)
+    row[users] = np.arange(users.size)
+    u_sorted = row[log.user[by_user_time]]
+    n_u = np.bincount(u_sorted, minlength=users.size)
     start = np.concatenate([[0], np.cumsum(n_u)[:-1]])
-    rank = np.arange(users.size) - start[users]  # position of each rating in its user's history
-    late = rank >= n_u[users] / 2
-    random_half = np.zeros(users.size, dtype=bool)
-    for u in np.flatnonzero(keep):  # one permutation per user; a fitting-time loop, not a step
-        random_half[start[u] + rng.permutation(n_u[u])[: n_u[u] // 2]] = True
-    sel = keep[users]
-    halves, masks = [], []
-    for mask in (~late, late, ~random_half, random_half):
-        part = np.zeros_like(consumed)
-        part[users[sel & mask], items[sel & mask]] = True
-        halves.append(part[keep])
-        # what the user consumed in the other half is not a "no" in this one
-        masks.append((available & ~(consumed & ~part))[keep])
-    thetas = _fit_users(
-        np.concatenate(halves), np.concatenate(masks), fit,
-        interest_weight=interest_weight, prior_precision=prior_precision,
-    ).reshape(4, int(keep.sum()), -1)  # fmt: skip
-    k = thetas.shape[2]
-
-    def sq_dist(x: NDArray[np.float64], y: NDArray[np.float64]) -> float:
-        d = x - y
-        d -= d.mean(axis=1, keepdims=True)  # the activity level halves with the data: drop it
-        return float((d**2).sum(axis=1).mean()) / (k - 1)
-
-    d_time, d_random = sq_dist(thetas[1], thetas[0]), sq_dist(thetas[3], thetas[2])
-    gap = float((n_u[keep] / 2).mean())  # steps (ratings) between the halves' centres
-    sigma = float(np.sqrt(max(0.0, d_time - d_random) / gap))
-    return sigma, {
-        "drift_users": int(keep.sum()),
-        "drift_sq_dist_time_halves": round(d_time, 5),
-        "drift_sq_dist_random_halves": round(d_random, 5),
-        "drift_gap_steps": round(gap, 1),
+    order = np.full((users.size, log.num_items), -1, dtype=np.int64)
+    order[u_sorted, log.item[by_user_time]] = np.arange(u_sorted.size) - start[u_sorted]
+    keep = np.flatnonzero(n_u >= min_ratings)
+    if keep.size < 2:
+        return None, {"drift_users": int(keep.size)}
+    if keep.size > max_users:
+        keep = np.sort(rng.choice(keep, max_users, replace=False))
+    real = drift_profile(order[keep], profile_topics, rng)
+    info: dict[str, Any] = {
+        "drift_users": int(keep.size),
+        "drift_profile_real": [round(float(x), 5) for x in real],
     }
+    if real.mean() <= 0:
+        return None, info
+    # shape -> reversion: least squares of real ~ c * shape(r) over the grid
+    block = n_u[keep] / DRIFT_PARTS
+    best = min(
+        REVERSION_GRID,
+        key=lambda r: float(((real - _scale(real, _block_shape(r, block))) ** 2).sum()),
+    )
+    reversion = float(best)
+
+    max_variance = (clip / 2.0) ** 2  # a stationary spread of half the clip at most
+
+    def sigma_of(variance: float) -> float:
+        return min(10.0, float(np.sqrt(variance * reversion * (2.0 - reversion))))
+
+    def simulated(variance: float) -> NDArray[np.float64]:
+        walk = GradualDrift(sigma=sigma_of(variance), reversion=reversion)
+        _, sim_order = simulate_histories(
+            topics, appeal, theta[keep], n_u[keep], ~available[users[keep]],
+            np.random.default_rng(rng.integers(2**63)), interest_weight=interest_weight,
+            drift=walk, interest_clip=clip,
+        )  # fmt: skip
+        return drift_profile(sim_order, profile_topics, rng)
+
+    # noise level: the stationary variance whose simulated mean excess matches the real one
+    tried: list[tuple[float, float]] = []
+    variance = 1.0
+    for _ in range(4):
+        got = float(simulated(variance).mean())
+        tried.append((variance, got))
+        if len(tried) == 1 or tried[-1][1] <= 0 or tried[-2][1] <= 0:
+            ratio = real.mean() / max(got, 1e-6)
+            variance = float(np.clip(variance * ratio, variance / 16, variance * 16))
+        else:
+            (v0, e0), (v1, e1) = tried[-2], tried[-1]
+            slope = (np.log(e1) - np.log(e0)) / (np.log(v1) - np.log(v0) + 1e-12)
+            slope = float(np.clip(slope, 0.2, 3.0))
+            variance = float(v1 * (real.mean() / e1) ** (1.0 / slope))
+        variance = float(np.clip(variance, 1e-4, max_variance))
+    sigma = sigma_of(variance)
+    info.update(
+        {
+            "drift_reversion": round(reversion, 5),
+            "drift_stationary_variance": round(variance, 5),
+            "drift_search": [(round(v, 4), round(e, 5)) for v, e in tried],
+        }
+    )
+    return GradualDrift(sigma=sigma, reversion=reversion), info
+
+
+def _scale(target: NDArray[np.float64], shape: NDArray[np.float64]) -> NDArray[np.float64]:
+    """``c * shape`` with the least-squares ``c >= 0`` for ``target``."""
+    c = max(0.0, float(target @ shape) / max(float(shape @ shape), 1e-12))
+    return c * shape
 
 
 # --------------------------------------------------------------------------------------------
@@ -914,10 +1075,11 @@ def calibrated_config(
             "no_click_score": cal.no_click_score,
             "interest_clip": cal.interest_clip,
             "drift_sigma": cal.drift_sigma,
+            "drift_reversion": cal.drift_reversion,
         }
         atomic_write_text(summary_path, json.dumps(summary, indent=2))  # last: entry complete
     summary = json.loads(summary_path.read_text())
-    sigma = float(summary["drift_sigma"])
+    sigma, reversion = float(summary["drift_sigma"]), float(summary["drift_reversion"])
     return EnvConfig(
         users=UserConfig(interest_spread=0.0, interest_clip=float(summary["interest_clip"])),
         choice=ChoiceConfig(
@@ -925,7 +1087,9 @@ def calibrated_config(
             no_click_score=float(summary["no_click_score"]),
         ),
         session=SessionConfig(max_steps=max_steps),
-        drift=DriftConfig(processes=(GradualDrift(sigma=sigma),) if sigma > 0 else ()),
+        drift=DriftConfig(
+            processes=(GradualDrift(sigma=sigma, reversion=reversion),) if sigma > 0 else ()
+        ),
         catalog_path=str(catalog_path.resolve()),
         population_path=str(population_path.resolve()),
     )

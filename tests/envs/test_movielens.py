@@ -280,3 +280,39 @@ def test_world_seed_draws_a_bootstrap_of_the_fitted_users(log, tmp_path: Path) -
         assert np.isclose(pop.interests, row).all(axis=1).any()
     # a bootstrap repeats some users and leaves others out
     assert len({tuple(r) for r in a}) < len(a)
+
+
+def test_simulate_histories_respects_counts_and_taken_items() -> None:
+    """Each row consumes exactly its count of distinct items, never a taken one, at steps
+    0..count-1; with a huge appeal gap the most attractive items go first."""
+    from driftrec.envs.movielens import simulate_histories
+
+    topics = np.tile([[1.0, 0.0]], (6, 1))
+    appeal = np.array([20.0, 10.0, 0.0, -20.0, -20.0, -20.0])
+    taken = np.zeros((3, 6), dtype=bool)
+    taken[1, 0] = True
+    counts = np.array([3, 2, 0])
+    got, order = simulate_histories(
+        topics, appeal, np.zeros((3, 2)), counts, taken, np.random.default_rng(0),
+        drift=GradualDrift(sigma=0.1), interest_clip=4.0,
+    )  # fmt: skip
+    np.testing.assert_array_equal(got.sum(axis=1), counts)
+    assert not (got & taken).any()
+    assert order[0, :3].tolist() == [0, 1, 2]  # gaps of 10: Plackett-Luce order 1 - 9e-5
+    assert order[1, 1:3].tolist() == [0, 1] and (order[2] == -1).all()
+
+
+def test_drift_profile_is_zero_without_change_and_positive_for_a_switch() -> None:
+    """A history in one genre has no drift; a switch from genre A to genre B halfway is
+    detected at every lag, most at lags 2 and 3 (hand count: lag 1 pairs (A,A), (A,B), (B,B))."""
+    from driftrec.envs.movielens import drift_profile
+
+    genres = np.array([[1.0, 0.0]] * 40 + [[0.0, 1.0]] * 40)
+    same = np.full((1, 80), -1)
+    same[0, :40] = np.arange(40)  # 40 items, all genre A
+    np.testing.assert_allclose(drift_profile(same, genres, np.random.default_rng(0)), 0.0)
+    switch = np.full((1, 80), -1)
+    switch[0, :20] = np.arange(20)  # genre A first, then genre B
+    switch[0, 40:60] = np.arange(20, 40)
+    prof = drift_profile(switch, genres, np.random.default_rng(0))
+    assert 0 < prof[0] < prof[1] and prof[1] > 0.6 and prof[2] > 0.6
