@@ -145,7 +145,7 @@ MOVIELENS_SCALE = (1.0, 5.0)
 MOVIELENS_ENV_VAR = "DRIFTREC_MOVIELENS"
 """A directory in GroupLens's layout (``u.data``, ``u.item``) to use instead of recbole's copy."""
 
-_FIT_VERSION = "6"  # bump when the fitting changes (it is part of the cache key)
+_FIT_VERSION = "8"  # bump when the fitting changes (it is part of the cache key)
 GROUPLENS_GENRES = (
     "unknown", "Action", "Adventure", "Animation", "Children's", "Comedy", "Crime",
     "Documentary", "Drama", "Fantasy", "Film-Noir", "Horror", "Musical", "Mystery", "Romance",
@@ -668,6 +668,7 @@ def calibrate(
     release_warmup: float = 0.1,
     interest_weight: float = ChoiceConfig().interest_weight,
     drift_min_ratings: int = 40,
+    appeal_rounds: int = 2,
     seed: int = 0,
 ) -> Calibration:
     """Fit a world to ``log`` (see the module docstring for what comes from where).
@@ -686,6 +687,8 @@ def calibrate(
         interest_weight: the env's interest weight ``a`` (the fit must use the same).
         drift_min_ratings: users with fewer interactions do not enter the drift estimate
             (their histories are cut into four parts).
+        appeal_rounds: re-simulations of the fitted users under the drift that move each
+            item's appeal toward its real count (0: keep the fitted appeal).
         seed: seed of the taste logits' start and of the random halves (the estimation-noise
             control of within-user drift).
     """
@@ -697,6 +700,7 @@ def calibrate(
     check_int("iters", iters, 1)
     check_float("release_warmup", release_warmup, 0.0, 1.0)
     check_int("drift_min_ratings", drift_min_ratings, 4)
+    check_int("appeal_rounds", appeal_rounds, 0, 10)
     if log.user.size == 0:
         raise ValueError(f"'log' must hold interactions (got none from {log.source!r})")
     if latent_topics == 0 and latent_share > 0:
@@ -730,13 +734,58 @@ def calibrate(
     if never.any() and not never.all():
         b[never] = b[~never].min()
 
+    clip = float(np.ceil(1.25 * np.abs(theta).max()))
+
+    # within-user drift: per block (genres, taste topics) by simulated moments
+    users = np.flatnonzero(active).astype(np.int64)
+    is_taste = np.array([n in taste_names for n in names])
+    blocks = [
+        cols for cols in (~is_taste, is_taste) if ((z[:, cols] > 0).sum(axis=0) > 0).sum() >= 2
+    ]
+    if len(blocks) < 2:  # one informative block: the same noise on every topic
+        blocks = [np.ones(len(names), dtype=bool)]
+    reversion, variance, drift_info = _within_user_drift(
+        log, z, b, theta, available, users, interest_weight, clip, rng, drift_min_ratings,
+        blocks,
+    )  # fmt: skip
+    # the env has one sigma: rescale the taste block of z (and theta inversely, which keeps
+    # every attraction) so that one sigma moves tastes rho times as much as genres
+    rho, norm = 1.0, 1.0
+    if len(blocks) == 2 and variance[0] > 0 and variance[1] > 0:
+        rho = float(np.clip(np.sqrt(variance[1] / variance[0]), 0.1, 10.0))
+        share = float(z[:, is_taste].sum(axis=1).mean())  # the taste block's weight (latent_share)
+        norm = 1.0 / ((1.0 - share) + share * rho)
+        z = z * np.where(is_taste, norm * rho, norm)
+        z /= z.sum(axis=1, keepdims=True)  # exact simplex rows (float rounding)
+        theta = theta / np.where(is_taste, norm * rho, norm)
+        clip = float(np.ceil(1.25 * np.abs(theta).max()))
+    noise = max(v for v in variance) if len(blocks) == 1 else variance[0]
+    sigma = min(10.0, float(np.sqrt(noise * reversion * (2.0 - reversion))) / norm)
+    drift = GradualDrift(sigma=sigma, reversion=reversion) if sigma > 0 else None
+    drift_info["drift_taste_over_genre_noise"] = round(rho, 4)
+
+    # drift spreads choices (noise favours items with concentrated topics): re-simulate the
+    # fitted users' histories under it and move each item's appeal toward its real count
+    n_u, real_n = consumed[active].sum(axis=1), consumed[active].sum(axis=0)
+    appeal_gap = []
+    for _ in range(appeal_rounds if drift is not None else 0):
+        got, _ = simulate_histories(
+            z, b, theta, n_u, ~available[active], rng, interest_weight=interest_weight,
+            drift=drift, interest_clip=clip,
+        )  # fmt: skip
+        step = np.log(real_n + 0.5) - np.log(got.sum(axis=0) + 0.5)
+        step -= (step * real_n).sum() / real_n.sum()  # keep the click level: no net shift
+        appeal_gap.append(round(float(np.abs(step[real_n > 0]).mean()), 4))
+        b = b + np.where(real_n > 0, step, 0.0)
+    drift_info["appeal_correction_mean_abs"] = appeal_gap
+
     # items' appeal b_i -> quality in [0, 1] and the env's weight and no-click level:
     # w (q_i - 1/2) - c = b_i exactly, with w = max b - min b and c = -(max b + min b) / 2
     b = np.maximum(b, b.max() - 2.0 * NO_CLICK_BOUND + 1.0)  # keep c within the env's bounds
     quality_weight = float(b.max() - b.min())
     quality = (b - b.min()) / quality_weight
     no_click_score = float(-(b.max() + b.min()) / 2.0)
-    clip = float(np.ceil(1.25 * np.abs(theta).max()))
+
     first = np.full(n_items, np.inf)
     np.minimum.at(first, log.item, frac)
     first = np.nan_to_num(first, posinf=1.0)  # never interacted with: arrives when the log ends
@@ -751,15 +800,6 @@ def calibrate(
         quality=quality,
         release_step=release,
     )
-
-    users = np.flatnonzero(active).astype(np.int64)
-    # the drift profile is measured on the genre mix (what users and the issue call a change of
-    # taste), or on the topic mix when the log has fewer than two genres
-    profile_topics = genres if (genres.sum(axis=0) > 0).sum() >= 2 else z
-    drift, drift_info = _within_user_drift(
-        log, z, quality_weight * (quality - 0.5), theta, available, users, interest_weight,
-        clip, rng, drift_min_ratings, profile_topics,
-    )  # fmt: skip
     n_i = consumed.sum(axis=0).astype(np.float64)
     fitted_p = 1.0 / (1.0 + np.exp(-(b + interest_weight * theta @ z.T)))  # (U_active, N)
     mean_rating = np.bincount(log.item, weights=log.value, minlength=n_items) / np.maximum(n_i, 1)
@@ -817,6 +857,7 @@ def simulate_histories(
     interest_weight: float = ChoiceConfig().interest_weight,
     drift: GradualDrift | None = None,
     interest_clip: float = UserConfig().interest_clip,
+    noise_scale: NDArray[np.float64] | None = None,
 ) -> tuple[NDArray[np.bool_], NDArray[np.int64]]:
     """Consumption histories under the env's attraction and within-user drift.
 
@@ -837,6 +878,8 @@ def simulate_histories(
         interest_weight: the env's ``a``.
         drift: within-user drift (None: none).
         interest_clip: the env's clip.
+        noise_scale: ``(K,)`` multiplies ``drift.sigma`` per topic (the fit's search; the env
+            itself has one sigma).
 
     Returns:
         ``(B, N)`` consumed, and ``(B, N)`` each consumed item's step (-1 elsewhere).
@@ -852,6 +895,7 @@ def simulate_histories(
     bias = np.asarray(appeal, dtype=np.float32)
     sigma = drift.sigma if drift is not None else 0.0
     reversion = drift.reversion if drift is not None else 0.0
+    scale = 1.0 if noise_scale is None else np.asarray(noise_scale, dtype=np.float64)
     for t in range(int(counts.max(initial=0))):
         act = np.flatnonzero(counts > t)
         s = bias + interest_weight * (theta[act].astype(np.float32) @ z.T)  # (A, N)
@@ -863,7 +907,7 @@ def simulate_histories(
         if sigma > 0:
             before = theta[act]
             after = before + reversion * (anchor[act] - before)
-            after += sigma * rng.standard_normal(before.shape)
+            after += (sigma * scale) * rng.standard_normal(before.shape)
             _saturate(before, after, interest_clip)
             theta[act] = np.clip(after, -interest_clip, interest_clip)
     return out, order
@@ -946,15 +990,19 @@ def _within_user_drift(
     clip: float,
     rng: np.random.Generator,
     min_ratings: int,
-    profile_topics: NDArray[np.float64],
+    blocks: list[NDArray[np.bool_]],
     max_users: int = 300,
-) -> tuple[GradualDrift | None, dict[str, Any]]:
+    sims: int = 5,
+) -> tuple[float, list[float], dict[str, Any]]:
     """Within-user drift by simulated moments (see the module docstring).
 
-    The drift profile (:func:`drift_profile`) of the fitted users' real histories fixes the
-    reversion rate by its shape (the block-mean formula of an Ornstein-Uhlenbeck process,
-    :func:`_block_shape`) and the noise level by simulation: the users' own histories are
-    re-simulated from their fitted interests until the mean excess matches (log-log secant).
+    ``blocks`` are disjoint topic column sets (the genres, the taste topics) whose drift
+    profiles (:func:`drift_profile` of each block's part of the topic mix) are matched
+    separately. The profiles' common *shape* fixes the reversion rate (the block-mean formula
+    of an Ornstein-Uhlenbeck process, :func:`_block_shape`); each block's stationary variance
+    then comes from re-simulating the fitted users' own histories until its mean excess matches
+    (multiplicative updates, ``sims`` simulations). Returns the reversion, one stationary
+    variance per block (0 for none) and what was measured.
     """
     by_user_time = np.lexsort((log.timestamp, log.user))
     row = np.full(log.num_users, -1)
@@ -965,63 +1013,55 @@ def _within_user_drift(
     order = np.full((users.size, log.num_items), -1, dtype=np.int64)
     order[u_sorted, log.item[by_user_time]] = np.arange(u_sorted.size) - start[u_sorted]
     keep = np.flatnonzero(n_u >= min_ratings)
+    none = (0.0, [0.0] * len(blocks))
     if keep.size < 2:
-        return None, {"drift_users": int(keep.size)}
+        return *none, {"drift_users": int(keep.size)}
     if keep.size > max_users:
         keep = np.sort(rng.choice(keep, max_users, replace=False))
-    real = drift_profile(order[keep], profile_topics, rng)
+    real = [drift_profile(order[keep], topics[:, cols], rng) for cols in blocks]
     info: dict[str, Any] = {
         "drift_users": int(keep.size),
-        "drift_profile_real": [round(float(x), 5) for x in real],
+        "drift_profile_real": [[round(float(x), 5) for x in r] for r in real],
     }
-    if real.mean() <= 0:
-        return None, info
-    # shape -> reversion: least squares of real ~ c * shape(r) over the grid
-    block = n_u[keep] / DRIFT_PARTS
-    best = min(
-        REVERSION_GRID,
-        key=lambda r: float(((real - _scale(real, _block_shape(r, block))) ** 2).sum()),
-    )
-    reversion = float(best)
+    if max(r.mean() for r in real) <= 0:
+        return *none, info
+    # shape -> reversion: least squares of each real profile ~ c_b * shape(r) over the grid
+    block_len = n_u[keep] / DRIFT_PARTS
 
+    def misfit(r: float) -> float:
+        shape = _block_shape(r, block_len)
+        return sum(float(((e - _scale(e, shape)) ** 2).sum()) for e in real)
+
+    reversion = float(min(REVERSION_GRID, key=misfit))
+    per_step = reversion * (2.0 - reversion)  # sigma^2 = variance * per_step (stationary)
     max_variance = (clip / 2.0) ** 2  # a stationary spread of half the clip at most
-
-    def sigma_of(variance: float) -> float:
-        return min(10.0, float(np.sqrt(variance * reversion * (2.0 - reversion))))
-
-    def simulated(variance: float) -> NDArray[np.float64]:
-        walk = GradualDrift(sigma=sigma_of(variance), reversion=reversion)
+    variance = [1.0 if r.mean() > 0 else 0.0 for r in real]
+    walk = GradualDrift(sigma=min(10.0, float(np.sqrt(per_step))), reversion=reversion)
+    tried = []
+    for _ in range(sims):
+        scale = np.zeros(topics.shape[1])
+        for cols, v in zip(blocks, variance, strict=True):
+            scale[cols] = np.sqrt(v)
         _, sim_order = simulate_histories(
             topics, appeal, theta[keep], n_u[keep], ~available[users[keep]],
             np.random.default_rng(rng.integers(2**63)), interest_weight=interest_weight,
-            drift=walk, interest_clip=clip,
+            drift=walk, interest_clip=clip, noise_scale=scale,
         )  # fmt: skip
-        return drift_profile(sim_order, profile_topics, rng)
-
-    # noise level: the stationary variance whose simulated mean excess matches the real one
-    tried: list[tuple[float, float]] = []
-    variance = 1.0
-    for _ in range(4):
-        got = float(simulated(variance).mean())
-        tried.append((variance, got))
-        if len(tried) == 1 or tried[-1][1] <= 0 or tried[-2][1] <= 0:
-            ratio = real.mean() / max(got, 1e-6)
-            variance = float(np.clip(variance * ratio, variance / 16, variance * 16))
-        else:
-            (v0, e0), (v1, e1) = tried[-2], tried[-1]
-            slope = (np.log(e1) - np.log(e0)) / (np.log(v1) - np.log(v0) + 1e-12)
-            slope = float(np.clip(slope, 0.2, 3.0))
-            variance = float(v1 * (real.mean() / e1) ** (1.0 / slope))
-        variance = float(np.clip(variance, 1e-4, max_variance))
-    sigma = sigma_of(variance)
+        got = [float(drift_profile(sim_order, topics[:, cols], rng).mean()) for cols in blocks]
+        tried.append(([round(v, 4) for v in variance], [round(g, 5) for g in got]))
+        variance = [
+            0.0 if v == 0 else float(np.clip(v * e.mean() / max(g, 1e-6), v / 16, v * 16))
+            for v, e, g in zip(variance, real, got, strict=True)
+        ]
+        variance = [float(np.clip(v, 0.0, max_variance)) for v in variance]
     info.update(
         {
             "drift_reversion": round(reversion, 5),
-            "drift_stationary_variance": round(variance, 5),
-            "drift_search": [(round(v, 4), round(e, 5)) for v, e in tried],
+            "drift_stationary_variance": [round(v, 5) for v in variance],
+            "drift_search": tried,
         }
     )
-    return GradualDrift(sigma=sigma, reversion=reversion), info
+    return reversion, variance, info
 
 
 def _scale(target: NDArray[np.float64], shape: NDArray[np.float64]) -> NDArray[np.float64]:
