@@ -64,16 +64,24 @@ new users                   a fitted user drawn uniformly from a bootstrap resam
                             fitted users (the world seed picks the resample:
                             :mod:`driftrec.envs.population`); no population trend is fitted
 within-user drift           simulated moments: each history of ``drift_min_ratings`` or more
-                            items is cut into 4 parts, and the divergence of the genre mix
-                            (the topic mix for logs without genres) of parts 1, 2 and 3 apart
-                            beyond that of random parts (the drift
-                            profile, :func:`drift_profile`) is measured on up to 300 real users;
-                            its *shape* gives the reversion rate of an Ornstein-Uhlenbeck drift
-                            around the user's own interests (a fast "mood" that comes back and a
-                            slower change have different shapes), its *level* the noise: the
-                            same users are re-simulated from their fitted interests
-                            (:func:`simulate_histories`) until the mean excess matches:
-                            ``GradualDrift(sigma, reversion)``
+                            items is cut into 4 parts, and the divergence of the genre mix,
+                            and separately of the taste-topic mix, of parts 1, 2 and 3 apart
+                            beyond that of random parts (the drift profile,
+                            :func:`drift_profile`) is measured on up to 300 real users. The
+                            profiles' *shape* gives the reversion rate of an Ornstein-Uhlenbeck
+                            drift around the user's own interests (a "mood" that comes back
+                            and a lasting change have different shapes); each block's *level*
+                            its noise: the same users are re-simulated from their fitted
+                            interests (:func:`simulate_histories`) until it matches. Real users'
+                            taste topics move more than their genres; the env has one sigma, so
+                            the taste block of ``z`` is scaled up (and ``theta`` down by as
+                            much, which leaves every attraction unchanged) until one sigma moves
+                            tastes that much more: ``GradualDrift(sigma, reversion)``
+appeal under drift          drift spreads choices (noise favours items whose topics are
+                            concentrated), so the fitted users' histories are re-simulated
+                            under it and each item's appeal moves by ``log(real count /
+                            simulated count)`` (``appeal_rounds`` = 2 rounds, no net shift of
+                            the click level)
 patience                    not in a ratings log: the env default is kept
 ==========================  =================================================================
 
