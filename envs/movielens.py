@@ -141,6 +141,9 @@ __all__ = [
     "calibrated_config",
     "movielens_config",
     "split_log",
+    "simulate_histories",
+    "drift_profile",
+    "js_rows",
 ]
 
 MOVIELENS_INSTALL_HINT = (
@@ -921,7 +924,7 @@ def simulate_histories(
     return out, order
 
 
-def _js_rows(p: NDArray[np.float64], q: NDArray[np.float64]) -> NDArray[np.float64]:
+def js_rows(p: NDArray[np.float64], q: NDArray[np.float64]) -> NDArray[np.float64]:
     """Row-wise Jensen-Shannon divergence in bits of non-negative (unnormalised) rows."""
     p = p / p.sum(axis=1, keepdims=True)
     q = q / q.sum(axis=1, keepdims=True)
@@ -959,7 +962,7 @@ def drift_profile(
             js = []
             for k in range(DRIFT_PARTS - lag):
                 ok = filled[k] & filled[k + lag]
-                js.append(_js_rows(mass[k, ok], mass[k + lag, ok]))
+                js.append(js_rows(mass[k, ok], mass[k + lag, ok]))
             out[lag - 1] += sign * float(np.concatenate(js).mean())
     return out
 

@@ -75,6 +75,7 @@ from driftrec.envs.movielens import (
     _genres,
     calibrate,
     calibrated_config,
+    js_rows,
     simulate_histories,
     split_log,
 )
@@ -98,15 +99,9 @@ POLICIES = ("popularity", "genre-match", "random")
 
 def js_divergence(p: NDArray[np.float64], q: NDArray[np.float64]) -> float:
     """Jensen-Shannon divergence in bits between two (unnormalised) distributions."""
-    p = np.asarray(p, dtype=np.float64) / np.sum(p)
-    q = np.asarray(q, dtype=np.float64) / np.sum(q)
-    m = 0.5 * (p + q)
-
-    def kl(a: NDArray[np.float64]) -> float:
-        nz = a > 0
-        return float((a[nz] * np.log2(a[nz] / m[nz])).sum())
-
-    return 0.5 * kl(p) + 0.5 * kl(q)
+    p = np.asarray(p, dtype=np.float64)[None, :]
+    q = np.asarray(q, dtype=np.float64)[None, :]
+    return float(js_rows(p, q)[0])
 
 
 def _scores(
