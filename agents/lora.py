@@ -463,17 +463,20 @@ def collect_click_log(
     text_encoder: Any = None,
     learn: bool = True,
 ) -> ClickLog:
-    """Roll out a registry agent and log every impression with the user's observed history.
+    """Roll out an agent and log every impression with the user's observed history.
 
     Args:
         env_config: the world (single-item actions: ``slate_size`` 1).
-        agent: the behaviour agent (``driftrec agents``).
+        agent: the behaviour agent: a name (``driftrec agents``), a registered name, an import
+            path ``package.module:NAME`` or a ``.zip`` (see
+            :func:`driftrec.agents.registry.resolve_agent`).
         num_envs: user slots stepped together.
         steps: global steps.
         seed: seeds the users and the agent.
         agent_kwargs: overrides for the agent.
         text_encoder: a ``TextEncoderConfig`` for agents that read item texts.
-        learn: let the agent learn online while it logs.
+        learn: let the agent learn online while it logs (an agent without ``update`` only
+            acts).
     """
     from driftrec.agents.online import run_online
     from driftrec.agents.registry import build_agent
@@ -499,7 +502,10 @@ def collect_click_log(
         clicked = np.asarray(record.info["clicked_item"]) >= 0
         parts.append((obs.item_ids, obs.feedback, obs.mask, np.asarray(record.actions), clicked))
 
-    run_online(built.agent, built.env, steps, learn=learn, on_step=on_step)
+    from driftrec.agents.registry import FirstStepChecked
+
+    acting = built.agent if built.is_sb3 else FirstStepChecked(built)  # a user's: checked once
+    run_online(acting, built.env, steps, learn=learn and built.learns, on_step=on_step)
     cols = [np.concatenate([p[i] for p in parts]) for i in range(5)]
     return ClickLog(
         history_items=cols[0].astype(np.int64),
@@ -571,6 +577,7 @@ def finetune_encoder(
     settings: FinetuneSettings | None = None,
     *,
     anchor_texts: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> FinetuneResult:
     """Fine-tune ``encoder`` in place from a click log on the catalog ``texts``.
 
@@ -586,6 +593,7 @@ def finetune_encoder(
         settings: the training settings.
         anchor_texts: texts whose embeddings the retention term keeps near the base model's
             (needed when ``settings.retain_weight > 0``).
+        progress: show a bar of the optimizer steps with the running loss.
 
     Returns:
         The losses and costs.
@@ -627,6 +635,9 @@ def finetune_encoder(
         optim = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
         losses: list[float] = []
         t0 = time.perf_counter()
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=s.steps, desc="fine-tuning", unit="step", disable=not progress)
         for _ in range(s.steps):
             rows = rng.choice(examples, size=min(s.batch_size, examples.shape[0]), replace=False)
             b = rows.shape[0]
@@ -656,6 +667,10 @@ def finetune_encoder(
             loss.backward()
             optim.step()
             losses.append(float(loss.detach()))
+            bar.update(1)
+            if len(losses) % 10 == 0:
+                bar.set_postfix_str(f"loss {np.mean(losses[-10:]):.3f}", refresh=False)
+        bar.close()
         train_s = time.perf_counter() - t0
         encoder.model.requires_grad_(False)
         encoder.model.eval()

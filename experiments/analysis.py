@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -310,7 +311,8 @@ def load_runs(
             cfg = {}
         parts = sub.name.split("__")
         run_scenario = cfg.get("scenario", parts[0] if len(parts) == 3 else None)
-        run_agent = cfg.get("agent", parts[1] if len(parts) == 3 else None)
+        # the agent part of a directory name is percent-encoded (config.dir_name_part)
+        run_agent = cfg.get("agent", unquote(parts[1]) if len(parts) == 3 else None)
         if scenario is not None and run_scenario != scenario:
             continue
         if wanted_agents is not None and run_agent not in wanted_agents:

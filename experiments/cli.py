@@ -2,11 +2,12 @@
 
 Subcommands::
 
-    driftrec scenarios                      list the named scenarios
+    driftrec scenarios [--show NAME]        list the named scenarios, or print one as a file
     driftrec agents                         list the agents
     driftrec train  --scenario S --agent A  one online training run (saved like a grid run)
     driftrec evaluate RUN_DIR               evaluate a saved SB3 checkpoint frozen on its world
                     [--policy FILE]         ... or a compressed policy made by 'compress'
+    driftrec evaluate --agent A --scenario S  any agent (yours too), acting without learning
     driftrec compress RUN_DIR [--method M]  compress a run's attention policy (int8, fold, distil)
     driftrec run    [--config F] [flags]    an experiment grid (scenario x agent x seed), resumable
                     [--backend ray [--address A]]   ... as Ray tasks (local Ray or a cluster)
@@ -17,6 +18,11 @@ Subcommands::
     driftrec bench  [--quick]               the simulator benchmark
     driftrec demo   [--quick]               the main job: a short experiment, plots and report
 
+Wherever an agent is named, it may be a built-in name, a name registered with
+``driftrec.register_agent`` (``--import MODULE`` imports the module that registers it; installed
+packages can list agents in the ``driftrec.agents`` entry-point group), an import path
+``package.module:NAME`` or a stable-baselines3 ``.zip`` (``--trust-checkpoint`` to load it).
+
 Every option is listed by ``driftrec <subcommand> --help``. Bad input is reported before any work
 starts, with the field, the value and what was expected.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -60,22 +67,92 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def _shift_at(text: str) -> int | dict[str, int]:
+    """``"1500"`` -> 1500; ``"AbruptShift=1500,my.json=800"`` -> a dict."""
+    if "=" not in text:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected STEP or SCENARIO=STEP[,SCENARIO=STEP] (got {text!r})"
+            ) from None
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, step = part.rpartition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name.strip()] = int(step)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected STEP or SCENARIO=STEP[,SCENARIO=STEP] (got {text!r})"
+            ) from None
+    return out
+
+
+AGENT_HELP = (
+    "an agent name ('driftrec agents'), a registered name, an import path "
+    "'package.module:NAME' of your own agent, or a stable-baselines3 '.zip'"
+)
+
+
+def _add_user_agent_options(p: argparse.ArgumentParser, *, trust: bool = True) -> None:
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        type=_csv(str),
+        metavar="MODULE",
+        help="import these modules first (comma-separated or repeated): their "
+        "driftrec.register_agent calls make their agents known",
+    )
+    if not trust:
+        return
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow '.zip' agents to be loaded with stable-baselines3's load(), which unpickles "
+        "the file and can run arbitrary code: only for files you trust (a driftrec run's "
+        "model.zip needs no trust: it is rebuilt from the run's config.json)",
+    )
+
+
+def _imports(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(m for group in (getattr(args, "imports", None) or ()) for m in group)
+
+
+def _import_user_modules(args: argparse.Namespace) -> None:
+    """Import the ``--import`` modules (their ``register_agent`` calls run)."""
+    from driftrec.agents.registry import import_modules
+
+    import_modules(_imports(args), field="--import")
+
+
 def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
+    _add_user_agent_options(p)
     if single:
         p.add_argument(
-            "--scenario", default="AbruptShift", help="scenario name (default: %(default)s)"
+            "--scenario",
+            default="AbruptShift",
+            help="scenario name or scenario file (default: %(default)s)",
         )
-        p.add_argument("--agent", default="attention-ppo", help="agent name (default: %(default)s)")
+        p.add_argument(
+            "--agent", default="attention-ppo", help=f"{AGENT_HELP} (default: %(default)s)"
+        )
         p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     else:
         p.add_argument(
             "--config", type=Path, help="a JSON file of experiment settings; flags override it"
         )
-        p.add_argument("--scenarios", type=_csv(str), help="comma-separated scenario names")
+        p.add_argument(
+            "--scenarios",
+            type=_csv(str),
+            help="comma-separated scenario names or scenario files (.json/.toml)",
+        )
         p.add_argument(
             "--agents",
             type=_csv(str),
-            help="comma-separated agent names ('-frozen' suffix allowed)",
+            help=f"comma-separated agents, each {AGENT_HELP} ('-frozen' suffix allowed)",
         )
         p.add_argument("--seeds", type=_csv(int), help="comma-separated seeds")
         p.add_argument("--workers", type=int, help="parallel run processes")
@@ -84,13 +161,22 @@ def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     p.add_argument("--num-envs", type=int, help="users stepped together per run")
     p.add_argument("--steps", type=int, help="global steps per run")
     p.add_argument("--log-every", type=int, help="global steps per metrics window")
-    p.add_argument("--shift-at", type=int, help="global step of a population-wide abrupt shift")
+    p.add_argument(
+        "--shift-at",
+        type=_shift_at,
+        metavar="[SCENARIO=]STEP",
+        help="a population-wide abrupt shift at this global step, in place of the scenario's "
+        "own schedule: SCENARIO=STEP[,SCENARIO=STEP] for those scenarios only; a bare STEP "
+        "for every scenario of the grid",
+    )
     p.add_argument("--frozen-at", type=int, help="when '-frozen' agents stop learning")
     p.add_argument(
         "--env",
         type=_json_object,
         dest="env_overrides",
-        help="env config overrides as JSON, e.g. '{\"num_items\": 5000}'",
+        help="env config overrides as JSON: shortcuts, dotted paths or sections in the "
+        'scenario-file form, e.g. \'{"num_items": 5000, "drift": {"processes": '
+        '[{"kind": "Boredom", "gain": 0.3}]}}\'',
     )
     p.add_argument(
         "--agent-kwargs",
@@ -144,6 +230,10 @@ def _experiment_config(
     from driftrec.experiments.config import ExperimentConfig, load_config
 
     values = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
+    if _imports(args):
+        values["imports"] = _imports(args)
+    if getattr(args, "trust_checkpoint", False):
+        values["trust_checkpoint"] = True
     if single:
         values.update(scenarios=(args.scenario,), agents=(args.agent,), seeds=(args.seed,))
         values.setdefault("name", "train")
@@ -156,19 +246,56 @@ def _experiment_config(
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``driftrec``."""
+    import driftrec
+
     parser = argparse.ArgumentParser(
         prog="driftrec",
         description="Recommendation under drifting user interests: simulate, train, measure, plot.",
     )
+    parser.add_argument("--version", action="version", version=f"driftrec {driftrec.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("scenarios", help="list the named scenarios and their Gymnasium ids")
-    sub.add_parser("agents", help="list the agents")
+    p = sub.add_parser("scenarios", help="list the named scenarios and their Gymnasium ids")
+    p.add_argument(
+        "--show",
+        metavar="NAME",
+        help="print this scenario (a name or a scenario file) as a scenario file (JSON) to edit",
+    )
+    p = sub.add_parser("agents", help="list the agents (built-in and registered)")
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        type=_csv(str),
+        metavar="MODULE",
+        help="import these modules first, to list the agents they register",
+    )
 
     p = sub.add_parser("train", help="train one agent online on one scenario and save the run")
     _add_grid_options(p, single=True)
 
-    p = sub.add_parser("evaluate", help="evaluate a saved SB3 checkpoint, frozen, on its world")
-    p.add_argument("run_dir", type=Path, help="a run directory holding model.zip and config.json")
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a saved SB3 checkpoint frozen on its world, or any agent on a scenario",
+    )
+    p.add_argument(
+        "run_dir",
+        type=Path,
+        nargs="?",
+        help="a run directory holding model.zip and config.json (or use --agent)",
+    )
+    p.add_argument("--agent", help=f"instead of RUN_DIR: {AGENT_HELP}; it acts without learning")
+    p.add_argument(
+        "--scenario",
+        default="AbruptShift",
+        help="with --agent: the scenario (default: %(default)s)",
+    )
+    p.add_argument(
+        "--num-envs", type=int, default=32, help="with --agent: users at a time (default: 32)"
+    )
+    p.add_argument(
+        "--env", type=_json_object, dest="env_overrides", help="with --agent: env overrides as JSON"
+    )
+    _add_user_agent_options(p, trust=False)
     p.add_argument("--steps", type=int, default=256, help="global steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation users")
     p.add_argument("--deterministic", action="store_true", help="greedy actions")
@@ -178,8 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trust-checkpoint",
         action="store_true",
-        help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
-        "files you trust (default: only the policy weights are read)",
+        help="load model.zip (or a '.zip' --agent) with SB3's full load, which unpickles it and "
+        "can run code: only for files you trust (default: a run's model.zip is rebuilt from "
+        "its config.json and only the policy weights are read; any other '.zip' is refused)",
     )
     p.add_argument(
         "--attention-png",
@@ -228,24 +356,38 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_scenarios(_: argparse.Namespace) -> int:
-    from driftrec.envs.scenarios import list_scenarios
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from driftrec.envs.scenarios import list_scenarios, scenario_to_dict
 
+    if args.show is not None:
+        print(json.dumps(scenario_to_dict(args.show), indent=2))
+        return 0
     for s in list_scenarios():
         print(f"{s.env_id:32s} {s.description}")
     from driftrec.envs.scenarios import CALIBRATED_SCENARIOS, VERSION
 
     for name, (description, _) in CALIBRATED_SCENARIOS.items():
         print(f"{f'driftrec/{name}-v{VERSION}':32s} {description}")
+    print(
+        "(any of them as an editable file: driftrec scenarios --show NAME > my.json; then "
+        "--scenarios my.json)"
+    )
     return 0
 
 
-def _cmd_agents(_: argparse.Namespace) -> int:
-    from driftrec.agents.registry import AGENT_DESCRIPTIONS
+def _cmd_agents(args: argparse.Namespace) -> int:
+    from driftrec.agents.registry import AGENT_DESCRIPTIONS, registered_agents
 
+    _import_user_modules(args)
     for name, text in AGENT_DESCRIPTIONS.items():
         print(f"{name:24s} {text}")
-    print("(append '-frozen' to a name to stop its learning at the shift)")
+    registered = registered_agents()
+    if registered:
+        print("registered:")
+        for name, text in registered.items():
+            print(f"{name:24s} {text}")
+    print("(append '-frozen' to a name to stop its learning at the shift; your own agent: an")
+    print(" import path 'package.module:NAME', a registered name, or a stable-baselines3 '.zip')")
     return 0
 
 
@@ -256,10 +398,15 @@ def _print_runs(dirs: Sequence[Path]) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from driftrec.experiments.runner import run_one
+    from driftrec.experiments.recorder import tensorboard_note
+    from driftrec.experiments.runner import run_one, warm_text_cache
 
     cfg = _experiment_config(args, single=True)
     scenario, agent, seed = cfg.runs()[0]
+    note = tensorboard_note()
+    if note is not None:
+        print(note)
+    warm_text_cache(cfg, progress=not args.no_progress)  # first use: says what it encodes
     run_dir = run_one(
         cfg, scenario, agent, seed, progress=not args.no_progress, restart=args.restart
     )
@@ -272,10 +419,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from driftrec.experiments.evaluate import evaluate_checkpoint
+    from driftrec.experiments.evaluate import evaluate_agent, evaluate_checkpoint
 
-    if args.policy is not None:
-        from driftrec.experiments.compression import evaluate_compressed
+    if args.agent is not None:
+        if args.run_dir is not None or args.policy is not None:
+            raise ValueError(
+                f"'--agent' evaluates an agent on a scenario, without RUN_DIR or --policy (got "
+                f"{str(args.run_dir or args.policy)!r} too)"
+            )
+        _import_user_modules(args)
+        result = evaluate_agent(
+            args.agent,
+            scenario=args.scenario,
+            steps=args.steps,
+            seed=args.seed,
+            num_envs=args.num_envs,
+            env_overrides=args.env_overrides,
+            deterministic=args.deterministic,
+            trust_checkpoint=args.trust_checkpoint,
+        )
+    elif args.run_dir is None:
+        raise ValueError("'driftrec evaluate' needs a RUN_DIR or '--agent AGENT'")
+    elif args.policy is not None:
+        from driftrec.experiments.studies.compression import evaluate_compressed
 
         result = evaluate_compressed(
             args.run_dir,
@@ -327,10 +493,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _report(exp_dir: Path, out: Path | None) -> int:
     from driftrec.experiments.analysis import load_runs, summary_table
-    from driftrec.experiments.report import summary_text, write_report
+    from driftrec.experiments.report import return_text, summary_text, write_report
 
     path = write_report(exp_dir, out_dir=out)
-    print(summary_text(summary_table(load_runs(exp_dir))))
+    runs = load_runs(exp_dir)
+    print(return_text(runs))
+    print(summary_text(summary_table(runs)))
     print(f"report: {path}")
     return 0
 
@@ -397,9 +565,14 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_export_parser(sub: Any) -> None:
     p = sub.add_parser("export", help="roll out an agent and write a Minari dataset (offline RL)")
-    p.add_argument("--scenario", default="AbruptShift", help="scenario (default: %(default)s)")
-    p.add_argument("--agent", default="random", help="behaviour policy (default: %(default)s)")
+    p.add_argument(
+        "--scenario", default="AbruptShift", help="scenario or scenario file (default: %(default)s)"
+    )
+    p.add_argument(
+        "--agent", default="random", help=f"behaviour policy: {AGENT_HELP} (default: %(default)s)"
+    )
     p.add_argument("--dataset-id", help="Minari id (default: driftrec/<scenario>/<agent>-v0)")
+    _add_user_agent_options(p)
     p.add_argument("--num-envs", type=int, default=64, help="users at a time (default: 64)")
     p.add_argument("--steps", type=int, default=400, help="global steps (default: 400)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
@@ -442,7 +615,7 @@ def _add_compress_parser(sub: Any) -> None:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from driftrec.experiments.compression import compress_run
+    from driftrec.experiments.studies.compression import compress_run
 
     _, facts = compress_run(
         args.run_dir,
@@ -461,7 +634,10 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from driftrec.experiments.export import export_minari
 
-    dataset_id = args.dataset_id or f"driftrec/{args.scenario}/{args.agent}-v0"
+    _import_user_modules(args)
+    # a user agent's name ('mymod:MyAgent', 'models/ppo.zip') is no Minari name: letters only
+    agent_id = re.sub(r"[^A-Za-z0-9_-]+", "-", args.agent).strip("-") or "agent"
+    dataset_id = args.dataset_id or f"driftrec/{args.scenario}/{agent_id}-v0"
     try:
         ds = export_minari(
             dataset_id,
@@ -474,6 +650,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             env_overrides=args.env_overrides,
             data_path=args.data_path,
             info_keys=args.info_keys,
+            trust_checkpoint=args.trust_checkpoint,
         )
     except ImportError as exc:
         print(f"driftrec export: error: {exc}", file=sys.stderr)
@@ -487,11 +664,16 @@ def _add_finetune_parser(sub: Any) -> None:
         "finetune", help="train a LoRA adapter of the text encoder from simulated clicks"
     )
     p.add_argument("--out", type=Path, required=True, help="the adapter directory to write")
-    p.add_argument("--scenario", default="Stationary", help="scenario (default: %(default)s)")
+    p.add_argument(
+        "--scenario", default="Stationary", help="scenario or scenario file (default: %(default)s)"
+    )
     p.add_argument(
         "--env", type=_json_object, dest="env_overrides", help="env config overrides as JSON"
     )
-    p.add_argument("--behaviour", default="random", help="logged agent (default: %(default)s)")
+    p.add_argument(
+        "--behaviour", default="random", help=f"logged agent: {AGENT_HELP} (default: %(default)s)"
+    )
+    _add_user_agent_options(p, trust=False)
     p.add_argument(
         "--seeds", type=_csv(int), default=(100,), help="seeds of the logged runs (default: 100)"
     )
@@ -522,6 +704,8 @@ def _add_finetune_parser(sub: Any) -> None:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from driftrec.agents.lora import FinetuneSettings, LoraSettings
+
+    _import_user_modules(args)
 
     settings = FinetuneSettings(
         lora=LoraSettings(rank=args.rank, alpha=args.alpha, targets=args.targets),

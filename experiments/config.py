@@ -10,21 +10,50 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
-from driftrec.agents.registry import AGENT_NAMES
+from driftrec.agents.registry import import_modules, is_builtin, resolve_agent
 from driftrec.envs.config import (
+    SECTIONS,
     DriftConfig,
     EnvConfig,
     check_float,
     check_int,
     check_slate_fits,
+    section_to_dict,
 )
 from driftrec.envs.drift import AbruptShift
 from driftrec.envs.scenarios import get_scenario
 
-__all__ = ["ExperimentConfig", "FROZEN_SUFFIX", "split_agent_name", "load_config"]
+__all__ = [
+    "ExperimentConfig",
+    "FROZEN_SUFFIX",
+    "split_agent_name",
+    "load_config",
+    "dir_name_part",
+    "from_dir_name_part",
+]
 
 FROZEN_SUFFIX = "-frozen"
+
+_DIR_SAFE = "+=@,"
+"""Kept as they are in directory names, besides letters, digits and ``_.-~``."""
+
+
+def dir_name_part(name: str) -> str:
+    """``name`` as a part of a run directory name, safe on Linux, macOS and Windows.
+
+    Every character other than ASCII letters, digits and ``_ . - ~ + = @ ,`` is percent-encoded
+    as in URLs (``:`` -> ``%3A``, ``/`` -> ``%2F``, ``%`` -> ``%25``), so
+    ``mymod:MyAgent`` is stored as ``mymod%3AMyAgent`` and :func:`from_dir_name_part` gives the
+    name back exactly. Built-in names are unchanged.
+    """
+    return quote(name, safe=_DIR_SAFE)
+
+
+def from_dir_name_part(part: str) -> str:
+    """The inverse of :func:`dir_name_part`."""
+    return unquote(part)
 
 
 def split_agent_name(name: str) -> tuple[str, bool]:
@@ -76,6 +105,16 @@ _COUNT_KWARGS = {
 """SB3 counts whose bad values SB3 reports late (a bare assert, or a crash in the first update)."""
 
 
+def _imports(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise TypeError(f"'imports' must be a list of module names (got {value!r})")
+    out = tuple(value)
+    for v in out:
+        if not isinstance(v, str):
+            raise TypeError(f"'imports' must be a list of module names (got {value!r})")
+    return out
+
+
 def _check_agent_kwargs(agent_kwargs: Mapping[str, Any]) -> None:
     for agent, kwargs in agent_kwargs.items():
         if not isinstance(kwargs, Mapping):
@@ -86,6 +125,52 @@ def _check_agent_kwargs(agent_kwargs: Mapping[str, Any]) -> None:
         rate = kwargs.get("learning_rate")
         if rate is not None and not callable(rate):
             check_float(f"agent_kwargs[{agent!r}]['learning_rate']", rate, 0.0, low_open=True)
+
+
+def _json_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``env_overrides`` in JSON form: a section object (``DriftConfig(...)``) becomes its dict
+    form, which :meth:`EnvConfig.with_overrides` applies the same way (all its fields)."""
+    out = dict(overrides)
+    for key, value in out.items():
+        if key in SECTIONS and not isinstance(value, Mapping | str):
+            try:
+                out[key] = section_to_dict(value)
+            except TypeError:
+                pass  # not a section object: with_overrides names the problem
+    return out
+
+
+def _check_shift_at(shift_at: Any, scenarios: tuple[str, ...], steps: int) -> None:
+    if shift_at is None:
+        return
+    if not isinstance(shift_at, Mapping):
+        check_int("shift_at", shift_at, 1, steps)
+        return
+    for key, step in shift_at.items():
+        if not any(_names_scenario(key, s) for s in scenarios):
+            raise ValueError(
+                f"'shift_at' names {key!r}, which is not a scenario of this grid; expected "
+                f"one of {list(scenarios)}"
+            )
+        check_int(f"shift_at[{key!r}]", step, 1, steps)
+
+
+def _names_scenario(key: Any, scenario: str) -> bool:
+    """Whether a ``shift_at`` key names ``scenario`` of the grid: as it is given there, or by
+    its name (``"AbruptShift"``, ``"abrupt-shift"``; a scenario file by its path or its name)."""
+    if not isinstance(key, str):
+        return False
+    if key == scenario:
+        return True
+    name = get_scenario(scenario).name
+    if key.lower().replace("-", "").replace("_", "") == name.lower().replace("-", "").replace(
+        "_", ""
+    ):
+        return True
+    try:
+        return get_scenario(key).name == name
+    except (TypeError, ValueError, OSError):
+        return False
 
 
 def _check_world(env: EnvConfig) -> None:
@@ -124,19 +209,33 @@ class ExperimentConfig:
 
     Args:
         name (str, defaults to ``"experiment"``): results go to ``<out_dir>/<name>/``.
-        scenarios (tuple of str): scenario names (``driftrec scenarios`` lists them).
-        agents (tuple of str): agent names (see ``driftrec.agents.registry``); append
+        scenarios (tuple of str): scenario names (``driftrec scenarios`` lists them), names
+            given to ``register_scenario``, or scenario files (``.json``/``.toml``, see
+            :func:`driftrec.envs.scenarios.load_scenario_file`).
+        agents (tuple of str): agent names (``driftrec agents`` lists them), names registered
+            with ``driftrec.register_agent``, import paths ``package.module:NAME`` of your own
+            agent (called as ``NAME(env, seed=seed)``) or policy function, or stable-baselines3
+            ``.zip`` checkpoints (see :func:`driftrec.agents.registry.resolve_agent`); append
             ``-frozen`` for the frozen contrast (learns until ``frozen_at``, then only acts).
+            Run directories name the agent with :func:`dir_name_part`.
         seeds (tuple of int): one run per seed; user slot ``i`` of a run gets the stream
             ``slot_seed(seed, i)`` (child ``i`` of ``SeedSequence(seed)``).
         num_envs (int, defaults to 32): users stepped together in each run.
         steps (int, defaults to 1536): global steps per run (each steps every user once).
         log_every (int, defaults to 32): global steps per metrics window.
-        shift_at (int or None, defaults to None): a population-wide abrupt shift at this global
-            step, replacing the scenario's scheduled shifts (its Poisson rate is kept).
+        shift_at (int, dict or None, defaults to None): a population-wide abrupt shift at this
+            global step, replacing the scenario's scheduled shifts (its Poisson rate is kept;
+            a scenario without an ``AbruptShift`` process gets one). A plain int applies to
+            *every* scenario of the grid (the runner says so when there are several); a dict
+            ``{scenario: step}`` applies only to the scenarios it names (``driftrec run
+            --shift-at AbruptShift=1500``).
         frozen_at (int or None, defaults to None): when ``-frozen`` agents stop learning;
             None means the first scheduled shift.
-        env_overrides (dict): config overrides for every scenario (``{"num_items": 5000}``).
+        env_overrides (dict): config overrides for every scenario: shortcuts
+            (``{"num_items": 5000}``), dotted paths (``{"users.patience": 10}``) or sections in
+            the scenario-file form, which replace only the fields they name
+            (``{"drift": {"processes": [{"kind": "Boredom", "gain": 0.3}]}}``); section objects
+            (``DriftConfig(...)``) are stored in that form, so the config stays JSON.
         agent_kwargs (dict): per-agent constructor overrides, keyed by agent name.
         out_dir (str, defaults to ``"runs"``): where experiments are written.
         workers (int, defaults to 1): runs executed in parallel processes.
@@ -160,6 +259,12 @@ class ExperimentConfig:
             world-to-world variance. False keeps the scenario's fixed world for every seed
             (the behaviour before v1). ``env_overrides`` that set ``world_seed`` or
             ``catalog_seed`` win.
+        imports (tuple of str, defaults to ()): modules imported before the agents are
+            resolved, in this process and in every worker (their ``register_agent`` calls
+            run); ``--import`` on the command line.
+        trust_checkpoint (bool, defaults to False): allow ``.zip`` agents to be loaded with
+            stable-baselines3's ``load``, which unpickles the file (it can run arbitrary code);
+            without it they are refused.
     """
 
     name: str = "experiment"
@@ -175,7 +280,7 @@ class ExperimentConfig:
     num_envs: int = 32
     steps: int = 1536
     log_every: int = 32
-    shift_at: int | None = None
+    shift_at: int | Mapping[str, int] | None = None
     frozen_at: int | None = None
     env_overrides: Mapping[str, Any] = field(default_factory=dict)
     agent_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -190,35 +295,41 @@ class ExperimentConfig:
     device: str = "cpu"
     reference_agent: str | None = "oracle"
     vary_world: bool = True
+    imports: tuple[str, ...] = ()
+    trust_checkpoint: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self.name)
         object.__setattr__(self, "scenarios", _tuple("scenarios", self.scenarios, str))
         object.__setattr__(self, "agents", _tuple("agents", self.agents, str))
         object.__setattr__(self, "seeds", _tuple("seeds", self.seeds, int))
+        object.__setattr__(self, "imports", _imports(self.imports))
+        if not isinstance(self.trust_checkpoint, bool):
+            raise TypeError(f"'trust_checkpoint' must be a bool (got {self.trust_checkpoint!r})")
+        by_name: dict[str, str] = {}
         for s in self.scenarios:
-            get_scenario(s)  # raises naming the valid scenarios
-        for a in self.agents:
-            base, _ = split_agent_name(a)
-            if base not in AGENT_NAMES:
+            name = get_scenario(s).name  # raises naming the valid scenarios
+            other = by_name.setdefault(name.lower(), s)
+            if other != s:
                 raise ValueError(
-                    f"'agents' entries must be one of {list(AGENT_NAMES)}, optionally with "
-                    f"'{FROZEN_SUFFIX}' (got {a!r})"
+                    f"'scenarios' {other!r} and {s!r} are both the scenario {name!r} (their run "
+                    "directories would be the same); give one of them another name"
                 )
+        import_modules(self.imports)  # their register_agent calls, before agents are resolved
+        for a in self.agents:
+            resolve_agent(split_agent_name(a)[0], field="agents")  # one line naming the entry
         for seed in self.seeds:
             check_int("seeds", seed, 0)
-        if self.reference_agent is not None and self.reference_agent not in AGENT_NAMES:
-            raise ValueError(
-                f"'reference_agent' must be None or one of {list(AGENT_NAMES)} "
-                f"(got {self.reference_agent!r})"
-            )
+        if self.reference_agent is not None:
+            resolve_agent(self.reference_agent, field="reference_agent")
         if not isinstance(self.vary_world, bool):
             raise TypeError(f"'vary_world' must be a bool (got {self.vary_world!r})")
         check_int("num_envs", self.num_envs, 1, 65_536)
         check_int("steps", self.steps, 1)
         check_int("log_every", self.log_every, 1, self.steps)
-        if self.shift_at is not None:
-            check_int("shift_at", self.shift_at, 1, self.steps)
+        if isinstance(self.shift_at, Mapping):
+            object.__setattr__(self, "shift_at", dict(self.shift_at))
+        _check_shift_at(self.shift_at, self.scenarios, self.steps)
         if self.frozen_at is not None:
             check_int("frozen_at", self.frozen_at, 1, self.steps)
         check_int("workers", self.workers, 1, 256)
@@ -227,10 +338,13 @@ class ExperimentConfig:
         check_int("track_users", self.track_users, 0, 16)
         if not isinstance(self.env_overrides, Mapping):
             raise TypeError(f"'env_overrides' must be a mapping (got {self.env_overrides!r})")
+        object.__setattr__(self, "env_overrides", _json_overrides(self.env_overrides))
         if not isinstance(self.agent_kwargs, Mapping):
             raise TypeError(f"'agent_kwargs' must be a mapping (got {self.agent_kwargs!r})")
         for key in self.agent_kwargs:
-            if key not in self.agents and split_agent_name(key)[0] not in AGENT_NAMES:
+            base = split_agent_name(key)[0]
+            grid = {split_agent_name(a)[0] for a in self.all_agents}
+            if key not in self.agents and not is_builtin(base) and base not in grid:
                 raise ValueError(f"'agent_kwargs' has an unknown agent {key!r}")
         for scenario in self.scenarios:
             _check_world(self.env_config(scenario))  # env_overrides, before any work
@@ -268,7 +382,8 @@ class ExperimentConfig:
 
     def run_dir(self, scenario: str, agent: str, seed: int) -> Path:
         """Where one run's files go."""
-        return self.experiment_dir / f"{get_scenario(scenario).name}__{agent}__{seed}"
+        agent_part = dir_name_part(agent)
+        return self.experiment_dir / f"{get_scenario(scenario).name}__{agent_part}__{seed}"
 
     @property
     def all_agents(self) -> tuple[str, ...]:
@@ -288,11 +403,13 @@ class ExperimentConfig:
         cfg = self.env_config(scenario)
         if not self.vary_world:
             return cfg
-        fixed = set(self.env_overrides)
+        over = self.env_overrides
         seeds = {
             key: seed
-            for key, dotted in (("world_seed", "drift.seed"), ("catalog_seed", "catalog.seed"))
-            if key not in fixed and dotted not in fixed
+            for key, section in (("world_seed", "drift"), ("catalog_seed", "catalog"))
+            if key not in over
+            and f"{section}.seed" not in over
+            and not (isinstance(over.get(section), Mapping) and "seed" in over[section])
         }
         return cfg.with_overrides(**seeds) if seeds else cfg
 
@@ -300,19 +417,44 @@ class ExperimentConfig:
         """The resolved world of ``scenario``: its preset, ``shift_at`` and ``env_overrides``
         (the scenario's own world and catalog seeds; see :meth:`run_env_config`)."""
         cfg = get_scenario(scenario).config
-        if self.shift_at is not None:
+        shift_at = self.shift_at_for(scenario)
+        if shift_at is not None:
             procs = cfg.drift.processes
             if cfg.drift.get(AbruptShift) is None:
-                procs = (*procs, AbruptShift(at_steps=(self.shift_at,)))
+                procs = (*procs, AbruptShift(at_steps=(shift_at,)))
             else:  # replace the schedule in place: processes run in their configured order
                 procs = tuple(
-                    dataclasses.replace(p, at_steps=(self.shift_at,))
+                    dataclasses.replace(p, at_steps=(shift_at,))
                     if isinstance(p, AbruptShift)
                     else p
                     for p in procs
                 )
             cfg = dataclasses.replace(cfg, drift=DriftConfig(processes=procs, seed=cfg.drift.seed))
         return cfg.with_overrides(**dict(self.env_overrides)) if self.env_overrides else cfg
+
+    def shift_at_for(self, scenario: str) -> int | None:
+        """The ``shift_at`` step that applies to ``scenario`` (None: its own schedule)."""
+        if not isinstance(self.shift_at, Mapping):
+            return self.shift_at
+        for key, step in self.shift_at.items():
+            if _names_scenario(key, scenario):
+                return int(step)
+        return None
+
+    def shift_at_note(self) -> str | None:
+        """A warning when a plain ``shift_at`` changes several scenarios at once (else None)."""
+        if self.shift_at is None or isinstance(self.shift_at, Mapping):
+            return None
+        if len(self.scenarios) < 2:
+            return None
+        first = self.scenarios[0]
+        return (
+            f"note: --shift-at {self.shift_at} (shift_at={self.shift_at}) applies to every "
+            f"scenario of the grid ({', '.join(self.scenarios)}): each gets a population shift "
+            f"at step {self.shift_at} in place of its own schedule; to change one scenario "
+            f"only, use --shift-at {first}={self.shift_at} (shift_at={{{first!r}: "
+            f"{self.shift_at}}})"
+        )
 
     def frozen_step(self, scenario: str) -> int | None:
         """When ``-frozen`` agents stop learning in ``scenario``."""
@@ -325,6 +467,8 @@ class ExperimentConfig:
         """JSON-ready fields."""
         out = dataclasses.asdict(self)
         out["env_overrides"] = dict(self.env_overrides)
+        if isinstance(self.shift_at, Mapping):
+            out["shift_at"] = dict(self.shift_at)
         out["agent_kwargs"] = {k: dict(v) for k, v in self.agent_kwargs.items()}
         return out
 

@@ -1,4 +1,5 @@
-"""Evaluate a saved SB3 checkpoint, frozen, on the world it was trained in (fresh users).
+"""Evaluate a saved SB3 checkpoint, frozen, on the world it was trained in (fresh users), or any
+agent (a user's own included) frozen on a scenario (:func:`evaluate_agent`).
 
 Checkpoints are loaded without unpickling anything (:func:`load_run_model`): the model is rebuilt
 from the run's own ``config.json`` (JSON: agent, its settings, the world) and only the policy's
@@ -22,6 +23,7 @@ from driftrec.agents.online import StepRecord, run_online
 from driftrec.envs.config import EnvConfig
 
 __all__ = [
+    "evaluate_agent",
     "evaluate_checkpoint",
     "load_run_model",
     "measure_policy",
@@ -280,6 +282,16 @@ def measure_policy(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
     obs = env.reset()
+    if is_sb3_model(agent):
+        agent._last_obs = obs
+        return _measure(agent, env, steps, deterministic, on_step)
+    return _measure(agent, env.venv, steps, deterministic, on_step)
+
+
+def _measure(
+    agent: Any, env: Any, steps: int, deterministic: bool, on_step: Any = None
+) -> dict[str, Any]:
+    """Act on ``env`` as it is (no reset) for ``steps`` steps; the reward figures."""
     sums = {"reward": 0.0, "expected": 0.0, "oracle": 0.0, "clicks": 0.0, "n": 0}
 
     def hook(r: StepRecord) -> Any:
@@ -290,11 +302,7 @@ def measure_policy(
         sums["n"] += r.reward.size
         return None if on_step is None else on_step(r)
 
-    if is_sb3_model(agent):
-        agent._last_obs = obs
-        run_online(agent, env, steps, learn=False, on_step=hook, deterministic=deterministic)
-    else:
-        run_online(agent, env.venv, steps, learn=False, on_step=hook, deterministic=deterministic)
+    run_online(agent, env, steps, learn=False, on_step=hook, deterministic=deterministic)
     n = max(sums["n"], 1)
     return {
         "user_steps": sums["n"],
@@ -335,3 +343,50 @@ def evaluate_checkpoint(
     model = load_run_model(run_dir, cfg, env, seed=seed, trust=trust)
     result = measure_policy(model, env, steps, deterministic=deterministic)
     return {"run": str(run_dir), "agent": cfg["agent"], **result}
+
+
+def evaluate_agent(
+    agent: str,
+    *,
+    scenario: str = "AbruptShift",
+    steps: int = 256,
+    seed: int = 12345,
+    num_envs: int = 32,
+    env_overrides: dict[str, Any] | None = None,
+    agent_kwargs: dict[str, Any] | None = None,
+    deterministic: bool = False,
+    trust_checkpoint: bool = False,
+) -> dict[str, Any]:
+    """Build ``agent`` on ``scenario`` and let it act, without learning, for ``steps`` steps.
+
+    ``agent`` is anything an experiment grid takes: a built-in or registered name, an import
+    path ``package.module:NAME`` or a stable-baselines3 ``.zip`` (``trust_checkpoint=True`` to
+    load one; see :func:`driftrec.agents.registry.resolve_agent`). The users are those of
+    ``seed`` from global step 0 (so scheduled shifts happen at their steps). A user agent's
+    first ``predict`` is checked (shape, dtype, item ids).
+
+    Returns:
+        The agent, the scenario and :func:`measure_policy`'s figures.
+    """
+    from driftrec.agents.registry import FirstStepChecked, build_agent
+    from driftrec.envs.scenarios import get_scenario
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
+    sc = get_scenario(scenario)
+    env_config = sc.config.with_overrides(**{**(env_overrides or {}), "oracle_info": True})
+    built = build_agent(
+        agent,
+        env_config,
+        num_envs=num_envs,
+        seed=seed,
+        agent_kwargs=agent_kwargs,
+        trust_checkpoint=trust_checkpoint,
+    )
+    if built.is_sb3:
+        built.env.seed(seed)
+        result = measure_policy(built.agent, built.env, steps, deterministic=deterministic)
+    else:
+        built.env.reset(seed=seed)
+        result = _measure(FirstStepChecked(built), built.env, steps, deterministic)
+    return {"agent": agent, "scenario": sc.name, **result}

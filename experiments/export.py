@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from driftrec.agents.online import StepRecord, run_online
-from driftrec.agents.registry import build_agent
+from driftrec.agents.registry import FirstStepChecked, build_agent
 from driftrec.envs.scenarios import get_scenario
 
 __all__ = ["export_minari", "DEFAULT_INFO_KEYS", "OFFLINE_INSTALL_HINT"]
@@ -133,13 +133,16 @@ def export_minari(
     data_path: str | os.PathLike[str] | None = None,
     text_encoder: Any = None,
     author: str | None = None,
+    trust_checkpoint: bool = False,
 ) -> Any:
     """Roll out ``agent`` on ``scenario`` and write a Minari dataset (one episode per session).
 
     Args:
         dataset_id: Minari id, ``"driftrec/AbruptShift/random-v0"`` style.
-        scenario: a scenario name (``driftrec scenarios``).
-        agent: a registry agent name (``driftrec agents``): the behaviour policy.
+        scenario: a scenario name (``driftrec scenarios``) or a scenario file.
+        agent: the behaviour policy: an agent name (``driftrec agents``), a registered name,
+            an import path ``package.module:NAME`` or an SB3 ``.zip`` (see
+            :func:`driftrec.agents.registry.resolve_agent`).
         num_envs: user slots stepped together.
         steps: global steps (each steps every slot once).
         seed: seeds the users and the agent.
@@ -152,6 +155,7 @@ def export_minari(
             ``~/.minari/datasets``).
         text_encoder: a ``TextEncoderConfig`` for agents that read item texts.
         author: stored in the dataset's metadata.
+        trust_checkpoint: allow a ``.zip`` agent to be loaded with SB3's ``load`` (unpickling).
 
     Returns:
         The ``minari.MinariDataset``.
@@ -174,7 +178,9 @@ def export_minari(
         seed=seed,
         agent_kwargs=agent_kwargs,
         text_encoder=text_encoder,
+        trust_checkpoint=trust_checkpoint,
     )
+    acting = built.agent if built.is_sb3 else FirstStepChecked(built)
     slots = _SlotEpisodes(num_envs, info_keys)
     count = 0
 
@@ -184,7 +190,7 @@ def export_minari(
         count += 1
         return count < steps
 
-    run_online(built.agent, built.env, steps, learn=learn, on_step=on_step)
+    run_online(acting, built.env, steps, learn=learn and built.learns, on_step=on_step)
     episodes = slots.close()
 
     from minari.data_collector import EpisodeBuffer
@@ -203,7 +209,15 @@ def export_minari(
                 infos=infos,
             )
         )
-    spec = gym.spec(sc.env_id)
+    if sc.source is None:
+        spec = gym.spec(sc.env_id)
+    else:  # a scenario file: the spec names the file (Minari stores the spec as JSON)
+        spec = gym.envs.registration.EnvSpec(
+            id=sc.env_id,
+            entry_point="driftrec.envs.gym_env:DriftRecEnv",
+            vector_entry_point="driftrec.envs.gym_env:DriftRecVectorEnv",
+            kwargs={"scenario": sc.source},
+        )
     # the session limit as max_episode_steps too: d3rlpy.datasets.get_minari needs one
     spec = dataclasses.replace(
         spec,

@@ -69,8 +69,10 @@ of the grid, torch_threads). ``driftrec_version`` is ``driftrec.__version__``: b
 change alters what a run produces (a model, the simulator, a metric), so that finished runs of
 the older code are refused instead of being mixed with new ones."""
 
-OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256",)
-"""Covered only when present, so runs made before these fields existed keep their fingerprint."""
+OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256", "agent_source")
+"""Covered only when present, so runs made before these fields existed keep their fingerprint.
+``agent_source`` (user agents only) is the entry point and the SHA-256 of the agent's source
+file (or of its ``.zip``): a run of a changed agent is refused like one of changed settings."""
 
 
 class SettingsChanged(ValueError):
@@ -107,6 +109,13 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def _change(key: str, old: Any, new: Any) -> str:
+    if key == "agent_source.sha256":  # a user agent's source file (or .zip): say so, briefly
+        short = [v[:12] if isinstance(v, str) else v for v in (old, new)]
+        return f"the agent's code changed (sha256 {short[0]!r} -> {short[1]!r})"
+    return f"{key}: {old!r} -> {new!r}"
+
+
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 3) -> str:
     """``"steps: 100 -> 200, env_config.num_items: ..."`` for the fingerprinted fields."""
     from driftrec.experiments.io import strict_json
@@ -114,9 +123,7 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int 
     a = _flatten(strict_json(fingerprint_fields(old)))
     b = _flatten(strict_json(fingerprint_fields(new)))
     diffs = [
-        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
-        for k in sorted(set(a) | set(b))
-        if a.get(k) != b.get(k)
+        _change(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
     ]
     if not diffs:
         return "settings differ"

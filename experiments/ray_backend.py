@@ -31,10 +31,19 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from driftrec.agents.registry import SB3_AGENTS
+from driftrec.agents.registry import SB3_AGENTS, is_builtin
+from driftrec.envs.scenarios import scenario_snapshot
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.io import atomic_write_json
-from driftrec.experiments.runner import _worker, check_finished_runs, warm_text_cache
+from driftrec.experiments.runner import (
+    _registered,
+    _worker,
+    check_finished_runs,
+    check_user_agents,
+    grid_notes,
+    is_done,
+    warm_text_cache,
+)
 
 __all__ = ["run_grid_ray", "RAY_INSTALL_HINT"]
 
@@ -79,10 +88,14 @@ def run_grid_ray(
     """
     ray = _import_ray()
     cfg = dataclasses.replace(cfg, out_dir=str(Path(cfg.out_dir).resolve()))
-    cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
     runs = cfg.runs()
+    if not all(is_done(cfg.run_dir(*r)) for r in runs):
+        check_user_agents(cfg, runs)  # a broken user agent: nothing is written
+    cfg.experiment_dir.mkdir(parents=True, exist_ok=True)
     todo = check_finished_runs(cfg)  # finished runs with other settings: refused, nothing written
     atomic_write_json(cfg.experiment_dir / "experiment.json", cfg.to_dict())
+    for note in grid_notes(cfg):
+        print(note)
     if todo:
         warm_text_cache(cfg)  # once, here, before the tasks would all encode
         # longest first (SB3 agents), so the tail is short
@@ -91,6 +104,10 @@ def run_grid_ray(
     if todo and not ray.is_initialized():
         env_vars = {k: os.environ[k] for k in _FORWARDED_ENV if k in os.environ}
         env_vars.update(OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+        if not all(is_builtin(split_agent_name(a)[0]) for a in cfg.all_agents):
+            # users' modules: importable in the tasks as here (PYTHONPATH, working directory)
+            paths = [os.getcwd(), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+            env_vars["PYTHONPATH"] = os.pathsep.join(os.path.abspath(p) for p in paths)
         init: dict[str, Any] = {"runtime_env": {"env_vars": env_vars}}
         if address is None:  # a local Ray for this grid
             init.update(num_cpus=num_cpus, include_dashboard=False)
@@ -102,7 +119,9 @@ def run_grid_ray(
         if todo:
             task = ray.remote(num_cpus=1, max_retries=0)(_worker)
             cfg_dict = cfg.to_dict()
-            pending = [task.remote(cfg_dict, *r) for r in todo]
+            scenarios = scenario_snapshot(cfg.scenarios)  # registered and file scenarios
+            registered = _registered(cfg)  # registered agents, by entry point
+            pending = [task.remote(cfg_dict, *r, scenarios, registered) for r in todo]
             try:
                 while pending:
                     ready, pending = ray.wait(pending, num_returns=1)

@@ -21,6 +21,7 @@ from driftrec.experiments.analysis import (
     load_runs,
     summary_table,
 )
+from driftrec.experiments.config import dir_name_part
 from driftrec.experiments.guard import record_outputs
 from driftrec.experiments.io import atomic_write_text
 from driftrec.experiments.plots import (
@@ -33,7 +34,7 @@ from driftrec.experiments.plots import (
     save_figure,
 )
 
-__all__ = ["write_report", "write_figures", "summary_text", "PREFERRED_AGENT"]
+__all__ = ["write_report", "write_figures", "summary_text", "return_text", "PREFERRED_AGENT"]
 
 PREFERRED_AGENT = "attention-ppo"
 """The agent whose interest-drift and attention plots the report shows when it was run."""
@@ -163,8 +164,13 @@ def _what_was_run(exp_dir: Path, runs: Sequence[Run]) -> list[str]:
         f"- Global steps per run: {_join(_values(runs, 'total_steps'))}; "
         f"users per step (num_envs): {_join(_values(runs, 'num_envs'))}; "
         f"metrics logged every {_join(_values(runs, 'log_every'))} global steps",
-        f"- Environment: {_join(_values(runs, 'env_id'))}",
+        f"- Environment: {_join([v for v in _values(runs, 'env_id') if v is not None])}",
     ]
+    for scenario in scenarios:
+        run = next(r for r in runs if r.scenario == scenario)
+        source = run.config.get("scenario_file")
+        origin = f" (scenario file `{source}`)" if source else ""
+        lines.append(f"- Drift in `{scenario}`{origin}: {_drift_text(run.config)}")
     frozen = [v for v in _values(runs, "frozen_at") if v is not None]
     if frozen:
         lines.append(f"- Learning frozen at global step: {_join(frozen)}")
@@ -192,6 +198,16 @@ def _what_was_run(exp_dir: Path, runs: Sequence[Run]) -> list[str]:
     return lines
 
 
+def _drift_text(config: dict[str, Any]) -> str:
+    """``"abrupt (at_steps [96], rate 0.0, mix 1.0); boredom (gain 0.3, decay 0.1)"``."""
+    processes = config.get("env_config", {}).get("drift", {}).get("processes", [])
+    parts = []
+    for p in processes:
+        params = ", ".join(f"{k} {v}" for k, v in p.items() if k != "kind")
+        parts.append(f"{p.get('kind')} ({params})" if params else str(p.get("kind")))
+    return "; ".join(parts) or "none"
+
+
 def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
     return [
         "## How to read the adaptation plot",
@@ -217,6 +233,30 @@ def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
     ]
 
 
+def _finite(run: Run, metric: str) -> bool:
+    """True when ``run`` has at least one finite value of ``metric``."""
+    import numpy as np
+
+    values = run.metrics.get(metric)
+    return values is not None and bool(np.isfinite(values).any())
+
+
+def _reference(runs: Sequence[Run]) -> str | None:
+    refs = [v for v in _values(runs, "reference_agent") if v is not None]
+    return refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+
+
+def return_text(runs: Sequence[Run]) -> str:
+    """The headline return table (return per user, stay, retention, ratio to the reference)
+    as printed on the console by ``driftrec report`` / ``run --report`` / ``demo``."""
+    from driftrec.experiments.returns import format_return_table, return_table
+
+    reference = _reference(runs)
+    return "Return per user (headline; mean ± 95% interval over seeds):\n" + format_return_table(
+        return_table(runs, reference)
+    )
+
+
 def _return_section(runs: Sequence[Run]) -> list[str]:
     """The headline return table and the metric definitions (see ``returns.py``)."""
     from driftrec.experiments.returns import (
@@ -225,8 +265,9 @@ def _return_section(runs: Sequence[Run]) -> list[str]:
         return_table,
     )
 
-    refs = [v for v in _values(runs, "reference_agent") if v is not None]
-    reference = refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+    reference = _reference(runs)
+    if not any("reference_agent" in r.config or _finite(r, "user_return") for r in runs):
+        return []  # no stays measured and no grid's reference: runs saved from an EvalResult
     return [
         "## Return per user (headline)",
         "",
@@ -269,7 +310,9 @@ def _write_figures(
             path = _save_figure(ax.figure, out / f"regret_{scenario}.png")
             images.append(("Cumulative regret over global steps", path))
 
-        if all("greedy_personal_gain" in r.metrics for r in group):
+        if all("greedy_personal_gain" in r.metrics for r in group) and any(
+            _finite(r, "greedy_personal_gain") for r in group
+        ):
             ax = plot_personalization(
                 aggregate(group, "greedy_personal_gain"),
                 events,
@@ -292,7 +335,8 @@ def _write_figures(
         if with_topics:
             run = min(with_topics, key=lambda r: r.seed)
             axes = plot_interest_drift(run)
-            path = _save_figure(axes[0].figure, out / f"interest_drift_{scenario}__{featured}.png")
+            name = f"interest_drift_{scenario}__{dir_name_part(featured)}.png"
+            path = _save_figure(axes[0].figure, out / name)
             images.append(
                 (f"Interest drift vs recommendations ({featured}, seed {run.seed})", path)
             )
@@ -358,8 +402,10 @@ def write_report(
     figures = _write_figures(runs, rows, out, smooth=smooth)
     report = out / "report.md"
     sections: list[str] = []
+    files = {r.scenario: r.config["scenario_file"] for r in runs if r.config.get("scenario_file")}
     for scenario, images in figures.items():
-        sections += [f"## Scenario `{scenario}`", ""]
+        origin = f" (from `{files[scenario]}`)" if scenario in files else ""
+        sections += [f"## Scenario `{scenario}`{origin}", ""]
         for caption, path in images:
             link = Path(os.path.relpath(path, report.parent)).as_posix()
             sections += [f"![{caption}]({link})", ""]

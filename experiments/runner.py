@@ -27,6 +27,7 @@ import errno
 import gc
 import json
 import os
+import queue as pyqueue
 import signal
 import threading
 import time
@@ -39,9 +40,25 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from driftrec.agents.online import run_online
-from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
+from driftrec.agents.registry import (
+    SB3_AGENTS,
+    BuiltAgent,
+    FirstStepChecked,
+    agent_source,
+    build_agent,
+    check_agent_output,
+    ensure_registered,
+    is_builtin,
+    needs_text_embeddings,
+    user_agent_entry_points,
+)
 from driftrec.atomic import atomic_open
-from driftrec.envs.scenarios import get_scenario
+from driftrec.envs.scenarios import (
+    get_scenario,
+    install_scenario_snapshot,
+    registered_env_id,
+    scenario_snapshot,
+)
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
@@ -55,7 +72,14 @@ from driftrec.experiments.guard import (
     terminate_as_interrupt,
 )
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
-from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
+from driftrec.experiments.progress import GridProgress, run_label
+from driftrec.experiments.recorder import (
+    METRIC_COLUMNS,
+    StepRecorder,
+    TensorBoardWriter,
+    tensorboard_available,
+    tensorboard_note,
+)
 
 __all__ = [
     "run_one",
@@ -65,6 +89,8 @@ __all__ = [
     "run_config",
     "check_finished",
     "check_finished_runs",
+    "check_user_agents",
+    "grid_notes",
 ]
 
 
@@ -85,11 +111,13 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
     base, frozen = split_agent_name(agent)
     import driftrec
 
+    sc = get_scenario(scenario)
     return {
         **cfg.to_dict(),
         "driftrec_version": driftrec.__version__,
-        "scenario": scenario,
-        "env_id": get_scenario(scenario).env_id,
+        "scenario": sc.name,
+        **({"scenario_file": sc.source} if sc.source is not None else {}),
+        "env_id": registered_env_id(sc),  # None for an unregistered scenario file
         "agent": agent,
         "agent_kwargs": dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {}))),
         "seed": seed,
@@ -98,7 +126,15 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
         "env_config": env_config.to_dict(),
         "catalog_fingerprint": cached_catalog(env_config).content_fingerprint(),
         **_adapter_fields(cfg),
+        **_agent_fields(base),
     }
+
+
+def _agent_fields(base: str) -> dict[str, Any]:
+    """A user agent's code identity (in the fingerprint), only for user agents."""
+    if is_builtin(base):
+        return {}
+    return {"agent_source": agent_source(base)}
 
 
 def _adapter_fields(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -158,12 +194,10 @@ def _make_dir(cfg: ExperimentConfig, path: Path) -> None:
 
 def _attach_sb3_logger(model: Any, folder: Path) -> None:
     """Keep SB3's training diagnostics: ``progress.csv`` always, TensorBoard when installed."""
-    import importlib.util
-
     from stable_baselines3.common.logger import configure
 
     formats = ["csv"]
-    if importlib.util.find_spec("tensorboard") is not None:
+    if tensorboard_available():
         formats.append("tensorboard")
     model.set_logger(configure(str(folder), formats))
 
@@ -176,14 +210,17 @@ def _text_encoder(cfg: ExperimentConfig) -> Any:
     return TextEncoderConfig(model=cfg.text_model, adapter=cfg.text_adapter)
 
 
-def warm_text_cache(cfg: ExperimentConfig) -> None:
-    """Encode every scenario's item texts once (before parallel workers would all do it)."""
+def warm_text_cache(cfg: ExperimentConfig, *, progress: bool = True) -> None:
+    """Encode every scenario's item texts once (before parallel workers would all do it);
+    ``progress`` says so, with a bar, when they are not cached yet."""
     if not any(needs_text_embeddings(split_agent_name(a)[0]) for a in cfg.agents):
         return
+    import dataclasses
+
     from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
     from driftrec.envs.core import cached_catalog
 
-    encoder = _text_encoder(cfg) or TextEncoderConfig()
+    encoder = dataclasses.replace(_text_encoder(cfg) or TextEncoderConfig(), show_progress=progress)
     for scenario in cfg.scenarios:
         for seed in cfg.seeds:  # one catalog per seed with vary_world
             encode_catalog(cached_catalog(cfg.run_env_config(scenario, seed)).texts(), encoder)
@@ -198,11 +235,18 @@ def run_one(
     progress: bool = True,
     on_window: Callable[[dict[str, float]], None] | None = None,
     restart: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
+    check_agent: bool = True,
 ) -> Path:
     """Run (or skip, when done with the same settings) one scenario x agent x seed.
 
     numpy's BLAS is limited to one thread for the run: the products here are small, and with
     parallel runs on a small machine extra BLAS threads only spin against each other.
+    ``progress`` shows a bar of the run's steps; ``on_progress(steps_done, steps)`` is called
+    after every global step (the grid's display uses it); ``on_window(row)`` with every
+    metrics row. A user's agent is first built once and its first ``predict`` checked
+    (:func:`check_user_agents`), so a broken one leaves nothing behind; ``check_agent=False``
+    skips that (the grid has checked it already).
 
     Raises:
         SettingsChanged: the run is finished, with other settings (``restart=True`` redoes it).
@@ -212,6 +256,8 @@ def run_one(
         The run directory.
     """
     run_dir = cfg.run_dir(scenario, agent, seed)
+    if check_agent and (restart or not is_done(run_dir)):
+        check_user_agents(cfg, [(scenario, agent, seed)])
     config = run_config(cfg, scenario, agent, seed)
     _make_dir(cfg, run_dir.parent)
     lock = DirectoryLock(run_dir.with_name(f".{run_dir.name}.lock"), what=f"run {run_dir}")
@@ -224,47 +270,28 @@ def run_one(
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
-            _run(cfg, config, run_dir, progress, on_window)
+            _run(cfg, scenario, config, run_dir, progress, on_window, on_progress)
     return run_dir
 
 
 def _run(
     cfg: ExperimentConfig,
+    scenario: str,
     config: dict[str, Any],
     run_dir: Path,
     progress: bool,
     on_window: Callable[[dict[str, float]], None] | None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
     t0 = time.perf_counter()
-    scenario, agent, seed = config["scenario"], config["agent"], config["seed"]
+    agent, seed = config["agent"], config["seed"]  # scenario: as the grid names it
     env_config = cfg.run_env_config(scenario, seed)
     base, _ = split_agent_name(agent)
     kwargs = dict(config["agent_kwargs"])
-    try:  # before the run directory exists: a rejected setting leaves nothing behind
-        built = build_agent(
-            base,
-            env_config,
-            num_envs=cfg.num_envs,
-            seed=seed,
-            agent_kwargs=kwargs,
-            text_encoder=_text_encoder(cfg),
-            torch_threads=cfg.torch_threads,
-            device=cfg.device,
-        )
-    except (AssertionError, TypeError, ValueError) as exc:  # SB3 checks its kwargs with assert
-        raise ValueError(
-            f"agent {agent!r} rejected its settings (agent_kwargs {kwargs}): "
-            f"{' '.join(str(exc).split())}"
-        ) from exc
-    remove_recorded(run_dir)  # an interrupted run: start it over
-    record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
-    run_dir.mkdir(parents=True)
-    if built.is_sb3:
-        _attach_sb3_logger(built.agent, run_dir / "sb3_log")
+    built = _build(cfg, base, env_config, seed, kwargs)  # before the run directory exists
     venv = built.env.venv if built.is_sb3 else built.env
     sim = venv.sim
     freeze = config["frozen_at"]
-    atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
     recorder = StepRecorder(
         sim.catalog,
         cfg.num_envs,
@@ -277,9 +304,25 @@ def _run(
         sim=sim,
         greedy_fn=built.greedy_actions,
     )
+
+    def open_run_dir() -> None:
+        remove_recorded(run_dir)  # an interrupted run: start it over
+        record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
+        run_dir.mkdir(parents=True)
+        if built.is_sb3:
+            _attach_sb3_logger(built.agent, run_dir / "sb3_log")
+        atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
+        if tensorboard_available():  # its writer creates files: only once the directory is ours
+            recorder.tensorboard = TensorBoardWriter(run_dir)
+
+    acting: Any = built.agent
+    if is_builtin(base) or built.is_sb3:
+        open_run_dir()
+    else:  # a user's agent: its first predict is checked before the directory is written
+        acting = FirstStepChecked(built, open_run_dir)
     bar = tqdm(
         total=cfg.steps,
-        desc=f"{scenario}/{agent}/{seed}",
+        desc=run_label(scenario, agent, seed),
         unit="step",
         disable=not progress,
         leave=False,
@@ -294,14 +337,19 @@ def _run(
         bar.update(1)
         if on_window is not None and len(recorder.rows) > before:
             on_window(recorder.rows[-1])
+        if on_progress is not None:
+            on_progress(steps_done, cfg.steps)
         return steps_done < cfg.steps
 
     # phases: learn until the freeze step (whole rollouts for SB3), then act without learning
     learn_steps = cfg.steps if freeze is None else min(cfg.steps, freeze)
-    run_online(built.agent, built.env, learn_steps, learn=True, on_step=on_step)
+    if not built.learns:  # a user agent without update(): it acts the whole run
+        learn_steps = 0
+    run_online(acting, built.env, learn_steps, learn=True, on_step=on_step)
     if steps_done < cfg.steps:
-        run_online(built.agent, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
+        run_online(acting, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
     bar.close()
+    recorder.close()
 
     atomic_write_csv(run_dir / "metrics.csv", recorder.rows, METRIC_COLUMNS)
     atomic_write_json(
@@ -333,10 +381,103 @@ def _run(
     )
 
 
-def _worker(cfg_dict: dict[str, Any], scenario: str, agent: str, seed: int) -> str:
+def _build(
+    cfg: ExperimentConfig, base: str, env_config: Any, seed: int, kwargs: dict[str, Any]
+) -> BuiltAgent:
+    """Build one run's agent; a built-in's rejected setting is one line naming the agent."""
+    try:
+        return build_agent(
+            base,
+            env_config,
+            num_envs=cfg.num_envs,
+            seed=seed,
+            agent_kwargs=kwargs,
+            text_encoder=_text_encoder(cfg),
+            torch_threads=cfg.torch_threads,
+            device=cfg.device,
+            trust_checkpoint=cfg.trust_checkpoint,
+        )
+    except (AssertionError, TypeError, ValueError) as exc:  # SB3 checks its kwargs with assert
+        if not is_builtin(base):
+            raise  # the user-agent errors already name the agent and the problem
+        raise ValueError(
+            f"agent {base!r} rejected its settings (agent_kwargs {kwargs}): "
+            f"{' '.join(str(exc).split())}"
+        ) from exc
+
+
+def _registered(cfg: ExperimentConfig) -> dict[str, str]:
+    """Entry points of the grid's registered agents, for worker processes."""
+    return user_agent_entry_points(split_agent_name(a)[0] for a in cfg.all_agents)
+
+
+def check_user_agents(cfg: ExperimentConfig, runs: list[tuple[str, str, int]]) -> None:
+    """Build each user agent of ``runs`` once per scenario (first seed) and check its first
+    ``predict``, so that a broken agent is one line before any run of the grid starts."""
+    seen: set[tuple[str, str]] = set()
+    for scenario, agent, seed in runs:
+        base = split_agent_name(agent)[0]
+        if is_builtin(base) or (scenario, base) in seen:
+            continue
+        seen.add((scenario, base))
+        kwargs = dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {})))
+        built = _build(cfg, base, cfg.run_env_config(scenario, seed), seed, kwargs)
+        check_agent_output(built)
+
+
+_PROGRESS_QUEUE: Any = None
+"""In a pool worker: the queue its runs report their start and step counts to."""
+
+
+def _init_worker(
+    scenarios: dict[str, Any], queue: Any, registered: dict[str, str] | None = None
+) -> None:
+    """Pool worker start-up: exit with the parent, know the grid's scenarios and registered
+    agents, keep the queue."""
+    global _PROGRESS_QUEUE
+    exit_with_parent()
+    install_scenario_snapshot(scenarios)
+    ensure_registered(registered or {})  # agents registered in the parent (by entry point)
+    _PROGRESS_QUEUE = queue
+
+
+def _worker(
+    cfg_dict: dict[str, Any],
+    scenario: str,
+    agent: str,
+    seed: int,
+    scenarios: dict[str, Any] | None = None,
+    registered: dict[str, str] | None = None,
+) -> str:
+    """One run in a worker process; ``scenarios`` is :func:`scenario_snapshot` of the grid's
+    registered and file scenarios, ``registered`` the entry points of the agents registered
+    in the parent (when the worker was not started with them)."""
+    if scenarios:
+        install_scenario_snapshot(scenarios)
+    ensure_registered(registered or {})
     cfg = ExperimentConfig.from_dict(cfg_dict)
-    _say(f"start  {scenario}/{agent}/{seed}")
-    return str(run_one(cfg, scenario, agent, seed, progress=False))
+    run = (scenario, agent, seed)
+    queue = _PROGRESS_QUEUE
+    if queue is None:
+        _say(f"start  {run_label(scenario, agent, seed)}")
+        return str(run_one(cfg, scenario, agent, seed, progress=False, check_agent=False))
+    queue.put(("start", run, 0))
+    last = 0.0
+
+    def report(steps_done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _REPORT_EVERY_S or steps_done == total:
+            last = now
+            queue.put(("steps", run, steps_done))
+
+    return str(
+        run_one(cfg, scenario, agent, seed, progress=False, on_progress=report, check_agent=False)
+    )
+
+
+_REPORT_EVERY_S = 0.5
+"""How often a worker's run reports its step count to the parent."""
 
 
 def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: float) -> str:
@@ -344,11 +485,16 @@ def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: floa
         took = float(json.loads((run_dir / "done.json").read_text())["wall_time_s"])
     except (OSError, ValueError, KeyError, TypeError):
         took = time.perf_counter() - t0
-    return f"done   {scenario}/{agent}/{seed} in {took:.0f} s"
+    return f"done   {run_label(scenario, agent, seed)} in {took:.0f} s"
 
 
-def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Future[Any]]:
+def _completed(
+    futures: list[Future[Any]],
+    poll_s: float = 0.2,
+    on_poll: Callable[[], None] | None = None,
+) -> Iterator[Future[Any]]:
     """Yield ``futures`` as they finish; Ctrl-C or SIGTERM raises ``KeyboardInterrupt`` here.
+    ``on_poll`` is called every ``poll_s`` (the parent drains its workers' progress there).
 
     In the main thread the signals only set a flag, checked every ``poll_s``: raised from the
     signal handler, the interrupt could land inside ``concurrent.futures`` while it holds a
@@ -358,8 +504,10 @@ def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Futu
     if threading.current_thread() is not threading.main_thread():
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
             yield from done
+            if on_poll is not None:
+                on_poll()
         return
     stop = threading.Event()
 
@@ -373,7 +521,9 @@ def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Futu
             done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
             if stop.is_set():
                 raise KeyboardInterrupt("interrupted")
-            yield from done
+            yield from done  # first: a finished run's done line before the next one's start
+            if on_poll is not None:
+                on_poll()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -421,6 +571,8 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         LockedError: another live runner is working on this experiment.
     """
     exp_dir = cfg.experiment_dir
+    if restart or not all(is_done(cfg.run_dir(*r)) for r in cfg.runs()):
+        check_user_agents(cfg, cfg.runs())  # a broken user agent: nothing is written
     _make_dir(cfg, exp_dir)
     with DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"), terminate_as_interrupt():
         if restart:
@@ -429,40 +581,84 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         todo = check_finished_runs(cfg)
         record_outputs(exp_dir, ["experiment.json"])
         atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
+        for note in grid_notes(cfg):
+            _say(note)
         if todo:
-            warm_text_cache(cfg)
+            warm_text_cache(cfg, progress=progress)
         _run_todo(cfg, todo, len(runs), progress)
     return [cfg.run_dir(*r) for r in runs]
+
+
+def grid_notes(cfg: ExperimentConfig) -> list[str]:
+    """One-line notes a grid prints before it starts (settings that may surprise)."""
+    notes = []
+    shift = cfg.shift_at_note()
+    if shift is not None:
+        notes.append(shift)
+    tb = tensorboard_note()
+    if tb is not None:
+        notes.append(tb)
+    return notes
 
 
 def _run_todo(
     cfg: ExperimentConfig, todo: list[tuple[str, str, int]], total: int, progress: bool
 ) -> None:
-    bar = tqdm(
-        total=total, initial=total - len(todo), desc=cfg.name, unit="run", disable=not progress
-    )
+    show = GridProgress(cfg.name, todo, total, cfg.steps, enabled=progress)
     t0 = time.perf_counter()
-    if cfg.workers == 1 or len(todo) <= 1:
-        for scenario, agent, seed in todo:
-            _say(f"start  {scenario}/{agent}/{seed}")
-            run_dir = run_one(cfg, scenario, agent, seed, progress=progress)
-            _say(_finished_line(run_dir, scenario, agent, seed, t0))
-            bar.update(1)
-    else:
-        # longest first (SB3 agents), so the pool's tail is short
-        todo = sorted(todo, key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
-        pool = ProcessPoolExecutor(
-            max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=exit_with_parent
-        )
-        futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
-        which = dict(zip(futures, todo, strict=True))
-        try:
-            for fut in _completed(futures):
-                run_dir = Path(fut.result())
-                _say(_finished_line(run_dir, *which[fut], t0))
-                bar.update(1)
-        except BaseException:
-            _stop_pool(pool)
-            raise
-        pool.shutdown()
-    bar.close()
+    try:
+        if cfg.workers == 1 or len(todo) <= 1:
+            for run in todo:
+                show.start(run)
+                run_dir = run_one(
+                    cfg,
+                    *run,
+                    progress=False,
+                    on_progress=lambda n, _, r=run: show.advance(r, n),
+                    check_agent=False,  # run_grid has checked the user agents
+                )
+                show.finish(run, _finished_line(run_dir, *run, t0))
+        else:
+            _run_pool(cfg, todo, show, t0)
+    finally:
+        show.close()
+
+
+def _run_pool(
+    cfg: ExperimentConfig, todo: list[tuple[str, str, int]], show: GridProgress, t0: float
+) -> None:
+    # longest first (SB3 agents), so the pool's tail is short
+    todo = sorted(todo, key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
+    ctx = get_context("spawn")
+    queue = ctx.Queue()
+    pool = ProcessPoolExecutor(
+        max_workers=cfg.workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(scenario_snapshot(cfg.scenarios), queue, _registered(cfg)),
+    )
+
+    def drain() -> None:
+        while True:
+            try:
+                what, run, steps_done = queue.get_nowait()
+            except (pyqueue.Empty, OSError, ValueError, EOFError):
+                return
+            if what == "start":
+                show.start(run)
+            else:
+                show.advance(run, steps_done)
+
+    futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
+    which = dict(zip(futures, todo, strict=True))
+    try:
+        for fut in _completed(futures, on_poll=drain):
+            run_dir = Path(fut.result())
+            show.finish(which[fut], _finished_line(run_dir, *which[fut], t0))
+    except BaseException:
+        _stop_pool(pool)
+        queue.close()
+        queue.cancel_join_thread()
+        raise
+    pool.shutdown()
+    queue.close()

@@ -47,7 +47,9 @@ def test_scenarios(run_cli: Any) -> None:
     for s in list_scenarios():
         assert s.env_id in out and s.description[:30] in out
     assert "driftrec/MovieLens-v1" in out and "pip install --no-deps recbole" in out
-    assert len(out.strip().splitlines()) == len(list_scenarios()) + 1  # + the calibrated one
+    lines = out.strip().splitlines()
+    assert len(lines) == len(list_scenarios()) + 2  # + the calibrated one, + the --show hint
+    assert lines[-1].startswith("(any of them as an editable file: driftrec scenarios --show")
 
 
 def test_agents(run_cli: Any) -> None:
@@ -258,8 +260,8 @@ def test_bad_input_exits_2_without_runs(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--agents", "nope"], "optionally with '-frozen' (got 'nope')"),
-        (["train", "--agent", "nope"], "optionally with '-frozen' (got 'nope')"),
+        (["run", "--agents", "nope"], "unknown agent 'nope' in 'agents': expected one of"),
+        (["train", "--agent", "nope"], "unknown agent 'nope' in 'agents': expected one of"),
         (["train", "--scenario", "Nope"], "'scenario' must be one of"),
         (["run", "--seeds", "a,b"], "argument --seeds: expected a comma-separated list of int"),
         (["run", "--shift-at", "99", "--steps", "16", "--log-every", "8"], "'shift_at' must be"),
