@@ -19,7 +19,7 @@ for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
 
 def main() -> None:
     from driftrec.envs.movielens import load_movielens
-    from driftrec.experiments.calibration import calibration_table, format_table, validate
+    from driftrec.experiments.studies.calibration import calibration_table, format_table, validate
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--folds", type=int, default=5)

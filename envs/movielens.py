@@ -32,8 +32,8 @@ later than the user's last). ``a`` is the env's ``interest_weight``. The item si
 personal taste beyond genre: ``z_i = [(1 - lam) genres_i, lam softmax(phi_i)]`` spreads the
 item over its genres *and* over ``latent_topics`` learnt taste topics (``taste 01`` ...).
 Before this model (fit version 2) the topics were the genres alone and one item for everyone
-earned 0.93 of the per-user oracle; the held-out table in :mod:`driftrec.experiments.calibration`
-measures what the refit reproduces.
+earned 0.93 of the per-user oracle; the held-out table in
+:mod:`driftrec.experiments.studies.calibration` measures what the refit reproduces.
 
 ==========================  =================================================================
 parameter                   fitted from

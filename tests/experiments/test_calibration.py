@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from driftrec.envs.movielens import load_interaction_log
-from driftrec.experiments.calibration import (
+from driftrec.experiments.studies.calibration import (
     POLICIES,
     TOLERANCES,
     Tolerance,

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from driftrec.envs.movielens import load_movielens, recbole_movielens_dir
-from driftrec.experiments.calibration import TOLERANCES, calibration_table, format_table
+from driftrec.experiments.studies.calibration import TOLERANCES, calibration_table, format_table
 
 pytestmark = pytest.mark.slow
 
