@@ -176,17 +176,26 @@ def test_movielens_id_is_registered_and_errors_clearly_without_data(monkeypatch)
         movielens.movielens_config.cache_clear()
 
 
+@pytest.mark.slow
 def test_movielens_scenario_with_the_real_data() -> None:
-    """With recbole's MovieLens-100k installed: the scenario builds and passes check_env."""
+    """With recbole's MovieLens-100k installed: the scenario builds (the first fit takes a
+    minute or two, hence slow) and passes check_env; the catalog has genres and taste topics,
+    and one movie for everyone earns at most 0.75 of the per-user oracle."""
     if recbole_movielens_dir() is None:
         pytest.skip("MovieLens-100k absent (pip install --no-deps recbole)")
     env = gym.make("driftrec/MovieLens-v1").unwrapped
-    assert env.catalog.num_items == 1682 and env.catalog.num_topics == 19
+    assert env.catalog.num_items == 1682 and env.catalog.num_topics == 19 + 16
     assert env.config.drift.get(GradualDrift) is not None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env, skip_render_check=True)
     assert [str(w.message) for w in caught] == []
+    venv = DriftRecVectorEnv(512, config=env.config)
+    venv.reset(seed=0)
+    rewards = venv.sim.item_rewards()  # (B, N) privileged
+    ratio = rewards.mean(axis=0).max() / rewards.max(axis=1).mean()
+    print(f"population-best / oracle: {ratio:.3f}")
+    assert ratio <= 0.75
 
 
 def test_population_file_must_match_the_catalog(tmp_path: Path, tiny_config: EnvConfig) -> None:
