@@ -69,8 +69,8 @@ within-user drift           simulated moments: each history of ``drift_min_ratin
                             beyond that of random parts (the drift profile,
                             :func:`drift_profile`) is measured on up to 300 real users. The
                             profiles' *shape* gives the reversion rate of an Ornstein-Uhlenbeck
-                            drift around the user's own interests (a "mood" that comes back
-                            and a lasting change have different shapes); each block's *level*
+                            drift around the user's own interests (a change that fades back
+                            and a lasting one have different shapes); each block's *level*
                             its noise: the same users are re-simulated from their fitted
                             interests (:func:`simulate_histories`) until it matches. Real users'
                             taste topics move more than their genres; the env has one sigma, so
