@@ -389,7 +389,9 @@ def _split_random(consumed: NDArray[np.bool_], seed: int) -> NDArray[np.bool_]:
     return consumed & (np.random.default_rng(seed).random(consumed.shape) < 0.2)
 
 
-def _split_last(consumed: NDArray[np.bool_], order: NDArray[np.int64], frac: float):
+def _split_last(
+    consumed: NDArray[np.bool_], order: NDArray[np.int64], frac: float
+) -> NDArray[np.bool_]:
     n = consumed.sum(axis=1)
     return consumed & (order >= np.ceil((1.0 - frac) * n)[:, None])
 
