@@ -325,7 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local process pool (default) or Ray tasks (needs driftrec[ray])",
     )
-    p.add_argument("--address", help="Ray cluster address for --backend ray (default: local Ray)")
+    p.add_argument(
+        "--address",
+        help="a running Ray cluster for --backend ray ('auto', 'host:6379'; default: start a "
+        "new local Ray)",
+    )
+    p.add_argument(
+        "--ray-timeout",
+        type=float,
+        help="seconds that starting or joining Ray may take (default: 60)",
+    )
     _add_export_parser(sub)
     _add_finetune_parser(sub)
 
@@ -476,13 +485,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "backend", "local") == "ray":
         from driftrec.experiments.ray_backend import run_grid_ray
 
+        timeout = {} if args.ray_timeout is None else {"connect_timeout_s": args.ray_timeout}
         try:
-            dirs = run_grid_ray(cfg, address=args.address, progress=not args.no_progress)
+            dirs = run_grid_ray(
+                cfg,
+                address=args.address,
+                progress=not args.no_progress,
+                restart=args.restart,
+                **timeout,
+            )
         except ImportError as exc:
             print(f"driftrec run: error: {exc}", file=sys.stderr)
             return 2
     elif args.address is not None:
         raise ValueError(f"'--address' needs '--backend ray' (got {args.address!r})")
+    elif args.ray_timeout is not None:
+        raise ValueError(f"'--ray-timeout' needs '--backend ray' (got {args.ray_timeout!r})")
     else:
         dirs = run_grid(cfg, progress=not args.no_progress, restart=args.restart)
     print(f"{len(dirs)} runs in {cfg.experiment_dir}")
@@ -577,8 +595,11 @@ def _add_export_parser(sub: Any) -> None:
     p.add_argument("--steps", type=int, default=400, help="global steps (default: 400)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--no-learn", action="store_true", help="the agent acts without learning")
-    p.add_argument("--env-overrides", type=json.loads, help="JSON, e.g. '{\"num_items\": 200}'")
+    p.add_argument("--env-overrides", type=_json_object, help="JSON, e.g. '{\"num_items\": 200}'")
     p.add_argument("--data-path", help="Minari datasets root (default: MINARI_DATASETS_PATH)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing dataset of the same id"
+    )
     p.add_argument(
         "--info-keys",
         type=lambda v: tuple(x for x in v.split(",") if x),
@@ -607,6 +628,11 @@ def _add_compress_parser(sub: Any) -> None:
         "--distil-steps", type=int, help="global steps of teacher rollouts (default: the run's)"
     )
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it is not a policy file 'compress' wrote",
+    )
+    p.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
@@ -623,6 +649,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         out=args.out,
         scope=args.scope,
         distil_steps=args.distil_steps,
+        overwrite=args.overwrite,
         trust=args.trust_checkpoint,
     )
     for key, value in facts.items():
@@ -650,6 +677,7 @@ def _cmd_export(args: argparse.Namespace) -> int:
             env_overrides=args.env_overrides,
             data_path=args.data_path,
             info_keys=args.info_keys,
+            overwrite=args.overwrite,
             trust_checkpoint=args.trust_checkpoint,
         )
     except ImportError as exc:
@@ -762,24 +790,58 @@ def error_text(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+_INTERRUPTED = {
+    "run": "interrupted; finished runs are kept (run again to resume)",
+    "train": "interrupted; finished runs are kept (run again to resume)",
+    "demo": "interrupted; finished runs are kept (run again to resume)",
+    "export": "interrupted; nothing half-written is left (a dataset is moved into place whole)",
+    "finetune": "interrupted; nothing half-written is left (an adapter is written whole)",
+    "compress": "interrupted; nothing half-written is left (the policy file is written whole)",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``driftrec`` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``driftrec`` console script.
+
+    Ctrl-C and SIGTERM stop every command with exit code 130 and one line saying what was kept,
+    whatever signal disposition the process inherited (see
+    :func:`~driftrec.experiments.guard.catch_interrupts`).
+    """
+    from driftrec.experiments.guard import LockedError, catch_interrupts, interrupted
+
+    command = "?"
     try:
-        return _COMMANDS[args.command](args)
+        with catch_interrupts():
+            args = build_parser().parse_args(argv)
+            command = args.command
+            try:
+                return _COMMANDS[command](args)
+            except Exception:
+                if interrupted() is not None:  # an error the interrupt caused on its way out
+                    raise KeyboardInterrupt("interrupted") from None
+                raise
+    except KeyboardInterrupt:
+        return _interrupted(command, keep_ignoring=argv is None)
     except (ValueError, TypeError, OSError, RuntimeError, AssertionError) as exc:
         if os.environ.get("DRIFTREC_DEBUG"):
             raise
-        print(f"driftrec {args.command}: error: {error_text(exc)}", file=sys.stderr)
-        print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"driftrec {command}: error: {error_text(exc)}", file=sys.stderr)
+        if not isinstance(exc, (ValueError, TypeError, OSError, LockedError)):
+            # not a refusal of bad input or a missing file: likely a bug, worth a traceback
+            print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the exit
-        print(
-            f"driftrec {args.command}: interrupted; finished runs are kept (run again to resume)",
-            file=sys.stderr,
-        )
-        return 130
+
+
+def _interrupted(command: str, *, keep_ignoring: bool) -> int:
+    """Say what was kept; exit code 130. The console script (``keep_ignoring``) ignores further
+    signals, so that a second Ctrl-C cannot break its exit; a call ``main(argv)`` from Python
+    gets its handlers back."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    print(f"driftrec {command}: {_INTERRUPTED.get(command, 'interrupted')}", file=sys.stderr)
+    if not keep_ignoring:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 130
 
 
 if __name__ == "__main__":

@@ -300,6 +300,12 @@ class ExperimentConfig:
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        if isinstance(self.out_dir, os.PathLike):
+            object.__setattr__(self, "out_dir", os.fspath(self.out_dir))
+        if not isinstance(self.out_dir, str):
+            raise TypeError(f"'out_dir' must be a directory path, a string (got {self.out_dir!r})")
+        if not self.out_dir.strip():
+            raise ValueError(f"'out_dir' must be a directory path (got {self.out_dir!r})")
         object.__setattr__(self, "scenarios", _tuple("scenarios", self.scenarios, str))
         object.__setattr__(self, "agents", _tuple("agents", self.agents, str))
         object.__setattr__(self, "seeds", _tuple("seeds", self.seeds, int))
@@ -488,12 +494,25 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> ExperimentCon
     """Read an :class:`ExperimentConfig` from a JSON file, then apply ``overrides``."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"experiment config file {str(path)!r} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); expected a JSON file of "
+            "experiment settings"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object of experiment settings")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return ExperimentConfig.from_dict(data)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    from_file = set(data) - set(given)
+    data.update(given)
+    try:
+        return ExperimentConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:  # a field of the file: say which file
+        named = re.match(r"'(\w+)", str(exc))
+        if named is None or named.group(1) not in from_file:
+            raise
+        raise type(exc)(f"{path}: {exc}") from None

@@ -23,6 +23,7 @@ from driftrec.agents.online import StepRecord, run_online
 from driftrec.envs.config import EnvConfig
 
 __all__ = [
+    "require_finished",
     "evaluate_agent",
     "evaluate_checkpoint",
     "load_run_model",
@@ -213,6 +214,16 @@ def _require_model(run_dir: Path) -> Path:
     return model_path
 
 
+def require_finished(run_dir: Path) -> None:
+    """Refuse a run that did not finish: without ``done.json`` its files may stop anywhere
+    (interrupted, failed, or still being written)."""
+    if not (run_dir / "done.json").is_file():
+        raise ValueError(
+            f"{run_dir} has no done.json: the run did not finish (interrupted, failed or still "
+            "running); expected a finished run (run its grid again to finish it)"
+        )
+
+
 def open_run(run_dir: str | Path, *, seed: int = 12345) -> tuple[dict[str, Any], Any]:
     """``(config, env)``: a run's ``config.json`` and its world with new users seeded from ``seed``.
 
@@ -225,6 +236,7 @@ def open_run(run_dir: str | Path, *, seed: int = 12345) -> tuple[dict[str, Any],
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} does not exist: is {run_dir} a run directory?")
+    require_finished(run_dir)
     cfg = _read_run_config(config_path)
     try:
         env_config = EnvConfig.from_dict(cfg["env_config"]).with_overrides(oracle_info=True)
@@ -336,6 +348,7 @@ def evaluate_checkpoint(
         raise FileNotFoundError(
             f"{run_dir / 'config.json'} does not exist: is {run_dir} a run directory?"
         )
+    require_finished(run_dir)
     _require_model(run_dir)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")

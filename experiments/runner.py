@@ -23,13 +23,13 @@ their parent, and an interrupt (Ctrl-C, SIGTERM) stops every worker at once.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
+import hashlib
 import json
 import os
 import queue as pyqueue
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -63,13 +63,16 @@ from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
     SettingsChanged,
+    catch_interrupts,
+    check_interrupted,
     clear_recorded,
+    deferred_interrupts,
     describe_changes,
     exit_with_parent,
+    interrupted,
     record_outputs,
     remove_recorded,
     run_fingerprint,
-    terminate_as_interrupt,
 )
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
 from driftrec.experiments.progress import GridProgress, run_label
@@ -84,11 +87,14 @@ from driftrec.experiments.recorder import (
 __all__ = [
     "run_one",
     "run_grid",
+    "open_grid",
     "is_done",
     "warm_text_cache",
     "run_config",
     "check_finished",
     "check_finished_runs",
+    "file_digests",
+    "RunDamaged",
     "check_user_agents",
     "grid_notes",
 ]
@@ -146,13 +152,49 @@ def _adapter_fields(cfg: ExperimentConfig) -> dict[str, Any]:
     return {"text_adapter_sha256": adapter_identity(cfg.text_adapter)}
 
 
+class RunDamaged(ValueError):
+    """A finished run's files no longer match what its ``done.json`` recorded."""
+
+
+def file_digests(run_dir: Path) -> dict[str, str]:
+    """sha256 of every file of a run (relative POSIX paths; not ``done.json``, not hidden)."""
+    out = {}
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir)
+        if not path.is_file() or rel.as_posix() == "done.json":
+            continue
+        if any(part.startswith(".") for part in rel.parts):  # a writer's temporary file
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        out[rel.as_posix()] = digest.hexdigest()
+    return out
+
+
+def _check_files(run_dir: Path, done: dict[str, Any]) -> None:
+    """:class:`RunDamaged` unless every file ``done.json`` lists is there, unchanged."""
+    recorded = done.get("files")
+    if not isinstance(recorded, dict):  # a run of a driftrec that did not record them
+        return
+    now = file_digests(run_dir)
+    for name, digest in recorded.items():
+        if name not in now:
+            raise RunDamaged(f"{run_dir / name} is missing")
+        if now[name] != digest:
+            raise RunDamaged(f"{run_dir / name} differs from what its done.json recorded")
+
+
 def check_finished(run_dir: Path, config: dict[str, Any]) -> None:
-    """Raise :class:`SettingsChanged` unless the finished run in ``run_dir`` matches ``config``."""
+    """Raise :class:`SettingsChanged` unless the finished run in ``run_dir`` matches ``config``,
+    and :class:`RunDamaged` if its files changed since it finished (truncated, edited, lost)."""
     try:
-        done = json.loads((run_dir / "done.json").read_text())
+        done = json.loads((run_dir / "done.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise SettingsChanged(f"{run_dir / 'done.json'} cannot be read ({exc})") from None
+        raise RunDamaged(f"{run_dir / 'done.json'} cannot be read ({exc})") from None
     if isinstance(done, dict) and done.get("fingerprint") == run_fingerprint(config):
+        _check_files(run_dir, done)
         return
     try:
         old = json.loads((run_dir / "config.json").read_text())
@@ -169,11 +211,19 @@ def check_finished(run_dir: Path, config: dict[str, Any]) -> None:
 
 def check_finished_runs(cfg: ExperimentConfig) -> list[tuple[str, str, int]]:
     """Check every finished run of the grid against ``cfg`` (:class:`SettingsChanged` on the
-    first mismatch, before any work starts), say how many are reused; return the runs to do."""
+    first mismatch, before any work starts), say how many are reused; return the runs to do.
+
+    A finished run whose files changed since (:class:`RunDamaged`: a truncated ``metrics.csv``,
+    a lost ``model.zip``) is done again, and said so: its results are not reused.
+    """
     runs = cfg.runs()
     done = [r for r in runs if is_done(cfg.run_dir(*r))]
-    for r in done:
-        check_finished(cfg.run_dir(*r), run_config(cfg, *r))
+    for r in list(done):
+        try:
+            check_finished(cfg.run_dir(*r), run_config(cfg, *r))
+        except RunDamaged as exc:
+            _say(f"damaged {'/'.join(map(str, r))}: {exc}; running it again")
+            done.remove(r)
     if done:
         _say(f"{len(done)} of {len(runs)} runs already done, skipped")
     return [r for r in runs if r not in done]
@@ -212,7 +262,8 @@ def _text_encoder(cfg: ExperimentConfig) -> Any:
 
 def warm_text_cache(cfg: ExperimentConfig, *, progress: bool = True) -> None:
     """Encode every scenario's item texts once (before parallel workers would all do it);
-    ``progress`` says so, with a bar, when they are not cached yet."""
+    ``progress`` says so, with a bar, when they are not cached yet; ``progress=False``
+    silences the model-loading and encoding bars."""
     if not any(needs_text_embeddings(split_agent_name(a)[0]) for a in cfg.agents):
         return
     import dataclasses
@@ -265,8 +316,11 @@ def run_one(
         if restart:
             remove_recorded(run_dir)
         if is_done(run_dir):
-            check_finished(run_dir, config)
-            return run_dir
+            try:
+                check_finished(run_dir, config)
+                return run_dir
+            except RunDamaged:  # its files changed since it finished: do it again
+                pass
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
@@ -332,6 +386,7 @@ def _run(
     def on_step(record: Any) -> bool:
         nonlocal steps_done
         before = len(recorder.rows)
+        check_interrupted()  # an interrupt swallowed on the way stops the run here
         recorder.record(record)
         steps_done += 1
         bar.update(1)
@@ -377,6 +432,7 @@ def _run(
             "final_cum_regret": last.get("cum_regret"),
             "fingerprint": run_fingerprint(config),
             "catalog_fingerprint": config["catalog_fingerprint"],
+            "files": file_digests(run_dir),  # a resume checks them: damaged runs are redone
         },
     )
 
@@ -496,37 +552,24 @@ def _completed(
     """Yield ``futures`` as they finish; Ctrl-C or SIGTERM raises ``KeyboardInterrupt`` here.
     ``on_poll`` is called every ``poll_s`` (the parent drains its workers' progress there).
 
-    In the main thread the signals only set a flag, checked every ``poll_s``: raised from the
-    signal handler, the interrupt could land inside ``concurrent.futures`` while it holds a
-    future's lock (``as_completed`` takes them all), and stopping the pool, which takes the same
-    locks to cancel, would then wait forever.
+    While waiting, the signals only record the interrupt, checked every ``poll_s``
+    (:func:`~driftrec.experiments.guard.deferred_interrupts`): raised from the signal handler,
+    the interrupt could land inside ``concurrent.futures`` while it holds a future's lock
+    (``as_completed`` takes them all), and stopping the pool, which takes the same locks to
+    cancel, would then wait forever.
     """
-    if threading.current_thread() is not threading.main_thread():
-        pending = set(futures)
-        while pending:
+    pending = set(futures)
+    while pending:
+        with deferred_interrupts():  # never raised inside concurrent.futures or the queue
             done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
-            yield from done
-            if on_poll is not None:
+        if interrupted() is not None:
+            raise KeyboardInterrupt("interrupted")
+        yield from done  # first: a finished run's done line before the next one's start
+        if on_poll is not None:
+            with deferred_interrupts():
                 on_poll()
-        return
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
-            if stop.is_set():
+            if interrupted() is not None:
                 raise KeyboardInterrupt("interrupted")
-            yield from done  # first: a finished run's done line before the next one's start
-            if on_poll is not None:
-                on_poll()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -536,8 +579,7 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     it finds its workers gone, and a future cancelled at that moment makes it raise
     ``InvalidStateError`` (a race in ``concurrent.futures``).
     """
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not hang us
-    try:
+    with deferred_interrupts():  # a second Ctrl-C or SIGTERM must not break the stopping
         procs = list((getattr(pool, "_processes", None) or {}).values())
         for proc in procs:
             proc.terminate()
@@ -548,13 +590,40 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             if proc.is_alive():
                 proc.kill()
                 proc.join(1.0)
-        # drop the process objects while Ctrl-C is still ignored: their finalizers (closing
+        # drop the process objects while interrupts are deferred: their finalizers (closing
         # pipes) run when the last reference goes, and a second Ctrl-C raised inside one is
         # printed as an ignored exception instead of stopping anything
         procs.clear()
         gc.collect()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def open_grid(
+    cfg: ExperimentConfig, *, restart: bool = False, progress: bool = True
+) -> Iterator[list[tuple[str, str, int]]]:
+    """What every backend does around running a grid; yields the runs still to do.
+
+    Inside the block the experiment is locked (a second runner on the same ``out_dir/name``,
+    whatever its backend, gets :class:`LockedError`), Ctrl-C and SIGTERM raise
+    ``KeyboardInterrupt`` (:func:`~driftrec.experiments.guard.catch_interrupts`), finished runs
+    have been checked against ``cfg`` (``restart=True`` deletes them first),
+    ``experiment.json`` is written and the item texts are encoded once.
+    """
+    exp_dir = cfg.experiment_dir
+    if restart or not all(is_done(cfg.run_dir(*r)) for r in cfg.runs()):
+        check_user_agents(cfg, cfg.runs())  # a broken user agent: nothing is written
+    _make_dir(cfg, exp_dir)
+    with catch_interrupts(), DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"):
+        if restart:
+            clear_recorded(exp_dir)  # only what driftrec listed as its own there
+        todo = check_finished_runs(cfg)
+        record_outputs(exp_dir, ["experiment.json"])
+        atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
+        for note in grid_notes(cfg):
+            _say(note)
+        if todo:
+            warm_text_cache(cfg, progress=progress)
+        yield todo
 
 
 def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = False) -> list[Path]:
@@ -570,23 +639,9 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         SettingsChanged: a finished run has other settings (nothing is run or written).
         LockedError: another live runner is working on this experiment.
     """
-    exp_dir = cfg.experiment_dir
-    if restart or not all(is_done(cfg.run_dir(*r)) for r in cfg.runs()):
-        check_user_agents(cfg, cfg.runs())  # a broken user agent: nothing is written
-    _make_dir(cfg, exp_dir)
-    with DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"), terminate_as_interrupt():
-        if restart:
-            clear_recorded(exp_dir)  # only what driftrec listed as its own there
-        runs = cfg.runs()
-        todo = check_finished_runs(cfg)
-        record_outputs(exp_dir, ["experiment.json"])
-        atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
-        for note in grid_notes(cfg):
-            _say(note)
-        if todo:
-            warm_text_cache(cfg, progress=progress)
-        _run_todo(cfg, todo, len(runs), progress)
-    return [cfg.run_dir(*r) for r in runs]
+    with open_grid(cfg, restart=restart, progress=progress) as todo:
+        _run_todo(cfg, todo, len(cfg.runs()), progress)
+    return [cfg.run_dir(*r) for r in cfg.runs()]
 
 
 def grid_notes(cfg: ExperimentConfig) -> list[str]:
@@ -609,6 +664,7 @@ def _run_todo(
     try:
         if cfg.workers == 1 or len(todo) <= 1:
             for run in todo:
+                check_interrupted()
                 show.start(run)
                 run_dir = run_one(
                     cfg,
