@@ -376,15 +376,7 @@ def _load_recbole(d: Path) -> InteractionLog:
             raise LogDataError(f"{item_path}, line {lineno}: expected 4 tab-separated fields")
         iid, title, year, genres = cells
         items.append((iid, f"{title} ({year})" if year else title, tuple(genres.split())))
-    rows = _read_tab_ratings(inter_path, header=True)
-    return _build_log(
-        rows,
-        items,
-        kind="rating",
-        value_range=MOVIELENS_SCALE,
-        source=str(d),
-        items_path=str(item_path),
-    )
+    return _movielens_ratings(_read_tab_ratings(inter_path, header=True), items, d, item_path)
 
 
 def load_grouplens(path: str | os.PathLike[str]) -> InteractionLog:
@@ -418,7 +410,16 @@ def load_grouplens(path: str | os.PathLike[str]) -> InteractionLog:
             )
         genres = tuple(g for g, f in zip(genre_names, flags, strict=True) if f == "1")
         items.append((cells[0], cells[1].strip() or f"item {cells[0]}", genres))
-    rows = _read_tab_ratings(data_path, header=False)
+    return _movielens_ratings(_read_tab_ratings(data_path, header=False), items, d, item_path)
+
+
+def _movielens_ratings(
+    rows: list[tuple[str, str, float, int]],
+    items: list[tuple[str, str, tuple[str, ...]]],
+    d: Path,
+    item_path: Path,
+) -> InteractionLog:
+    """A MovieLens ratings log (1-5 stars) from parsed rows and items, named by its directory."""
     return _build_log(
         rows,
         items,
