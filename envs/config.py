@@ -317,7 +317,9 @@ class DriftConfig:
             ``(GradualDrift(sigma=0.05), AbruptShift(at_steps=(5000,)))``; see
             :mod:`driftrec.envs.drift` for each process's equation.
         seed (int, defaults to 0): seed of the world stream that draws the population mean
-            ``mu``, the means after scheduled shifts and the trend directions.
+            ``mu``, the means after scheduled shifts and the trend directions; with a fitted
+            population (``EnvConfig.population_path``), which fitted users make it up (a
+            bootstrap resample of the table).
     """
 
     processes: tuple[DriftProcess, ...] = ()

@@ -208,7 +208,9 @@ class BatchSimulator:
         )
         self._satisfaction: Satisfaction | None = drift.get(Satisfaction)
         self.population = (
-            load_population(config.population_path) if config.population_path else None
+            load_population(config.population_path).bootstrap(drift.seed)
+            if config.population_path
+            else None
         )
         if self.population is not None and self.population.num_topics != self.num_topics:
             raise ValueError(

@@ -264,9 +264,9 @@ SCENARIOS: dict[str, Scenario] = {s.name: s for s in _ALL}
 # registered and listed but not in SCENARIOS (which holds worlds that always build).
 CALIBRATED_SCENARIOS: dict[str, tuple[str, str]] = {
     "MovieLens": (
-        "Calibrated from MovieLens-100k at run time (1,682 movies, genres as topics, 943 fitted "
-        "users resampled, genre-share trend, within-user drift); needs the data: "
-        "pip install --no-deps recbole",
+        "Calibrated from MovieLens-100k at run time (1,682 movies over genres and 16 learnt "
+        "taste topics, their fitted appeal, 943 fitted users bootstrapped per world seed, the "
+        "fitted click level, within-user drift); needs the data: pip install --no-deps recbole",
         "driftrec.envs.movielens:movielens_config",
     ),
 }

@@ -266,7 +266,8 @@ class ExperimentConfig:
             (:func:`driftrec.experiments.comparison.choose_reference`). It changes only the
             report, never a run.
         vary_world (bool, defaults to True): draw the world (population means, shift targets,
-            trend directions) and the generated catalog from the run seed
+            trend directions; for a calibrated world such as MovieLens, a bootstrap resample
+            of its fitted users) and the generated catalog from the run seed
             (``world_seed = catalog_seed = seed``), so intervals over seeds include
             world-to-world variance. False keeps the scenario's fixed world for every seed
             (the behaviour before v1). ``env_overrides`` that set ``world_seed`` or
