@@ -57,12 +57,11 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from driftrec.agents.attention import (
-    AttentionConfig,
-    AttentionRecommender,
-    _recency,
+from driftrec.agents.attention import AttentionConfig, AttentionRecommender, _recency
+from driftrec.agents.slate_distribution import (
+    PlackettLuceDistribution,
+    ScoreCategoricalDistribution,
 )
-from driftrec.agents.slate_distribution import PlackettLuceDistribution
 from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
 from driftrec.envs.config import EnvConfig, check_float, check_int
 from driftrec.envs.core import cached_catalog
@@ -191,17 +190,40 @@ class RecommenderExtractor(nn.Module):
     at 0.95, ``r_t`` the recency), which the value head adds to its output. Item quality is in
     neither the text nor the observation, so this is how the critic can tell that a user who
     just clicked items that drain (or restore) them is worth less (or more) from now on.
+
+    With ``mask_consumed`` the items the user clicked in the observed history get the score of
+    an unreleased item (zero probability): in a world where a click consumes its item
+    (``ChoiceConfig.no_repeat``, a rule of the world like the release steps) showing it again
+    is worth nothing, and a profile-based score would otherwise rank it first.
+
+    Args:
+        recommender: the attention recommender.
+        mask_consumed: give the history's clicked items zero probability (see above).
+        click_loss: while training, keep the encoder pass for the click loss (which then
+            needs every prefix's state, or with ``click_targets`` only the newest ones').
+        click_targets: the click loss's number of targets (None: every impression).
+        critic: ``"shared"`` or ``"history"`` (above).
     """
 
-    def __init__(self, recommender: AttentionRecommender, critic: str = "shared") -> None:
+    def __init__(
+        self,
+        recommender: AttentionRecommender,
+        mask_consumed: bool = False,
+        click_loss: bool = True,
+        click_targets: int | None = None,
+        critic: str = "shared",
+    ) -> None:
         super().__init__()
         if critic not in CRITICS:
             raise ValueError(f"'critic' must be one of {list(CRITICS)} (got {critic!r})")
         self.recommender = recommender
         self.critic = critic
+        self.click_loss = click_loss
+        self.click_targets = click_targets
         self.latent_dim_pi = recommender.num_items
         self.latent_dim_vf = recommender.config.embed_dim + 1
         self._progress_col = 3 * recommender.config.history_len
+        self.mask_consumed = bool(mask_consumed)
         if critic == "history":
             # click rate, real share, the recommender's carry-over, the item values' sum (last)
             self.latent_dim_vf += 4
@@ -209,6 +231,15 @@ class RecommenderExtractor(nn.Module):
             nn.init.zeros_(self.item_value.weight)
             self.value_decay_logit = nn.Parameter(torch.tensor(math.log(0.95 / 0.05)))
         self.last_output: Any = None
+
+    def _mask(self, features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if not self.mask_consumed:
+            return scores
+        h = self.recommender.config.history_len
+        ids = features[:, :h].long().clamp(0, scores.shape[1] - 1)  # (B, H)
+        clicked = (features[:, h : 2 * h] > 0) & (features[:, 2 * h : 3 * h] > 0.5)  # (B, H)
+        hit = torch.zeros_like(scores).scatter_add_(1, ids, clicked.to(scores.dtype))  # (B, N)
+        return scores.masked_fill(hit > 0, torch.finfo(scores.dtype).min)
 
     def _value_input(self, obs: torch.Tensor, out: Any) -> torch.Tensor:
         user = out.user_state  # (B, d)
@@ -222,7 +253,7 @@ class RecommenderExtractor(nn.Module):
         rate = clicks.sum(dim=1, keepdim=True) / real.clamp_min(1.0)  # (B, 1)
         share = real / parsed.mask.shape[1]  # (B, 1)
         if enc.carry is not None:  # the recommender's carry-over of this history
-            carry = enc.carry[torch.arange(enc.carry.shape[0]), enc.query].unsqueeze(1).detach()
+            carry = enc.carry.gather(1, enc.query.unsqueeze(1)).detach()  # (B, 1)
         else:
             carry = torch.zeros_like(rate)
         weight = torch.sigmoid(self.value_decay_logit) ** _recency(parsed.mask).to(user.dtype)
@@ -232,13 +263,17 @@ class RecommenderExtractor(nn.Module):
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # while training, keep the encoder's output so the click loss reuses this pass
-        encoding = torch.is_grad_enabled() or self.critic != "shared"
-        out = self.recommender(features, output_encoding=encoding)
-        self.last_output = out if torch.is_grad_enabled() else None
-        return out.scores, self._value_input(features, out)
+        keep = self.click_loss and torch.is_grad_enabled()
+        out = self.recommender(
+            features,
+            output_encoding=keep or self.critic != "shared",
+            click_targets=self.click_targets if keep else None,
+        )
+        self.last_output = out if keep else None
+        return self._mask(features, out.scores), self._value_input(features, out)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
-        return self.recommender(features).scores  # (B, N)
+        return self._mask(features, self.recommender(features).scores)  # (B, N)
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         if self.critic == "shared":
@@ -331,6 +366,7 @@ class _RecommenderPolicyMixin:
     """
 
     _slate_distributions: tuple[str, ...] = SLATE_DISTRIBUTIONS  # first = default
+    _score_categorical = True  # single items: ScoreCategoricalDistribution (not the masked one)
 
     def __init__(
         self,
@@ -346,10 +382,14 @@ class _RecommenderPolicyMixin:
         click_targets: int | None = None,
         critic: str = "shared",
         value_scale: float = 1.0,
+        mask_consumed: bool = False,
         ortho_init: bool = False,
         **kwargs: Any,
     ) -> None:
         self.item_table = _require_item_table(item_table)
+        if not isinstance(mask_consumed, bool):
+            raise TypeError(f"'mask_consumed' must be a bool (got {mask_consumed!r})")
+        self.mask_consumed = mask_consumed
         self.attention = _attention_config(attention)
         self.value_hidden = value_hidden
         if slate_distribution is None:
@@ -387,6 +427,7 @@ class _RecommenderPolicyMixin:
             click_targets=self.click_targets,
             critic=self.critic,
             value_scale=self.value_scale,
+            mask_consumed=self.mask_consumed,
         )
         return data
 
@@ -408,7 +449,11 @@ class _RecommenderPolicyMixin:
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = RecommenderExtractor(
-            build_recommender(self.item_table, self.attention), critic=self.critic
+            build_recommender(self.item_table, self.attention),
+            self.mask_consumed,
+            click_loss=self.click_loss_coef > 0,
+            click_targets=self.click_targets,
+            critic=self.critic,
         )
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -417,6 +462,9 @@ class _RecommenderPolicyMixin:
         slate_size = _slate_size(self.action_space, recommender.num_items)
         if slate_size > 1 and self.slate_distribution == "plackett-luce":
             self.action_dist = PlackettLuceDistribution(recommender.num_items, slate_size)
+            self.action_net = self.action_dist.proba_distribution_net()
+        elif slate_size == 1 and self._score_categorical:
+            self.action_dist = ScoreCategoricalDistribution(recommender.num_items)
             self.action_net = self.action_dist.proba_distribution_net()
         else:
             self.action_net = _SlateLogits(slate_size)
@@ -437,7 +485,7 @@ class _RecommenderPolicyMixin:
         return self.mlp_extractor.recommender
 
     def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Any:
-        if isinstance(self.action_dist, PlackettLuceDistribution):
+        if isinstance(self.action_dist, PlackettLuceDistribution | ScoreCategoricalDistribution):
             return self.action_dist.proba_distribution(action_logits=self.action_net(latent_pi))
         return super()._get_action_dist_from_latent(latent_pi)  # type: ignore[misc]
 
@@ -448,7 +496,9 @@ class AttentionActorCriticPolicy(_RecommenderPolicyMixin, ActorCriticPolicy):
     Extra ``policy_kwargs``: ``item_table`` (:class:`ItemTableSpec`, required), ``attention``
     (:class:`AttentionConfig` or dict), ``value_hidden`` (int, 64), ``slate_distribution``
     (``"plackett-luce"``, the default: ordered slates without repeats, or ``"independent"``:
-    ``k`` independent categoricals; only used for ``MultiDiscrete`` slates).
+    ``k`` independent categoricals; only used for ``MultiDiscrete`` slates), ``mask_consumed``
+    (bool; :func:`recommender_policy_kwargs` turns it on in ``no_repeat`` worlds: the items
+    clicked in the observed history get zero probability).
     """
 
 
@@ -460,6 +510,7 @@ class MaskableAttentionActorCriticPolicy(_RecommenderPolicyMixin, MaskableActorC
     """
 
     _slate_distributions = ("independent",)
+    _score_categorical = False
 
 
 class AttentionQNetwork(QNetwork):
@@ -558,6 +609,8 @@ def recommender_policy_kwargs(
     spec = ItemTableSpec(
         env_config=config.to_dict(), text_encoder=encoder, embeddings_file=embeddings_file
     )
+    if config.choice.no_repeat:  # a clicked item is consumed: never recommend it again
+        extra.setdefault("mask_consumed", True)
     return {"item_table": spec, "attention": att, **extra}
 
 

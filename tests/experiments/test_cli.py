@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 
 from driftrec.agents.registry import AGENT_NAMES
 from driftrec.envs.scenarios import list_scenarios
@@ -84,8 +85,11 @@ def test_run_with_report(tmp_path: Path, run_cli: Any) -> None:
     assert f"6 runs in {exp}" in out
     assert (exp / "report.md").is_file() and f"report: {exp / 'report.md'}" in out
     report = (exp / "report.md").read_text()
-    assert "## Return per user (headline)" in report and "## Metric definitions" in report
+    assert "## Return per user" in report and "## Metric definitions" in report
+    assert "## Paired comparisons (headline)" in report
     assert "| AbruptShift | oracle | 2 |" in report
+    # the console leads with the paired comparison against the best non-privileged baseline
+    assert "AbruptShift: each agent minus `" in out and "WARNING: only 2 seeds" in out
     assert len(list(exp.glob("*.png"))) >= 2
     cfg = json.loads((exp / "experiment.json").read_text())
     assert cfg["shift_at"] == 8 and cfg["seeds"] == [0, 1]
@@ -109,6 +113,19 @@ def test_report(tmp_path: Path, experiment: Path, run_cli: Any) -> None:
     assert list(tmp_path.glob("*.png"))
 
 
+def test_report_compare_to(tmp_path: Path, experiment: Path, run_cli: Any) -> None:
+    """``report --compare-to A`` compares every agent with A; an unknown agent is one line."""
+    code, out, err = run_cli(
+        "report", str(experiment), "--out", str(tmp_path), "--compare-to", "random"
+    )
+    assert code == 0, err
+    assert "each agent minus `random`" in out and "chosen by the user" in out
+    code, out, err = run_cli(
+        "report", str(experiment), "--out", str(tmp_path), "--compare-to", "nobody"
+    )
+    assert code != 0 and "'compare_to' must be one of the experiment's agents" in err
+
+
 def test_evaluate_sb3_checkpoint(tmp_path: Path, run_cli: Any) -> None:
     """``evaluate`` on a tiny attention-ppo train run prints normalized_reward and friends."""
     code, _, err = run_cli("train", "--scenario", "Stationary", "--agent", "attention-ppo", *TRAIN,
@@ -124,6 +141,40 @@ def test_evaluate_sb3_checkpoint(tmp_path: Path, run_cli: Any) -> None:
     assert 0.0 <= float(values["normalized_reward"]) <= 1.0 + 1e-9
     for key in ("reward", "expected_reward", "oracle_reward", "click_rate"):
         float(values[key])
+
+
+@pytest.mark.parametrize(
+    "device",
+    [
+        "cpu",
+        pytest.param(
+            "cuda",
+            marks=pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device"),
+        ),
+    ],
+)
+def test_train_attention_ppo_on_a_device(tmp_path: Path, run_cli: Any, device: str) -> None:
+    """``train --device D`` runs attention-ppo with its policy on D (the recorder's greedy and
+    attention columns included) and saves a model that the safe loader opens on the CPU; the
+    CUDA case runs where a CUDA device is present."""
+    code, _, err = run_cli("train", "--scenario", "AbruptShift", "--agent", "attention-ppo",
+        *TRAIN, "--shift-at", "8", "--env", TINY_ENV, "--device", device,
+        "--out-dir", str(tmp_path),
+    )  # fmt: skip
+    assert code == 0, err
+    run_dir = tmp_path / "train" / "AbruptShift__attention-ppo__0"
+    config = json.loads((run_dir / "config.json").read_text())
+    assert config["device"] == device
+    rows = (run_dir / "metrics.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    last = dict(zip(header, rows[-1].split(","), strict=True))
+    assert 0.0 < float(last["greedy_normalized_reward"]) <= 1.0 + 1e-9
+    assert (run_dir / "attention.npz").is_file()
+    from driftrec.experiments.evaluate import load_run_model, open_run
+
+    cfg, env = open_run(run_dir)  # the safe loader: nothing unpickled, rebuilt on the CPU
+    model = load_run_model(run_dir, cfg, env, seed=0)
+    assert next(model.policy.parameters()).device.type == "cpu"
 
 
 def test_evaluate_bandit_run_fails(
@@ -184,6 +235,7 @@ def test_demo_wiring(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: A
     assert len(quick.agents) == 7 and quick.seeds == (0, 1) and quick.name == "demo-quick"
     full = demo.get_config()
     assert (full.num_envs, full.steps, full.shift_at, full.workers) == (32, 1536, 768, 2)
+    assert full.seeds == (0, 1, 2, 3, 4)  # five seeds: intervals at small n are wide enough
     seen: list[dict[str, Any]] = []
 
     def tiny(**kwargs: Any) -> ExperimentConfig:
