@@ -55,6 +55,8 @@ BASELINE_NAMES: tuple[str, ...] = (
     "popularity",
     "oracle",
     "planner",
+    "planner-first-order",
+    "static-tilt",
     "epsilon-greedy",
     "linucb",
     "linucb-discounted",
@@ -982,7 +984,9 @@ def make_baseline(
     ``"random"``                  :class:`RandomAgent`
     ``"popularity"``              :class:`PopularityAgent`
     ``"oracle"``                  :class:`OracleAgent` (privileged; ``seed`` unused)
-    ``"planner"``                 :class:`~driftrec.agents.planner.PlannerAgent` (privileged)
+    ``"planner"``                 :class:`~driftrec.agents.planner.RolloutPlanner` (privileged)
+    ``"planner-first-order"``     :class:`~driftrec.agents.planner.PlannerAgent` (privileged)
+    ``"static-tilt"``             :class:`~driftrec.agents.planner.StaticTiltAgent` (privileged)
     ``"epsilon-greedy"``          :class:`EpsilonGreedyAgent`
     ``"linucb"``                  :class:`LinUCBAgent`
     ``"linucb-discounted"``       :class:`LinUCBAgent` with ``discount=0.99`` by default
@@ -1009,10 +1013,15 @@ def make_baseline(
         return PopularityAgent(env, seed=seed, **kwargs)
     if name == "oracle":
         return OracleAgent(env, seed=seed, **kwargs)
-    if name == "planner":
-        from driftrec.agents.planner import PlannerAgent
+    if name in ("planner", "planner-first-order", "static-tilt"):
+        from driftrec.agents import planner
 
-        return PlannerAgent(env, seed=seed, **kwargs)
+        cls = {
+            "planner": planner.RolloutPlanner,
+            "planner-first-order": planner.PlannerAgent,
+            "static-tilt": planner.StaticTiltAgent,
+        }[name]
+        return cls(env, seed=seed, **kwargs)
     if name == "epsilon-greedy":
         return EpsilonGreedyAgent(env, seed=seed, **kwargs)
     if name == "linucb":

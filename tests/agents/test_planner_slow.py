@@ -50,7 +50,7 @@ def test_planner_equals_greedy_without_long_term_state() -> None:
     """With neither satisfaction nor boredom the planner is the greedy oracle."""
     env = DriftRecVectorEnv(64, scenario="Stationary")
     env.reset(seed=3)
-    planner = make_baseline("planner", env)
+    planner = make_baseline("planner-first-order", env)
     oracle = make_baseline("oracle", env)
     obs, _ = env.reset(seed=3)
     for _ in range(20):
@@ -72,21 +72,21 @@ def test_planner_is_privileged_validates_and_fills_short_slates() -> None:
         history_len=10,
     )
     obs, _ = env.reset(seed=0)
-    agent = make_baseline("planner", env)
+    agent = make_baseline("planner-first-order", env)
     assert agent.privileged
     released = env.catalog.release_step <= 0
     assert released.sum() == 6
     actions, _ = agent.predict(obs)
     assert actions.shape == (3, 10) and released[actions].all()
     with pytest.raises(ValueError, match=r"^'lookahead' must be a finite number >= 0 \(got -1\)$"):
-        make_baseline("planner", env, lookahead=-1)
+        make_baseline("planner-first-order", env, lookahead=-1)
 
 
 def test_planner_values_by_hand() -> None:
     """v_i = p_i (1 + p*(1 - p*) w g (q_i - 1/2) H) with satisfaction only, checked by hand."""
     env = DriftRecVectorEnv(2, scenario="LongTerm", num_items=30)
     env.reset(seed=1)
-    agent = make_baseline("planner", env)
+    agent = make_baseline("planner-first-order", env)
     sim = env.sim
     scores = sim.attraction_all()
     p = 1.0 / (1.0 + np.exp(1.5 - scores))
