@@ -193,7 +193,9 @@ class _Spacing:
         self.limit = np.where(weight > 0, (av.threshold - bor.gain * weight), np.inf)
         self.limit /= 1.0 - bor.decay if bor.decay < 1.0 else 1.0
         if bor.decay >= 1.0:  # boredom is forgotten at once: only the click itself counts
-            self.limit = np.where(weight > 0, np.where(bor.gain * weight > av.threshold, -np.inf, np.inf), np.inf)
+            self.limit = np.where(
+                weight > 0, np.where(bor.gain * weight > av.threshold, -np.inf, np.inf), np.inf
+            )
 
     def unsafe(self, boredom: NDArray[np.float64]) -> NDArray[np.bool_]:
         """``(U, N)`` True where a click would start aversion."""
@@ -385,7 +387,11 @@ class StaticTiltAgent(OracleAgent):
 
     def _mask(self) -> NDArray[np.bool_] | None:
         released = self.sim.released()
-        return None if released.all() else np.broadcast_to(released, (self.sim.num_users,) + released.shape)
+        return (
+            None
+            if released.all()
+            else np.broadcast_to(released, (self.sim.num_users,) + released.shape)
+        )
 
 
 class _CommonStreams:

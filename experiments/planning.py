@@ -88,11 +88,43 @@ class ScenarioResult:
         return mean_ci((s - g) / np.where(p - g != 0, p - g, math.nan))
 
 
-def _run(agent_factory: Callable[[DriftRecVectorEnv], Any], env: DriftRecVectorEnv, seed: int):
-    start = time.process_time()
-    agent = agent_factory(env)
+def _stay(agent: Any, env: DriftRecVectorEnv, seed: int, start: float) -> tuple[float, ...]:
+    """Mean return and stay per user, and the CPU seconds since ``start`` (building included)."""
     ret, length = stay_returns(agent, env, seed)
     return float(ret.mean()), float(length.mean()), time.process_time() - start
+
+
+def _one_seed(
+    env: DriftRecVectorEnv,
+    seed: int,
+    family: Sequence[Tilt],
+    planner_kwargs: Mapping[str, Any],
+    learners: Sequence[str],
+) -> dict[str, tuple[tuple[float, ...], str]]:
+    """``{policy: ((return, stay, cpu seconds), label)}`` on the users of one seed."""
+    out: dict[str, tuple[tuple[float, ...], str]] = {}
+    for name in ("random", "oracle"):
+        start = time.process_time()
+        out[name] = (_stay(make_baseline(name, env, seed=seed), env, seed, start), "")
+    start = time.process_time()
+    best: tuple[tuple[float, ...], str] | None = None
+    for tilt in family:
+        agent = StaticTiltAgent(env, weight=tilt.weight, direction=tilt.direction, space=tilt.space)
+        value = _stay(agent, env, seed, start)
+        if best is None or value[0] > best[0][0]:
+            best = (value, tilt.label)
+    assert best is not None
+    out["static-tilt"] = ((*best[0][:2], time.process_time() - start), best[1])
+    start = time.process_time()
+    first = make_baseline("planner-first-order", env)
+    out["planner-first-order"] = (_stay(first, env, seed, start), "")
+    start = time.process_time()
+    planner = make_baseline("planner", env, seed=seed, **planner_kwargs)
+    out["planner"] = (_stay(planner, env, seed, start), f"base: {planner.base.label}")
+    for name in learners:
+        start = time.process_time()
+        out[name] = (_stay(make_baseline(name, env, seed=seed), env, seed, start), "")
+    return out
 
 
 def planning_table(
@@ -115,61 +147,31 @@ def planning_table(
             spaces).
         planner_kwargs: passed to the ``planner`` (e.g. ``{"samples": 4, "horizon": 20}``).
         learners: non-privileged agents to add (learning online during the stay).
-        progress: called with a line after each policy (e.g. ``print``).
+        progress: called with a line after each seed (e.g. ``print``).
     """
     family = list(tilt_family(spaces=("logit", "log", "linear")) if family is None else family)
     out = []
     for name in scenarios:
         base = get_scenario(name).config
         policies: dict[str, PolicyResult] = {}
-
-        def record(key: str, value: tuple[float, float, float], label: str = "") -> None:
-            res = policies.setdefault(key, PolicyResult(key))
-            res.returns.append(value[0])
-            res.lengths.append(value[1])
-            res.seconds.append(value[2])
-            res.labels.append(label)
-            if progress is not None:
-                progress(
-                    f"{name} seed {seed} {key}{' ' + label if label else ''}: "
-                    f"{value[0]:.2f} per user, stay {value[1]:.1f}, {value[2]:.1f} CPU-s"
-                )
-
         for seed in seeds:
-            cfg = base.with_overrides(world_seed=int(seed), catalog_seed=int(seed))
-            env = DriftRecVectorEnv(num_users, config=cfg)
-            for agent in ("random", "oracle"):
-                record(agent, _run(lambda e, a=agent: make_baseline(a, e, seed=seed), env, seed))
-            best: tuple[float, float, float] | None = None
-            best_tilt = Tilt()
-            start = time.process_time()
-            for tilt in family:
-                value = _run(
-                    lambda e, t=tilt: StaticTiltAgent(
-                        e, weight=t.weight, direction=t.direction, space=t.space
-                    ),
-                    env,
-                    seed,
-                )
-                if best is None or value[0] > best[0]:
-                    best, best_tilt = value, tilt
-            assert best is not None
-            record("static-tilt", (best[0], best[1], time.process_time() - start), best_tilt.label)
-            record(
-                "planner-first-order",
-                _run(lambda e: make_baseline("planner-first-order", e), env, seed),
+            # no oracle in info: nothing here reads it, and it costs a catalog product per step
+            cfg = base.with_overrides(
+                world_seed=int(seed), catalog_seed=int(seed), oracle_info=False
             )
-            kwargs = dict(planner_kwargs or {})
-            planner_label: list[str] = []
-
-            def make_planner(e: DriftRecVectorEnv, kw: dict[str, Any] = kwargs) -> Any:
-                agent = make_baseline("planner", e, seed=seed, **kw)
-                planner_label.append(agent.base.label)
-                return agent
-
-            record("planner", _run(make_planner, env, seed), f"base: {planner_label[-1]}")
-            for agent in learners:
-                record(agent, _run(lambda e, a=agent: make_baseline(a, e, seed=seed), env, seed))
+            env = DriftRecVectorEnv(num_users, config=cfg)
+            found = _one_seed(env, int(seed), family, planner_kwargs or {}, learners)
+            for key, ((ret, length, cpu), label) in found.items():
+                res = policies.setdefault(key, PolicyResult(key))
+                res.returns.append(ret)
+                res.lengths.append(length)
+                res.seconds.append(cpu)
+                res.labels.append(label)
+                if progress is not None:
+                    progress(
+                        f"{name} seed {seed} {key}{' ' + label if label else ''}: "
+                        f"{ret:.2f} per user, stay {length:.1f}, {cpu:.1f} CPU-s"
+                    )
         out.append(ScenarioResult(name, [int(s) for s in seeds], num_users, policies))
     return out
 
@@ -200,13 +202,17 @@ def format_planning_table(results: Sequence[ScenarioResult]) -> str:
                 f"{_fmt(res.ratio(name), 3)} | {diff} | {np.mean(pol.lengths):.1f} | "
                 f"{np.mean(pol.seconds):.1f} |"
             )
-    lines.append("")
-    lines.append("| scenario | seeds × users | static share of the planner's gain | best static tilt per seed | planner's base per seed |")
-    lines.append("|---|---|---:|---|---|")
+    lines += [
+        "",
+        "| scenario | seeds × users | static share of the planner's gain "
+        "| best static tilt per seed | planner's base per seed |",
+        "|---|---|---:|---|---|",
+    ]
     for res in results:
+        bases = [label.removeprefix("base: ") for label in res.policies["planner"].labels]
         lines.append(
             f"| {res.scenario} | {len(res.seeds)} × {res.num_users} | "
             f"{_fmt(res.static_share(), 3)} | {'; '.join(res.policies['static-tilt'].labels)} | "
-            f"{'; '.join(l.removeprefix('base: ') for l in res.policies['planner'].labels)} |"
+            f"{'; '.join(bases)} |"
         )
     return "\n".join(lines) + "\n"

@@ -25,7 +25,6 @@ from driftrec.envs.gym_env import DriftRecVectorEnv
 from driftrec.envs.scenarios import get_scenario
 
 
-
 def test_planner_equals_greedy_without_long_term_state() -> None:
     """With neither satisfaction nor boredom the planner is the greedy oracle."""
     env = DriftRecVectorEnv(64, scenario="Stationary")
@@ -90,7 +89,13 @@ def test_tilt_validates_and_labels() -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
         Tilt(1.0, space="exp")
     family = tilt_family(weights=(1.0, 2.0), directions=("quality",), spaces=("logit", "linear"))
-    assert family == [Tilt(), Tilt(1.0), Tilt(2.0), Tilt(0.1, space="linear"), Tilt(0.2, space="linear")]
+    assert family == [
+        Tilt(),
+        Tilt(1.0),
+        Tilt(2.0),
+        Tilt(0.1, space="linear"),
+        Tilt(0.2, space="linear"),
+    ]
 
 
 def test_static_tilt_is_a_change_of_quality_weight() -> None:
