@@ -41,7 +41,7 @@ scoring the catalog once (``O(C S B N K)``); measured figures are in BENCHMARKS.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -51,7 +51,7 @@ from numpy.typing import NDArray
 from driftrec.agents.baselines import OracleAgent, SeedLike, _top_k
 from driftrec.envs.config import EnvConfig, check_float, check_int
 from driftrec.envs.core import BatchSimulator, SimState
-from driftrec.envs.drift import Aversion, Boredom, Satisfaction
+from driftrec.envs.drift import Aversion, Boredom, ConsumptionDrift, Satisfaction
 
 __all__ = [
     "TILT_DIRECTIONS",
@@ -62,6 +62,7 @@ __all__ = [
     "tilt_vector",
     "greedy_scores",
     "tilt_family",
+    "family_returns",
     "search_static_tilts",
     "stay_returns",
     "StaticTiltAgent",
@@ -221,34 +222,6 @@ def _search_seeds(seed: int, num_users: int) -> list[np.random.SeedSequence]:
     return np.random.SeedSequence([int(seed), 7919]).spawn(num_users)
 
 
-def _sim_stay_returns(
-    config: EnvConfig,
-    num_users: int,
-    seeds: Sequence[Any],
-    policy: Callable[[BatchSimulator], NDArray[np.int64]],
-) -> NDArray[np.float64]:
-    """``(num_users,)`` reward summed over each slot's first complete stay under ``policy``."""
-    sim = BatchSimulator(config, num_users)
-    sim.seed(list(seeds))
-    total = np.zeros(num_users)
-    alive = np.ones(num_users, dtype=bool)
-    while alive.any():
-        result = sim.step(policy(sim), validate=False)
-        total += result.reward * alive
-        alive &= ~(result.terminated | result.truncated)
-    return total
-
-
-def _base_policy(
-    base: RolloutBase, vector: NDArray[np.float64], spacing: _Spacing | None, k: int
-) -> Callable[..., Any]:
-    def policy(sim: BatchSimulator) -> NDArray[np.int64]:
-        top = _top_k(_base_scores(sim, base, vector, spacing), k)  # (B, k)
-        return top[:, 0] if k == 1 else top
-
-    return policy
-
-
 def tilt_family(
     weights: Sequence[float] = (-2.0, -1.0, -0.5, 0.5, 1.0, 1.5, 2.0, 3.0, 4.0, 8.0),
     directions: Sequence[str] = TILT_DIRECTIONS,
@@ -280,6 +253,56 @@ class TiltResult:
         return RolloutBase(self.tilt, self.spacing)
 
 
+def family_returns(
+    config: EnvConfig,
+    family: Sequence[Tilt | RolloutBase],
+    seeds: Sequence[Any],
+    *,
+    block: int = 32,
+) -> NDArray[np.float64]:
+    """PRIVILEGED: ``(len(family), len(seeds))`` per-user return of every policy of ``family``.
+
+    Every policy serves the same users, one complete stay per user slot (to leaving or the time
+    limit): slot ``i`` is seeded with ``seeds[i]`` for every policy (``slot_seeds(s, n)`` gives
+    the users of an env reset with seed ``s``). Up to ``block`` policies are stepped together in
+    one batch (a batch of ``block * len(seeds)`` slots), which is what makes a search of dozens
+    of policies cheap; the result is the same as running them one by one.
+    """
+    check_int("block", block, 1)
+    bases = [b if isinstance(b, RolloutBase) else RolloutBase(b) for b in family]
+    probe = BatchSimulator(config, 1)
+    vectors = {d: tilt_vector(probe, d) for d in {b.tilt.direction for b in bases}}
+    spacing = _Spacing(probe) if any(b.spacing for b in bases) else None
+    users = len(seeds)
+    k = config.choice.slate_size
+    out = np.empty((len(bases), users))
+    for lo in range(0, len(bases), block):
+        group = bases[lo : lo + block]
+        sim = BatchSimulator(config, len(group) * users, catalog=probe.catalog)
+        sim.seed(list(seeds) * len(group))  # block j, slot i: the user of seeds[i]
+        total = np.zeros(len(group) * users)
+        alive = np.ones(len(group) * users, dtype=bool)
+        while alive.any():
+            by_space = {b.tilt.space: greedy_scores(sim, b.tilt.space) for b in group}
+            unsafe = None
+            if spacing is not None and any(b.spacing for b in group):
+                unsafe = spacing.unsafe(sim.state.boredom)  # type: ignore[union-attr]
+            actions = np.empty((len(group) * users, k), dtype=np.int64)
+            for j, b in enumerate(group):
+                rows = slice(j * users, (j + 1) * users)
+                scores = by_space[b.tilt.space][rows]  # (U, N)
+                if b.tilt.weight:
+                    scores = scores + b.tilt.weight * vectors[b.tilt.direction]
+                if b.spacing and unsafe is not None:
+                    scores = np.where(unsafe[rows], scores - 1e6, scores)
+                actions[rows] = _top_k(scores, k)
+            result = sim.step(actions[:, 0] if k == 1 else actions, validate=False)
+            total += result.reward * alive
+            alive &= ~(result.terminated | result.truncated)
+        out[lo : lo + len(group)] = total.reshape(len(group), users)
+    return out
+
+
 def search_static_tilts(
     config: EnvConfig,
     family: Sequence[Tilt | RolloutBase] | None = None,
@@ -290,25 +313,17 @@ def search_static_tilts(
     """PRIVILEGED: every policy of ``family`` on the same ``num_users`` simulated users.
 
     ``family`` holds static tilts (default :func:`tilt_family`) or :class:`RolloutBase` s. Each
-    runs one complete stay per user slot (to leaving or the time limit) on user streams drawn
-    from ``seed`` (disjoint from any env's streams, so a search never sees the users it is later
-    evaluated on). Returns the results best first (ties keep the family's order).
+    runs one complete stay per user slot (:func:`family_returns`) on user streams drawn from
+    ``seed`` but disjoint from any env's streams, so a search never sees the users it is later
+    evaluated on. Returns the results best first (ties keep the family's order).
     """
     check_int("num_users", num_users, 1)
     bases = [
         b if isinstance(b, RolloutBase) else RolloutBase(b)
         for b in (tilt_family() if family is None else family)
     ]
-    probe = BatchSimulator(config, 1)
-    vectors = {d: tilt_vector(probe, d) for d in {b.tilt.direction for b in bases}}
-    spacing = _Spacing(probe) if any(b.spacing for b in bases) else None
-    k = config.choice.slate_size
-    seeds = _search_seeds(seed, num_users)
-    out = []
-    for b in bases:
-        policy = _base_policy(b, vectors[b.tilt.direction], spacing, k)
-        mean = float(_sim_stay_returns(config, num_users, seeds, policy).mean())
-        out.append(TiltResult(b.tilt, mean, b.spacing))
+    means = family_returns(config, bases, _search_seeds(seed, num_users)).mean(axis=1)
+    out = [TiltResult(b.tilt, float(m), b.spacing) for b, m in zip(bases, means, strict=True)]
     return sorted(out, key=lambda r: -r.mean_return)
 
 
@@ -427,6 +442,10 @@ class RolloutPlanner(OracleAgent):
     their random numbers. The base policy's choice is recommended unless another candidate beats
     it clearly (:meth:`choose`).
 
+    In a world without a process through which what a user consumes changes its later steps
+    (``Satisfaction``, ``Boredom``, ``Aversion``, ``ConsumptionDrift``) the greedy oracle is
+    optimal, and the planner is the greedy oracle (no search, no rollouts).
+
     Args:
         env: the driftrec env it will act in (it must be the env that is stepped).
         seed: seed of the rollouts' random numbers and of the base search.
@@ -439,12 +458,13 @@ class RolloutPlanner(OracleAgent):
             score) is tried per user.
         greedy_candidates (int, defaults to 1): the greedy oracle's top items tried as well.
         samples (int, defaults to 4): rollouts per candidate.
-        horizon (int, defaults to 100): steps per rollout, the candidate's included.
-        search_users (int, defaults to 64): users per tilt in the ``"auto"`` search.
+        horizon (int, defaults to 20): steps per rollout, the candidate's included.
+        search_users (int, defaults to 32): users per tilt in the ``"auto"`` search.
         margin (float, defaults to 1.0): a candidate replaces the base policy's choice only if
             its paired gain exceeds this many standard errors (guards against noise).
 
     Attributes:
+        plans: False in a world where the greedy oracle is optimal (see above).
         base: the :class:`RolloutBase` the rollouts follow.
         search: the ``"auto"`` search's results, best first (empty otherwise).
     """
@@ -461,8 +481,8 @@ class RolloutPlanner(OracleAgent):
         candidates: int = 4,
         greedy_candidates: int = 1,
         samples: int = 4,
-        horizon: int = 100,
-        search_users: int = 64,
+        horizon: int = 20,
+        search_users: int = 32,
         margin: float = 1.0,
     ) -> None:
         super().__init__(env, seed=seed)
@@ -480,6 +500,14 @@ class RolloutPlanner(OracleAgent):
         self.search: list[TiltResult] = []
         cfg = self.sim.config
         has_aversion = cfg.drift.get(Aversion) is not None and cfg.drift.get(Boredom) is not None
+        # what a user consumes changes its later steps only through these processes; without
+        # them the greedy oracle is optimal and the planner is the greedy oracle
+        self.plans = any(
+            cfg.drift.get(kind) is not None
+            for kind in (Satisfaction, Boredom, Aversion, ConsumptionDrift)
+        )
+        if base == "auto" and not self.plans:
+            base = None
         if base == "auto":
             family = [RolloutBase(t) for t in tilt_family()]
             if has_aversion:
@@ -525,9 +553,12 @@ class RolloutPlanner(OracleAgent):
             if self.greedy_candidates:
                 parts.append(_top_k(greedy_scores(sim), min(self.greedy_candidates, sim.num_items)))
             return np.concatenate(parts, axis=1)[:, :, None]  # (B, C, 1)
-        slates = [self._base_actions(sim, k)]
+        released = sim.released()
+        mask = None if released.all() else np.broadcast_to(released, (sim.num_users, sim.num_items))
+        base = _base_scores(sim, self.base, self._vector, self._spacing)
+        slates = [self._select(base, mask, deterministic=True)]  # fills short slates
         if self.greedy_candidates:
-            slates.append(_top_k(greedy_scores(sim), k))
+            slates.append(self._select(greedy_scores(sim), mask, deterministic=True))
         return np.stack(slates, axis=1)  # (B, C, k)
 
     def _rollout_sim(self, users: int) -> BatchSimulator:
@@ -578,24 +609,34 @@ class RolloutPlanner(OracleAgent):
                 break
         return total.reshape(c, b, r).transpose(1, 0, 2)  # (B, C, S)
 
-    def choose(self, returns: NDArray[np.float64]) -> NDArray[np.int64]:
+    def choose(
+        self, returns: NDArray[np.float64], allowed: NDArray[np.bool_] | None = None
+    ) -> NDArray[np.int64]:
         """``(B,)`` the candidate to recommend, from rollout returns ``(B, C, S)``.
 
-        Candidate 0 is the base policy's choice. Another candidate wins only if its mean paired
-        gain over candidate 0 (same random numbers, sample by sample) exceeds ``margin``
-        standard errors; among those the largest mean gain wins.
+        Candidate 0 is the base policy's choice. Another candidate (where ``allowed``, ``(B,
+        C)``) wins only if its mean paired gain over candidate 0 (same random numbers, sample
+        by sample) exceeds ``margin`` standard errors; among those the largest mean gain wins.
         """
         gain = returns - returns[:, :1, :]  # (B, C, S) paired differences
         mean = gain.mean(axis=2)  # (B, C)
         s = returns.shape[2]
         se = gain.std(axis=2, ddof=1) / math.sqrt(s) if s > 1 else np.zeros_like(mean)
         ok = (mean > 0) & (mean > self.margin * se)
+        if allowed is not None:
+            ok &= allowed
         ok[:, 0] = True
         return np.where(ok, mean, -np.inf).argmax(axis=1)
 
     def _actions(self) -> NDArray[np.int64]:
+        if not self.plans:
+            return super()._actions()
         cand = self._candidates()  # (B, C, k)
-        best = self.choose(self.values(cand))
+        returns = self.values(cand)  # (B, C, S)
+        released = self.sim.released()
+        # never recommend an unreleased candidate (candidate 0, the base's choice, is kept)
+        allowed = None if released.all() else released[cand].all(axis=2)  # (B, C)
+        best = self.choose(returns, allowed)
         chosen = cand[np.arange(cand.shape[0]), best]  # (B, k)
         return chosen[:, 0] if self.sim.slate_size == 1 else chosen
 

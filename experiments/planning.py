@@ -30,8 +30,15 @@ from typing import Any
 import numpy as np
 
 from driftrec.agents.baselines import make_baseline
-from driftrec.agents.planner import StaticTiltAgent, Tilt, stay_returns, tilt_family
+from driftrec.agents.planner import (
+    StaticTiltAgent,
+    Tilt,
+    family_returns,
+    stay_returns,
+    tilt_family,
+)
 from driftrec.envs.gym_env import DriftRecVectorEnv
+from driftrec.envs.rng import slot_seeds
 from driftrec.envs.scenarios import get_scenario
 from driftrec.experiments.analysis import Stat, mean_ci
 
@@ -107,14 +114,17 @@ def _one_seed(
         start = time.process_time()
         out[name] = (_stay(make_baseline(name, env, seed=seed), env, seed, start), "")
     start = time.process_time()
-    best: tuple[tuple[float, ...], str] | None = None
-    for tilt in family:
-        agent = StaticTiltAgent(env, weight=tilt.weight, direction=tilt.direction, space=tilt.space)
-        value = _stay(agent, env, seed, start)
-        if best is None or value[0] > best[0][0]:
-            best = (value, tilt.label)
-    assert best is not None
-    out["static-tilt"] = ((*best[0][:2], time.process_time() - start), best[1])
+    # every tilt on this seed's users (the env's users: slot_seeds), stepped together
+    means = family_returns(env.config, family, slot_seeds(seed, env.num_envs)).mean(axis=1)
+    tilt = family[int(np.argmax(means))]  # the first of the best
+    # its stay length (and a check that it is the same users): run it once as an agent
+    agent = StaticTiltAgent(env, weight=tilt.weight, direction=tilt.direction, space=tilt.space)
+    value = _stay(agent, env, seed, start)
+    if not math.isclose(value[0], float(means.max()), rel_tol=1e-9, abs_tol=1e-9):
+        raise RuntimeError(
+            f"static tilt {tilt.label}: {value[0]} in the env, {means.max()} batched"
+        )
+    out["static-tilt"] = (value, tilt.label)
     start = time.process_time()
     first = make_baseline("planner-first-order", env)
     out["planner-first-order"] = (_stay(first, env, seed, start), "")

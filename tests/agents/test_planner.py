@@ -205,3 +205,32 @@ def test_first_order_aversion_damage_by_hand() -> None:
     b = np.array([0.5, 1.0, 1.2, 3.0, 10.0])
     direct = [sum(max(x * 0.9**t - 1.0, 0.0) for t in range(200)) for x in b]
     np.testing.assert_allclose(agent._total_damage(b), direct, rtol=1e-12, atol=1e-12)
+
+
+def test_rollout_planner_is_greedy_where_nothing_lasts() -> None:
+    """Without satisfaction, boredom, aversion or consumption drift the planner is the oracle."""
+    env = DriftRecVectorEnv(8, scenario="AbruptShift", num_items=50)
+    obs, _ = env.reset(seed=4)
+    planner = make_baseline("planner", env, seed=0)
+    oracle = make_baseline("oracle", env)
+    assert not planner.plans and planner.search == [] and planner.base == RolloutBase()
+    for _ in range(5):
+        a, _ = planner.predict(obs)
+        np.testing.assert_array_equal(a, oracle.predict(obs)[0])
+        obs, *_ = env.step(a)
+
+
+def test_family_returns_equal_the_agents_on_the_env_users() -> None:
+    """Stepped together in one batch, each tilt earns what StaticTiltAgent earns on the env's
+    users (slot_seeds of the env seed), user by user."""
+    from driftrec.agents.planner import StaticTiltAgent, family_returns
+    from driftrec.envs.rng import slot_seeds
+
+    cfg = get_scenario("LongTermAversion").config.with_overrides(num_items=80, max_steps=30)
+    env = DriftRecVectorEnv(5, config=cfg)
+    family = [Tilt(), Tilt(2.0), Tilt(-1.0, "purity", "log"), Tilt(0.2, "population", "linear")]
+    batched = family_returns(cfg, family, slot_seeds(9, 5), block=3)
+    for tilt, row in zip(family, batched, strict=True):
+        agent = StaticTiltAgent(env, weight=tilt.weight, direction=tilt.direction, space=tilt.space)
+        ret, _ = stay_returns(agent, env, seed=9)
+        np.testing.assert_array_equal(ret, row)
