@@ -283,7 +283,7 @@ def family_returns(
         total = np.zeros(len(group) * users)
         alive = np.ones(len(group) * users, dtype=bool)
         while alive.any():
-            by_space = {b.tilt.space: greedy_scores(sim, b.tilt.space) for b in group}
+            by_space = {space: greedy_scores(sim, space) for space in {b.tilt.space for b in group}}
             unsafe = None
             if spacing is not None and any(b.spacing for b in group):
                 unsafe = spacing.unsafe(sim.state.boredom)  # type: ignore[union-attr]
