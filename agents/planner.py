@@ -140,16 +140,22 @@ def greedy_scores(sim: BatchSimulator, space: str = "logit") -> NDArray[np.float
     engagement = sim.config.reward.kind == "engagement"
     if not engagement and space == "logit":
         return x
-    with np.errstate(divide="ignore"):
-        log_p = -np.logaddexp(0.0, -x)  # log sigmoid(x), stable
-        log_r = log_p + np.log(np.asarray(sim.catalog.quality)) if engagement else log_p
+    with np.errstate(divide="ignore", over="ignore"):
+        e = np.exp(-x)  # (B, N); inf for unreleased items
+        if not engagement:
+            if space == "log":
+                return -np.log1p(e)  # log sigmoid(x)
+            out = 1.0 / (1.0 + e)  # linear: sigmoid(x)
+            out[~np.isfinite(s)] = -np.inf
+            return out
+        log_r = np.log(np.asarray(sim.catalog.quality)) - np.log1p(e)  # log(p q)
         if space == "log":
             return log_r
         if space == "linear":
             out = np.exp(log_r)
             out[~np.isfinite(s)] = -np.inf
             return out
-        return log_r - np.log1p(-np.exp(log_r))  # logit of r = p q under engagement
+        return log_r - np.log1p(-np.exp(log_r))  # logit of r = p q
 
 
 def _tilted(sim: BatchSimulator, tilt: Tilt, vector: NDArray[np.float64]) -> NDArray[np.float64]:
@@ -270,14 +276,27 @@ def family_returns(
     """
     check_int("block", block, 1)
     bases = [b if isinstance(b, RolloutBase) else RolloutBase(b) for b in family]
+    # batch policies of one score space together (each space is one transform of the catalog)
+    order = sorted(range(len(bases)), key=lambda i: SCORE_SPACES.index(bases[i].tilt.space))
+    bases = [bases[i] for i in order]
     probe = BatchSimulator(config, 1)
     vectors = {d: tilt_vector(probe, d) for d in {b.tilt.direction for b in bases}}
     spacing = _Spacing(probe) if any(b.spacing for b in bases) else None
     users = len(seeds)
     k = config.choice.slate_size
     out = np.empty((len(bases), users))
-    for lo in range(0, len(bases), block):
-        group = bases[lo : lo + block]
+    starts = [
+        lo
+        for i, space in enumerate(SCORE_SPACES)
+        for lo in range(
+            sum(b.tilt.space in SCORE_SPACES[:i] for b in bases),
+            sum(b.tilt.space in SCORE_SPACES[: i + 1] for b in bases),
+            block,
+        )
+    ]
+    ends = starts[1:] + [len(bases)]
+    for lo, hi in zip(starts, ends, strict=True):
+        group = bases[lo:hi]
         sim = BatchSimulator(config, len(group) * users, catalog=probe.catalog)
         sim.seed(list(seeds) * len(group))  # block j, slot i: the user of seeds[i]
         total = np.zeros(len(group) * users)
@@ -300,7 +319,9 @@ def family_returns(
             total += result.reward * alive
             alive &= ~(result.terminated | result.truncated)
         out[lo : lo + len(group)] = total.reshape(len(group), users)
-    return out
+    result = np.empty_like(out)
+    result[order] = out  # back to the family's order
+    return result
 
 
 def search_static_tilts(
