@@ -571,6 +571,7 @@ def finetune_encoder(
     settings: FinetuneSettings | None = None,
     *,
     anchor_texts: Sequence[str] | None = None,
+    progress: bool = False,
 ) -> FinetuneResult:
     """Fine-tune ``encoder`` in place from a click log on the catalog ``texts``.
 
@@ -586,6 +587,7 @@ def finetune_encoder(
         settings: the training settings.
         anchor_texts: texts whose embeddings the retention term keeps near the base model's
             (needed when ``settings.retain_weight > 0``).
+        progress: show a bar of the optimizer steps with the running loss.
 
     Returns:
         The losses and costs.
@@ -627,6 +629,9 @@ def finetune_encoder(
         optim = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
         losses: list[float] = []
         t0 = time.perf_counter()
+        from tqdm.auto import tqdm
+
+        bar = tqdm(total=s.steps, desc="fine-tuning", unit="step", disable=not progress)
         for _ in range(s.steps):
             rows = rng.choice(examples, size=min(s.batch_size, examples.shape[0]), replace=False)
             b = rows.shape[0]
@@ -656,6 +661,10 @@ def finetune_encoder(
             loss.backward()
             optim.step()
             losses.append(float(loss.detach()))
+            bar.update(1)
+            if len(losses) % 10 == 0:
+                bar.set_postfix_str(f"loss {np.mean(losses[-10:]):.3f}", refresh=False)
+        bar.close()
         train_s = time.perf_counter() - t0
         encoder.model.requires_grad_(False)
         encoder.model.eval()

@@ -112,7 +112,13 @@ class ItemTableSpec:
         """``(item_embeddings (N, E), release_step (N,))`` from the catalog and the cache."""
         catalog = cached_catalog(EnvConfig.from_dict(self.env_config))
         if self.embeddings_file is not None:
-            table = np.load(self.embeddings_file)
+            try:  # no pickles: an object array is refused, never unpickled
+                table = np.load(self.embeddings_file, allow_pickle=False)
+            except (OSError, ValueError) as exc:
+                raise ValueError(
+                    f"'embeddings_file' {self.embeddings_file} cannot be read as a numeric .npy "
+                    f"array ({exc})"
+                ) from None
             if table.ndim != 2 or table.shape[0] != catalog.num_items:
                 raise ValueError(
                     f"'embeddings_file' {self.embeddings_file} must hold a ({catalog.num_items}, "

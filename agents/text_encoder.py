@@ -30,6 +30,8 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import sys
+import time
 import warnings
 import zipfile
 from collections.abc import Iterator, Sequence
@@ -546,8 +548,24 @@ def encode_catalog(
         if cached is not None:
             return cached
 
+    if cfg.show_progress:  # first use of these texts: say what the wait is
+        model = "the packaged all-MiniLM-L6-v2" if cfg.model is None else cfg.model
+        adapter = "" if cfg.adapter is None else f" + adapter {cfg.adapter}"
+        print(
+            f"encoding {len(texts):,} item texts with {model}{adapter} once "
+            f"(cached in {path.parent}) ...",
+            file=sys.stderr,
+            flush=True,
+        )
+    t0 = time.perf_counter()
     encoder = TextEncoder(cfg)
     emb = encoder.encode(texts)
+    if cfg.show_progress:
+        print(
+            f"encoded {len(texts):,} item texts in {time.perf_counter() - t0:.1f} s",
+            file=sys.stderr,
+            flush=True,
+        )
     key = _cache_key(encoder.identity, texts_hash, cfg.max_length)
     try:
         _save_atomic(path, emb, key, texts_hash)

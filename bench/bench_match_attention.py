@@ -29,12 +29,13 @@ DRAWS = 16  # random histories per (run, k)
 
 def probe(run_dir: Path, ks: list[int], seed: int = 0) -> dict[int, tuple[float, ...]]:
     """``{k: (dynamic share, fixed-decay share, mass on new items, mass on old items)}``."""
-    from stable_baselines3 import PPO
+    from driftrec.experiments.evaluate import load_run_model, open_run
 
     path = run_dir / "model.zip"
     if not path.is_file():
         raise FileNotFoundError(f"{path}: no trained model here (run with checkpoints on)")
-    rec = PPO.load(path, device="cpu").policy.recommender.eval()
+    cfg, env = open_run(run_dir)
+    rec = load_run_model(run_dir, cfg, env, seed=0).policy.recommender.eval()
     if not rec.config.content_match:
         raise ValueError(f"{path}: the model has no content match to probe")
     table = rec.match_table.numpy()

@@ -8,8 +8,9 @@ numpy and gymnasium; the agents (``driftrec.agents``) import torch lazily.
 from __future__ import annotations
 
 from driftrec import envs as envs
+from driftrec.envs.scenarios import register_scenario
 
 __version__ = "0.2.0"
 """Bumped whenever what a run produces changes (it is in every run's fingerprint)."""
 
-__all__ = ["envs", "__version__"]
+__all__ = ["envs", "register_scenario", "__version__"]

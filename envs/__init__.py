@@ -32,6 +32,8 @@ from driftrec.envs.scenarios import (
     Scenario,
     get_scenario,
     list_scenarios,
+    load_scenario_file,
+    register_scenario,
     register_scenarios,
 )
 
@@ -63,5 +65,7 @@ __all__ = [
     "get_scenario",
     "list_scenarios",
     "load_catalog",
+    "load_scenario_file",
+    "register_scenario",
     "register_scenarios",
 ]

@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Mapping
+import re
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -31,6 +32,9 @@ __all__ = [
     "check_float",
     "check_choice",
     "check_slate_fits",
+    "section_from_dict",
+    "section_to_dict",
+    "SECTIONS",
 ]
 
 
@@ -324,6 +328,9 @@ _SECTIONS = {
     "drift": DriftConfig,
 }
 
+SECTIONS = tuple(_SECTIONS)
+"""The names of :class:`EnvConfig`'s sections, in order."""
+
 # EnvConfig fields outside the sections
 _TOP_LEVEL = ("catalog_path", "population_path")
 
@@ -396,15 +403,22 @@ class EnvConfig:
         Keys are shortcuts (``num_items``, ``slate_size``, ``reward``, ``max_steps``,
         ``history_len``, ``observation``, ``oracle_info``, ``num_topics``, ``catalog_seed``,
         ``new_item_fraction``, ``world_seed``), dotted paths (``"users.patience"``), section
-        names with a config object (``users=UserConfig(...)``), or ``catalog_path``.
+        names with a config object (``users=UserConfig(...)``) or with a mapping in the form of
+        :meth:`to_dict` that replaces only the fields it names
+        (``drift={"processes": [{"kind": "Boredom", "gain": 0.3}]}`` replaces the processes and
+        keeps the world seed), or ``catalog_path``. Errors name the key path
+        (``'drift.processes[0].gain' (Boredom) must be ...``).
         """
         sections: dict[str, Any] = {name: getattr(self, name) for name in _SECTIONS}
         fields: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
         top: dict[str, Any] = {}
+        given: dict[str, str] = {}
         for key, value in overrides.items():
             section_object = key in _SECTIONS and (
-                key not in SHORTCUTS or isinstance(value, _SECTIONS[key])
-            )  # "reward" is a section and a shortcut: a RewardConfig or its kind
+                key not in SHORTCUTS or isinstance(value, _SECTIONS[key] | Mapping)
+            )  # "reward" is a section and a shortcut: a RewardConfig (or its mapping) or its kind
+            if section_object and isinstance(value, Mapping):  # merged into the current section
+                value = section_from_dict(key, value, base=sections[key])
             if key in _TOP_LEVEL or section_object:
                 top[key] = value
                 continue
@@ -423,25 +437,24 @@ class EnvConfig:
                     f"unknown config field {key!r}: {type(sub).__name__} has no field {name!r}"
                 )
             fields[section][name] = value
+            if key in SHORTCUTS:  # an error names the field as it was given
+                given[f"{section}.{name}"] = key
         # replace every section first and validate the whole config once, so that the order of
         # the keywords never matters (e.g. slate_size and history_len together)
         for name, changes in fields.items():
             base = top.pop(name, sections[name])
-            sections[name] = dataclasses.replace(base, **changes) if changes else base
-        return dataclasses.replace(self, **sections, **top)
+            try:
+                sections[name] = dataclasses.replace(base, **changes) if changes else base
+            except (TypeError, ValueError) as exc:
+                raise _at(name, exc, given) from None
+        try:
+            return dataclasses.replace(self, **sections, **top)
+        except (TypeError, ValueError) as exc:
+            raise _at("", exc, given) from None
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict (drift processes carry a ``"kind"`` key)."""
-        out: dict[str, Any] = {}
-        for name in _SECTIONS:
-            sub = getattr(self, name)
-            if name == "drift":
-                out[name] = {
-                    "processes": [p.to_dict() for p in sub.processes],
-                    "seed": sub.seed,
-                }
-            else:
-                out[name] = dataclasses.asdict(sub)
+        out: dict[str, Any] = {name: section_to_dict(getattr(self, name)) for name in _SECTIONS}
         out["catalog_path"] = self.catalog_path
         if self.population_path is not None:  # absent for generated worlds, as before
             out["population_path"] = self.population_path
@@ -449,36 +462,113 @@ class EnvConfig:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> EnvConfig:
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError`` naming them."""
+        """Inverse of :meth:`to_dict`; missing sections and fields take their defaults.
+
+        This is the scenario-file form (:mod:`driftrec.envs.scenarios`): drift processes are
+        ``{"kind": ..., **params}`` with ``kind`` a kind (``"abrupt"``) or a class name
+        (``"AbruptShift"``). Errors name the key path and what was expected, e.g.
+        ``'drift.processes[1].gain' (Boredom) must be in [0.0, 100.0] (got -1)`` or
+        ``unknown key 'catalog.num_itemz'; expected one of [...]``.
+        """
         if not isinstance(data, Mapping):
             raise TypeError(f"env config must be a mapping (got {type(data).__name__})")
-        unknown = set(data) - set(_SECTIONS) - set(_TOP_LEVEL)
-        if unknown:
-            raise ValueError(
-                f"unknown env config keys {sorted(unknown)}; expected {sorted(_SECTIONS)}"
-            )
-        kwargs: dict[str, Any] = {}
-        for name, sub_cls in _SECTIONS.items():
-            if name not in data:
-                continue
-            sub = data[name]
-            if not isinstance(sub, Mapping):
-                raise TypeError(f"'{name}' must be a mapping (got {sub!r})")
-            if name == "drift":
-                procs = tuple(drift_process_from_dict(p) for p in sub.get("processes", ()))
-                extra = set(sub) - {"processes", "seed"}
-                if extra:
-                    raise ValueError(f"unknown drift config keys {sorted(extra)}")
-                kwargs[name] = DriftConfig(processes=procs, seed=sub.get("seed", 0))
-            else:
-                fields = {f.name for f in dataclasses.fields(sub_cls)}
-                extra = set(sub) - fields
-                if extra:
-                    raise ValueError(
-                        f"unknown {name} config keys {sorted(extra)}; expected {sorted(fields)}"
-                    )
-                kwargs[name] = sub_cls(**sub)
-        for key in _TOP_LEVEL:
-            if key in data:
-                kwargs[key] = data[key]
+        _check_keys("", data, [*_SECTIONS, *_TOP_LEVEL])
+        kwargs: dict[str, Any] = {
+            name: section_from_dict(name, data[name]) for name in _SECTIONS if name in data
+        }
+        kwargs.update({key: data[key] for key in _TOP_LEVEL if key in data})
+        try:
+            return cls(**kwargs)
+        except (TypeError, ValueError) as exc:
+            raise _at("", exc) from None
+
+
+def _check_keys(path: str, data: Mapping[str, Any], allowed: Sequence[str]) -> None:
+    unknown = [k for k in data if k not in allowed]
+    if unknown:
+        names = ", ".join(repr(f"{path}.{k}" if path else str(k)) for k in unknown)
+        raise ValueError(
+            f"unknown key{'s' if len(unknown) > 1 else ''} {names}; "
+            f"expected one of {sorted(allowed)}"
+        )
+
+
+_FIELD_MESSAGE = re.compile(r"^(?:(?P<cls>[A-Z]\w*): )?'(?P<field>\w+)'(?P<rest>.*)$", re.S)
+_SECTION_OF = {
+    f.name: name
+    for name, cls in _SECTIONS.items()
+    for f in dataclasses.fields(cls)
+    if sum(f.name in {g.name for g in dataclasses.fields(c)} for c in _SECTIONS.values()) == 1
+}
+
+
+def _at(path: str, exc: BaseException, given: Mapping[str, str] | None = None) -> BaseException:
+    """``exc`` (a validator's ``"'field' must ..."``) with the field named by its key path.
+
+    ``path`` is where the validated object sits (``"users"``, ``"drift.processes[1]"``; ``""``
+    for a whole :class:`EnvConfig`, whose cross-section checks name a field of one section).
+    ``given`` maps key paths to the name a caller used for them (a shortcut such as
+    ``num_items``), which the message then uses.
+    """
+    text = str(exc)
+    m = _FIELD_MESSAGE.match(text)
+    if m is None:
+        return type(exc)(f"{path}: {text}" if path else text)
+    field_name = m["field"]
+    prefix = path or _SECTION_OF.get(field_name, "")
+    key = f"{prefix}.{field_name}" if prefix else field_name
+    key = (given or {}).get(key, key)
+    kind = f" ({m['cls']})" if m["cls"] else ""
+    return type(exc)(f"'{key}'{kind}{m['rest']}")
+
+
+def section_to_dict(section: Any) -> dict[str, Any]:
+    """The JSON-ready dict of one config section (the form :func:`section_from_dict` reads)."""
+    if isinstance(section, DriftConfig):
+        return {"processes": [p.to_dict() for p in section.processes], "seed": section.seed}
+    if not isinstance(section, tuple(_SECTIONS.values())):
+        raise TypeError(f"expected a config section such as UserConfig (got {section!r})")
+    return dataclasses.asdict(section)
+
+
+def section_from_dict(name: str, data: Any, base: Any = None) -> Any:
+    """Build the config section ``name`` (``"users"``, ``"drift"``, ...) from its dict form.
+
+    Fields missing from ``data`` come from ``base`` (a section object) or the defaults; the
+    ``drift`` section's ``processes`` list replaces the base's processes as a whole.
+
+    Raises:
+        ValueError, TypeError: naming the key path, e.g. ``'users.patience' must be ...``.
+    """
+    cls = _SECTIONS[name]
+    if not isinstance(data, Mapping):
+        raise TypeError(f"'{name}' must be a mapping (got {data!r})")
+    if name == "drift":
+        _check_keys(name, data, ["processes", "seed"])
+        processes = base.processes if base is not None else ()
+        if "processes" in data:
+            raw = data["processes"]
+            if isinstance(raw, str | bytes | Mapping) or not isinstance(raw, Sequence):
+                raise TypeError(
+                    "'drift.processes' must be a list of drift processes such as "
+                    f'{{"kind": "AbruptShift", "at_steps": [500]}} (got {raw!r})'
+                )
+            built = []
+            for i, p in enumerate(raw):
+                try:
+                    built.append(drift_process_from_dict(p))
+                except (TypeError, ValueError) as exc:
+                    raise _at(f"drift.processes[{i}]", exc) from None
+            processes = tuple(built)
+        kwargs: dict[str, Any] = {
+            "processes": processes,
+            "seed": data.get("seed", base.seed if base is not None else 0),
+        }
+    else:
+        _check_keys(name, data, [f.name for f in dataclasses.fields(cls)])
+        kwargs = {f.name: getattr(base, f.name) for f in dataclasses.fields(cls)} if base else {}
+        kwargs.update(data)
+    try:
         return cls(**kwargs)
+    except (TypeError, ValueError) as exc:
+        raise _at(name, exc) from None

@@ -91,6 +91,7 @@ __all__ = [
     "DriftContext",
     "World",
     "drift_process_from_dict",
+    "drift_process_kind",
 ]
 
 
@@ -410,13 +411,32 @@ DRIFT_PROCESSES: dict[str, type[DriftProcess]] = {
 }
 
 
+_CLASS_NAMES: dict[str, str] = {cls.__name__.lower(): kind for kind, cls in DRIFT_PROCESSES.items()}
+
+
+def drift_process_kind(kind: Any) -> str:
+    """The registry key of ``kind``: a kind (``"abrupt"``) or a class name (``"AbruptShift"``,
+    any case); ``ValueError`` listing both otherwise."""
+    if isinstance(kind, str):
+        if kind in DRIFT_PROCESSES:
+            return kind
+        if kind.lower() in _CLASS_NAMES:
+            return _CLASS_NAMES[kind.lower()]
+    classes = [cls.__name__ for cls in DRIFT_PROCESSES.values()]
+    raise ValueError(
+        f"'kind' must be one of {sorted(DRIFT_PROCESSES)} or a class name {classes} (got {kind!r})"
+    )
+
+
 def drift_process_from_dict(data: Mapping[str, Any]) -> DriftProcess:
-    """Build a process from ``{"kind": ..., **params}`` (see :data:`DRIFT_PROCESSES`)."""
+    """Build a process from ``{"kind": ..., **params}`` (see :data:`DRIFT_PROCESSES`).
+
+    ``kind`` is the process's kind (``"abrupt"``, what :meth:`DriftProcess.to_dict` writes) or
+    its class name (``"AbruptShift"``); lists become tuples.
+    """
     if not isinstance(data, Mapping) or "kind" not in data:
         raise ValueError(f"a drift process must be a mapping with a 'kind' key (got {data!r})")
-    kind = data["kind"]
-    if kind not in DRIFT_PROCESSES:
-        raise ValueError(f"'kind' must be one of {sorted(DRIFT_PROCESSES)} (got {kind!r})")
+    kind = drift_process_kind(data["kind"])
     cls = DRIFT_PROCESSES[kind]
     params = {k: v for k, v in data.items() if k != "kind"}
     names = {f.name for f in dataclasses.fields(cls)}
@@ -425,7 +445,7 @@ def drift_process_from_dict(data: Mapping[str, Any]) -> DriftProcess:
         raise ValueError(
             f"unknown {kind!r} drift parameters {sorted(extra)}; expected {sorted(names)}"
         )
-    if "at_steps" in params:
+    if isinstance(params.get("at_steps"), list):
         params["at_steps"] = tuple(params["at_steps"])
     return cls(**params)
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 import functools
 import io
 import os
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -119,7 +120,7 @@ def save_population(population: EmpiricalPopulation, path: str | os.PathLike[str
 def load_population(path: str) -> EmpiricalPopulation:
     """Read a population written by :func:`save_population` (cached per process)."""
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             missing = {"interests", "trend", "trend_until"} - set(data.files)
             if missing:
                 raise ValueError(
@@ -134,4 +135,11 @@ def load_population(path: str) -> EmpiricalPopulation:
         raise FileNotFoundError(
             f"'population_path' names a file that does not exist (got {path!r}); it is written "
             "by driftrec.envs.movielens (a cache file): rebuild the calibrated scenario"
+        ) from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        if str(exc).startswith(f"{path}:"):
+            raise
+        raise ValueError(
+            f"{path}: not a readable driftrec population file ({type(exc).__name__}: {exc}); "
+            "it is written by driftrec.envs.movielens (a cache file): delete it to rebuild"
         ) from None

@@ -28,6 +28,7 @@ import csv
 import json
 import math
 import warnings
+import zipfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -227,8 +228,13 @@ def _read_metrics(path: Path) -> dict[str, FloatArray]:
 def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
     if not path.is_file():
         return None
-    with np.load(path, allow_pickle=False) as data:
-        return {k: np.asarray(data[k]) for k in data.files}
+    try:  # no pickles: an object array is refused, never unpickled
+        with np.load(path, allow_pickle=False) as data:
+            return {k: np.asarray(data[k]) for k in data.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(
+            f"{path}: not an array file driftrec wrote ({type(exc).__name__}: {exc})"
+        ) from None
 
 
 def load_run(path: str | Path) -> Run:

@@ -2,7 +2,7 @@
 
 Subcommands::
 
-    driftrec scenarios                      list the named scenarios
+    driftrec scenarios [--show NAME]        list the named scenarios, or print one as a file
     driftrec agents                         list the agents
     driftrec train  --scenario S --agent A  one online training run (saved like a grid run)
     driftrec evaluate RUN_DIR               evaluate a saved SB3 checkpoint frozen on its world
@@ -60,10 +60,35 @@ def _json_object(text: str) -> dict[str, Any]:
     return value
 
 
+def _shift_at(text: str) -> int | dict[str, int]:
+    """``"1500"`` -> 1500; ``"AbruptShift=1500,my.json=800"`` -> a dict."""
+    if "=" not in text:
+        try:
+            return int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected STEP or SCENARIO=STEP[,SCENARIO=STEP] (got {text!r})"
+            ) from None
+    out: dict[str, int] = {}
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        name, sep, step = part.rpartition("=")
+        try:
+            if not sep or not name:
+                raise ValueError
+            out[name.strip()] = int(step)
+        except ValueError:
+            raise argparse.ArgumentTypeError(
+                f"expected STEP or SCENARIO=STEP[,SCENARIO=STEP] (got {text!r})"
+            ) from None
+    return out
+
+
 def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     if single:
         p.add_argument(
-            "--scenario", default="AbruptShift", help="scenario name (default: %(default)s)"
+            "--scenario",
+            default="AbruptShift",
+            help="scenario name or scenario file (default: %(default)s)",
         )
         p.add_argument("--agent", default="attention-ppo", help="agent name (default: %(default)s)")
         p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
@@ -71,7 +96,11 @@ def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
         p.add_argument(
             "--config", type=Path, help="a JSON file of experiment settings; flags override it"
         )
-        p.add_argument("--scenarios", type=_csv(str), help="comma-separated scenario names")
+        p.add_argument(
+            "--scenarios",
+            type=_csv(str),
+            help="comma-separated scenario names or scenario files (.json/.toml)",
+        )
         p.add_argument(
             "--agents",
             type=_csv(str),
@@ -84,13 +113,22 @@ def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
     p.add_argument("--num-envs", type=int, help="users stepped together per run")
     p.add_argument("--steps", type=int, help="global steps per run")
     p.add_argument("--log-every", type=int, help="global steps per metrics window")
-    p.add_argument("--shift-at", type=int, help="global step of a population-wide abrupt shift")
+    p.add_argument(
+        "--shift-at",
+        type=_shift_at,
+        metavar="[SCENARIO=]STEP",
+        help="a population-wide abrupt shift at this global step, in place of the scenario's "
+        "own schedule: SCENARIO=STEP[,SCENARIO=STEP] for those scenarios only; a bare STEP "
+        "for every scenario of the grid",
+    )
     p.add_argument("--frozen-at", type=int, help="when '-frozen' agents stop learning")
     p.add_argument(
         "--env",
         type=_json_object,
         dest="env_overrides",
-        help="env config overrides as JSON, e.g. '{\"num_items\": 5000}'",
+        help="env config overrides as JSON: shortcuts, dotted paths or sections in the "
+        'scenario-file form, e.g. \'{"num_items": 5000, "drift": {"processes": '
+        '[{"kind": "Boredom", "gain": 0.3}]}}\'',
     )
     p.add_argument(
         "--agent-kwargs",
@@ -161,7 +199,12 @@ def build_parser() -> argparse.ArgumentParser:
         description="Recommendation under drifting user interests: simulate, train, measure, plot.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser("scenarios", help="list the named scenarios and their Gymnasium ids")
+    p = sub.add_parser("scenarios", help="list the named scenarios and their Gymnasium ids")
+    p.add_argument(
+        "--show",
+        metavar="NAME",
+        help="print this scenario (a name or a scenario file) as a scenario file (JSON) to edit",
+    )
     sub.add_parser("agents", help="list the agents")
 
     p = sub.add_parser("train", help="train one agent online on one scenario and save the run")
@@ -174,6 +217,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--deterministic", action="store_true", help="greedy actions")
     p.add_argument(
         "--policy", type=Path, help="evaluate this compressed policy file instead of model.zip"
+    )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
+        "files you trust (default: only the policy weights are read)",
     )
     p.add_argument(
         "--attention-png",
@@ -222,15 +271,22 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _cmd_scenarios(_: argparse.Namespace) -> int:
-    from driftrec.envs.scenarios import list_scenarios
+def _cmd_scenarios(args: argparse.Namespace) -> int:
+    from driftrec.envs.scenarios import list_scenarios, scenario_to_dict
 
+    if args.show is not None:
+        print(json.dumps(scenario_to_dict(args.show), indent=2))
+        return 0
     for s in list_scenarios():
         print(f"{s.env_id:32s} {s.description}")
     from driftrec.envs.scenarios import CALIBRATED_SCENARIOS, VERSION
 
     for name, (description, _) in CALIBRATED_SCENARIOS.items():
         print(f"{f'driftrec/{name}-v{VERSION}':32s} {description}")
+    print(
+        "(any of them as an editable file: driftrec scenarios --show NAME > my.json; then "
+        "--scenarios my.json)"
+    )
     return 0
 
 
@@ -250,10 +306,15 @@ def _print_runs(dirs: Sequence[Path]) -> None:
 
 
 def _cmd_train(args: argparse.Namespace) -> int:
-    from driftrec.experiments.runner import run_one
+    from driftrec.experiments.recorder import tensorboard_note
+    from driftrec.experiments.runner import run_one, warm_text_cache
 
     cfg = _experiment_config(args, single=True)
     scenario, agent, seed = cfg.runs()[0]
+    note = tensorboard_note()
+    if note is not None:
+        print(note)
+    warm_text_cache(cfg, progress=not args.no_progress)  # first use: says what it encodes
     run_dir = run_one(
         cfg, scenario, agent, seed, progress=not args.no_progress, restart=args.restart
     )
@@ -286,7 +347,11 @@ def _cmd_evaluate(args: argparse.Namespace) -> int:
         )
     else:
         result = evaluate_checkpoint(
-            args.run_dir, steps=args.steps, seed=args.seed, deterministic=args.deterministic
+            args.run_dir,
+            steps=args.steps,
+            seed=args.seed,
+            deterministic=args.deterministic,
+            trust=args.trust_checkpoint,
         )
     for key, value in result.items():
         print(f"{key:24s} {value}")
@@ -317,10 +382,12 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _report(exp_dir: Path, out: Path | None) -> int:
     from driftrec.experiments.analysis import load_runs, summary_table
-    from driftrec.experiments.report import summary_text, write_report
+    from driftrec.experiments.report import return_text, summary_text, write_report
 
     path = write_report(exp_dir, out_dir=out)
-    print(summary_text(summary_table(load_runs(exp_dir))))
+    runs = load_runs(exp_dir)
+    print(return_text(runs))
+    print(summary_text(summary_table(runs)))
     print(f"report: {path}")
     return 0
 
@@ -387,7 +454,9 @@ def _cmd_demo(args: argparse.Namespace) -> int:
 
 def _add_export_parser(sub: Any) -> None:
     p = sub.add_parser("export", help="roll out an agent and write a Minari dataset (offline RL)")
-    p.add_argument("--scenario", default="AbruptShift", help="scenario (default: %(default)s)")
+    p.add_argument(
+        "--scenario", default="AbruptShift", help="scenario or scenario file (default: %(default)s)"
+    )
     p.add_argument("--agent", default="random", help="behaviour policy (default: %(default)s)")
     p.add_argument("--dataset-id", help="Minari id (default: driftrec/<scenario>/<agent>-v0)")
     p.add_argument("--num-envs", type=int, default=64, help="users at a time (default: 64)")
@@ -423,6 +492,12 @@ def _add_compress_parser(sub: Any) -> None:
     p.add_argument(
         "--distil-steps", type=int, help="global steps of teacher rollouts (default: the run's)"
     )
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
+        "files you trust (default: only the policy weights are read)",
+    )
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
@@ -434,6 +509,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         out=args.out,
         scope=args.scope,
         distil_steps=args.distil_steps,
+        trust=args.trust_checkpoint,
     )
     for key, value in facts.items():
         print(f"{key:24s} {value}")
@@ -470,7 +546,9 @@ def _add_finetune_parser(sub: Any) -> None:
         "finetune", help="train a LoRA adapter of the text encoder from simulated clicks"
     )
     p.add_argument("--out", type=Path, required=True, help="the adapter directory to write")
-    p.add_argument("--scenario", default="Stationary", help="scenario (default: %(default)s)")
+    p.add_argument(
+        "--scenario", default="Stationary", help="scenario or scenario file (default: %(default)s)"
+    )
     p.add_argument(
         "--env", type=_json_object, dest="env_overrides", help="env config overrides as JSON"
     )

@@ -69,10 +69,12 @@ def _recommender_and_slate(model: Any, run_dir: Path) -> tuple[Any, int]:
     return recommender, slate
 
 
-def _load(run_dir: str | Path, seed: int) -> tuple[dict[str, Any], Any, Any, int]:
+def _load(
+    run_dir: str | Path, seed: int, trust: bool = False
+) -> tuple[dict[str, Any], Any, Any, int]:
     run_dir = Path(run_dir)
     cfg, env = open_run(run_dir, seed=seed)
-    model = load_run_model(run_dir, cfg, env, seed=seed)
+    model = load_run_model(run_dir, cfg, env, seed=seed, trust=trust)
     recommender, slate = _recommender_and_slate(model, run_dir)
     return cfg, env, recommender.cpu().eval(), slate
 
@@ -131,6 +133,7 @@ def compress_run(
     distil_steps: int | None = None,
     seed: int = 12345,
     scope: str = "head",
+    trust: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Compress the run's policy with ``method`` and write it (atomically).
 
@@ -143,6 +146,9 @@ def compress_run(
         distil_steps: global steps of teacher rollouts to distil on (default: the run's
             ``steps``; every 4th step's observations are kept), with users seeded apart from
             evaluation's (``seed + DISTIL_SEED_OFFSET``; ``seed`` is evaluation's default).
+        trust: load ``model.zip`` with SB3's full load, which unpickles it (only for a file you
+            trust); by default only its weights are read
+            (:func:`~driftrec.experiments.evaluate.load_run_model`).
 
     Returns:
         The written path and what was done (method, sizes, distillation loss).
@@ -158,7 +164,7 @@ def compress_run(
         if isinstance(distil_steps, bool) or not isinstance(distil_steps, int) or distil_steps < 4:
             raise ValueError(f"'distil_steps' must be an integer >= 4 (got {distil_steps!r})")
     run_dir = Path(run_dir)
-    cfg, env, recommender, slate = _load(run_dir, seed=seed + DISTIL_SEED_OFFSET)
+    cfg, env, recommender, slate = _load(run_dir, seed=seed + DISTIL_SEED_OFFSET, trust=trust)
     steps = int(distil_steps if distil_steps is not None else cfg.get("steps", 256))
     folded, _, facts = _build(method, recommender, env, slate, steps, distil, scope)
     path = Path(out) if out is not None else run_dir / f"compressed-{method}.pt"

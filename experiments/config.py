@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -12,11 +13,13 @@ from typing import Any
 
 from driftrec.agents.registry import AGENT_NAMES
 from driftrec.envs.config import (
+    SECTIONS,
     DriftConfig,
     EnvConfig,
     check_float,
     check_int,
     check_slate_fits,
+    section_to_dict,
 )
 from driftrec.envs.drift import AbruptShift
 from driftrec.envs.scenarios import get_scenario
@@ -31,6 +34,21 @@ def split_agent_name(name: str) -> tuple[str, bool]:
     if name.endswith(FROZEN_SUFFIX):
         return name[: -len(FROZEN_SUFFIX)], True
     return name, False
+
+
+_NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+=@,-]{0,127}")
+
+
+def _check_name(name: Any) -> None:
+    """An experiment name is one plain folder name: it can never leave ``out_dir``."""
+    if not isinstance(name, str):
+        raise TypeError(f"'name' must be a string (got {name!r})")
+    if _NAME_PATTERN.fullmatch(name) is None:
+        raise ValueError(
+            f"'name' must be a folder name of 1-128 letters, digits and . _ - + = @ , that "
+            f"starts with a letter or digit (got {name!r}); it names the experiment's folder "
+            "inside 'out_dir'"
+        )
 
 
 def _tuple(name: str, value: Any, kind: type) -> tuple[Any, ...]:
@@ -72,6 +90,52 @@ def _check_agent_kwargs(agent_kwargs: Mapping[str, Any]) -> None:
             check_float(f"agent_kwargs[{agent!r}]['learning_rate']", rate, 0.0, low_open=True)
 
 
+def _json_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """``env_overrides`` in JSON form: a section object (``DriftConfig(...)``) becomes its dict
+    form, which :meth:`EnvConfig.with_overrides` applies the same way (all its fields)."""
+    out = dict(overrides)
+    for key, value in out.items():
+        if key in SECTIONS and not isinstance(value, Mapping | str):
+            try:
+                out[key] = section_to_dict(value)
+            except TypeError:
+                pass  # not a section object: with_overrides names the problem
+    return out
+
+
+def _check_shift_at(shift_at: Any, scenarios: tuple[str, ...], steps: int) -> None:
+    if shift_at is None:
+        return
+    if not isinstance(shift_at, Mapping):
+        check_int("shift_at", shift_at, 1, steps)
+        return
+    for key, step in shift_at.items():
+        if not any(_names_scenario(key, s) for s in scenarios):
+            raise ValueError(
+                f"'shift_at' names {key!r}, which is not a scenario of this grid; expected "
+                f"one of {list(scenarios)}"
+            )
+        check_int(f"shift_at[{key!r}]", step, 1, steps)
+
+
+def _names_scenario(key: Any, scenario: str) -> bool:
+    """Whether a ``shift_at`` key names ``scenario`` of the grid: as it is given there, or by
+    its name (``"AbruptShift"``, ``"abrupt-shift"``; a scenario file by its path or its name)."""
+    if not isinstance(key, str):
+        return False
+    if key == scenario:
+        return True
+    name = get_scenario(scenario).name
+    if key.lower().replace("-", "").replace("_", "") == name.lower().replace("-", "").replace(
+        "_", ""
+    ):
+        return True
+    try:
+        return get_scenario(key).name == name
+    except (TypeError, ValueError, OSError):
+        return False
+
+
 def _check_world(env: EnvConfig) -> None:
     """What would otherwise fail only after a run has started."""
     if env.session.observation != "flat":
@@ -108,7 +172,9 @@ class ExperimentConfig:
 
     Args:
         name (str, defaults to ``"experiment"``): results go to ``<out_dir>/<name>/``.
-        scenarios (tuple of str): scenario names (``driftrec scenarios`` lists them).
+        scenarios (tuple of str): scenario names (``driftrec scenarios`` lists them), names
+            given to ``register_scenario``, or scenario files (``.json``/``.toml``, see
+            :func:`driftrec.envs.scenarios.load_scenario_file`).
         agents (tuple of str): agent names (see ``driftrec.agents.registry``); append
             ``-frozen`` for the frozen contrast (learns until ``frozen_at``, then only acts).
         seeds (tuple of int): one run per seed; user slot ``i`` of a run gets the stream
@@ -116,11 +182,19 @@ class ExperimentConfig:
         num_envs (int, defaults to 32): users stepped together in each run.
         steps (int, defaults to 1536): global steps per run (each steps every user once).
         log_every (int, defaults to 32): global steps per metrics window.
-        shift_at (int or None, defaults to None): a population-wide abrupt shift at this global
-            step, replacing the scenario's scheduled shifts (its Poisson rate is kept).
+        shift_at (int, dict or None, defaults to None): a population-wide abrupt shift at this
+            global step, replacing the scenario's scheduled shifts (its Poisson rate is kept;
+            a scenario without an ``AbruptShift`` process gets one). A plain int applies to
+            *every* scenario of the grid (the runner says so when there are several); a dict
+            ``{scenario: step}`` applies only to the scenarios it names (``driftrec run
+            --shift-at AbruptShift=1500``).
         frozen_at (int or None, defaults to None): when ``-frozen`` agents stop learning;
             None means the first scheduled shift.
-        env_overrides (dict): config overrides for every scenario (``{"num_items": 5000}``).
+        env_overrides (dict): config overrides for every scenario: shortcuts
+            (``{"num_items": 5000}``), dotted paths (``{"users.patience": 10}``) or sections in
+            the scenario-file form, which replace only the fields they name
+            (``{"drift": {"processes": [{"kind": "Boredom", "gain": 0.3}]}}``); section objects
+            (``DriftConfig(...)``) are stored in that form, so the config stays JSON.
         agent_kwargs (dict): per-agent constructor overrides, keyed by agent name.
         out_dir (str, defaults to ``"runs"``): where experiments are written.
         workers (int, defaults to 1): runs executed in parallel processes.
@@ -158,7 +232,7 @@ class ExperimentConfig:
     num_envs: int = 32
     steps: int = 1536
     log_every: int = 32
-    shift_at: int | None = None
+    shift_at: int | Mapping[str, int] | None = None
     frozen_at: int | None = None
     env_overrides: Mapping[str, Any] = field(default_factory=dict)
     agent_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
@@ -175,13 +249,19 @@ class ExperimentConfig:
     vary_world: bool = True
 
     def __post_init__(self) -> None:
-        if not isinstance(self.name, str) or not self.name or "/" in self.name:
-            raise ValueError(f"'name' must be a non-empty string without '/' (got {self.name!r})")
+        _check_name(self.name)
         object.__setattr__(self, "scenarios", _tuple("scenarios", self.scenarios, str))
         object.__setattr__(self, "agents", _tuple("agents", self.agents, str))
         object.__setattr__(self, "seeds", _tuple("seeds", self.seeds, int))
+        by_name: dict[str, str] = {}
         for s in self.scenarios:
-            get_scenario(s)  # raises naming the valid scenarios
+            name = get_scenario(s).name  # raises naming the valid scenarios
+            other = by_name.setdefault(name.lower(), s)
+            if other != s:
+                raise ValueError(
+                    f"'scenarios' {other!r} and {s!r} are both the scenario {name!r} (their run "
+                    "directories would be the same); give one of them another name"
+                )
         for a in self.agents:
             base, _ = split_agent_name(a)
             if base not in AGENT_NAMES:
@@ -201,8 +281,9 @@ class ExperimentConfig:
         check_int("num_envs", self.num_envs, 1, 65_536)
         check_int("steps", self.steps, 1)
         check_int("log_every", self.log_every, 1, self.steps)
-        if self.shift_at is not None:
-            check_int("shift_at", self.shift_at, 1, self.steps)
+        if isinstance(self.shift_at, Mapping):
+            object.__setattr__(self, "shift_at", dict(self.shift_at))
+        _check_shift_at(self.shift_at, self.scenarios, self.steps)
         if self.frozen_at is not None:
             check_int("frozen_at", self.frozen_at, 1, self.steps)
         check_int("workers", self.workers, 1, 256)
@@ -211,6 +292,7 @@ class ExperimentConfig:
         check_int("track_users", self.track_users, 0, 16)
         if not isinstance(self.env_overrides, Mapping):
             raise TypeError(f"'env_overrides' must be a mapping (got {self.env_overrides!r})")
+        object.__setattr__(self, "env_overrides", _json_overrides(self.env_overrides))
         if not isinstance(self.agent_kwargs, Mapping):
             raise TypeError(f"'agent_kwargs' must be a mapping (got {self.agent_kwargs!r})")
         for key in self.agent_kwargs:
@@ -272,11 +354,13 @@ class ExperimentConfig:
         cfg = self.env_config(scenario)
         if not self.vary_world:
             return cfg
-        fixed = set(self.env_overrides)
+        over = self.env_overrides
         seeds = {
             key: seed
-            for key, dotted in (("world_seed", "drift.seed"), ("catalog_seed", "catalog.seed"))
-            if key not in fixed and dotted not in fixed
+            for key, section in (("world_seed", "drift"), ("catalog_seed", "catalog"))
+            if key not in over
+            and f"{section}.seed" not in over
+            and not (isinstance(over.get(section), Mapping) and "seed" in over[section])
         }
         return cfg.with_overrides(**seeds) if seeds else cfg
 
@@ -284,19 +368,44 @@ class ExperimentConfig:
         """The resolved world of ``scenario``: its preset, ``shift_at`` and ``env_overrides``
         (the scenario's own world and catalog seeds; see :meth:`run_env_config`)."""
         cfg = get_scenario(scenario).config
-        if self.shift_at is not None:
+        shift_at = self.shift_at_for(scenario)
+        if shift_at is not None:
             procs = cfg.drift.processes
             if cfg.drift.get(AbruptShift) is None:
-                procs = (*procs, AbruptShift(at_steps=(self.shift_at,)))
+                procs = (*procs, AbruptShift(at_steps=(shift_at,)))
             else:  # replace the schedule in place: processes run in their configured order
                 procs = tuple(
-                    dataclasses.replace(p, at_steps=(self.shift_at,))
+                    dataclasses.replace(p, at_steps=(shift_at,))
                     if isinstance(p, AbruptShift)
                     else p
                     for p in procs
                 )
             cfg = dataclasses.replace(cfg, drift=DriftConfig(processes=procs, seed=cfg.drift.seed))
         return cfg.with_overrides(**dict(self.env_overrides)) if self.env_overrides else cfg
+
+    def shift_at_for(self, scenario: str) -> int | None:
+        """The ``shift_at`` step that applies to ``scenario`` (None: its own schedule)."""
+        if not isinstance(self.shift_at, Mapping):
+            return self.shift_at
+        for key, step in self.shift_at.items():
+            if _names_scenario(key, scenario):
+                return int(step)
+        return None
+
+    def shift_at_note(self) -> str | None:
+        """A warning when a plain ``shift_at`` changes several scenarios at once (else None)."""
+        if self.shift_at is None or isinstance(self.shift_at, Mapping):
+            return None
+        if len(self.scenarios) < 2:
+            return None
+        first = self.scenarios[0]
+        return (
+            f"note: --shift-at {self.shift_at} (shift_at={self.shift_at}) applies to every "
+            f"scenario of the grid ({', '.join(self.scenarios)}): each gets a population shift "
+            f"at step {self.shift_at} in place of its own schedule; to change one scenario "
+            f"only, use --shift-at {first}={self.shift_at} (shift_at={{{first!r}: "
+            f"{self.shift_at}}})"
+        )
 
     def frozen_step(self, scenario: str) -> int | None:
         """When ``-frozen`` agents stop learning in ``scenario``."""
@@ -309,6 +418,8 @@ class ExperimentConfig:
         """JSON-ready fields."""
         out = dataclasses.asdict(self)
         out["env_overrides"] = dict(self.env_overrides)
+        if isinstance(self.shift_at, Mapping):
+            out["shift_at"] = dict(self.shift_at)
         out["agent_kwargs"] = {k: dict(v) for k, v in self.agent_kwargs.items()}
         return out
 

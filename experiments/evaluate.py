@@ -1,9 +1,18 @@
-"""Evaluate a saved SB3 checkpoint, frozen, on the world it was trained in (fresh users)."""
+"""Evaluate a saved SB3 checkpoint, frozen, on the world it was trained in (fresh users).
+
+Checkpoints are loaded without unpickling anything (:func:`load_run_model`): the model is rebuilt
+from the run's own ``config.json`` (JSON: agent, its settings, the world) and only the policy's
+weights are read from ``model.zip``, with ``torch.load(weights_only=True)``. SB3's own ``load``
+unpickles entries of the zip's ``data`` file, so a planted entry would run code; it is used only
+when the caller says the file is trusted (``trust=True``, ``--trust-checkpoint``), with a warning.
+"""
 
 from __future__ import annotations
 
+import io
 import json
 import warnings
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -12,7 +21,13 @@ import numpy as np
 from driftrec.agents.online import StepRecord, run_online
 from driftrec.envs.config import EnvConfig
 
-__all__ = ["evaluate_checkpoint", "load_run_model", "measure_policy", "open_run"]
+__all__ = [
+    "evaluate_checkpoint",
+    "load_run_model",
+    "measure_policy",
+    "open_run",
+    "read_checkpoint",
+]
 
 
 def _algorithm(agent: str) -> Any:
@@ -68,23 +83,122 @@ def _check_catalog(path: Path, cfg: dict[str, Any], now: str) -> None:
         )
 
 
-def _load_model(algorithm: Any, path: Path, env: Any) -> Any:
-    """Load an SB3 checkpoint; a damaged or mismatched file is one error naming it."""
+def _load_trusted(algorithm: Any, path: Path, env: Any) -> Any:
+    """SB3's full ``load`` (it unpickles): only for a file the user said they trust."""
+    warnings.warn(
+        f"loading {path} with SB3's full load, which unpickles the file and can run any code it "
+        "holds: do this only for checkpoints you made or trust",
+        UserWarning,
+        stacklevel=3,
+    )
     try:
         return algorithm.load(path, env=env, device="cpu")
     except Exception as exc:  # zipfile, pickle, torch and SB3 all have their own errors
-        text = " ".join(str(exc).split())
-        if "spaces do not match" in text:
-            text = (
-                f"it was trained for other observation/action spaces than the run's world "
-                f"({env.num_envs} users, action space {env.action_space})"
-            )
-        elif len(text) > 200:
-            text = text[:200] + "..."
         raise ValueError(
             f"{path} cannot be loaded as a {algorithm.__name__} checkpoint "
-            f"({type(exc).__name__}: {text}); expected the model.zip driftrec wrote for this run"
+            f"({type(exc).__name__}: {_short(exc)}); expected an SB3 model.zip"
         ) from None
+
+
+def _short(exc: BaseException, limit: int = 200) -> str:
+    text = " ".join(str(exc).split())
+    return text[:limit] + "..." if len(text) > limit else text
+
+
+def read_checkpoint(path: str | Path) -> tuple[dict[str, Any], dict[str, Any]]:
+    """``(policy state dict, plain data)`` of an SB3 ``.zip``, without unpickling anything.
+
+    The policy's tensors come from ``policy.pth`` through ``torch.load(weights_only=True)``;
+    ``data`` is parsed as JSON and only its plain entries are kept (SB3 stores classes,
+    spaces and schedules as base64 pickles under ``":serialized:"``: those are skipped, never
+    decoded).
+
+    Raises:
+        ValueError: the file is not such a checkpoint (one line naming it and what is wrong).
+    """
+    import torch
+
+    path = Path(path)
+
+    def fail(reason: str) -> ValueError:
+        return ValueError(
+            f"{path} cannot be loaded as a checkpoint ({reason}); expected the model.zip "
+            "driftrec wrote for this run"
+        )
+
+    try:
+        with zipfile.ZipFile(path) as archive:
+            names = set(archive.namelist())
+            if "policy.pth" not in names:
+                raise fail("it holds no policy.pth")
+            weights = archive.read("policy.pth")
+            raw = archive.read("data") if "data" in names else b"{}"
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, EOFError, ValueError) as exc:
+        if isinstance(exc, ValueError) and str(exc).startswith(str(path)):
+            raise
+        raise fail(f"not a readable zip file: {type(exc).__name__}: {_short(exc)}") from None
+    try:
+        state = torch.load(io.BytesIO(weights), map_location="cpu", weights_only=True)
+    except Exception as exc:  # torch's unpickler refuses anything but tensors and plain data
+        raise fail(
+            f"policy.pth is not a plain weights file: {type(exc).__name__}: {_short(exc)}"
+        ) from None
+    if not isinstance(state, dict) or not all(
+        isinstance(k, str) and isinstance(v, torch.Tensor) for k, v in state.items()
+    ):
+        raise fail("policy.pth does not hold a state dict of tensors")
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        data = {}
+    plain = {
+        k: v
+        for k, v in (data.items() if isinstance(data, dict) else ())
+        if not (isinstance(v, dict) and ":serialized:" in v)
+    }
+    return state, plain
+
+
+def _load_weights(cfg: dict[str, Any], path: Path, env: Any) -> Any:
+    """The run's model rebuilt from its ``config.json`` with ``path``'s policy weights."""
+    from driftrec.agents.registry import SB3_AGENTS, build_agent
+
+    state, data = read_checkpoint(path)
+    base = cfg["agent"].removesuffix("-frozen")
+    if base not in SB3_AGENTS:
+        raise ValueError(
+            f"{path}: the run's agent {cfg['agent']!r} has no SB3 checkpoint to rebuild; "
+            f"expected a run of one of {list(SB3_AGENTS)}"
+        )
+    text_encoder = None
+    if cfg.get("text_model") is not None or cfg.get("text_adapter") is not None:
+        from driftrec.agents.text_encoder import TextEncoderConfig
+
+        text_encoder = TextEncoderConfig(
+            model=cfg.get("text_model"), adapter=cfg.get("text_adapter")
+        )
+    built = build_agent(
+        base,
+        env.venv.config,
+        num_envs=env.num_envs,
+        seed=0,
+        agent_kwargs=dict(cfg.get("agent_kwargs") or {}),
+        text_encoder=text_encoder,
+        torch_threads=int(cfg.get("torch_threads") or 1),
+        device="cpu",
+    )
+    model = built.agent
+    try:
+        model.policy.load_state_dict(state, strict=True)
+    except (RuntimeError, ValueError) as exc:
+        raise ValueError(
+            f"{path} does not fit the model its run's config.json describes "
+            f"({_short(exc)}); expected the model.zip driftrec wrote for this run"
+        ) from None
+    model.set_env(env)
+    if isinstance(data.get("catalog_fingerprint"), str):
+        model.catalog_fingerprint = data["catalog_fingerprint"]
+    return model
 
 
 def _require_model(run_dir: Path) -> Path:
@@ -120,14 +234,21 @@ def open_run(run_dir: str | Path, *, seed: int = 12345) -> tuple[dict[str, Any],
     return cfg, env
 
 
-def load_run_model(run_dir: str | Path, cfg: dict[str, Any], env: Any, *, seed: int) -> Any:
+def load_run_model(
+    run_dir: str | Path, cfg: dict[str, Any], env: Any, *, seed: int, trust: bool = False
+) -> Any:
     """The SB3 model of ``run_dir/model.zip`` on ``env`` (from :func:`open_run`).
 
-    SB3's ``load`` seeds the env with the model's training seed; ``env`` is seeded with
-    ``seed`` again afterwards, so the evaluation users are the ones asked for.
+    The model is rebuilt from the run's ``config.json`` and given ``model.zip``'s policy weights
+    (:func:`read_checkpoint`: nothing is unpickled). ``trust=True`` uses SB3's full ``load``
+    instead (it unpickles the file, so only for a file you trust; a warning says so). ``env`` is
+    seeded with ``seed`` afterwards, so the evaluation users are the ones asked for.
     """
     model_path = _require_model(Path(run_dir))
-    model = _load_model(_algorithm(cfg["agent"]), model_path, env)
+    if trust:
+        model = _load_trusted(_algorithm(cfg["agent"]), model_path, env)
+    else:
+        model = _load_weights(cfg, model_path, env)
     env.seed(seed)
     saved = getattr(model, "catalog_fingerprint", None)
     if saved is not None and saved != env.venv.sim.catalog.content_fingerprint():
@@ -186,12 +307,18 @@ def measure_policy(
 
 
 def evaluate_checkpoint(
-    run_dir: str | Path, *, steps: int = 256, seed: int = 12345, deterministic: bool = False
+    run_dir: str | Path,
+    *,
+    steps: int = 256,
+    seed: int = 12345,
+    deterministic: bool = False,
+    trust: bool = False,
 ) -> dict[str, Any]:
     """Load ``run_dir/model.zip`` and act (no learning) for ``steps`` global steps.
 
     The world is the run's own (``config.json``), with new users seeded from ``seed``; the
     global clock restarts at 0, so scheduled shifts happen at the same steps as in training.
+    ``trust`` as in :func:`load_run_model`.
 
     Returns:
         Mean reward, expected reward, oracle expected reward, normalized reward, click rate.
@@ -205,6 +332,6 @@ def evaluate_checkpoint(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
     cfg, env = open_run(run_dir, seed=seed)
-    model = load_run_model(run_dir, cfg, env, seed=seed)
+    model = load_run_model(run_dir, cfg, env, seed=seed, trust=trust)
     result = measure_policy(model, env, steps, deterministic=deterministic)
     return {"run": str(run_dir), "agent": cfg["agent"], **result}

@@ -138,7 +138,7 @@ def export_minari(
 
     Args:
         dataset_id: Minari id, ``"driftrec/AbruptShift/random-v0"`` style.
-        scenario: a scenario name (``driftrec scenarios``).
+        scenario: a scenario name (``driftrec scenarios``) or a scenario file.
         agent: a registry agent name (``driftrec agents``): the behaviour policy.
         num_envs: user slots stepped together.
         steps: global steps (each steps every slot once).
@@ -203,7 +203,15 @@ def export_minari(
                 infos=infos,
             )
         )
-    spec = gym.spec(sc.env_id)
+    if sc.source is None:
+        spec = gym.spec(sc.env_id)
+    else:  # a scenario file: the spec names the file (Minari stores the spec as JSON)
+        spec = gym.envs.registration.EnvSpec(
+            id=sc.env_id,
+            entry_point="driftrec.envs.gym_env:DriftRecEnv",
+            vector_entry_point="driftrec.envs.gym_env:DriftRecVectorEnv",
+            kwargs={"scenario": sc.source},
+        )
     # the session limit as max_episode_steps too: d3rlpy.datasets.get_minari needs one
     spec = dataclasses.replace(
         spec,

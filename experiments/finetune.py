@@ -99,7 +99,7 @@ def finetune_adapter(
             flush=True,
         )
     anchors = default_anchor_texts() if s.retain_weight > 0 else None
-    result = finetune_encoder(encoder, texts, log, s, anchor_texts=anchors)
+    result = finetune_encoder(encoder, texts, log, s, anchor_texts=anchors, progress=progress)
     extra = {
         "scenario": scenario,
         "env_overrides": dict(env_overrides or {}),

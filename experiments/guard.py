@@ -8,6 +8,10 @@
   an ``flock``, so it is released by the kernel when its holder dies, even by ``kill -9``.
 * :func:`exit_with_parent`: pool workers poll their parent and exit when it is gone, so a killed
   runner leaves no worker that keeps (or starts) writing runs.
+* :func:`record_outputs` / :func:`clear_recorded`: every entry driftrec creates directly inside an
+  experiment directory (run directories, ``experiment.json``, ``report.md``, figures) is listed in
+  the directory's manifest (:data:`MANIFEST_NAME`) before it is written; ``--restart`` deletes
+  only what the manifest lists, so files of the user's that share the directory are never touched.
 """
 
 from __future__ import annotations
@@ -16,11 +20,12 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import signal
 import socket
 import threading
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +39,11 @@ __all__ = [
     "describe_changes",
     "exit_with_parent",
     "terminate_as_interrupt",
+    "MANIFEST_NAME",
+    "record_outputs",
+    "recorded_outputs",
+    "clear_recorded",
+    "remove_recorded",
 ]
 
 FINGERPRINT_KEYS = (
@@ -222,3 +232,166 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+MANIFEST_NAME = ".driftrec-manifest.json"
+"""The file in an experiment (or report) directory that lists what driftrec created there."""
+
+
+def _manifest_lock(directory: Path) -> int:
+    """An exclusive ``flock`` on ``directory`` itself, so that read-modify-write of its manifest
+    is atomic between processes (no lock file is left behind); returns the fd to close."""
+    import fcntl
+
+    fd = os.open(directory, os.O_RDONLY)
+    fcntl.flock(fd, fcntl.LOCK_EX)
+    return fd
+
+
+def _is_child_name(name: Any) -> bool:
+    """True for a plain entry name inside one directory (no separator, not ``.``/``..``)."""
+    return (
+        isinstance(name, str)
+        and name not in ("", ".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\0" not in name
+    )
+
+
+def recorded_outputs(directory: str | os.PathLike[str]) -> list[str] | None:
+    """The entry names the manifest of ``directory`` lists, or None when it has no manifest.
+
+    Raises:
+        ValueError: the manifest exists but is not what driftrec writes (names the file).
+    """
+    path = Path(directory) / MANIFEST_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError, ValueError) as exc:
+        raise ValueError(
+            f"{path} cannot be read ({exc}); expected the JSON list of outputs driftrec writes "
+            "(delete the experiment's files yourself or pick another --name)"
+        ) from None
+    names = data.get("outputs") if isinstance(data, dict) else None
+    if not isinstance(names, list) or not all(_is_child_name(n) for n in names):
+        raise ValueError(
+            f'{path} is not a driftrec manifest (expected {{"outputs": [entry names]}}); '
+            "delete the experiment's files yourself or pick another --name"
+        )
+    return list(names)
+
+
+def record_outputs(directory: str | os.PathLike[str], names: Iterable[str]) -> None:
+    """Add entry ``names`` (directly inside ``directory``) to its manifest, before writing them.
+
+    Recording first means an interrupted write leaves nothing that a restart would not know of.
+    """
+    from driftrec.experiments.io import atomic_write_json
+
+    directory = Path(directory)
+    new = list(names)
+    for name in new:
+        if not _is_child_name(name):
+            raise ValueError(f"output name {name!r} is not a plain entry name inside {directory}")
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = _manifest_lock(directory)
+    try:
+        old = recorded_outputs(directory) or []
+        merged = old + [n for n in dict.fromkeys(new) if n not in old]
+        if merged != old or not (directory / MANIFEST_NAME).exists():
+            atomic_write_json(
+                directory / MANIFEST_NAME,
+                {"written_by": "driftrec", "outputs": merged},
+            )
+    finally:
+        os.close(fd)
+
+
+def _is_run_dir(path: Path) -> bool:
+    """True when ``path`` holds a driftrec run config (``config.json`` with a run's fields)."""
+    try:
+        run = json.loads((path / "config.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    return isinstance(run, dict) and {"env_config", "agent", "seed"} <= run.keys()
+
+
+def remove_recorded(path: str | os.PathLike[str]) -> None:
+    """Delete the run directory ``path`` if driftrec made it; refuse to touch anything else.
+
+    Made by driftrec: listed in its parent's manifest, or (older driftrec) holding a run's
+    ``config.json``, or empty.
+
+    Raises:
+        ValueError: ``path`` exists and is not driftrec's (names it and what to do).
+    """
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    listed = recorded_outputs(path.parent) or []
+    ours = path.name in listed or (
+        path.is_dir() and not path.is_symlink() and (_is_run_dir(path) or not any(path.iterdir()))
+    )
+    if not ours:
+        raise ValueError(
+            f"{path} exists and was not written by driftrec; move it away or pick another --name "
+            "(driftrec deletes only what it created)"
+        )
+    if path.is_symlink() or not path.is_dir():
+        path.unlink()
+    else:
+        shutil.rmtree(path)
+
+
+def _legacy_outputs(directory: Path) -> list[str]:
+    """What an experiment directory made before manifests existed holds of driftrec's own.
+
+    Only when ``experiment.json`` there is a driftrec experiment config: the run directories whose
+    ``config.json`` is a driftrec run config, plus ``experiment.json`` and ``report.md``.
+    """
+    try:
+        exp = json.loads((directory / "experiment.json").read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return []
+    if not (isinstance(exp, dict) and {"scenarios", "agents", "seeds"} <= exp.keys()):
+        return []
+    names = ["experiment.json", "report.md"]
+    for entry in sorted(directory.iterdir()):
+        if entry.is_dir() and not entry.is_symlink() and _is_run_dir(entry):
+            names.append(entry.name)
+    return names
+
+
+def clear_recorded(directory: str | os.PathLike[str]) -> list[str]:
+    """Delete what driftrec created in ``directory`` (its manifest's entries); return the names.
+
+    Nothing else is touched: a file or folder of the user's in the same directory stays. A
+    directory made by an older driftrec (no manifest) is cleared of its recognisable run
+    directories, ``experiment.json`` and ``report.md`` only. Symbolic links are removed as links,
+    never followed.
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        return []
+    names = recorded_outputs(directory)
+    if names is None:
+        names = _legacy_outputs(directory)
+    removed = []
+    for name in names:
+        path = directory / name
+        if path.is_symlink() or path.is_file():
+            path.unlink()
+        elif path.is_dir():
+            shutil.rmtree(path)
+        else:
+            continue
+        removed.append(name)
+    manifest = directory / MANIFEST_NAME
+    if manifest.exists():
+        from driftrec.experiments.io import atomic_write_json
+
+        atomic_write_json(manifest, {"written_by": "driftrec", "outputs": []})
+    return removed

@@ -32,9 +32,10 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from driftrec.agents.registry import SB3_AGENTS
+from driftrec.envs.scenarios import scenario_snapshot
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.io import atomic_write_json
-from driftrec.experiments.runner import _worker, check_finished_runs, warm_text_cache
+from driftrec.experiments.runner import _worker, check_finished_runs, grid_notes, warm_text_cache
 
 __all__ = ["run_grid_ray", "RAY_INSTALL_HINT"]
 
@@ -83,6 +84,8 @@ def run_grid_ray(
     runs = cfg.runs()
     todo = check_finished_runs(cfg)  # finished runs with other settings: refused, nothing written
     atomic_write_json(cfg.experiment_dir / "experiment.json", cfg.to_dict())
+    for note in grid_notes(cfg):
+        print(note)
     if todo:
         warm_text_cache(cfg)  # once, here, before the tasks would all encode
         # longest first (SB3 agents), so the tail is short
@@ -102,7 +105,8 @@ def run_grid_ray(
         if todo:
             task = ray.remote(num_cpus=1, max_retries=0)(_worker)
             cfg_dict = cfg.to_dict()
-            pending = [task.remote(cfg_dict, *r) for r in todo]
+            scenarios = scenario_snapshot(cfg.scenarios)  # registered and file scenarios
+            pending = [task.remote(cfg_dict, *r, scenarios) for r in todo]
             try:
                 while pending:
                     ready, pending = ray.wait(pending, num_returns=1)

@@ -52,6 +52,15 @@ window unless said otherwise):
                             (the user did not leave); ``1 - churn``
 ==========================  ====================================================================
 
+**TensorBoard.** With ``tensorboard_dir`` (and the ``tensorboard`` package installed:
+``pip install "driftrec[tensorboard]"``), every row is also written as TensorBoard scalars
+``driftrec/<column>`` at ``global_step = step`` (empty values are left out; ``step`` and
+``env_steps`` are the axis). The runner points it at the run directory, so ``tensorboard
+--logdir runs`` shows every agent of every experiment, baselines included, under the same tags;
+an SB3 agent's own scalars are beside them in ``<run>/sb3_log`` (indexed by SB3's
+``num_timesteps``, which counts user-steps: global steps x users). The events are written
+through ``torch.utils.tensorboard`` (no TensorFlow).
+
 ``normalized_reward`` is the *one-step oracle ratio*: it divides by the privileged one-step
 oracle re-evaluated in whatever state the agent created, so it is at most about 1 and cannot
 credit planning. ``user_return`` (and the return ratio the report computes against a
@@ -62,7 +71,10 @@ and ``cum_regret`` its sum over global steps: the cumulative one-step regret *pe
 
 from __future__ import annotations
 
+import importlib.util
+import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,7 +86,14 @@ from driftrec.envs.config import check_int
 from driftrec.envs.drift import DriftEvent
 from driftrec.envs.observation import ObservationLayout
 
-__all__ = ["StepRecorder", "METRIC_COLUMNS"]
+__all__ = [
+    "StepRecorder",
+    "METRIC_COLUMNS",
+    "TENSORBOARD_TAGS",
+    "TensorBoardWriter",
+    "tensorboard_available",
+    "tensorboard_note",
+]
 
 METRIC_COLUMNS = (
     "step",
@@ -103,6 +122,54 @@ METRIC_COLUMNS = (
     "user_return",
     "retention",
 )
+
+TENSORBOARD_TAGS = {
+    column: f"driftrec/{column}" for column in METRIC_COLUMNS if column not in ("step", "env_steps")
+}
+"""``metrics.csv`` column -> TensorBoard tag (one layout for every agent)."""
+
+TENSORBOARD_INSTALL_HINT = 'pip install "driftrec[tensorboard]"'
+
+
+def tensorboard_available() -> bool:
+    """True when the ``tensorboard`` package (which torch's ``SummaryWriter`` needs) is there."""
+    return importlib.util.find_spec("tensorboard") is not None
+
+
+def tensorboard_note() -> str | None:
+    """The one-line note printed when TensorBoard logs are off (None when they are on)."""
+    if tensorboard_available():
+        return None
+    return (
+        "note: no TensorBoard logs (the tensorboard package is not installed); "
+        f"for them: {TENSORBOARD_INSTALL_HINT}"
+    )
+
+
+class TensorBoardWriter:
+    """Writes metric rows as TensorBoard scalars ``driftrec/<column>`` into ``log_dir``.
+
+    Needs the ``tensorboard`` package (:func:`tensorboard_available`); the event file is
+    ``log_dir/events.out.tfevents.*``, flushed every ``flush_secs`` and on :meth:`close`.
+    """
+
+    def __init__(self, log_dir: str | Path, flush_secs: int = 10) -> None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        self._writer = SummaryWriter(log_dir=str(log_dir), flush_secs=flush_secs)
+
+    def write(self, row: dict[str, float]) -> None:
+        """Add one row's finite values at ``global_step = row["step"]``."""
+        step = int(row["step"])
+        for column, tag in TENSORBOARD_TAGS.items():
+            value = row.get(column)
+            if value is not None and math.isfinite(float(value)):
+                self._writer.add_scalar(tag, float(value), global_step=step)
+
+    def close(self) -> None:
+        """Flush and close the event file."""
+        self._writer.close()
+
 
 AttentionFn = Callable[[NDArray[np.float32]], NDArray[np.float64]]
 GreedyFn = Callable[[NDArray[np.float32]], NDArray[np.int64]]
@@ -147,6 +214,8 @@ class StepRecorder:
         greedy_fn: the agent's greedy actions for a batch of observations ``(B, D)``, for the
             ``greedy_*`` columns (nan without it).
         gain_users: at most this many user slots (>= 2) enter the personalisation gain.
+        tensorboard: a :class:`TensorBoardWriter` that gets every row as it is emitted
+            (call :meth:`close` at the end of the run).
     """
 
     def __init__(
@@ -163,8 +232,10 @@ class StepRecorder:
         sim: Any = None,
         greedy_fn: GreedyFn | None = None,
         gain_users: int = 64,
+        tensorboard: TensorBoardWriter | None = None,
     ) -> None:
         check_int("gain_users", gain_users, 2)
+        self.tensorboard = tensorboard
         self.catalog = catalog
         self.sim = sim
         self.greedy_fn = greedy_fn
@@ -343,6 +414,8 @@ class StepRecorder:
             "retention": 1.0 - self._left / self._sessions if self._sessions else float("nan"),
         }
         self.rows.append(row)
+        if self.tensorboard is not None:
+            self.tensorboard.write(row)
         t = self.topic_rows
         t["steps"].append(np.asarray(r.clock))
         t["rec_mix"].append(self._rec_mix / n)
@@ -384,6 +457,12 @@ class StepRecorder:
         }
 
     # ------------------------------------------------------------------------------ outputs
+    def close(self) -> None:
+        """Close the TensorBoard writer, if any (its events are then all on disk)."""
+        if self.tensorboard is not None:
+            self.tensorboard.close()
+            self.tensorboard = None
+
     def topics_arrays(self) -> dict[str, NDArray[Any]]:
         """Arrays for ``topics.npz``."""
         k = self._topics.shape[1]

@@ -21,6 +21,7 @@ from driftrec.experiments.analysis import (
     load_runs,
     summary_table,
 )
+from driftrec.experiments.guard import record_outputs
 from driftrec.experiments.io import atomic_write_text
 from driftrec.experiments.plots import (
     plot_adaptation,
@@ -32,12 +33,19 @@ from driftrec.experiments.plots import (
     save_figure,
 )
 
-__all__ = ["write_report", "write_figures", "summary_text", "PREFERRED_AGENT"]
+__all__ = ["write_report", "write_figures", "summary_text", "return_text", "PREFERRED_AGENT"]
 
 PREFERRED_AGENT = "attention-ppo"
 """The agent whose interest-drift and attention plots the report shows when it was run."""
 
 _BASELINE_NAMES = ("random", "oracle")
+
+
+def _save_figure(fig: Any, path: Path) -> Path:
+    """Save a report figure, listing it first in its directory's manifest (``--restart``
+    deletes only what driftrec listed)."""
+    record_outputs(path.parent, [path.name])
+    return save_figure(fig, path)
 
 
 def summary_text(rows: Sequence[Mapping[str, Any]]) -> str:
@@ -155,8 +163,13 @@ def _what_was_run(exp_dir: Path, runs: Sequence[Run]) -> list[str]:
         f"- Global steps per run: {_join(_values(runs, 'total_steps'))}; "
         f"users per step (num_envs): {_join(_values(runs, 'num_envs'))}; "
         f"metrics logged every {_join(_values(runs, 'log_every'))} global steps",
-        f"- Environment: {_join(_values(runs, 'env_id'))}",
+        f"- Environment: {_join([v for v in _values(runs, 'env_id') if v is not None])}",
     ]
+    for scenario in scenarios:
+        run = next(r for r in runs if r.scenario == scenario)
+        source = run.config.get("scenario_file")
+        origin = f" (scenario file `{source}`)" if source else ""
+        lines.append(f"- Drift in `{scenario}`{origin}: {_drift_text(run.config)}")
     frozen = [v for v in _values(runs, "frozen_at") if v is not None]
     if frozen:
         lines.append(f"- Learning frozen at global step: {_join(frozen)}")
@@ -184,6 +197,16 @@ def _what_was_run(exp_dir: Path, runs: Sequence[Run]) -> list[str]:
     return lines
 
 
+def _drift_text(config: dict[str, Any]) -> str:
+    """``"abrupt (at_steps [96], rate 0.0, mix 1.0); boredom (gain 0.3, decay 0.1)"``."""
+    processes = config.get("env_config", {}).get("drift", {}).get("processes", [])
+    parts = []
+    for p in processes:
+        params = ", ".join(f"{k} {v}" for k, v in p.items() if k != "kind")
+        parts.append(f"{p.get('kind')} ({params})" if params else str(p.get("kind")))
+    return "; ".join(parts) or "none"
+
+
 def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
     return [
         "## How to read the adaptation plot",
@@ -209,6 +232,22 @@ def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
     ]
 
 
+def _reference(runs: Sequence[Run]) -> str | None:
+    refs = [v for v in _values(runs, "reference_agent") if v is not None]
+    return refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+
+
+def return_text(runs: Sequence[Run]) -> str:
+    """The headline return table (return per user, stay, retention, ratio to the reference)
+    as printed on the console by ``driftrec report`` / ``run --report`` / ``demo``."""
+    from driftrec.experiments.returns import format_return_table, return_table
+
+    reference = _reference(runs)
+    return "Return per user (headline; mean ± 95% interval over seeds):\n" + format_return_table(
+        return_table(runs, reference)
+    )
+
+
 def _return_section(runs: Sequence[Run]) -> list[str]:
     """The headline return table and the metric definitions (see ``returns.py``)."""
     from driftrec.experiments.returns import (
@@ -217,8 +256,7 @@ def _return_section(runs: Sequence[Run]) -> list[str]:
         return_table,
     )
 
-    refs = [v for v in _values(runs, "reference_agent") if v is not None]
-    reference = refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
+    reference = _reference(runs)
     return [
         "## Return per user (headline)",
         "",
@@ -251,14 +289,14 @@ def _write_figures(
             events,
             title=f"Adaptation to drift: {scenario}",
         )
-        path = save_figure(ax.figure, out / f"adaptation_{scenario}.png")
+        path = _save_figure(ax.figure, out / f"adaptation_{scenario}.png")
         images.append(("One-step oracle ratio (reward / one-step oracle) over global steps", path))
 
         if all("cum_regret" in r.metrics for r in group):
             ax = plot_regret(
                 aggregate(group, "cum_regret"), events, title=f"Cumulative regret: {scenario}"
             )
-            path = save_figure(ax.figure, out / f"regret_{scenario}.png")
+            path = _save_figure(ax.figure, out / f"regret_{scenario}.png")
             images.append(("Cumulative regret over global steps", path))
 
         if all("greedy_personal_gain" in r.metrics for r in group):
@@ -267,7 +305,7 @@ def _write_figures(
                 events,
                 title=f"Personalisation: {scenario}",
             )
-            path = save_figure(ax.figure, out / f"personalization_{scenario}.png")
+            path = _save_figure(ax.figure, out / f"personalization_{scenario}.png")
             images.append(("Personalisation gain of the greedy choices over global steps", path))
 
         scen_rows = [r for r in rows if r["scenario"] == scenario]
@@ -276,7 +314,7 @@ def _write_figures(
         )  # else no event had enough windows before it: every cell reads n/a
         if measured and any(e.get("kind") in RECOVERY_EVENT_KINDS for e in events):
             ax = plot_recovery(scen_rows, title=f"Recovery after population events: {scenario}")
-            path = save_figure(ax.figure, out / f"recovery_{scenario}.png")
+            path = _save_figure(ax.figure, out / f"recovery_{scenario}.png")
             images.append(("Recovery time per agent and event", path))
 
         featured = _featured_agent(sorted({r.agent for r in group}))
@@ -284,7 +322,7 @@ def _write_figures(
         if with_topics:
             run = min(with_topics, key=lambda r: r.seed)
             axes = plot_interest_drift(run)
-            path = save_figure(axes[0].figure, out / f"interest_drift_{scenario}__{featured}.png")
+            path = _save_figure(axes[0].figure, out / f"interest_drift_{scenario}__{featured}.png")
             images.append(
                 (f"Interest drift vs recommendations ({featured}, seed {run.seed})", path)
             )
@@ -294,7 +332,7 @@ def _write_figures(
             run = min(with_attention, key=lambda r: (r.agent != PREFERRED_AGENT, r.agent, r.seed))
             title = f"Attention over user 0's history: {scenario} / {run.agent}"
             ax = plot_attention(run, title=title)
-            path = save_figure(ax.figure, out / f"attention_{scenario}.png")
+            path = _save_figure(ax.figure, out / f"attention_{scenario}.png")
             images.append((f"Attention over the history ({run.agent}, seed {run.seed})", path))
     return figures
 
@@ -350,8 +388,10 @@ def write_report(
     figures = _write_figures(runs, rows, out, smooth=smooth)
     report = out / "report.md"
     sections: list[str] = []
+    files = {r.scenario: r.config["scenario_file"] for r in runs if r.config.get("scenario_file")}
     for scenario, images in figures.items():
-        sections += [f"## Scenario `{scenario}`", ""]
+        origin = f" (from `{files[scenario]}`)" if scenario in files else ""
+        sections += [f"## Scenario `{scenario}`{origin}", ""]
         for caption, path in images:
             link = Path(os.path.relpath(path, report.parent)).as_posix()
             sections += [f"![{caption}]({link})", ""]
@@ -380,5 +420,6 @@ def write_report(
         *[f"* *{name}*: {text}" for name, text in METRIC_DEFINITIONS],
         "",
     ]
+    record_outputs(report.parent, [report.name])
     atomic_write_text(report, "\n".join(lines))
     return report

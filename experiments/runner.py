@@ -27,7 +27,7 @@ import errno
 import gc
 import json
 import os
-import shutil
+import queue as pyqueue
 import signal
 import threading
 import time
@@ -42,18 +42,33 @@ from tqdm.auto import tqdm
 from driftrec.agents.online import run_online
 from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
 from driftrec.atomic import atomic_open
-from driftrec.envs.scenarios import get_scenario
+from driftrec.envs.scenarios import (
+    get_scenario,
+    install_scenario_snapshot,
+    registered_env_id,
+    scenario_snapshot,
+)
 from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
     SettingsChanged,
+    clear_recorded,
     describe_changes,
     exit_with_parent,
+    record_outputs,
+    remove_recorded,
     run_fingerprint,
     terminate_as_interrupt,
 )
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
-from driftrec.experiments.recorder import METRIC_COLUMNS, StepRecorder
+from driftrec.experiments.progress import GridProgress, run_label
+from driftrec.experiments.recorder import (
+    METRIC_COLUMNS,
+    StepRecorder,
+    TensorBoardWriter,
+    tensorboard_available,
+    tensorboard_note,
+)
 
 __all__ = [
     "run_one",
@@ -63,6 +78,7 @@ __all__ = [
     "run_config",
     "check_finished",
     "check_finished_runs",
+    "grid_notes",
 ]
 
 
@@ -83,11 +99,13 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
     base, frozen = split_agent_name(agent)
     import driftrec
 
+    sc = get_scenario(scenario)
     return {
         **cfg.to_dict(),
         "driftrec_version": driftrec.__version__,
-        "scenario": scenario,
-        "env_id": get_scenario(scenario).env_id,
+        "scenario": sc.name,
+        **({"scenario_file": sc.source} if sc.source is not None else {}),
+        "env_id": registered_env_id(sc),  # None for an unregistered scenario file
         "agent": agent,
         "agent_kwargs": dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {}))),
         "seed": seed,
@@ -156,25 +174,12 @@ def _make_dir(cfg: ExperimentConfig, path: Path) -> None:
 
 def _attach_sb3_logger(model: Any, folder: Path) -> None:
     """Keep SB3's training diagnostics: ``progress.csv`` always, TensorBoard when installed."""
-    import importlib.util
-
     from stable_baselines3.common.logger import configure
 
     formats = ["csv"]
-    if importlib.util.find_spec("tensorboard") is not None:
+    if tensorboard_available():
         formats.append("tensorboard")
     model.set_logger(configure(str(folder), formats))
-
-
-def _clear_experiment(exp_dir: Path) -> None:
-    """Delete the runs and outputs of an experiment (only what driftrec writes there)."""
-    for entry in exp_dir.iterdir():
-        if entry.is_dir() and entry.name.count("__") >= 2:
-            shutil.rmtree(entry)
-        elif entry.is_file() and (
-            entry.name in ("experiment.json", "report.md") or entry.suffix == ".png"
-        ):
-            entry.unlink()
 
 
 def _text_encoder(cfg: ExperimentConfig) -> Any:
@@ -185,14 +190,17 @@ def _text_encoder(cfg: ExperimentConfig) -> Any:
     return TextEncoderConfig(model=cfg.text_model, adapter=cfg.text_adapter)
 
 
-def warm_text_cache(cfg: ExperimentConfig) -> None:
-    """Encode every scenario's item texts once (before parallel workers would all do it)."""
+def warm_text_cache(cfg: ExperimentConfig, *, progress: bool = True) -> None:
+    """Encode every scenario's item texts once (before parallel workers would all do it);
+    ``progress`` says so, with a bar, when they are not cached yet."""
     if not any(needs_text_embeddings(split_agent_name(a)[0]) for a in cfg.agents):
         return
+    import dataclasses
+
     from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
     from driftrec.envs.core import cached_catalog
 
-    encoder = _text_encoder(cfg) or TextEncoderConfig()
+    encoder = dataclasses.replace(_text_encoder(cfg) or TextEncoderConfig(), show_progress=progress)
     for scenario in cfg.scenarios:
         for seed in cfg.seeds:  # one catalog per seed with vary_world
             encode_catalog(cached_catalog(cfg.run_env_config(scenario, seed)).texts(), encoder)
@@ -207,11 +215,15 @@ def run_one(
     progress: bool = True,
     on_window: Callable[[dict[str, float]], None] | None = None,
     restart: bool = False,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> Path:
     """Run (or skip, when done with the same settings) one scenario x agent x seed.
 
     numpy's BLAS is limited to one thread for the run: the products here are small, and with
     parallel runs on a small machine extra BLAS threads only spin against each other.
+    ``progress`` shows a bar of the run's steps; ``on_progress(steps_done, steps)`` is called
+    after every global step (the grid's display uses it); ``on_window(row)`` with every
+    metrics row.
 
     Raises:
         SettingsChanged: the run is finished, with other settings (``restart=True`` redoes it).
@@ -225,27 +237,29 @@ def run_one(
     _make_dir(cfg, run_dir.parent)
     lock = DirectoryLock(run_dir.with_name(f".{run_dir.name}.lock"), what=f"run {run_dir}")
     with lock:
-        if restart and run_dir.exists():
-            shutil.rmtree(run_dir)
+        if restart:
+            remove_recorded(run_dir)
         if is_done(run_dir):
             check_finished(run_dir, config)
             return run_dir
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
-            _run(cfg, config, run_dir, progress, on_window)
+            _run(cfg, scenario, config, run_dir, progress, on_window, on_progress)
     return run_dir
 
 
 def _run(
     cfg: ExperimentConfig,
+    scenario: str,
     config: dict[str, Any],
     run_dir: Path,
     progress: bool,
     on_window: Callable[[dict[str, float]], None] | None,
+    on_progress: Callable[[int, int], None] | None = None,
 ) -> None:
     t0 = time.perf_counter()
-    scenario, agent, seed = config["scenario"], config["agent"], config["seed"]
+    agent, seed = config["agent"], config["seed"]  # scenario: as the grid names it
     env_config = cfg.run_env_config(scenario, seed)
     base, _ = split_agent_name(agent)
     kwargs = dict(config["agent_kwargs"])
@@ -265,8 +279,8 @@ def _run(
             f"agent {agent!r} rejected its settings (agent_kwargs {kwargs}): "
             f"{' '.join(str(exc).split())}"
         ) from exc
-    if run_dir.exists():  # an interrupted run: start it over
-        shutil.rmtree(run_dir)
+    remove_recorded(run_dir)  # an interrupted run: start it over
+    record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
     run_dir.mkdir(parents=True)
     if built.is_sb3:
         _attach_sb3_logger(built.agent, run_dir / "sb3_log")
@@ -285,10 +299,11 @@ def _run(
         attention_fn=built.attention_fn,
         sim=sim,
         greedy_fn=built.greedy_actions,
+        tensorboard=TensorBoardWriter(run_dir) if tensorboard_available() else None,
     )
     bar = tqdm(
         total=cfg.steps,
-        desc=f"{scenario}/{agent}/{seed}",
+        desc=run_label(scenario, agent, seed),
         unit="step",
         disable=not progress,
         leave=False,
@@ -303,6 +318,8 @@ def _run(
         bar.update(1)
         if on_window is not None and len(recorder.rows) > before:
             on_window(recorder.rows[-1])
+        if on_progress is not None:
+            on_progress(steps_done, cfg.steps)
         return steps_done < cfg.steps
 
     # phases: learn until the freeze step (whole rollouts for SB3), then act without learning
@@ -311,6 +328,7 @@ def _run(
     if steps_done < cfg.steps:
         run_online(built.agent, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
     bar.close()
+    recorder.close()
 
     atomic_write_csv(run_dir / "metrics.csv", recorder.rows, METRIC_COLUMNS)
     atomic_write_json(
@@ -342,10 +360,50 @@ def _run(
     )
 
 
-def _worker(cfg_dict: dict[str, Any], scenario: str, agent: str, seed: int) -> str:
+_PROGRESS_QUEUE: Any = None
+"""In a pool worker: the queue its runs report their start and step counts to."""
+
+
+def _init_worker(scenarios: dict[str, Any], queue: Any) -> None:
+    """Pool worker start-up: exit with the parent, know the grid's scenarios, keep the queue."""
+    global _PROGRESS_QUEUE
+    exit_with_parent()
+    install_scenario_snapshot(scenarios)
+    _PROGRESS_QUEUE = queue
+
+
+def _worker(
+    cfg_dict: dict[str, Any],
+    scenario: str,
+    agent: str,
+    seed: int,
+    scenarios: dict[str, Any] | None = None,
+) -> str:
+    """One run in a worker process; ``scenarios`` is :func:`scenario_snapshot` of the grid's
+    registered and file scenarios (when the worker was not started with them)."""
+    if scenarios:
+        install_scenario_snapshot(scenarios)
     cfg = ExperimentConfig.from_dict(cfg_dict)
-    _say(f"start  {scenario}/{agent}/{seed}")
-    return str(run_one(cfg, scenario, agent, seed, progress=False))
+    run = (scenario, agent, seed)
+    queue = _PROGRESS_QUEUE
+    if queue is None:
+        _say(f"start  {run_label(scenario, agent, seed)}")
+        return str(run_one(cfg, scenario, agent, seed, progress=False))
+    queue.put(("start", run, 0))
+    last = 0.0
+
+    def report(steps_done: int, total: int) -> None:
+        nonlocal last
+        now = time.monotonic()
+        if now - last >= _REPORT_EVERY_S or steps_done == total:
+            last = now
+            queue.put(("steps", run, steps_done))
+
+    return str(run_one(cfg, scenario, agent, seed, progress=False, on_progress=report))
+
+
+_REPORT_EVERY_S = 0.5
+"""How often a worker's run reports its step count to the parent."""
 
 
 def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: float) -> str:
@@ -353,11 +411,16 @@ def _finished_line(run_dir: Path, scenario: str, agent: str, seed: int, t0: floa
         took = float(json.loads((run_dir / "done.json").read_text())["wall_time_s"])
     except (OSError, ValueError, KeyError, TypeError):
         took = time.perf_counter() - t0
-    return f"done   {scenario}/{agent}/{seed} in {took:.0f} s"
+    return f"done   {run_label(scenario, agent, seed)} in {took:.0f} s"
 
 
-def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Future[Any]]:
+def _completed(
+    futures: list[Future[Any]],
+    poll_s: float = 0.2,
+    on_poll: Callable[[], None] | None = None,
+) -> Iterator[Future[Any]]:
     """Yield ``futures`` as they finish; Ctrl-C or SIGTERM raises ``KeyboardInterrupt`` here.
+    ``on_poll`` is called every ``poll_s`` (the parent drains its workers' progress there).
 
     In the main thread the signals only set a flag, checked every ``poll_s``: raised from the
     signal handler, the interrupt could land inside ``concurrent.futures`` while it holds a
@@ -367,8 +430,10 @@ def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Futu
     if threading.current_thread() is not threading.main_thread():
         pending = set(futures)
         while pending:
-            done, pending = wait(pending, return_when=FIRST_COMPLETED)
+            done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
             yield from done
+            if on_poll is not None:
+                on_poll()
         return
     stop = threading.Event()
 
@@ -382,7 +447,9 @@ def _completed(futures: list[Future[Any]], poll_s: float = 0.2) -> Iterator[Futu
             done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
             if stop.is_set():
                 raise KeyboardInterrupt("interrupted")
-            yield from done
+            yield from done  # first: a finished run's done line before the next one's start
+            if on_poll is not None:
+                on_poll()
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)
@@ -433,44 +500,85 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
     _make_dir(cfg, exp_dir)
     with DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"), terminate_as_interrupt():
         if restart:
-            _clear_experiment(exp_dir)
+            clear_recorded(exp_dir)  # only what driftrec listed as its own there
         runs = cfg.runs()
         todo = check_finished_runs(cfg)
+        record_outputs(exp_dir, ["experiment.json"])
         atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
+        for note in grid_notes(cfg):
+            _say(note)
         if todo:
-            warm_text_cache(cfg)
+            warm_text_cache(cfg, progress=progress)
         _run_todo(cfg, todo, len(runs), progress)
     return [cfg.run_dir(*r) for r in runs]
+
+
+def grid_notes(cfg: ExperimentConfig) -> list[str]:
+    """One-line notes a grid prints before it starts (settings that may surprise)."""
+    notes = []
+    shift = cfg.shift_at_note()
+    if shift is not None:
+        notes.append(shift)
+    tb = tensorboard_note()
+    if tb is not None:
+        notes.append(tb)
+    return notes
 
 
 def _run_todo(
     cfg: ExperimentConfig, todo: list[tuple[str, str, int]], total: int, progress: bool
 ) -> None:
-    bar = tqdm(
-        total=total, initial=total - len(todo), desc=cfg.name, unit="run", disable=not progress
-    )
+    show = GridProgress(cfg.name, todo, total, cfg.steps, enabled=progress)
     t0 = time.perf_counter()
-    if cfg.workers == 1 or len(todo) <= 1:
-        for scenario, agent, seed in todo:
-            _say(f"start  {scenario}/{agent}/{seed}")
-            run_dir = run_one(cfg, scenario, agent, seed, progress=progress)
-            _say(_finished_line(run_dir, scenario, agent, seed, t0))
-            bar.update(1)
-    else:
-        # longest first (SB3 agents), so the pool's tail is short
-        todo = sorted(todo, key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
-        pool = ProcessPoolExecutor(
-            max_workers=cfg.workers, mp_context=get_context("spawn"), initializer=exit_with_parent
-        )
-        futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
-        which = dict(zip(futures, todo, strict=True))
-        try:
-            for fut in _completed(futures):
-                run_dir = Path(fut.result())
-                _say(_finished_line(run_dir, *which[fut], t0))
-                bar.update(1)
-        except BaseException:
-            _stop_pool(pool)
-            raise
-        pool.shutdown()
-    bar.close()
+    try:
+        if cfg.workers == 1 or len(todo) <= 1:
+            for run in todo:
+                show.start(run)
+                run_dir = run_one(
+                    cfg, *run, progress=False, on_progress=lambda n, _, r=run: show.advance(r, n)
+                )
+                show.finish(run, _finished_line(run_dir, *run, t0))
+        else:
+            _run_pool(cfg, todo, show, t0)
+    finally:
+        show.close()
+
+
+def _run_pool(
+    cfg: ExperimentConfig, todo: list[tuple[str, str, int]], show: GridProgress, t0: float
+) -> None:
+    # longest first (SB3 agents), so the pool's tail is short
+    todo = sorted(todo, key=lambda r: split_agent_name(r[1])[0] not in SB3_AGENTS)
+    ctx = get_context("spawn")
+    queue = ctx.Queue()
+    pool = ProcessPoolExecutor(
+        max_workers=cfg.workers,
+        mp_context=ctx,
+        initializer=_init_worker,
+        initargs=(scenario_snapshot(cfg.scenarios), queue),
+    )
+
+    def drain() -> None:
+        while True:
+            try:
+                what, run, steps_done = queue.get_nowait()
+            except (pyqueue.Empty, OSError, ValueError, EOFError):
+                return
+            if what == "start":
+                show.start(run)
+            else:
+                show.advance(run, steps_done)
+
+    futures = [pool.submit(_worker, cfg.to_dict(), *r) for r in todo]
+    which = dict(zip(futures, todo, strict=True))
+    try:
+        for fut in _completed(futures, on_poll=drain):
+            run_dir = Path(fut.result())
+            show.finish(which[fut], _finished_line(run_dir, *which[fut], t0))
+    except BaseException:
+        _stop_pool(pool)
+        queue.close()
+        queue.cancel_join_thread()
+        raise
+    pool.shutdown()
+    queue.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import warnings
 from pathlib import Path
@@ -140,6 +141,22 @@ def test_cache_hit_does_not_load_model(tiny_model: Path, monkeypatch: pytest.Mon
     assert second.shape == (len(TEXTS), 32) and second.dtype == np.float32
     with pytest.raises(AssertionError, match="loaded"):  # other texts miss the cache
         encode_catalog([*TEXTS, "cake"], cfg)
+
+
+def test_first_use_says_what_it_encodes(
+    tiny_model: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A cache miss with show_progress says what is encoded, with what, where it is cached and
+    how long it took (stderr); a hit, or show_progress=False, says nothing."""
+    cfg = TextEncoderConfig(model=str(tiny_model), show_progress=True)
+    encode_catalog(TEXTS, cfg)
+    lines = capsys.readouterr().err.splitlines()
+    cache = catalog_cache_path(TEXTS, cfg).parent
+    assert lines[0] == f"encoding 5 item texts with {tiny_model} once (cached in {cache}) ..."
+    assert re.fullmatch(r"encoded 5 item texts in \d+\.\d s", lines[-1])
+    encode_catalog(TEXTS, cfg)
+    encode_catalog([*TEXTS, "cake"], _config(tiny_model))
+    assert "item texts" not in capsys.readouterr().err  # (transformers may print its own bar)
 
 
 def test_cache_key_covers_texts_and_max_length(tiny_model: Path) -> None:

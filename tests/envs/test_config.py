@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from driftrec.envs.config import (
+    SECTIONS,
     CatalogConfig,
     ChoiceConfig,
     DriftConfig,
@@ -287,7 +288,7 @@ def test_with_overrides_validates() -> None:
     """Overridden values go through the same validation as the constructor."""
     with _raises(ValueError, "'num_items' must be an integer in [1, 10000000] (got 0)"):
         EnvConfig().with_overrides(num_items=0)
-    with _raises(ValueError, "'history_len' must be >= 'slate_size' (30) (got 20)"):
+    with _raises(ValueError, "'session.history_len' must be >= 'slate_size' (30) (got 20)"):
         EnvConfig().with_overrides(slate_size=30)
     with _raises(TypeError, "'users' must be a UserConfig (got 3)"):
         EnvConfig().with_overrides(users=3)
@@ -392,19 +393,75 @@ def test_from_dict_partial_uses_defaults() -> None:
 
 
 def test_from_dict_unknown_keys() -> None:
-    """Unknown top-level, section and drift keys raise ValueError naming them."""
-    sections = ["catalog", "choice", "drift", "reward", "session", "users"]
-    with _raises(ValueError, f"unknown env config keys ['bogus']; expected {sections}"):
+    """Unknown top-level, section and drift keys raise ValueError naming their key paths."""
+    top = sorted([*SECTIONS, "catalog_path", "population_path"])
+    with _raises(ValueError, f"unknown key 'bogus'; expected one of {top}"):
         EnvConfig.from_dict({"bogus": {}, "users": {}})
     fields = sorted(f.name for f in dataclasses.fields(RewardConfig))
-    with _raises(ValueError, f"unknown reward config keys ['weight']; expected {fields}"):
+    with _raises(ValueError, f"unknown key 'reward.weight'; expected one of {fields}"):
         EnvConfig.from_dict({"reward": {"kind": "click", "weight": 2}})
-    with _raises(ValueError, "unknown drift config keys ['speed']"):
-        EnvConfig.from_dict({"drift": {"processes": [], "speed": 1}})
+    with _raises(
+        ValueError, "unknown keys 'drift.speed', 'drift.x'; expected one of ['processes', 'seed']"
+    ):
+        EnvConfig.from_dict({"drift": {"processes": [], "speed": 1, "x": 2}})
     with _raises(TypeError, "env config must be a mapping (got list)"):
         EnvConfig.from_dict([])  # type: ignore[arg-type]
     with _raises(TypeError, "'users' must be a mapping (got 3)"):
         EnvConfig.from_dict({"users": 3})
+
+
+def test_from_dict_errors_name_the_key_path() -> None:
+    """A bad value names its key path (with the process's class), the expectation and the value."""
+    bad_gain = {"drift": {"processes": [{"kind": "AbruptShift"}, {"kind": "Boredom", "gain": -1}]}}
+    msg = "'drift.processes[1].gain' (Boredom) must be in [0.0, 100.0] (got -1)"
+    with _raises(ValueError, msg):
+        EnvConfig.from_dict(bad_gain)
+    with _raises(TypeError, "'catalog.num_items' must be an integer (got 1.5 of type float)"):
+        EnvConfig.from_dict({"catalog": {"num_items": 1.5}})
+    kinds = sorted(DRIFT_PROCESSES)
+    classes = [cls.__name__ for cls in DRIFT_PROCESSES.values()]
+    with _raises(
+        ValueError,
+        f"'drift.processes[0].kind' must be one of {kinds} or a class name {classes} (got 'Chaos')",
+    ):
+        EnvConfig.from_dict({"drift": {"processes": [{"kind": "Chaos"}]}})
+    with _raises(
+        ValueError,
+        "drift.processes[0]: unknown 'abrupt' drift parameters ['at']; "
+        "expected ['at_steps', 'mix', 'rate']",
+    ):
+        EnvConfig.from_dict({"drift": {"processes": [{"kind": "abrupt", "at": [3]}]}})
+    with _raises(
+        TypeError,
+        "'drift.processes' must be a list of drift processes such as "
+        '{"kind": "AbruptShift", "at_steps": [500]} (got {\'kind\': \'abrupt\'})',
+    ):
+        EnvConfig.from_dict({"drift": {"processes": {"kind": "abrupt"}}})
+    with _raises(ValueError, "'drift.processes' may hold each kind once (got ['Boredom'] twice)"):
+        EnvConfig.from_dict({"drift": {"processes": [{"kind": "boredom"}, {"kind": "Boredom"}]}})
+    with _raises(ValueError, "'choice.slate_size' must be <= the number of items (3) (got 5)"):
+        EnvConfig.from_dict(
+            {"catalog": {"num_items": 3}, "choice": {"slate_size": 5}, "session": {}}
+        )
+
+
+def test_with_overrides_takes_sections_in_dict_form() -> None:
+    """A section given as a mapping replaces only the fields it names (drift: the processes)."""
+    base = EnvConfig(drift=DriftConfig(processes=(GradualDrift(),), seed=4))
+    cfg = base.with_overrides(
+        drift={"processes": [{"kind": "Boredom", "gain": 0.3}]}, users={"patience": 9.0}
+    )
+    assert cfg.drift == DriftConfig(processes=(Boredom(gain=0.3),), seed=4)
+    assert cfg.users == dataclasses.replace(base.users, patience=9.0)
+    assert base.with_overrides(reward={"kind": "engagement"}).reward.kind == "engagement"
+    assert base.with_overrides(reward="engagement").reward.kind == "engagement"
+    with _raises(
+        ValueError, "'users.patience' must be a finite number in (0.0, 1000000.0] (got -1)"
+    ):
+        base.with_overrides(users={"patience": -1})
+    fields = sorted(f.name for f in dataclasses.fields(UserConfig))
+    with _raises(ValueError, f"unknown key 'users.speed'; expected one of {fields}"):
+        base.with_overrides(users={"speed": 1})
 
 
 def test_drift_process_from_dict() -> None:
@@ -433,7 +490,10 @@ def test_drift_process_from_dict() -> None:
         "satisfaction",
         "trend",
     ]
-    with _raises(ValueError, f"'kind' must be one of {kinds} (got 'nope')"):
+    classes = [cls.__name__ for cls in DRIFT_PROCESSES.values()]
+    with _raises(
+        ValueError, f"'kind' must be one of {kinds} or a class name {classes} (got 'nope')"
+    ):
         drift_process_from_dict({"kind": "nope"})
     with _raises(ValueError, "a drift process must be a mapping with a 'kind' key (got {})"):
         drift_process_from_dict({})

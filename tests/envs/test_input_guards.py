@@ -32,7 +32,7 @@ def _raises(kind: type[Exception], msg: str) -> pytest.RaisesContext[Exception]:
     ],
 )
 def test_unbounded_values_are_bounded(key: str, value: float, expected: str) -> None:
-    with _raises(ValueError, f"'{key.split('.')[1]}' must be {expected}"):
+    with _raises(ValueError, f"'{key}' must be {expected}"):
         EnvConfig().with_overrides(**{key: value})
 
 

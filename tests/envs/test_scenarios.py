@@ -54,7 +54,7 @@ def test_get_scenario_accepts_names_and_ids(name: str) -> None:
 def test_get_scenario_unknown_name() -> None:
     """An unknown name raises ValueError listing the scenarios; a non-str raises TypeError."""
     names = [s.name for s in list_scenarios()] + ["MovieLens"]
-    msg = f"'scenario' must be one of {names} (got 'Chaos')"
+    msg = f"'scenario' must be one of {names} or a scenario file (.json/.toml) (got 'Chaos')"
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
         get_scenario("Chaos")
     type_msg = "'scenario' must be a str (got 3)"

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from driftrec.experiments.config import ExperimentConfig
-from driftrec.experiments.evaluate import evaluate_checkpoint
+from driftrec.experiments.evaluate import evaluate_checkpoint, read_checkpoint
 from driftrec.experiments.runner import run_one
 
 
@@ -47,11 +47,9 @@ def _raises(msg: str) -> pytest.RaisesContext[ValueError]:
 def test_the_intact_run_evaluates(trained: Path) -> None:
     result = evaluate_checkpoint(trained, steps=4)
     assert result["user_steps"] == 16
-    from stable_baselines3 import PPO
-
-    model = PPO.load(trained / "model.zip", device="cpu")
+    _, data = read_checkpoint(trained / "model.zip")
     config = json.loads((trained / "config.json").read_text())
-    assert model.catalog_fingerprint == config["catalog_fingerprint"]  # in the checkpoint too
+    assert data["catalog_fingerprint"] == config["catalog_fingerprint"]  # in the checkpoint too
 
 
 def test_truncated_and_flipped_model_zip(trained: Path, tmp_path: Path) -> None:
@@ -60,7 +58,7 @@ def test_truncated_and_flipped_model_zip(trained: Path, tmp_path: Path) -> None:
     (run / "model.zip").write_bytes(data[: len(data) // 2])
     with pytest.raises(
         ValueError,
-        match=f"^{re.escape(str(run / 'model.zip'))} cannot be loaded as a PPO checkpoint \\(",
+        match=f"^{re.escape(str(run / 'model.zip'))} cannot be loaded as a checkpoint \\(",
     ):  # noqa: E501
         evaluate_checkpoint(run, steps=4)
     flipped = bytearray(data)

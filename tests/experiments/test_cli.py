@@ -47,7 +47,9 @@ def test_scenarios(run_cli: Any) -> None:
     for s in list_scenarios():
         assert s.env_id in out and s.description[:30] in out
     assert "driftrec/MovieLens-v1" in out and "pip install --no-deps recbole" in out
-    assert len(out.strip().splitlines()) == len(list_scenarios()) + 1  # + the calibrated one
+    lines = out.strip().splitlines()
+    assert len(lines) == len(list_scenarios()) + 2  # + the calibrated one, + the --show hint
+    assert lines[-1].startswith("(any of them as an editable file: driftrec scenarios --show")
 
 
 def test_agents(run_cli: Any) -> None:

@@ -66,7 +66,10 @@ def test_unknown_agent_message() -> None:
 
 def test_unknown_scenario_message() -> None:
     """An unknown scenario names the valid scenarios and the bad entry."""
-    with _raises(ValueError, f"'scenario' must be one of {SCENARIO_NAMES} (got 'Nope')"):
+    with _raises(
+        ValueError,
+        f"'scenario' must be one of {SCENARIO_NAMES} or a scenario file (.json/.toml) (got 'Nope')",
+    ):
         _small(scenarios=("Nope",))
 
 
@@ -123,8 +126,17 @@ def test_frozen_check_covers_every_scenario() -> None:
 
 def test_other_messages() -> None:
     """Bad name, bad env overrides and unknown agent_kwargs keys are reported."""
-    with _raises(ValueError, "'name' must be a non-empty string without '/' (got 'a/b')"):
-        _small(name="a/b")
+    for bad in ("a/b", "..", ".", "", ".hidden", "a\nb", "x" * 129, "a\\b", "~"):
+        with _raises(
+            ValueError,
+            "'name' must be a folder name of 1-128 letters, digits and . _ - + = @ , that "
+            f"starts with a letter or digit (got {bad!r}); it names the experiment's folder "
+            "inside 'out_dir'",
+        ):
+            _small(name=bad)
+    with _raises(TypeError, "'name' must be a string (got 5)"):
+        _small(name=5)
+    assert _small(name="my-exp_2.v1+b=c@d,e").name == "my-exp_2.v1+b=c@d,e"
     with _raises(ValueError, "'num_items' must be an integer in [1, 10000000] (got 0)"):
         _small(env_overrides={"num_items": 0})
     with pytest.raises(ValueError, match="^unknown config override 'bogus'"):

@@ -63,6 +63,16 @@ def test_recover_environment_gives_the_driftrec_world(data_path: Path) -> None:
     assert env.unwrapped.config.session.max_steps == 12
 
 
+def test_a_scenario_file_exports_and_recovers(data_path: Path, tmp_path: Path) -> None:
+    """A scenario file exports; the dataset's env spec names the file, so it recovers the world."""
+    path = tmp_path / "mine.json"
+    path.write_text('{"catalog": {"num_items": 40}, "session": {"max_steps": 9}}')
+    export_minari("driftrec/mine/r-v0", scenario=str(path), num_envs=2, steps=5)
+    env = minari.load_dataset("driftrec/mine/r-v0").recover_environment()
+    assert env.unwrapped.config.catalog.num_items == 40
+    assert env.unwrapped.config.session.max_steps == 9
+
+
 def test_export_is_deterministic(tmp_path: Path) -> None:
     """The same seed writes the same episodes."""
     eps = []

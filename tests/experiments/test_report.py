@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from driftrec.experiments.analysis import format_table, load_runs, summary_table
+from driftrec.experiments.guard import MANIFEST_NAME
 from driftrec.experiments.report import summary_text, write_figures, write_report
 
 COLUMNS = (
@@ -116,7 +117,8 @@ def test_write_report_links_every_png_and_has_table(exp_dir: Path) -> None:
     assert "| shift | attention-ppo | 3 |" in text and "| shift | random | 3 |" in text
     assert "population shift @ 600" in text
     assert "`shift`" in text and "1,200" in text  # scenario and steps from config.json
-    assert not [p for p in report.parent.iterdir() if p.name.startswith(".")]  # no temp files
+    hidden = [p.name for p in report.parent.iterdir() if p.name.startswith(".")]
+    assert hidden == [MANIFEST_NAME]  # what driftrec wrote there, and no temp files
 
 
 def test_write_report_out_dir_and_no_attention(tmp_path: Path) -> None:

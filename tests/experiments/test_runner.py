@@ -15,7 +15,7 @@ import torch
 
 from driftrec.experiments import runner
 from driftrec.experiments.config import ExperimentConfig
-from driftrec.experiments.recorder import METRIC_COLUMNS
+from driftrec.experiments.recorder import METRIC_COLUMNS, tensorboard_available
 from driftrec.experiments.runner import is_done, run_grid, run_one
 
 torch.set_num_threads(1)
@@ -73,7 +73,10 @@ def test_grid_writes_every_file(reference: tuple[ExperimentConfig, list[Path]]) 
     for d in dirs:
         assert is_done(d)
         names = {p.name for p in d.iterdir()}
-        assert names == {"config.json", "metrics.csv", "events.json", "topics.npz", "done.json"}
+        tb = {n for n in names if n.startswith("events.out.tfevents.")}
+        assert len(tb) == (1 if tensorboard_available() else 0)  # driftrec's metrics
+        files = {"config.json", "metrics.csv", "events.json", "topics.npz", "done.json"}
+        assert names - tb == files
         conf = json.loads((d / "config.json").read_text())
         agent, seed = d.name.split("__")[1], int(d.name.split("__")[2])
         assert (conf["agent"], conf["seed"], conf["scenario"]) == (agent, seed, "AbruptShift")
