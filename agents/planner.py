@@ -129,26 +129,30 @@ def tilt_vector(sim: BatchSimulator, direction: str) -> NDArray[np.float64]:
     return d - d.mean()
 
 
-def greedy_scores(sim: BatchSimulator, space: str = "logit") -> NDArray[np.float64]:
+def greedy_scores(
+    sim: BatchSimulator, space: str = "logit", items: NDArray[np.int64] | None = None
+) -> NDArray[np.float64]:
     """PRIVILEGED: ``(B, N)`` ``f(r_i)`` for every user and item now; ``-inf`` if unreleased.
 
     ``r_i`` is the expected one-step reward of showing item ``i`` alone (click probability,
     times the quality under the engagement reward); its argmax is the greedy oracle's choice.
+    With ``items`` (``(B, L)``, a list per user) only those are scored: ``(B, L)``.
     """
-    s = sim.attraction_all()  # (B, N), -inf for unreleased items
+    s = sim.attraction_all() if items is None else sim.attraction_of(items)
     x = s - sim.config.choice.no_click_score  # logit of the click probability
     engagement = sim.config.reward.kind == "engagement"
     if not engagement and space == "logit":
         return x
     with np.errstate(divide="ignore", over="ignore"):
-        e = np.exp(-x)  # (B, N); inf for unreleased items
+        e = np.exp(-x)  # inf for unreleased items
         if not engagement:
             if space == "log":
                 return -np.log1p(e)  # log sigmoid(x)
             out = 1.0 / (1.0 + e)  # linear: sigmoid(x)
             out[~np.isfinite(s)] = -np.inf
             return out
-        log_r = np.log(np.asarray(sim.catalog.quality)) - np.log1p(e)  # log(p q)
+        quality = np.asarray(sim.catalog.quality)
+        log_r = np.log(quality if items is None else quality[items]) - np.log1p(e)  # log(p q)
         if space == "log":
             return log_r
         if space == "linear":
@@ -204,19 +208,43 @@ class _Spacing:
                 weight > 0, np.where(bor.gain * weight > av.threshold, -np.inf, np.inf), np.inf
             )
 
-    def unsafe(self, boredom: NDArray[np.float64]) -> NDArray[np.bool_]:
-        """``(U, N)`` True where a click would start aversion."""
-        return (boredom[:, self.topic] > self.limit).any(axis=2)  # (U, N, m) -> (U, N)
+    def unsafe(
+        self, boredom: NDArray[np.float64], items: NDArray[np.int64] | None = None
+    ) -> NDArray[np.bool_]:
+        """``(U, N)`` True where a click would start aversion (``(U, L)`` for item lists)."""
+        if items is None:
+            return (boredom[:, self.topic] > self.limit).any(axis=2)  # (U, N, m) -> (U, N)
+        rows = np.arange(boredom.shape[0])[:, None, None]
+        over = boredom[rows, self.topic[items]] > self.limit[items]  # (U, L, m)
+        return over.any(axis=2)
+
+
+def _one_step_reward(sim: BatchSimulator, items: NDArray[np.int64]) -> NDArray[np.float64]:
+    """``(U, L)`` expected one-step reward of showing each listed item alone, now."""
+    p = 1.0 / (1.0 + np.exp(sim.config.choice.no_click_score - sim.attraction_of(items)))
+    if sim.config.reward.kind == "engagement":
+        p *= np.asarray(sim.catalog.quality)[items]
+    return p
 
 
 def _base_scores(
-    sim: BatchSimulator, base: RolloutBase, vector: NDArray[np.float64], spacing: _Spacing | None
+    sim: BatchSimulator,
+    base: RolloutBase,
+    vector: NDArray[np.float64],
+    spacing: _Spacing | None,
+    items: NDArray[np.int64] | None = None,
 ) -> NDArray[np.float64]:
-    scores = _tilted(sim, base.tilt, vector)
+    """``(U, N)`` the base policy's scores now (``(U, L)`` for per-user item lists)."""
+    if items is None:
+        scores = _tilted(sim, base.tilt, vector)
+    else:
+        scores = greedy_scores(sim, base.tilt.space, items)
+        if base.tilt.weight:
+            scores += base.tilt.weight * vector[items]
     if base.spacing and spacing is not None:
         state = sim.state
         assert state is not None
-        scores = np.where(spacing.unsafe(state.boredom), scores - 1e6, scores)
+        scores = np.where(spacing.unsafe(state.boredom, items), scores - 1e6, scores)
     return scores
 
 
@@ -459,9 +487,10 @@ class RolloutPlanner(OracleAgent):
     the greedy oracle's top ``greedy_candidates`` items (for slates: the base's and the greedy
     slate). Each candidate is shown in ``samples`` copies of the user's exact state, after which
     the base policy acts for up to ``horizon - 1`` more steps (never beyond the session's time
-    limit); a copy stops counting when its user leaves. Copies of different candidates share
-    their random numbers. The base policy's choice is recommended unless another candidate beats
-    it clearly (:meth:`choose`).
+    limit), adding up each step's expected reward; a copy stops counting when its user leaves
+    (``tail`` adds the rest of the session). Copies of different candidates share their random
+    numbers. The base policy's choice is recommended unless another candidate beats it clearly
+    (:meth:`choose`).
 
     In a world without a process through which what a user consumes changes its later steps
     (``Satisfaction``, ``Boredom``, ``Aversion``, ``ConsumptionDrift``) the greedy oracle is
@@ -480,9 +509,17 @@ class RolloutPlanner(OracleAgent):
         greedy_candidates (int, defaults to 1): the greedy oracle's top items tried as well.
         samples (int, defaults to 4): rollouts per candidate.
         horizon (int, defaults to 20): steps per rollout, the candidate's included.
-        search_users (int, defaults to 32): users per tilt in the ``"auto"`` search.
+        search_users (int, defaults to 128): users per tilt in the ``"auto"`` search.
         margin (float, defaults to 1.0): a candidate replaces the base policy's choice only if
             its paired gain exceeds this many standard errors (guards against noise).
+        tail (bool, defaults to True): when a rollout stops before the session's end, add the
+            steps left times the expected reward of the base policy's choice in the final
+            state (so lasting damage counts to the end of the session, not to the horizon).
+        shortlist (int or None, defaults to 4): in the rollouts the base policy picks from each
+            user's ``shortlist`` best items of every main topic (ranked by the base policy now)
+            and the candidates, instead of the whole catalog (single items only; None: the
+            whole catalog). It is what makes the rollouts cheap: ``K * shortlist`` items per
+            user instead of ``N``.
 
     Attributes:
         plans: False in a world where the greedy oracle is optimal (see above).
@@ -503,12 +540,20 @@ class RolloutPlanner(OracleAgent):
         greedy_candidates: int = 1,
         samples: int = 4,
         horizon: int = 20,
-        search_users: int = 32,
+        search_users: int = 128,
         margin: float = 1.0,
+        tail: bool = True,
+        shortlist: int | None = 4,
     ) -> None:
         super().__init__(env, seed=seed)
         check_float("margin", margin, 0.0, 100.0)
+        if not isinstance(tail, bool):
+            raise TypeError(f"'tail' must be a bool (got {tail!r})")
         self.margin = float(margin)
+        self.tail = tail
+        if shortlist is not None:
+            check_int("shortlist", shortlist, 1)
+        self.shortlist = shortlist
         check_int("candidates", candidates, 1, 1000)
         check_int("greedy_candidates", greedy_candidates, 0, 1000)
         check_int("samples", samples, 1, 10_000)
@@ -550,9 +595,24 @@ class RolloutPlanner(OracleAgent):
         self._groups = [np.flatnonzero(main == j) for j in np.unique(main)]
 
     # ------------------------------------------------------------------ acting
-    def _base_actions(self, sim: BatchSimulator, top: int) -> NDArray[np.int64]:
-        """``(U, top)`` (single items) or ``(U, k)`` (slates) from the base policy's ranking."""
-        return _top_k(_base_scores(sim, self.base, self._vector, self._spacing), top)
+    def _base_actions(
+        self, sim: BatchSimulator, top: int, items: NDArray[np.int64] | None = None
+    ) -> NDArray[np.int64]:
+        """``(U, top)`` items from the base policy's ranking (of ``items`` per user if given)."""
+        scores = _base_scores(sim, self.base, self._vector, self._spacing, items)
+        best = _top_k(scores, top)  # (U, top)
+        return best if items is None else np.take_along_axis(items, best, axis=1)
+
+    def _real_base_scores(self) -> NDArray[np.float64]:
+        return _base_scores(self.sim, self.base, self._vector, self._spacing)
+
+    def _topic_top(self, scores: NDArray[np.float64], per_topic: int) -> NDArray[np.int64]:
+        """``(B, G * per_topic)``: each user's best-scored items of every main topic."""
+        parts = []
+        for items in self._groups:
+            m = min(per_topic, items.size)
+            parts.append(items[_top_k(scores[:, items], m)])  # (B, m)
+        return np.concatenate(parts, axis=1)
 
     def _topic_best(self, scores: NDArray[np.float64], top: int) -> NDArray[np.int64]:
         """``(B, top)``: the best-scored item of each of the ``top`` best main topics per user."""
@@ -614,6 +674,12 @@ class RolloutPlanner(OracleAgent):
         )
         sim.streams = _CommonStreams(self.rng, c, copies)  # type: ignore[assignment]
         first = np.repeat(candidates.transpose(1, 0, 2).reshape(c * b, k), r, axis=0)  # (V, k)
+        items = None
+        if self.shortlist is not None and k == 1:
+            # the base policy picks from each user's best items per main topic (and the
+            # candidates): a short list per user instead of the catalog
+            short = self._topic_top(self._real_base_scores(), self.shortlist)  # (B, L)
+            items = rep(np.concatenate([short, candidates[:, :, 0]], axis=1))  # (V, L + C)
         left = real.config.session.max_steps - int(s.t.min())
         steps = max(1, min(self.horizon, left))
         total = np.zeros(c * copies)
@@ -621,13 +687,22 @@ class RolloutPlanner(OracleAgent):
         action = first[:, 0] if k == 1 else first
         for step in range(steps):
             if step:
-                top = self._base_actions(sim, k)  # (V, k)
+                top = self._base_actions(sim, k, items)  # (V, k)
                 action = top[:, 0] if k == 1 else top
             result = sim.step(action, validate=False)
-            total += result.reward * alive
+            # the expected reward of each step (not the sampled click) has the same mean and
+            # less noise; clicks, leaving and the state still follow the sampled outcomes
+            total += result.expected_reward * alive
             alive &= ~(result.terminated | result.truncated)
             if not alive.any():
                 break
+        if self.tail and alive.any():
+            # the rest of the session at the rate the base policy earns in the final state:
+            # lasting changes (aversion, satisfaction) count to the end, not to the horizon
+            left = np.maximum(real.config.session.max_steps - sim.state.t, 0)  # (V,)
+            best = self._base_actions(sim, 1, items)  # (V, 1)
+            rate = _one_step_reward(sim, best)[:, 0]  # (V,)
+            total += alive * left * rate
         return total.reshape(c, b, r).transpose(1, 0, 2)  # (B, C, S)
 
     def choose(

@@ -287,6 +287,24 @@ class BatchSimulator:
             scores[:, ~self.released(s.clock)] = -np.inf
         return scores
 
+    def attraction_of(self, items: NDArray[np.int64]) -> NDArray[np.float64]:
+        """PRIVILEGED: ``(B, L)`` attraction of each user's own list of items, now.
+
+        ``items[u]`` are the ``L`` items to score for user ``u``; the values equal the matching
+        entries of :meth:`attraction_all` (unreleased items get ``-inf``) at a cost of ``B L K``
+        instead of ``B N K`` (planners score short lists).
+        """
+        s = self._require()[1]
+        items = np.asarray(items, dtype=np.int64)
+        # (B, L, K) * (B, 1, K) summed over K -> (B, L), like the step's own arithmetic
+        scores = attraction(self._user_vectors(s), self._topics[items], self._item_bias[items])
+        offset = self._offset(s)
+        if offset is not None:
+            scores += offset
+        if s.clock < self._all_released_at:
+            scores[self._release[items] > s.clock] = -np.inf
+        return scores
+
     def item_rewards(self) -> NDArray[np.float64]:
         """PRIVILEGED: ``(B, N)`` expected one-step reward of showing each item alone, now.
 
