@@ -130,15 +130,19 @@ def tilt_vector(sim: BatchSimulator, direction: str) -> NDArray[np.float64]:
 
 
 def greedy_scores(
-    sim: BatchSimulator, space: str = "logit", items: NDArray[np.int64] | None = None
+    sim: BatchSimulator,
+    space: str = "logit",
+    items: NDArray[np.int64] | None = None,
+    shared: int = 1,
 ) -> NDArray[np.float64]:
     """PRIVILEGED: ``(B, N)`` ``f(r_i)`` for every user and item now; ``-inf`` if unreleased.
 
     ``r_i`` is the expected one-step reward of showing item ``i`` alone (click probability,
     times the quality under the engagement reward); its argmax is the greedy oracle's choice.
-    With ``items`` (``(B, L)``, a list per user) only those are scored: ``(B, L)``.
+    With ``items`` only listed items are scored: ``(B, L)``, row ``r`` of ``items`` for
+    ``shared`` consecutive users (:meth:`~driftrec.envs.core.BatchSimulator.attraction_of`).
     """
-    s = sim.attraction_all() if items is None else sim.attraction_of(items)
+    s = sim.attraction_all() if items is None else sim.attraction_of(items, shared)
     x = s - sim.config.choice.no_click_score  # logit of the click probability
     engagement = sim.config.reward.kind == "engagement"
     if not engagement and space == "logit":
@@ -152,7 +156,9 @@ def greedy_scores(
             out[~np.isfinite(s)] = -np.inf
             return out
         quality = np.asarray(sim.catalog.quality)
-        log_r = np.log(quality if items is None else quality[items]) - np.log1p(e)  # log(p q)
+        if items is not None:
+            quality = np.repeat(quality[items], shared, axis=0)  # (B, L)
+        log_r = np.log(quality) - np.log1p(e)  # log(p q)
         if space == "log":
             return log_r
         if space == "linear":
@@ -209,21 +215,28 @@ class _Spacing:
             )
 
     def unsafe(
-        self, boredom: NDArray[np.float64], items: NDArray[np.int64] | None = None
+        self, boredom: NDArray[np.float64], items: NDArray[np.int64] | None = None, shared: int = 1
     ) -> NDArray[np.bool_]:
-        """``(U, N)`` True where a click would start aversion (``(U, L)`` for item lists)."""
+        """``(U, N)`` True where a click would start aversion; ``(U, L)`` for item lists
+        (row ``r`` of ``items`` for ``shared`` consecutive users)."""
         if items is None:
             return (boredom[:, self.topic] > self.limit).any(axis=2)  # (U, N, m) -> (U, N)
-        rows = np.arange(boredom.shape[0])[:, None, None]
-        over = boredom[rows, self.topic[items]] > self.limit[items]  # (U, L, m)
-        return over.any(axis=2)
+        rows, width = items.shape
+        m = self.topic.shape[1]
+        b = boredom.reshape(rows, shared, -1)  # (rows, shared, K)
+        idx = self.topic[items].reshape(rows, 1, width * m)  # (rows, 1, L m)
+        over = np.take_along_axis(b, np.broadcast_to(idx, (rows, shared, width * m)), axis=2)
+        over = over > self.limit[items].reshape(rows, 1, width * m)  # (rows, shared, L m)
+        return over.reshape(rows * shared, width, m).any(axis=2)
 
 
-def _one_step_reward(sim: BatchSimulator, items: NDArray[np.int64]) -> NDArray[np.float64]:
+def _one_step_reward(
+    sim: BatchSimulator, items: NDArray[np.int64], shared: int = 1
+) -> NDArray[np.float64]:
     """``(U, L)`` expected one-step reward of showing each listed item alone, now."""
-    p = 1.0 / (1.0 + np.exp(sim.config.choice.no_click_score - sim.attraction_of(items)))
+    p = 1.0 / (1.0 + np.exp(sim.config.choice.no_click_score - sim.attraction_of(items, shared)))
     if sim.config.reward.kind == "engagement":
-        p *= np.asarray(sim.catalog.quality)[items]
+        p *= np.repeat(np.asarray(sim.catalog.quality)[items], shared, axis=0)
     return p
 
 
@@ -233,18 +246,20 @@ def _base_scores(
     vector: NDArray[np.float64],
     spacing: _Spacing | None,
     items: NDArray[np.int64] | None = None,
+    shared: int = 1,
 ) -> NDArray[np.float64]:
-    """``(U, N)`` the base policy's scores now (``(U, L)`` for per-user item lists)."""
+    """``(U, N)`` the base policy's scores now (``(U, L)`` for item lists, as in
+    :func:`greedy_scores`)."""
     if items is None:
         scores = _tilted(sim, base.tilt, vector)
     else:
-        scores = greedy_scores(sim, base.tilt.space, items)
+        scores = greedy_scores(sim, base.tilt.space, items, shared)
         if base.tilt.weight:
-            scores += base.tilt.weight * vector[items]
+            scores += np.repeat(base.tilt.weight * vector[items], shared, axis=0)
     if base.spacing and spacing is not None:
         state = sim.state
         assert state is not None
-        scores = np.where(spacing.unsafe(state.boredom, items), scores - 1e6, scores)
+        scores = np.where(spacing.unsafe(state.boredom, items, shared), scores - 1e6, scores)
     return scores
 
 
@@ -459,24 +474,26 @@ class StaticTiltAgent(OracleAgent):
 
 
 class _CommonStreams:
-    """Random numbers shared by the ``copies`` blocks of a rollout batch (common random numbers).
+    """Random numbers shared by the candidates of a rollout batch (common random numbers).
 
-    Simulated user ``v = c * slots + j`` of block ``c`` draws what user ``j`` of every other
-    block draws, so candidates are compared on the same clicks, jumps and noise.
+    Simulated user ``v = (u * C + c) * S + j`` (real user ``u``, candidate ``c``, sample ``j``)
+    draws what ``(u, c', j)`` draws for every other candidate ``c'``, so candidates are compared
+    on the same clicks, jumps and noise.
     """
 
-    def __init__(self, rng: np.random.Generator, copies: int, slots: int) -> None:
-        self.rng, self.copies, self.slots = rng, copies, slots
+    def __init__(self, rng: np.random.Generator, users: int, copies: int, samples: int) -> None:
+        self.rng, self.users, self.copies, self.samples = rng, users, copies, samples
 
-    def _tile(self, block: NDArray[np.float64], idx: Any) -> NDArray[np.float64]:
-        full = np.tile(block, (self.copies, 1))  # (copies * slots, n)
+    def _spread(self, block: NDArray[np.float64], idx: Any) -> NDArray[np.float64]:
+        u, s, n = self.users, self.samples, block.shape[-1]
+        full = np.broadcast_to(block[:, None], (u, self.copies, s, n)).reshape(-1, n)
         return full if idx is None else full[np.asarray(idx)]
 
     def uniform(self, n: int, idx: Any = None) -> NDArray[np.float64]:
-        return self._tile(self.rng.random((self.slots, n)), idx)
+        return self._spread(self.rng.random((self.users, self.samples, n)), idx)
 
     def normal(self, n: int, idx: Any = None) -> NDArray[np.float64]:
-        return self._tile(self.rng.standard_normal((self.slots, n)), idx)
+        return self._spread(self.rng.standard_normal((self.users, self.samples, n)), idx)
 
 
 class RolloutPlanner(OracleAgent):
@@ -596,12 +613,19 @@ class RolloutPlanner(OracleAgent):
 
     # ------------------------------------------------------------------ acting
     def _base_actions(
-        self, sim: BatchSimulator, top: int, items: NDArray[np.int64] | None = None
+        self,
+        sim: BatchSimulator,
+        top: int,
+        items: NDArray[np.int64] | None = None,
+        shared: int = 1,
     ) -> NDArray[np.int64]:
-        """``(U, top)`` items from the base policy's ranking (of ``items`` per user if given)."""
-        scores = _base_scores(sim, self.base, self._vector, self._spacing, items)
-        best = _top_k(scores, top)  # (U, top)
-        return best if items is None else np.take_along_axis(items, best, axis=1)
+        """``(U, top)`` items from the base policy's ranking (of item lists if given)."""
+        scores = _base_scores(sim, self.base, self._vector, self._spacing, items, shared)
+        best = _top_k(scores, top)  # (U, top) columns
+        if items is None:
+            return best
+        rows = np.arange(scores.shape[0])[:, None] // shared  # (U, 1) the list of each user
+        return items[rows, best]
 
     def _real_base_scores(self) -> NDArray[np.float64]:
         return _base_scores(self.sim, self.base, self._vector, self._spacing)
@@ -655,13 +679,12 @@ class RolloutPlanner(OracleAgent):
         assert s is not None
         b, c, k = candidates.shape
         r = self.samples
-        copies = b * r  # one block of simulated users per candidate
+        shared = c * r  # simulated users per real user: (u * C + c) * S + j
 
         def rep(a: NDArray[Any]) -> NDArray[Any]:
-            # (B, ...) -> (C * B * R, ...): block c, user u, sample j at c * B * R + u * R + j
-            return np.tile(np.repeat(a, r, axis=0), (c,) + (1,) * (a.ndim - 1))
+            return np.repeat(a, shared, axis=0)  # (B, ...) -> (B * C * S, ...)
 
-        sim = self._rollout_sim(c * copies)
+        sim = self._rollout_sim(b * shared)
         sim.state = SimState(
             interest=rep(s.interest),
             anchor=rep(s.anchor),
@@ -672,22 +695,22 @@ class RolloutPlanner(OracleAgent):
             obs=rep(s.obs),
             clock=s.clock,
         )
-        sim.streams = _CommonStreams(self.rng, c, copies)  # type: ignore[assignment]
-        first = np.repeat(candidates.transpose(1, 0, 2).reshape(c * b, k), r, axis=0)  # (V, k)
+        sim.streams = _CommonStreams(self.rng, b, c, r)  # type: ignore[assignment]
+        first = np.repeat(candidates, r, axis=1).reshape(b * shared, k)  # (V, k)
         items = None
         if self.shortlist is not None and k == 1:
             # the base policy picks from each user's best items per main topic (and the
             # candidates): a short list per user instead of the catalog
             short = self._topic_top(self._real_base_scores(), self.shortlist)  # (B, L)
-            items = rep(np.concatenate([short, candidates[:, :, 0]], axis=1))  # (V, L + C)
+            items = np.concatenate([short, candidates[:, :, 0]], axis=1)  # (B, L + C)
         left = real.config.session.max_steps - int(s.t.min())
         steps = max(1, min(self.horizon, left))
-        total = np.zeros(c * copies)
-        alive = np.ones(c * copies, dtype=bool)
+        total = np.zeros(b * shared)
+        alive = np.ones(b * shared, dtype=bool)
         action = first[:, 0] if k == 1 else first
         for step in range(steps):
             if step:
-                top = self._base_actions(sim, k, items)  # (V, k)
+                top = self._base_actions(sim, k, items, shared)  # (V, k)
                 action = top[:, 0] if k == 1 else top
             result = sim.step(action, validate=False)
             # the expected reward of each step (not the sampled click) has the same mean and
@@ -699,11 +722,17 @@ class RolloutPlanner(OracleAgent):
         if self.tail and alive.any():
             # the rest of the session at the rate the base policy earns in the final state:
             # lasting changes (aversion, satisfaction) count to the end, not to the horizon
-            left = np.maximum(real.config.session.max_steps - sim.state.t, 0)  # (V,)
-            best = self._base_actions(sim, 1, items)  # (V, 1)
-            rate = _one_step_reward(sim, best)[:, 0]  # (V,)
-            total += alive * left * rate
-        return total.reshape(c, b, r).transpose(1, 0, 2)  # (B, C, S)
+            left_v = np.maximum(real.config.session.max_steps - sim.state.t, 0)  # (V,)
+            if items is None:
+                best = self._base_actions(sim, 1)  # (V, 1)
+                rate = _one_step_reward(sim, best)[:, 0]  # (V,)
+            else:
+                scores = _base_scores(sim, self.base, self._vector, self._spacing, items, shared)
+                col = scores.argmax(axis=1)[:, None]  # (V, 1)
+                p = _one_step_reward(sim, items, shared)  # (V, L)
+                rate = np.take_along_axis(p, col, axis=1)[:, 0]
+            total += alive * left_v * rate
+        return total.reshape(b, c, r)  # (B, C, S)
 
     def choose(
         self, returns: NDArray[np.float64], allowed: NDArray[np.bool_] | None = None

@@ -287,22 +287,36 @@ class BatchSimulator:
             scores[:, ~self.released(s.clock)] = -np.inf
         return scores
 
-    def attraction_of(self, items: NDArray[np.int64]) -> NDArray[np.float64]:
+    def attraction_of(self, items: NDArray[np.int64], shared: int = 1) -> NDArray[np.float64]:
         """PRIVILEGED: ``(B, L)`` attraction of each user's own list of items, now.
 
-        ``items[u]`` are the ``L`` items to score for user ``u``; the values equal the matching
-        entries of :meth:`attraction_all` (unreleased items get ``-inf``) at a cost of ``B L K``
-        instead of ``B N K`` (planners score short lists).
+        Args:
+            items: ``(B / shared, L)``: row ``r`` lists the items to score for users
+                ``r * shared`` to ``(r + 1) * shared - 1`` (consecutive users share a list).
+            shared: how many consecutive users share each row of ``items``.
+
+        Returns:
+            ``(B, L)``, equal to the matching entries of :meth:`attraction_all` (unreleased
+            items get ``-inf``) at a cost of ``B L K`` instead of ``B N K``.
         """
         s = self._require()[1]
         items = np.asarray(items, dtype=np.int64)
-        # (B, L, K) * (B, 1, K) summed over K -> (B, L), like the step's own arithmetic
-        scores = attraction(self._user_vectors(s), self._topics[items], self._item_bias[items])
+        rows, width = items.shape
+        if rows * shared != self.num_users:
+            raise ValueError(
+                f"'items' must have {self.num_users} / {shared} rows (got shape {items.shape})"
+            )
+        uv = self._user_vectors(s).reshape(rows, shared, -1)  # (rows, shared, K)
+        topics = self._topics[items]  # (rows, L, K)
+        # (rows, shared, K) @ (rows, K, L) -> (rows, shared, L)
+        scores = np.matmul(uv, topics.transpose(0, 2, 1)) + self._item_bias[items][:, None, :]
+        scores = scores.reshape(self.num_users, width)
         offset = self._offset(s)
         if offset is not None:
             scores += offset
         if s.clock < self._all_released_at:
-            scores[self._release[items] > s.clock] = -np.inf
+            late = np.repeat(self._release[items] > s.clock, shared, axis=0)  # (B, L)
+            scores[late] = -np.inf
         return scores
 
     def item_rewards(self) -> NDArray[np.float64]:

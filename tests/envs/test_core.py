@@ -478,3 +478,26 @@ def test_reseed_slots_restarts_streams(tiny_config: EnvConfig) -> None:
     sim.reseed_slots([1], [1])
     assert sim.state.clock == 1
     np.testing.assert_array_equal(sim.state.interest[1], first)  # stationary world
+
+
+def test_attraction_of_matches_attraction_all() -> None:
+    """Per-user item lists (rows shared by consecutive users) score like attraction_all,
+    unreleased items included (-inf); a wrong number of rows names the shape."""
+    from driftrec.envs.config import DriftConfig
+    from driftrec.envs.drift import Satisfaction
+
+    cfg = EnvConfig(
+        catalog=CatalogConfig(num_items=30, num_topics=4, new_item_fraction=0.3),
+        drift=DriftConfig(processes=(Satisfaction(),)),
+    )
+    sim = BatchSimulator(cfg, 6)
+    sim.seed(list(range(6)))
+    sim.state.satisfaction[:] = np.linspace(-1, 1, 6)
+    items = np.random.default_rng(0).integers(0, 30, (3, 7))  # rows for users 0-1, 2-3, 4-5
+    full = sim.attraction_all()
+    expected = full[np.arange(6)[:, None], np.repeat(items, 2, axis=0)]
+    got = sim.attraction_of(items, shared=2)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert np.isinf(got).any() and np.array_equal(np.isinf(got), np.isinf(expected))
+    with pytest.raises(ValueError, match=r"^'items' must have 6 / 4 rows \(got shape \(3, 7\)\)$"):
+        sim.attraction_of(items, shared=4)
