@@ -525,9 +525,11 @@ class RolloutPlanner(OracleAgent):
             score) is tried per user.
         greedy_candidates (int, defaults to 1): the greedy oracle's top items tried as well.
         samples (int, defaults to 4): rollouts per candidate.
-        horizon (int, defaults to 20): steps per rollout, the candidate's included.
+        horizon (int or None, defaults to None): steps per rollout, the candidate's included;
+            None rolls out to the end of the session (no truncation bias; shorter horizons are
+            cheaper, and ``tail`` then estimates the rest).
         search_users (int, defaults to 128): users per tilt in the ``"auto"`` search.
-        margin (float, defaults to 1.0): a candidate replaces the base policy's choice only if
+        margin (float, defaults to 2.0): a candidate replaces the base policy's choice only if
             its paired gain exceeds this many standard errors (guards against noise).
         tail (bool, defaults to True): when a rollout stops before the session's end, add the
             steps left times the expected reward of the base policy's choice in the final
@@ -556,9 +558,9 @@ class RolloutPlanner(OracleAgent):
         candidates: int = 4,
         greedy_candidates: int = 1,
         samples: int = 4,
-        horizon: int = 20,
+        horizon: int | None = None,
         search_users: int = 128,
-        margin: float = 1.0,
+        margin: float = 2.0,
         tail: bool = True,
         shortlist: int | None = 4,
     ) -> None:
@@ -574,7 +576,8 @@ class RolloutPlanner(OracleAgent):
         check_int("candidates", candidates, 1, 1000)
         check_int("greedy_candidates", greedy_candidates, 0, 1000)
         check_int("samples", samples, 1, 10_000)
-        check_int("horizon", horizon, 1, 10_000_000)
+        if horizon is not None:
+            check_int("horizon", horizon, 1, 10_000_000)
         check_int("search_users", search_users, 1)
         self.candidates = candidates
         self.greedy_candidates = greedy_candidates
@@ -704,7 +707,7 @@ class RolloutPlanner(OracleAgent):
             short = self._topic_top(self._real_base_scores(), self.shortlist)  # (B, L)
             items = np.concatenate([short, candidates[:, :, 0]], axis=1)  # (B, L + C)
         left = real.config.session.max_steps - int(s.t.min())
-        steps = max(1, min(self.horizon, left))
+        steps = max(1, left if self.horizon is None else min(self.horizon, left))
         total = np.zeros(b * shared)
         alive = np.ones(b * shared, dtype=bool)
         action = first[:, 0] if k == 1 else first

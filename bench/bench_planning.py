@@ -3,8 +3,8 @@
 Every policy serves the same users (one complete stay each) on every seed; each seed is its own
 world and catalog. Prints the table of BENCHMARKS.md ("Planning that needs a plan")::
 
-    .venv/bin/python bench/bench_planning.py [--seeds 0,1,2,3,4] [--users 64] [--samples 4]
-        [--horizon 20] [--scenarios LongTerm,LongTermBoredom,LongTermAversion]
+    .venv/bin/python bench/bench_planning.py [--seeds 0,1,2,3,4] [--users 32] [--samples 4]
+        [--horizon N] [--scenarios LongTerm,LongTermBoredom,LongTermAversion]
         [--learners linucb-discounted,history-similarity]
 """
 
@@ -25,9 +25,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--scenarios", default=",".join(LONG_TERM_SCENARIOS))
     parser.add_argument("--seeds", default="0,1,2,3,4")
-    parser.add_argument("--users", type=int, default=64)
+    parser.add_argument("--users", type=int, default=32)
     parser.add_argument("--samples", type=int, default=4)
-    parser.add_argument("--horizon", type=int, default=20)
+    parser.add_argument("--horizon", type=int, default=None, help="default: to the session end")
     parser.add_argument("--learners", default="linucb-discounted,history-similarity")
     args = parser.parse_args()
     start = time.time()
@@ -35,7 +35,7 @@ def main() -> None:
         [s for s in args.scenarios.split(",") if s],
         [int(s) for s in args.seeds.split(",")],
         num_users=args.users,
-        planner_kwargs={"samples": args.samples, "horizon": args.horizon},
+        planner_kwargs={"samples": args.samples, "horizon": args.horizon},  # None: to the end
         learners=[a for a in args.learners.split(",") if a],
         progress=lambda line: print(line, flush=True),
     )

@@ -27,7 +27,7 @@ def test_planner_is_a_ceiling_and_aversion_needs_a_plan() -> None:
         seeds=(0, 1, 2, 3, 4),
         num_users=32,
         family=tilt_family(spaces=("logit", "log")),
-        planner_kwargs={"samples": 4, "horizon": 20},
+        planner_kwargs={"samples": 4},
     )
     print("\n" + format_planning_table(results))
     for res in results:
