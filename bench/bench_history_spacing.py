@@ -81,7 +81,8 @@ def main() -> None:
         ret = mean_ci(values)
         share = mean_ci((np.asarray(values) - greedy) / true_gain)
         print(
-            f"| {name} | {ret.mean:.2f} ± {ret.half_width:.2f} | {share.mean:.3f} ± {share.half_width:.3f} |"
+            f"| {name} | {ret.mean:.2f} ± {ret.half_width:.2f} "
+            f"| {share.mean:.3f} ± {share.half_width:.3f} |"
         )
 
 
