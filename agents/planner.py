@@ -528,7 +528,7 @@ class RolloutPlanner(OracleAgent):
         horizon (int or None, defaults to None): steps per rollout, the candidate's included;
             None rolls out to the end of the session (no truncation bias; shorter horizons are
             cheaper, and ``tail`` then estimates the rest).
-        search_users (int, defaults to 128): users per tilt in the ``"auto"`` search.
+        search_users (int, defaults to 64): users per tilt in the ``"auto"`` search.
         margin (float, defaults to 2.0): a candidate replaces the base policy's choice only if
             its paired gain exceeds this many standard errors (guards against noise).
         tail (bool, defaults to True): when a rollout stops before the session's end, add the
@@ -559,7 +559,7 @@ class RolloutPlanner(OracleAgent):
         greedy_candidates: int = 1,
         samples: int = 4,
         horizon: int | None = None,
-        search_users: int = 128,
+        search_users: int = 64,
         margin: float = 2.0,
         tail: bool = True,
         shortlist: int | None = 4,

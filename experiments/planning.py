@@ -154,7 +154,7 @@ def planning_table(
     family: Sequence[Tilt] | None = None,
     planner_kwargs: Mapping[str, Any] | None = None,
     learners: Sequence[str] = (),
-    search_users: int = 256,
+    search_users: int = 64,
     progress: Callable[[str], None] | None = None,
 ) -> list[ScenarioResult]:
     """Run every policy on every scenario and seed (see the module docs).
