@@ -13,10 +13,12 @@ references bracket how much looking ahead is worth; all read the env's hidden st
   the state only through the greedy score. :func:`search_static_tilts` searches the family.
 * :class:`RolloutPlanner` (``"planner"``): the ceiling. Every step it scores a few candidate
   items per user by Monte Carlo rollouts of the true simulator (the candidate now, then a base
-  policy for ``horizon`` steps or to the end of the session) and recommends the best. The base
-  policy is the best static tilt for the world (searched once, at construction, on simulated
-  users of its own), so by the rollout argument (Bertsekas' policy improvement) it earns at
-  least what every static tilt of that family earns, up to the rollouts' noise and horizon.
+  policy to the end of the session) and recommends the best. The base policy is the best of
+  the static-tilt family for the world (and, where ``Aversion`` exists, of the same tilts with
+  *spacing*: items whose click would start aversion go last), searched once at construction
+  on simulated users of its own; by the rollout argument (Bertsekas' policy improvement) it
+  earns at least what its base earns, up to the rollouts' noise, and so about what the best
+  static tilt earns or more.
 * :class:`PlannerAgent` (``"planner-first-order"``): a closed-form first-order lookahead (fast,
   no rollouts), kept as a cheap reference:
 
@@ -31,11 +33,14 @@ references bracket how much looking ahead is worth; all read the env's hidden st
   ``d_s`` so that it counts ``H_s = sum_{t=1..R} (1 - d_s)^t`` times over the ``R`` steps left,
   ``w_b g_b <z_i, z^*>`` the boredom a click on ``i`` adds to the topics of the item the user
   would be shown next, counted ``H_b`` times, and ``p^*(1 - p^*)`` the slope of the click
-  probability. ``lambda = 1`` is the plain expansion; it ignores leaving and aversion.
+  probability; where Aversion exists, the interest a click would cost through it is counted
+  the same way (:meth:`PlannerAgent._aversion_damage`). ``lambda = 1`` is the plain expansion;
+  it ignores leaving.
 
 Cost of the rollout planner per step: ``C * S * B`` simulated users (``C`` candidates,
-``S = samples`` rollouts each, ``B`` real users) stepped for ``horizon`` steps, each step
-scoring the catalog once (``O(C S B N K)``); measured figures are in BENCHMARKS.md.
+``S = samples`` rollouts each, ``B`` real users) stepped to the end of the session (``horizon``
+caps it), each step scoring a short list of ``K * shortlist`` items per user
+(``O(C S B R K^2 shortlist)`` for ``R`` steps left); measured figures are in BENCHMARKS.md.
 """
 
 from __future__ import annotations
