@@ -22,7 +22,7 @@ from driftrec.experiments.config import (
 SCENARIO_NAMES = [
     "Stationary", "GradualDrift", "OUDrift", "AbruptShift", "ConsumptionDrift", "Boredom",
     "PopulationTrend", "NewItems", "Mixed", "SlateStationary", "SlateMixed", "UserJumps",
-    "PopulationDrift", "LongTerm", "LongTermBoredom", "MovieLens",
+    "PopulationDrift", "LongTerm", "LongTermBoredom", "LongTermAversion", "MovieLens",
 ]  # fmt: skip
 
 
