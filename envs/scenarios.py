@@ -241,7 +241,7 @@ _ALL = (
         "LongTermAversion",
         "Over-exposure backfires: clicks make a topic boring (gain 1, decay 10%), and boredom "
         "above 1.0 turns into a lasting loss of interest in that topic (rate 1 per unit per "
-        "step). A topic takes about one click every 13-16 steps without harm, so a plan spaces "
+        "step). A topic takes about one click every 14-16 steps without harm, so a plan spaces "
         "each user's topics; a fixed re-ranking cannot.",
         EnvConfig(
             drift=_drift(Boredom(gain=1.0, decay=0.1), Aversion(threshold=1.0, rate=1.0)),
