@@ -50,6 +50,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import NDArray
 
+from driftrec.atomic import atomic_open, current_umask
 from driftrec.envs.config import check_float, check_int
 
 if TYPE_CHECKING:
@@ -75,12 +76,16 @@ __all__ = [
     "read_manifest",
     "check_adapter_base",
     "adapter_identity",
+    "portable_model_reference",
 ]
 
 LORA_INSTALL_HINT = 'pip install "driftrec[lora]"   (peft)'
 MANIFEST_NAME = "driftrec_adapter.json"
 WEIGHTS_NAME = "adapter_model.safetensors"
+PEFT_CONFIG_NAME = "adapter_config.json"
 _FORMAT = "driftrec-lora-adapter-v1"
+DEFAULT_BASE_REFERENCE = "sentence-transformers/all-MiniLM-L6-v2"
+"""How adapters of the packaged MiniLM name their base model (its hub id)."""
 _EXCLUDED_PREFIXES = ("pooler",)  # BERT's pooler: unused by mean pooling, its Linear is "dense"
 
 
@@ -294,10 +299,68 @@ def read_manifest(adapter_dir: str | os.PathLike[str]) -> dict[str, Any]:
     for key in ("base_model_sha256", "lora"):
         if key not in manifest:
             raise ValueError(f"{path}: the manifest has no {key!r}")
-    LoraSettings(**{**manifest["lora"], "targets": tuple(manifest["lora"].get("targets", ()))})
+    lora = manifest["lora"]
+    if not isinstance(lora, dict):
+        raise ValueError(f"{path}: 'lora' must be a JSON object of LoRA settings (got {lora!r})")
+    try:
+        LoraSettings(**{**lora, "targets": tuple(lora.get("targets", ()))})
+    except (TypeError, ValueError) as err:
+        raise ValueError(f"{path}: 'lora' is invalid ({err})") from None
     if not (directory / WEIGHTS_NAME).is_file():
         raise FileNotFoundError(f"'adapter' {str(adapter_dir)!r} has no {WEIGHTS_NAME}")
+    _check_peft_config(directory / PEFT_CONFIG_NAME)
+    _check_weights(directory / WEIGHTS_NAME, manifest.get("weights_sha256"))
     return manifest
+
+
+_DAMAGED = "expected the adapter as 'driftrec finetune' wrote it (train it again)"
+
+
+def _check_peft_config(path: Path) -> None:
+    """peft's ``adapter_config.json``: a JSON object of a LoRA adapter, or an error naming it."""
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} does not exist; {_DAMAGED}")
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as err:
+        raise ValueError(f"{path}: not valid JSON ({err}); {_DAMAGED}") from None
+    if not isinstance(config, dict) or config.get("peft_type") != "LORA":
+        got = config.get("peft_type") if isinstance(config, dict) else type(config).__name__
+        raise ValueError(f"{path}: 'peft_type' must be 'LORA' (got {got!r}); {_DAMAGED}")
+
+
+def _file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _check_weights(path: Path, sha256: Any) -> None:
+    """The weights file: the hash the manifest records (adapters saved since it does), a
+    readable safetensors file, LoRA tensors only, every value finite; else an error naming it."""
+    if sha256 is not None and _file_sha256(path) != sha256:
+        raise ValueError(
+            f"{path}: its sha256 differs from the one {MANIFEST_NAME} records (the file was "
+            f"changed or damaged after training); {_DAMAGED}"
+        )
+    import torch
+    from safetensors import safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            names = list(f.keys())
+            if not names:
+                raise ValueError("it holds no tensors")
+            for name in names:
+                if "lora_" not in name:
+                    raise ValueError(f"tensor {name!r} is not a LoRA weight")
+                if not bool(torch.isfinite(f.get_tensor(name)).all()):
+                    raise ValueError(f"tensor {name!r} has non-finite values (inf or nan)")
+    except Exception as err:  # safetensors raises its own error type for a damaged file
+        detail = " ".join(str(err).split()) or type(err).__name__
+        raise ValueError(f"{path}: not usable adapter weights ({detail}); {_DAMAGED}") from None
 
 
 def save_adapter(
@@ -344,18 +407,25 @@ def save_adapter(
     try:
         peft_model.save_pretrained(str(tmp), safe_serialization=True)
         (tmp / "README.md").unlink(missing_ok=True)  # peft's model-card template
+        reference = portable_model_reference(base_model)
+        _set_peft_base(tmp / PEFT_CONFIG_NAME, reference)
         manifest = {
             "format": _FORMAT,
-            "base_model": base_model,
+            "base_model": reference,
             "base_model_sha256": _sha(base_identity),
+            "weights_sha256": _file_sha256(tmp / WEIGHTS_NAME),
             "lora": {**asdict(settings), "targets": list(settings.targets)},
             "trainable_params": int(
                 sum(p.numel() for n, p in peft_model.named_parameters() if "lora_" in n)
             ),
             **dict(extra or {}),
         }
-        (tmp / MANIFEST_NAME).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
-        os.chmod(tmp, 0o755)
+        with atomic_open(tmp / MANIFEST_NAME, "w") as f:
+            f.write(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
+        mask = current_umask()  # as if written by open/mkdir: peft's weights file was 0600
+        for entry in tmp.iterdir():
+            os.chmod(entry, 0o666 & ~mask)
+        os.chmod(tmp, 0o777 & ~mask)
         old = None
         if out.exists():
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
@@ -367,6 +437,27 @@ def save_adapter(
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return out
+
+
+def portable_model_reference(model: str) -> str:
+    """How an adapter names its base model, portable between machines: the hub id of the
+    packaged MiniLM (not its install path), a hub id as it is, a local directory by its name."""
+    from driftrec.agents.text_encoder import default_model_path
+
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if path.resolve() == Path(default_model_path()).resolve():
+            return DEFAULT_BASE_REFERENCE
+        return path.resolve().name
+    return model
+
+
+def _set_peft_base(path: Path, reference: str) -> None:
+    """peft records the base model's path (absolute for a local one); record ``reference``."""
+    config = json.loads(path.read_text(encoding="utf-8"))
+    config["base_model_name_or_path"] = reference
+    with atomic_open(path, "w") as f:
+        f.write(json.dumps(config, indent=2, sort_keys=True) + "\n")
 
 
 def check_adapter_base(adapter_dir: str | os.PathLike[str], base_identity: str) -> None:
@@ -463,17 +554,20 @@ def collect_click_log(
     text_encoder: Any = None,
     learn: bool = True,
 ) -> ClickLog:
-    """Roll out a registry agent and log every impression with the user's observed history.
+    """Roll out an agent and log every impression with the user's observed history.
 
     Args:
         env_config: the world (single-item actions: ``slate_size`` 1).
-        agent: the behaviour agent (``driftrec agents``).
+        agent: the behaviour agent: a name (``driftrec agents``), a registered name, an import
+            path ``package.module:NAME`` or a ``.zip`` (see
+            :func:`driftrec.agents.registry.resolve_agent`).
         num_envs: user slots stepped together.
         steps: global steps.
         seed: seeds the users and the agent.
         agent_kwargs: overrides for the agent.
         text_encoder: a ``TextEncoderConfig`` for agents that read item texts.
-        learn: let the agent learn online while it logs.
+        learn: let the agent learn online while it logs (an agent without ``update`` only
+            acts).
     """
     from driftrec.agents.online import run_online
     from driftrec.agents.registry import build_agent
@@ -499,7 +593,10 @@ def collect_click_log(
         clicked = np.asarray(record.info["clicked_item"]) >= 0
         parts.append((obs.item_ids, obs.feedback, obs.mask, np.asarray(record.actions), clicked))
 
-    run_online(built.agent, built.env, steps, learn=learn, on_step=on_step)
+    from driftrec.agents.registry import FirstStepChecked
+
+    acting = built.agent if built.is_sb3 else FirstStepChecked(built)  # a user's: checked once
+    run_online(acting, built.env, steps, learn=learn and built.learns, on_step=on_step)
     cols = [np.concatenate([p[i] for p in parts]) for i in range(5)]
     return ClickLog(
         history_items=cols[0].astype(np.int64),

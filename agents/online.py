@@ -19,6 +19,7 @@ the previous call stopped: the env is never reset, the world's clock keeps runni
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -49,12 +50,13 @@ StepHook = Callable[[StepRecord], Any]
 
 
 def is_sb3_model(agent: Any) -> bool:
-    """True for a stable-baselines3 (or sb3-contrib) algorithm instance."""
-    try:
-        from stable_baselines3.common.base_class import BaseAlgorithm
-    except ImportError:  # pragma: no cover - SB3 is a dependency
-        return False
-    return isinstance(agent, BaseAlgorithm)
+    """True for a stable-baselines3 (or sb3-contrib) algorithm instance.
+
+    Never imports SB3 (and so torch, seconds on a small CPU): an object can only be an SB3
+    model if SB3 is already imported.
+    """
+    module = sys.modules.get("stable_baselines3.common.base_class")
+    return module is not None and isinstance(agent, module.BaseAlgorithm)
 
 
 def run_online(

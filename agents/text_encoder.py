@@ -27,6 +27,7 @@ only numpy.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import os
 import re
@@ -99,7 +100,8 @@ class TextEncoderConfig:
         cache_dir: Root of the embedding cache. ``None`` means ``$DRIFTREC_CACHE`` when set,
             else ``~/.cache/driftrec``. Files go to ``<cache_dir>/text_embeddings/``.
         device: Torch device the encoder runs on, e.g. ``"cpu"`` or ``"cuda:0"``.
-        show_progress: Show a tqdm progress bar when encoding takes more than one batch.
+        show_progress: Show progress bars: transformers' while loading the model, and a tqdm
+            bar when encoding takes more than one batch.
         adapter: A LoRA adapter directory written by :func:`driftrec.agents.lora.save_adapter`
             (``driftrec finetune``), applied on top of ``model``; ``None`` for the base model.
             Its weights are part of the cache key, so adapted and base embeddings never mix.
@@ -287,8 +289,9 @@ class TextEncoder:
             )
         source = str(local) if local.is_dir() else name
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(source)
-            model = AutoModel.from_pretrained(source)
+            with _loading_bars(self.config.show_progress):
+                self.tokenizer = AutoTokenizer.from_pretrained(source)
+                model = AutoModel.from_pretrained(source)
         except Exception as err:  # transformers/hub raise many error types
             detail = " ".join(str(err).split())  # one line
             raise OSError(
@@ -310,6 +313,15 @@ class TextEncoder:
     def name(self) -> str:
         """The model as configured: a local directory or a hub id."""
         return self._name
+
+    @property
+    def max_length(self) -> int:
+        """Tokens kept per text: ``config.max_length``, or fewer when the model reads fewer
+        positions (a longer input failed inside the model with a tensor-size error)."""
+        limit = getattr(self.model.config, "max_position_embeddings", None)
+        if isinstance(limit, int) and 2 <= limit < self.config.max_length:
+            return limit
+        return self.config.max_length
 
     @property
     def dim(self) -> int:
@@ -334,7 +346,7 @@ class TextEncoder:
             _check_texts(texts),
             padding=True,
             truncation=True,
-            max_length=self.config.max_length,
+            max_length=self.max_length,
             return_tensors="pt",
         )
         batch = {k: v.to(self.device) for k, v in batch.items()}
@@ -382,6 +394,21 @@ class TextEncoder:
                 out[idx] = self.embed([texts[i] for i in idx]).cpu().numpy()
                 bar.update(len(idx))
         return out
+
+
+@contextlib.contextmanager
+def _loading_bars(show: bool) -> Iterator[None]:
+    """transformers' own progress bars ("Loading weights") only when ``show``."""
+    from transformers.utils import logging as hf_logging
+
+    was = hf_logging.is_progress_bar_enabled()
+    if was and not show:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was and not show:
+            hf_logging.enable_progress_bar()
 
 
 def _mean_pool_normalise(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

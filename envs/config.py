@@ -350,6 +350,18 @@ SHORTCUTS: dict[str, tuple[str, str]] = {
 }
 
 
+FILE_CATALOG_IGNORES = frozenset(
+    {"num_items", "num_topics", "topic_purity", "quality_alpha", "quality_beta"}
+)
+"""The catalog fields a catalog file (``catalog_path``) decides: overriding one is an error."""
+
+
+def _catalog_field(key: str) -> str | None:
+    """The catalog field an override key sets (``"num_items"``, ``"catalog.num_items"``)."""
+    section, name = SHORTCUTS.get(key, key.partition(".")[::2])
+    return name if section == "catalog" else None
+
+
 @dataclass(frozen=True, slots=True)
 class EnvConfig:
     """Everything that defines a simulated world. Sections are documented on their classes.
@@ -439,6 +451,14 @@ class EnvConfig:
             fields[section][name] = value
             if key in SHORTCUTS:  # an error names the field as it was given
                 given[f"{section}.{name}"] = key
+        catalog_path = top.get("catalog_path", self.catalog_path)
+        ignored = [k for k in overrides if _catalog_field(k) in FILE_CATALOG_IGNORES]
+        if catalog_path is not None and ignored:
+            raise ValueError(
+                f"{ignored[0]!r} cannot be set with 'catalog_path' {catalog_path!r} (got "
+                f"{overrides[ignored[0]]!r}): the catalog file decides the items and their "
+                "topics; expected no such override (edit the file instead)"
+            )
         # replace every section first and validate the whole config once, so that the order of
         # the keywords never matters (e.g. slate_size and history_len together)
         for name, changes in fields.items():

@@ -33,6 +33,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, NamedTuple
+from urllib.parse import unquote
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
@@ -237,6 +238,20 @@ def _read_npz(path: Path) -> dict[str, np.ndarray] | None:
         ) from None
 
 
+def _read_json_object(path: Path) -> dict[str, Any]:
+    """A run's JSON file as driftrec wrote it (an object), or one error naming the file."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(
+            f"{path}: not valid JSON ({exc}); expected the file as driftrec wrote it (run the "
+            "grid again: a damaged run is done again)"
+        ) from None
+    if not isinstance(data, dict):
+        raise ValueError(f"{path}: expected a JSON object (got {type(data).__name__})")
+    return data
+
+
 def load_run(path: str | Path) -> Run:
     """Load one run directory.
 
@@ -247,7 +262,8 @@ def load_run(path: str | Path) -> Run:
     path = Path(path)
     if not (path / "done.json").is_file():
         raise IncompleteRunError(f"run {path} is incomplete (no done.json): interrupted?")
-    config = json.loads((path / "config.json").read_text())
+    config = _read_json_object(path / "config.json")
+    done = _read_json_object(path / "done.json")
     for key in ("scenario", "agent", "seed"):
         if key not in config:
             raise ValueError(f"{path / 'config.json'}: missing key {key!r}")
@@ -255,7 +271,7 @@ def load_run(path: str | Path) -> Run:
     if "step" not in metrics:
         raise ValueError(f"{path / 'metrics.csv'}: no 'step' column")
     events_path = path / "events.json"
-    events_doc = json.loads(events_path.read_text()) if events_path.is_file() else {}
+    events_doc = _read_json_object(events_path) if events_path.is_file() else {}
     events = sorted((dict(e) for e in events_doc.get("events", [])), key=lambda e: int(e["step"]))
     return Run(
         path=path,
@@ -265,7 +281,7 @@ def load_run(path: str | Path) -> Run:
         topics=_read_npz(path / "topics.npz"),
         attention=_read_npz(path / "attention.npz"),
         event_counts={str(k): int(v) for k, v in events_doc.get("counts", {}).items()},
-        done=json.loads((path / "done.json").read_text()),
+        done=done,
     )
 
 
@@ -310,7 +326,8 @@ def load_runs(
             cfg = {}
         parts = sub.name.split("__")
         run_scenario = cfg.get("scenario", parts[0] if len(parts) == 3 else None)
-        run_agent = cfg.get("agent", parts[1] if len(parts) == 3 else None)
+        # the agent part of a directory name is percent-encoded (config.dir_name_part)
+        run_agent = cfg.get("agent", unquote(parts[1]) if len(parts) == 3 else None)
         if scenario is not None and run_scenario != scenario:
             continue
         if wanted_agents is not None and run_agent not in wanted_agents:

@@ -7,6 +7,7 @@ Subcommands::
     driftrec train  --scenario S --agent A  one online training run (saved like a grid run)
     driftrec evaluate RUN_DIR               evaluate a saved SB3 checkpoint frozen on its world
                     [--policy FILE]         ... or a compressed policy made by 'compress'
+    driftrec evaluate --agent A --scenario S  any agent (yours too), acting without learning
     driftrec compress RUN_DIR [--method M]  compress a run's attention policy (int8, fold, distil)
     driftrec run    [--config F] [flags]    an experiment grid (scenario x agent x seed), resumable
                     [--backend ray [--address A]]   ... as Ray tasks (local Ray or a cluster)
@@ -17,6 +18,11 @@ Subcommands::
     driftrec bench  [--quick]               the simulator benchmark
     driftrec demo   [--quick]               the main job: a short experiment, plots and report
 
+Wherever an agent is named, it may be a built-in name, a name registered with
+``driftrec.register_agent`` (``--import MODULE`` imports the module that registers it; installed
+packages can list agents in the ``driftrec.agents`` entry-point group), an import path
+``package.module:NAME`` or a stable-baselines3 ``.zip`` (``--trust-checkpoint`` to load it).
+
 Every option is listed by ``driftrec <subcommand> --help``. Bad input is reported before any work
 starts, with the field, the value and what was expected.
 """
@@ -26,6 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sys
 import time
@@ -83,14 +90,55 @@ def _shift_at(text: str) -> int | dict[str, int]:
     return out
 
 
+AGENT_HELP = (
+    "an agent name ('driftrec agents'), a registered name, an import path "
+    "'package.module:NAME' of your own agent, or a stable-baselines3 '.zip'"
+)
+
+
+def _add_user_agent_options(p: argparse.ArgumentParser, *, trust: bool = True) -> None:
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        type=_csv(str),
+        metavar="MODULE",
+        help="import these modules first (comma-separated or repeated): their "
+        "driftrec.register_agent calls make their agents known",
+    )
+    if not trust:
+        return
+    p.add_argument(
+        "--trust-checkpoint",
+        action="store_true",
+        help="allow '.zip' agents to be loaded with stable-baselines3's load(), which unpickles "
+        "the file and can run arbitrary code: only for files you trust (a driftrec run's "
+        "model.zip needs no trust: it is rebuilt from the run's config.json)",
+    )
+
+
+def _imports(args: argparse.Namespace) -> tuple[str, ...]:
+    return tuple(m for group in (getattr(args, "imports", None) or ()) for m in group)
+
+
+def _import_user_modules(args: argparse.Namespace) -> None:
+    """Import the ``--import`` modules (their ``register_agent`` calls run)."""
+    from driftrec.agents.registry import import_modules
+
+    import_modules(_imports(args), field="--import")
+
+
 def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
+    _add_user_agent_options(p)
     if single:
         p.add_argument(
             "--scenario",
             default="AbruptShift",
             help="scenario name or scenario file (default: %(default)s)",
         )
-        p.add_argument("--agent", default="attention-ppo", help="agent name (default: %(default)s)")
+        p.add_argument(
+            "--agent", default="attention-ppo", help=f"{AGENT_HELP} (default: %(default)s)"
+        )
         p.add_argument("--seed", type=int, default=0, help="seed (default: %(default)s)")
     else:
         p.add_argument(
@@ -104,7 +152,7 @@ def _add_grid_options(p: argparse.ArgumentParser, *, single: bool) -> None:
         p.add_argument(
             "--agents",
             type=_csv(str),
-            help="comma-separated agent names ('-frozen' suffix allowed)",
+            help=f"comma-separated agents, each {AGENT_HELP} ('-frozen' suffix allowed)",
         )
         p.add_argument("--seeds", type=_csv(int), help="comma-separated seeds")
         p.add_argument("--workers", type=int, help="parallel run processes")
@@ -182,6 +230,10 @@ def _experiment_config(
     from driftrec.experiments.config import ExperimentConfig, load_config
 
     values = {f: getattr(args, f) for f in _FIELDS if getattr(args, f, None) is not None}
+    if _imports(args):
+        values["imports"] = _imports(args)
+    if getattr(args, "trust_checkpoint", False):
+        values["trust_checkpoint"] = True
     if single:
         values.update(scenarios=(args.scenario,), agents=(args.agent,), seeds=(args.seed,))
         values.setdefault("name", "train")
@@ -194,10 +246,13 @@ def _experiment_config(
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``driftrec``."""
+    import driftrec
+
     parser = argparse.ArgumentParser(
         prog="driftrec",
         description="Recommendation under drifting user interests: simulate, train, measure, plot.",
     )
+    parser.add_argument("--version", action="version", version=f"driftrec {driftrec.__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     p = sub.add_parser("scenarios", help="list the named scenarios and their Gymnasium ids")
     p.add_argument(
@@ -205,13 +260,42 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="print this scenario (a name or a scenario file) as a scenario file (JSON) to edit",
     )
-    sub.add_parser("agents", help="list the agents")
+    p = sub.add_parser("agents", help="list the agents (built-in and registered)")
+    p.add_argument(
+        "--import",
+        dest="imports",
+        action="append",
+        type=_csv(str),
+        metavar="MODULE",
+        help="import these modules first, to list the agents they register",
+    )
 
     p = sub.add_parser("train", help="train one agent online on one scenario and save the run")
     _add_grid_options(p, single=True)
 
-    p = sub.add_parser("evaluate", help="evaluate a saved SB3 checkpoint, frozen, on its world")
-    p.add_argument("run_dir", type=Path, help="a run directory holding model.zip and config.json")
+    p = sub.add_parser(
+        "evaluate",
+        help="evaluate a saved SB3 checkpoint frozen on its world, or any agent on a scenario",
+    )
+    p.add_argument(
+        "run_dir",
+        type=Path,
+        nargs="?",
+        help="a run directory holding model.zip and config.json (or use --agent)",
+    )
+    p.add_argument("--agent", help=f"instead of RUN_DIR: {AGENT_HELP}; it acts without learning")
+    p.add_argument(
+        "--scenario",
+        default="AbruptShift",
+        help="with --agent: the scenario (default: %(default)s)",
+    )
+    p.add_argument(
+        "--num-envs", type=int, default=32, help="with --agent: users at a time (default: 32)"
+    )
+    p.add_argument(
+        "--env", type=_json_object, dest="env_overrides", help="with --agent: env overrides as JSON"
+    )
+    _add_user_agent_options(p, trust=False)
     p.add_argument("--steps", type=int, default=256, help="global steps (default: %(default)s)")
     p.add_argument("--seed", type=int, default=12345, help="seed of the evaluation users")
     p.add_argument("--deterministic", action="store_true", help="greedy actions")
@@ -221,8 +305,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--trust-checkpoint",
         action="store_true",
-        help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
-        "files you trust (default: only the policy weights are read)",
+        help="load model.zip (or a '.zip' --agent) with SB3's full load, which unpickles it and "
+        "can run code: only for files you trust (default: a run's model.zip is rebuilt from "
+        "its config.json and only the policy weights are read; any other '.zip' is refused)",
     )
     p.add_argument(
         "--attention-png",
@@ -240,7 +325,16 @@ def build_parser() -> argparse.ArgumentParser:
         default="local",
         help="local process pool (default) or Ray tasks (needs driftrec[ray])",
     )
-    p.add_argument("--address", help="Ray cluster address for --backend ray (default: local Ray)")
+    p.add_argument(
+        "--address",
+        help="a running Ray cluster for --backend ray ('auto', 'host:6379'; default: start a "
+        "new local Ray)",
+    )
+    p.add_argument(
+        "--ray-timeout",
+        type=float,
+        help="seconds that starting or joining Ray may take (default: 60)",
+    )
     _add_export_parser(sub)
     _add_finetune_parser(sub)
 
@@ -290,12 +384,19 @@ def _cmd_scenarios(args: argparse.Namespace) -> int:
     return 0
 
 
-def _cmd_agents(_: argparse.Namespace) -> int:
-    from driftrec.agents.registry import AGENT_DESCRIPTIONS
+def _cmd_agents(args: argparse.Namespace) -> int:
+    from driftrec.agents.registry import AGENT_DESCRIPTIONS, registered_agents
 
+    _import_user_modules(args)
     for name, text in AGENT_DESCRIPTIONS.items():
         print(f"{name:24s} {text}")
-    print("(append '-frozen' to a name to stop its learning at the shift)")
+    registered = registered_agents()
+    if registered:
+        print("registered:")
+        for name, text in registered.items():
+            print(f"{name:24s} {text}")
+    print("(append '-frozen' to a name to stop its learning at the shift; your own agent: an")
+    print(" import path 'package.module:NAME', a registered name, or a stable-baselines3 '.zip')")
     return 0
 
 
@@ -327,10 +428,29 @@ def _cmd_train(args: argparse.Namespace) -> int:
 
 
 def _cmd_evaluate(args: argparse.Namespace) -> int:
-    from driftrec.experiments.evaluate import evaluate_checkpoint
+    from driftrec.experiments.evaluate import evaluate_agent, evaluate_checkpoint
 
-    if args.policy is not None:
-        from driftrec.experiments.compression import evaluate_compressed
+    if args.agent is not None:
+        if args.run_dir is not None or args.policy is not None:
+            raise ValueError(
+                f"'--agent' evaluates an agent on a scenario, without RUN_DIR or --policy (got "
+                f"{str(args.run_dir or args.policy)!r} too)"
+            )
+        _import_user_modules(args)
+        result = evaluate_agent(
+            args.agent,
+            scenario=args.scenario,
+            steps=args.steps,
+            seed=args.seed,
+            num_envs=args.num_envs,
+            env_overrides=args.env_overrides,
+            deterministic=args.deterministic,
+            trust_checkpoint=args.trust_checkpoint,
+        )
+    elif args.run_dir is None:
+        raise ValueError("'driftrec evaluate' needs a RUN_DIR or '--agent AGENT'")
+    elif args.policy is not None:
+        from driftrec.experiments.studies.compression import evaluate_compressed
 
         result = evaluate_compressed(
             args.run_dir,
@@ -365,13 +485,22 @@ def _cmd_run(args: argparse.Namespace) -> int:
     if getattr(args, "backend", "local") == "ray":
         from driftrec.experiments.ray_backend import run_grid_ray
 
+        timeout = {} if args.ray_timeout is None else {"connect_timeout_s": args.ray_timeout}
         try:
-            dirs = run_grid_ray(cfg, address=args.address, progress=not args.no_progress)
+            dirs = run_grid_ray(
+                cfg,
+                address=args.address,
+                progress=not args.no_progress,
+                restart=args.restart,
+                **timeout,
+            )
         except ImportError as exc:
             print(f"driftrec run: error: {exc}", file=sys.stderr)
             return 2
     elif args.address is not None:
         raise ValueError(f"'--address' needs '--backend ray' (got {args.address!r})")
+    elif args.ray_timeout is not None:
+        raise ValueError(f"'--ray-timeout' needs '--backend ray' (got {args.ray_timeout!r})")
     else:
         dirs = run_grid(cfg, progress=not args.no_progress, restart=args.restart)
     print(f"{len(dirs)} runs in {cfg.experiment_dir}")
@@ -457,14 +586,20 @@ def _add_export_parser(sub: Any) -> None:
     p.add_argument(
         "--scenario", default="AbruptShift", help="scenario or scenario file (default: %(default)s)"
     )
-    p.add_argument("--agent", default="random", help="behaviour policy (default: %(default)s)")
+    p.add_argument(
+        "--agent", default="random", help=f"behaviour policy: {AGENT_HELP} (default: %(default)s)"
+    )
     p.add_argument("--dataset-id", help="Minari id (default: driftrec/<scenario>/<agent>-v0)")
+    _add_user_agent_options(p)
     p.add_argument("--num-envs", type=int, default=64, help="users at a time (default: 64)")
     p.add_argument("--steps", type=int, default=400, help="global steps (default: 400)")
     p.add_argument("--seed", type=int, default=0, help="seed (default: 0)")
     p.add_argument("--no-learn", action="store_true", help="the agent acts without learning")
-    p.add_argument("--env-overrides", type=json.loads, help="JSON, e.g. '{\"num_items\": 200}'")
+    p.add_argument("--env-overrides", type=_json_object, help="JSON, e.g. '{\"num_items\": 200}'")
     p.add_argument("--data-path", help="Minari datasets root (default: MINARI_DATASETS_PATH)")
+    p.add_argument(
+        "--overwrite", action="store_true", help="replace an existing dataset of the same id"
+    )
     p.add_argument(
         "--info-keys",
         type=lambda v: tuple(x for x in v.split(",") if x),
@@ -493,6 +628,11 @@ def _add_compress_parser(sub: Any) -> None:
         "--distil-steps", type=int, help="global steps of teacher rollouts (default: the run's)"
     )
     p.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="replace --out even if it is not a policy file 'compress' wrote",
+    )
+    p.add_argument(
         "--trust-checkpoint",
         action="store_true",
         help="load model.zip with SB3's full load, which unpickles it and can run code: only for "
@@ -501,7 +641,7 @@ def _add_compress_parser(sub: Any) -> None:
 
 
 def _cmd_compress(args: argparse.Namespace) -> int:
-    from driftrec.experiments.compression import compress_run
+    from driftrec.experiments.studies.compression import compress_run
 
     _, facts = compress_run(
         args.run_dir,
@@ -509,6 +649,7 @@ def _cmd_compress(args: argparse.Namespace) -> int:
         out=args.out,
         scope=args.scope,
         distil_steps=args.distil_steps,
+        overwrite=args.overwrite,
         trust=args.trust_checkpoint,
     )
     for key, value in facts.items():
@@ -520,7 +661,10 @@ def _cmd_compress(args: argparse.Namespace) -> int:
 def _cmd_export(args: argparse.Namespace) -> int:
     from driftrec.experiments.export import export_minari
 
-    dataset_id = args.dataset_id or f"driftrec/{args.scenario}/{args.agent}-v0"
+    _import_user_modules(args)
+    # a user agent's name ('mymod:MyAgent', 'models/ppo.zip') is no Minari name: letters only
+    agent_id = re.sub(r"[^A-Za-z0-9_-]+", "-", args.agent).strip("-") or "agent"
+    dataset_id = args.dataset_id or f"driftrec/{args.scenario}/{agent_id}-v0"
     try:
         ds = export_minari(
             dataset_id,
@@ -533,6 +677,8 @@ def _cmd_export(args: argparse.Namespace) -> int:
             env_overrides=args.env_overrides,
             data_path=args.data_path,
             info_keys=args.info_keys,
+            overwrite=args.overwrite,
+            trust_checkpoint=args.trust_checkpoint,
         )
     except ImportError as exc:
         print(f"driftrec export: error: {exc}", file=sys.stderr)
@@ -552,7 +698,10 @@ def _add_finetune_parser(sub: Any) -> None:
     p.add_argument(
         "--env", type=_json_object, dest="env_overrides", help="env config overrides as JSON"
     )
-    p.add_argument("--behaviour", default="random", help="logged agent (default: %(default)s)")
+    p.add_argument(
+        "--behaviour", default="random", help=f"logged agent: {AGENT_HELP} (default: %(default)s)"
+    )
+    _add_user_agent_options(p, trust=False)
     p.add_argument(
         "--seeds", type=_csv(int), default=(100,), help="seeds of the logged runs (default: 100)"
     )
@@ -583,6 +732,8 @@ def _add_finetune_parser(sub: Any) -> None:
 
 def _cmd_finetune(args: argparse.Namespace) -> int:
     from driftrec.agents.lora import FinetuneSettings, LoraSettings
+
+    _import_user_modules(args)
 
     settings = FinetuneSettings(
         lora=LoraSettings(rank=args.rank, alpha=args.alpha, targets=args.targets),
@@ -639,24 +790,58 @@ def error_text(exc: BaseException) -> str:
     return " ".join(text.split())
 
 
+_INTERRUPTED = {
+    "run": "interrupted; finished runs are kept (run again to resume)",
+    "train": "interrupted; finished runs are kept (run again to resume)",
+    "demo": "interrupted; finished runs are kept (run again to resume)",
+    "export": "interrupted; nothing half-written is left (a dataset is moved into place whole)",
+    "finetune": "interrupted; nothing half-written is left (an adapter is written whole)",
+    "compress": "interrupted; nothing half-written is left (the policy file is written whole)",
+}
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``driftrec`` console script."""
-    args = build_parser().parse_args(argv)
+    """Entry point of the ``driftrec`` console script.
+
+    Ctrl-C and SIGTERM stop every command with exit code 130 and one line saying what was kept,
+    whatever signal disposition the process inherited (see
+    :func:`~driftrec.experiments.guard.catch_interrupts`).
+    """
+    from driftrec.experiments.guard import LockedError, catch_interrupts, interrupted
+
+    command = "?"
     try:
-        return _COMMANDS[args.command](args)
+        with catch_interrupts():
+            args = build_parser().parse_args(argv)
+            command = args.command
+            try:
+                return _COMMANDS[command](args)
+            except Exception:
+                if interrupted() is not None:  # an error the interrupt caused on its way out
+                    raise KeyboardInterrupt("interrupted") from None
+                raise
+    except KeyboardInterrupt:
+        return _interrupted(command, keep_ignoring=argv is None)
     except (ValueError, TypeError, OSError, RuntimeError, AssertionError) as exc:
         if os.environ.get("DRIFTREC_DEBUG"):
             raise
-        print(f"driftrec {args.command}: error: {error_text(exc)}", file=sys.stderr)
-        print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
+        print(f"driftrec {command}: error: {error_text(exc)}", file=sys.stderr)
+        if not isinstance(exc, (ValueError, TypeError, OSError, LockedError)):
+            # not a refusal of bad input or a missing file: likely a bug, worth a traceback
+            print("(set DRIFTREC_DEBUG=1 for the traceback)", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not break the exit
-        print(
-            f"driftrec {args.command}: interrupted; finished runs are kept (run again to resume)",
-            file=sys.stderr,
-        )
-        return 130
+
+
+def _interrupted(command: str, *, keep_ignoring: bool) -> int:
+    """Say what was kept; exit code 130. The console script (``keep_ignoring``) ignores further
+    signals, so that a second Ctrl-C cannot break its exit; a call ``main(argv)`` from Python
+    gets its handlers back."""
+    previous = {sig: signal.signal(sig, signal.SIG_IGN) for sig in (signal.SIGINT, signal.SIGTERM)}
+    print(f"driftrec {command}: {_INTERRUPTED.get(command, 'interrupted')}", file=sys.stderr)
+    if not keep_ignoring:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    return 130
 
 
 if __name__ == "__main__":

@@ -10,8 +10,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, unquote
 
-from driftrec.agents.registry import AGENT_NAMES
+from driftrec.agents.registry import import_modules, is_builtin, resolve_agent
 from driftrec.envs.config import (
     SECTIONS,
     DriftConfig,
@@ -24,9 +25,35 @@ from driftrec.envs.config import (
 from driftrec.envs.drift import AbruptShift
 from driftrec.envs.scenarios import get_scenario
 
-__all__ = ["ExperimentConfig", "FROZEN_SUFFIX", "split_agent_name", "load_config"]
+__all__ = [
+    "ExperimentConfig",
+    "FROZEN_SUFFIX",
+    "split_agent_name",
+    "load_config",
+    "dir_name_part",
+    "from_dir_name_part",
+]
 
 FROZEN_SUFFIX = "-frozen"
+
+_DIR_SAFE = "+=@,"
+"""Kept as they are in directory names, besides letters, digits and ``_.-~``."""
+
+
+def dir_name_part(name: str) -> str:
+    """``name`` as a part of a run directory name, safe on Linux, macOS and Windows.
+
+    Every character other than ASCII letters, digits and ``_ . - ~ + = @ ,`` is percent-encoded
+    as in URLs (``:`` -> ``%3A``, ``/`` -> ``%2F``, ``%`` -> ``%25``), so
+    ``mymod:MyAgent`` is stored as ``mymod%3AMyAgent`` and :func:`from_dir_name_part` gives the
+    name back exactly. Built-in names are unchanged.
+    """
+    return quote(name, safe=_DIR_SAFE)
+
+
+def from_dir_name_part(part: str) -> str:
+    """The inverse of :func:`dir_name_part`."""
+    return unquote(part)
 
 
 def split_agent_name(name: str) -> tuple[str, bool]:
@@ -76,6 +103,16 @@ _COUNT_KWARGS = {
     "target_update_interval": 1,
 }
 """SB3 counts whose bad values SB3 reports late (a bare assert, or a crash in the first update)."""
+
+
+def _imports(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str | bytes) or not hasattr(value, "__iter__"):
+        raise TypeError(f"'imports' must be a list of module names (got {value!r})")
+    out = tuple(value)
+    for v in out:
+        if not isinstance(v, str):
+            raise TypeError(f"'imports' must be a list of module names (got {value!r})")
+    return out
 
 
 def _check_agent_kwargs(agent_kwargs: Mapping[str, Any]) -> None:
@@ -175,8 +212,12 @@ class ExperimentConfig:
         scenarios (tuple of str): scenario names (``driftrec scenarios`` lists them), names
             given to ``register_scenario``, or scenario files (``.json``/``.toml``, see
             :func:`driftrec.envs.scenarios.load_scenario_file`).
-        agents (tuple of str): agent names (see ``driftrec.agents.registry``); append
+        agents (tuple of str): agent names (``driftrec agents`` lists them), names registered
+            with ``driftrec.register_agent``, import paths ``package.module:NAME`` of your own
+            agent (called as ``NAME(env, seed=seed)``) or policy function, or stable-baselines3
+            ``.zip`` checkpoints (see :func:`driftrec.agents.registry.resolve_agent`); append
             ``-frozen`` for the frozen contrast (learns until ``frozen_at``, then only acts).
+            Run directories name the agent with :func:`dir_name_part`.
         seeds (tuple of int): one run per seed; user slot ``i`` of a run gets the stream
             ``slot_seed(seed, i)`` (child ``i`` of ``SeedSequence(seed)``).
         num_envs (int, defaults to 32): users stepped together in each run.
@@ -217,6 +258,12 @@ class ExperimentConfig:
             world-to-world variance. False keeps the scenario's fixed world for every seed
             (the behaviour before v1). ``env_overrides`` that set ``world_seed`` or
             ``catalog_seed`` win.
+        imports (tuple of str, defaults to ()): modules imported before the agents are
+            resolved, in this process and in every worker (their ``register_agent`` calls
+            run); ``--import`` on the command line.
+        trust_checkpoint (bool, defaults to False): allow ``.zip`` agents to be loaded with
+            stable-baselines3's ``load``, which unpickles the file (it can run arbitrary code);
+            without it they are refused.
     """
 
     name: str = "experiment"
@@ -247,12 +294,23 @@ class ExperimentConfig:
     device: str = "cpu"
     reference_agent: str | None = "oracle"
     vary_world: bool = True
+    imports: tuple[str, ...] = ()
+    trust_checkpoint: bool = False
 
     def __post_init__(self) -> None:
         _check_name(self.name)
+        if isinstance(self.out_dir, os.PathLike):
+            object.__setattr__(self, "out_dir", os.fspath(self.out_dir))
+        if not isinstance(self.out_dir, str):
+            raise TypeError(f"'out_dir' must be a directory path, a string (got {self.out_dir!r})")
+        if not self.out_dir.strip():
+            raise ValueError(f"'out_dir' must be a directory path (got {self.out_dir!r})")
         object.__setattr__(self, "scenarios", _tuple("scenarios", self.scenarios, str))
         object.__setattr__(self, "agents", _tuple("agents", self.agents, str))
         object.__setattr__(self, "seeds", _tuple("seeds", self.seeds, int))
+        object.__setattr__(self, "imports", _imports(self.imports))
+        if not isinstance(self.trust_checkpoint, bool):
+            raise TypeError(f"'trust_checkpoint' must be a bool (got {self.trust_checkpoint!r})")
         by_name: dict[str, str] = {}
         for s in self.scenarios:
             name = get_scenario(s).name  # raises naming the valid scenarios
@@ -262,20 +320,13 @@ class ExperimentConfig:
                     f"'scenarios' {other!r} and {s!r} are both the scenario {name!r} (their run "
                     "directories would be the same); give one of them another name"
                 )
+        import_modules(self.imports)  # their register_agent calls, before agents are resolved
         for a in self.agents:
-            base, _ = split_agent_name(a)
-            if base not in AGENT_NAMES:
-                raise ValueError(
-                    f"'agents' entries must be one of {list(AGENT_NAMES)}, optionally with "
-                    f"'{FROZEN_SUFFIX}' (got {a!r})"
-                )
+            resolve_agent(split_agent_name(a)[0], field="agents")  # one line naming the entry
         for seed in self.seeds:
             check_int("seeds", seed, 0)
-        if self.reference_agent is not None and self.reference_agent not in AGENT_NAMES:
-            raise ValueError(
-                f"'reference_agent' must be None or one of {list(AGENT_NAMES)} "
-                f"(got {self.reference_agent!r})"
-            )
+        if self.reference_agent is not None:
+            resolve_agent(self.reference_agent, field="reference_agent")
         if not isinstance(self.vary_world, bool):
             raise TypeError(f"'vary_world' must be a bool (got {self.vary_world!r})")
         check_int("num_envs", self.num_envs, 1, 65_536)
@@ -296,7 +347,9 @@ class ExperimentConfig:
         if not isinstance(self.agent_kwargs, Mapping):
             raise TypeError(f"'agent_kwargs' must be a mapping (got {self.agent_kwargs!r})")
         for key in self.agent_kwargs:
-            if key not in self.agents and split_agent_name(key)[0] not in AGENT_NAMES:
+            base = split_agent_name(key)[0]
+            grid = {split_agent_name(a)[0] for a in self.all_agents}
+            if key not in self.agents and not is_builtin(base) and base not in grid:
                 raise ValueError(f"'agent_kwargs' has an unknown agent {key!r}")
         for scenario in self.scenarios:
             _check_world(self.env_config(scenario))  # env_overrides, before any work
@@ -334,7 +387,8 @@ class ExperimentConfig:
 
     def run_dir(self, scenario: str, agent: str, seed: int) -> Path:
         """Where one run's files go."""
-        return self.experiment_dir / f"{get_scenario(scenario).name}__{agent}__{seed}"
+        agent_part = dir_name_part(agent)
+        return self.experiment_dir / f"{get_scenario(scenario).name}__{agent_part}__{seed}"
 
     @property
     def all_agents(self) -> tuple[str, ...]:
@@ -439,12 +493,25 @@ def load_config(path: str | os.PathLike[str], **overrides: Any) -> ExperimentCon
     """Read an :class:`ExperimentConfig` from a JSON file, then apply ``overrides``."""
     path = Path(path)
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes().decode("utf-8"))
     except FileNotFoundError:
         raise FileNotFoundError(f"experiment config file {str(path)!r} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise ValueError(
+            f"{path}: not UTF-8 text (byte {exc.start}: {exc.reason}); expected a JSON file of "
+            "experiment settings"
+        ) from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
     if not isinstance(data, dict):
         raise ValueError(f"{path}: expected a JSON object of experiment settings")
-    data.update({k: v for k, v in overrides.items() if v is not None})
-    return ExperimentConfig.from_dict(data)
+    given = {k: v for k, v in overrides.items() if v is not None}
+    from_file = set(data) - set(given)
+    data.update(given)
+    try:
+        return ExperimentConfig.from_dict(data)
+    except (TypeError, ValueError) as exc:  # a field of the file: say which file
+        named = re.match(r"'(\w+)", str(exc))
+        if named is None or named.group(1) not in from_file:
+            raise
+        raise type(exc)(f"{path}: {exc}") from None

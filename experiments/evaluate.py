@@ -1,4 +1,5 @@
-"""Evaluate a saved SB3 checkpoint, frozen, on the world it was trained in (fresh users).
+"""Evaluate a saved SB3 checkpoint, frozen, on the world it was trained in (fresh users), or any
+agent (a user's own included) frozen on a scenario (:func:`evaluate_agent`).
 
 Checkpoints are loaded without unpickling anything (:func:`load_run_model`): the model is rebuilt
 from the run's own ``config.json`` (JSON: agent, its settings, the world) and only the policy's
@@ -22,6 +23,8 @@ from driftrec.agents.online import StepRecord, run_online
 from driftrec.envs.config import EnvConfig
 
 __all__ = [
+    "require_finished",
+    "evaluate_agent",
     "evaluate_checkpoint",
     "load_run_model",
     "measure_policy",
@@ -211,6 +214,16 @@ def _require_model(run_dir: Path) -> Path:
     return model_path
 
 
+def require_finished(run_dir: Path) -> None:
+    """Refuse a run that did not finish: without ``done.json`` its files may stop anywhere
+    (interrupted, failed, or still being written)."""
+    if not (run_dir / "done.json").is_file():
+        raise ValueError(
+            f"{run_dir} has no done.json: the run did not finish (interrupted, failed or still "
+            "running); expected a finished run (run its grid again to finish it)"
+        )
+
+
 def open_run(run_dir: str | Path, *, seed: int = 12345) -> tuple[dict[str, Any], Any]:
     """``(config, env)``: a run's ``config.json`` and its world with new users seeded from ``seed``.
 
@@ -223,6 +236,7 @@ def open_run(run_dir: str | Path, *, seed: int = 12345) -> tuple[dict[str, Any],
     config_path = run_dir / "config.json"
     if not config_path.is_file():
         raise FileNotFoundError(f"{config_path} does not exist: is {run_dir} a run directory?")
+    require_finished(run_dir)
     cfg = _read_run_config(config_path)
     try:
         env_config = EnvConfig.from_dict(cfg["env_config"]).with_overrides(oracle_info=True)
@@ -280,6 +294,16 @@ def measure_policy(
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
     obs = env.reset()
+    if is_sb3_model(agent):
+        agent._last_obs = obs
+        return _measure(agent, env, steps, deterministic, on_step)
+    return _measure(agent, env.venv, steps, deterministic, on_step)
+
+
+def _measure(
+    agent: Any, env: Any, steps: int, deterministic: bool, on_step: Any = None
+) -> dict[str, Any]:
+    """Act on ``env`` as it is (no reset) for ``steps`` steps; the reward figures."""
     sums = {"reward": 0.0, "expected": 0.0, "oracle": 0.0, "clicks": 0.0, "n": 0}
 
     def hook(r: StepRecord) -> Any:
@@ -290,11 +314,7 @@ def measure_policy(
         sums["n"] += r.reward.size
         return None if on_step is None else on_step(r)
 
-    if is_sb3_model(agent):
-        agent._last_obs = obs
-        run_online(agent, env, steps, learn=False, on_step=hook, deterministic=deterministic)
-    else:
-        run_online(agent, env.venv, steps, learn=False, on_step=hook, deterministic=deterministic)
+    run_online(agent, env, steps, learn=False, on_step=hook, deterministic=deterministic)
     n = max(sums["n"], 1)
     return {
         "user_steps": sums["n"],
@@ -328,6 +348,7 @@ def evaluate_checkpoint(
         raise FileNotFoundError(
             f"{run_dir / 'config.json'} does not exist: is {run_dir} a run directory?"
         )
+    require_finished(run_dir)
     _require_model(run_dir)
     if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
         raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
@@ -335,3 +356,50 @@ def evaluate_checkpoint(
     model = load_run_model(run_dir, cfg, env, seed=seed, trust=trust)
     result = measure_policy(model, env, steps, deterministic=deterministic)
     return {"run": str(run_dir), "agent": cfg["agent"], **result}
+
+
+def evaluate_agent(
+    agent: str,
+    *,
+    scenario: str = "AbruptShift",
+    steps: int = 256,
+    seed: int = 12345,
+    num_envs: int = 32,
+    env_overrides: dict[str, Any] | None = None,
+    agent_kwargs: dict[str, Any] | None = None,
+    deterministic: bool = False,
+    trust_checkpoint: bool = False,
+) -> dict[str, Any]:
+    """Build ``agent`` on ``scenario`` and let it act, without learning, for ``steps`` steps.
+
+    ``agent`` is anything an experiment grid takes: a built-in or registered name, an import
+    path ``package.module:NAME`` or a stable-baselines3 ``.zip`` (``trust_checkpoint=True`` to
+    load one; see :func:`driftrec.agents.registry.resolve_agent`). The users are those of
+    ``seed`` from global step 0 (so scheduled shifts happen at their steps). A user agent's
+    first ``predict`` is checked (shape, dtype, item ids).
+
+    Returns:
+        The agent, the scenario and :func:`measure_policy`'s figures.
+    """
+    from driftrec.agents.registry import FirstStepChecked, build_agent
+    from driftrec.envs.scenarios import get_scenario
+
+    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 1:
+        raise ValueError(f"'steps' must be an integer >= 1 (got {steps!r})")
+    sc = get_scenario(scenario)
+    env_config = sc.config.with_overrides(**{**(env_overrides or {}), "oracle_info": True})
+    built = build_agent(
+        agent,
+        env_config,
+        num_envs=num_envs,
+        seed=seed,
+        agent_kwargs=agent_kwargs,
+        trust_checkpoint=trust_checkpoint,
+    )
+    if built.is_sb3:
+        built.env.seed(seed)
+        result = measure_policy(built.agent, built.env, steps, deterministic=deterministic)
+    else:
+        built.env.reset(seed=seed)
+        result = _measure(FirstStepChecked(built), built.env, steps, deterministic)
+    return {"agent": agent, "scenario": sc.name, **result}

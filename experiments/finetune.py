@@ -39,6 +39,7 @@ from driftrec.agents.text_encoder import (
     model_identity,
 )
 from driftrec.atomic import atomic_open
+from driftrec.envs.config import check_int
 from driftrec.envs.core import cached_catalog
 from driftrec.envs.scenarios import get_scenario
 
@@ -70,6 +71,8 @@ def finetune_adapter(
         raise ValueError(f"'method' must be 'lora' to write an adapter (got {s.method!r})")
     if not seeds:
         raise ValueError("'seeds' must name at least one seed of the logged interactions")
+    check_int("log_steps", log_steps, 1)  # named here: collect_click_log calls it 'steps'
+    check_int("num_envs", num_envs, 1)
     base_env = get_scenario(scenario).config
     base_env = base_env.with_overrides(**dict(env_overrides)) if env_overrides else base_env
     enc_cfg = TextEncoderConfig(model=text_model, max_length=max_length, show_progress=progress)

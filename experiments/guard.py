@@ -8,6 +8,14 @@
   an ``flock``, so it is released by the kernel when its holder dies, even by ``kill -9``.
 * :func:`exit_with_parent`: pool workers poll their parent and exit when it is gone, so a killed
   runner leaves no worker that keeps (or starts) writing runs.
+* :func:`catch_interrupts`: Ctrl-C (SIGINT) and SIGTERM raise ``KeyboardInterrupt`` in the main
+  thread, whatever disposition the process inherited (``cmd &`` in a script starts it with
+  SIGINT ignored), and the interrupt is *sticky*: an interrupt that some library swallows (one
+  raised inside a ``__del__``, a weakref callback or C code that clears errors) is raised again
+  at the next :func:`check_interrupted`, and at the latest when the block ends. An interrupt
+  that arrives while a module is being imported waits for the import to finish: raised inside
+  the initialisation of a C extension (torch takes seconds to import), it could leave the module
+  half-made, turn into a ``SystemError`` or be lost (the grid then ran to its end, exit 0).
 * :func:`record_outputs` / :func:`clear_recorded`: every entry driftrec creates directly inside an
   experiment directory (run directories, ``experiment.json``, ``report.md``, figures) is listed in
   the directory's manifest (:data:`MANIFEST_NAME`) before it is written; ``--restart`` deletes
@@ -38,7 +46,11 @@ __all__ = [
     "fingerprint_fields",
     "describe_changes",
     "exit_with_parent",
-    "terminate_as_interrupt",
+    "catch_interrupts",
+    "deferred_interrupts",
+    "check_interrupted",
+    "interrupted",
+    "reinstall_handlers",
     "MANIFEST_NAME",
     "record_outputs",
     "recorded_outputs",
@@ -69,8 +81,10 @@ of the grid, torch_threads). ``driftrec_version`` is ``driftrec.__version__``: b
 change alters what a run produces (a model, the simulator, a metric), so that finished runs of
 the older code are refused instead of being mixed with new ones."""
 
-OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256",)
-"""Covered only when present, so runs made before these fields existed keep their fingerprint."""
+OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256", "agent_source")
+"""Covered only when present, so runs made before these fields existed keep their fingerprint.
+``agent_source`` (user agents only) is the entry point and the SHA-256 of the agent's source
+file (or of its ``.zip``): a run of a changed agent is refused like one of changed settings."""
 
 
 class SettingsChanged(ValueError):
@@ -107,6 +121,13 @@ def _flatten(value: Any, prefix: str = "") -> dict[str, Any]:
     return {prefix: value}
 
 
+def _change(key: str, old: Any, new: Any) -> str:
+    if key == "agent_source.sha256":  # a user agent's source file (or .zip): say so, briefly
+        short = [v[:12] if isinstance(v, str) else v for v in (old, new)]
+        return f"the agent's code changed (sha256 {short[0]!r} -> {short[1]!r})"
+    return f"{key}: {old!r} -> {new!r}"
+
+
 def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int = 3) -> str:
     """``"steps: 100 -> 200, env_config.num_items: ..."`` for the fingerprinted fields."""
     from driftrec.experiments.io import strict_json
@@ -114,9 +135,7 @@ def describe_changes(old: Mapping[str, Any], new: Mapping[str, Any], limit: int 
     a = _flatten(strict_json(fingerprint_fields(old)))
     b = _flatten(strict_json(fingerprint_fields(new)))
     diffs = [
-        f"{k}: {a.get(k)!r} -> {b.get(k)!r}"
-        for k in sorted(set(a) | set(b))
-        if a.get(k) != b.get(k)
+        _change(k, a.get(k), b.get(k)) for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)
     ]
     if not diffs:
         return "settings differ"
@@ -206,6 +225,13 @@ def exit_with_parent(poll_s: float = 0.5) -> None:
     the terminal's group, and the parent alone decides what stops (it terminates the workers).
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    # tqdm makes a multiprocessing lock (a named semaphore, registered with the resource
+    # tracker) for its first bar or write; a terminated worker never unregisters it, and the
+    # tracker then warns of "leaked semaphore objects" at exit. A thread lock does here.
+    with contextlib.suppress(ImportError):
+        from tqdm import tqdm
+
+        tqdm.set_lock(threading.RLock())
     parent = os.getppid()
 
     def watch() -> None:
@@ -217,21 +243,117 @@ def exit_with_parent(poll_s: float = 0.5) -> None:
     threading.Thread(target=watch, name="driftrec-parent-watch", daemon=True).start()
 
 
+class _Interrupts:
+    """The interrupt state of this process (main thread)."""
+
+    signum: int | None = None  # the first signal received inside catch_interrupts (sticky)
+    depth = 0  # nesting of catch_interrupts
+    deferred = 0  # > 0: the handler only records; the caller polls check_interrupted
+    resend: threading.Timer | None = None
+
+
+_STATE = _Interrupts()
+_RESEND_S = 0.05
+_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM") if hasattr(signal, name))
+
+
+def _importing(frame: Any) -> bool:
+    """Whether the interrupted code runs inside an ``import`` statement."""
+    while frame is not None:
+        if frame.f_code.co_filename.startswith("<frozen importlib"):
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _resend(signum: int) -> None:
+    _STATE.resend = None
+    with contextlib.suppress(OSError):
+        os.kill(os.getpid(), signum)
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    if _STATE.signum is None:
+        _STATE.signum = signum
+    if _STATE.deferred:
+        return
+    if _importing(frame):  # raise once the import is done: deliver the signal again soon
+        if _STATE.resend is None:
+            _STATE.resend = threading.Timer(_RESEND_S, _resend, (signum,))
+            _STATE.resend.daemon = True
+            _STATE.resend.start()
+        return
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def interrupted() -> int | None:
+    """The signal number of the interrupt received inside the :func:`catch_interrupts` block
+    that is running, if any (None outside such a block)."""
+    return _STATE.signum if _STATE.depth > 0 else None
+
+
+def check_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if an interrupt was received inside the running
+    :func:`catch_interrupts` block (even one that was swallowed); outside one, do nothing.
+
+    Cheap (two attribute reads): call it wherever work can stop, e.g. once per step.
+    """
+    if _STATE.signum is not None and _STATE.depth > 0 and not _STATE.deferred:
+        raise KeyboardInterrupt(f"signal {_STATE.signum}")
+
+
 @contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """Treat SIGTERM like Ctrl-C (``KeyboardInterrupt``) inside the block (main thread only)."""
+def catch_interrupts() -> Iterator[None]:
+    """Inside the block, SIGINT and SIGTERM raise ``KeyboardInterrupt`` (main thread only).
+
+    The handlers are installed whatever the inherited disposition: a grid started with ``cmd &``
+    from a script inherits SIGINT as ignored, yet ``kill -INT`` (or Ctrl-C to the script's
+    process group) is meant to stop it, as it stops the local process pool. The interrupt is
+    recorded (:func:`interrupted`) and raised again by :func:`check_interrupted` and when the
+    block ends, if something swallowed it. The previous handlers come back afterwards; nested
+    blocks share the state of the outermost one.
+    """
     if threading.current_thread() is not threading.main_thread():
         yield
         return
+    if _STATE.depth == 0:
+        _STATE.signum = None
+    previous = {sig: signal.signal(sig, _on_signal) for sig in _SIGNALS}
+    _STATE.depth += 1
+    try:
+        yield
+        if _STATE.signum is not None:  # swallowed on the way: the block must not look finished
+            raise KeyboardInterrupt(f"signal {_STATE.signum}")
+    finally:
+        _STATE.depth -= 1
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        if _STATE.depth == 0 and _STATE.resend is not None:
+            _STATE.resend.cancel()
+            _STATE.resend = None
 
-    def handler(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
 
-    previous = signal.signal(signal.SIGTERM, handler)
+def reinstall_handlers() -> None:
+    """Put driftrec's handlers back inside :func:`catch_interrupts` after a library replaced
+    them (``ray.init`` installs a SIGTERM handler that exits with status 15)."""
+    if _STATE.depth > 0 and threading.current_thread() is threading.main_thread():
+        for sig in _SIGNALS:
+            signal.signal(sig, _on_signal)
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Inside the block, an interrupt is only recorded; the code polls :func:`interrupted`.
+
+    For code that must not be broken at an arbitrary point: waiting on ``concurrent.futures``
+    (an interrupt raised while it holds a future's lock leaves the lock held), stopping workers,
+    cancelling Ray tasks. :func:`check_interrupted` raises after the block.
+    """
+    _STATE.deferred += 1
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        _STATE.deferred -= 1
 
 
 MANIFEST_NAME = ".driftrec-manifest.json"

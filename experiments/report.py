@@ -21,6 +21,7 @@ from driftrec.experiments.analysis import (
     load_runs,
     summary_table,
 )
+from driftrec.experiments.config import dir_name_part
 from driftrec.experiments.guard import record_outputs
 from driftrec.experiments.io import atomic_write_text
 from driftrec.experiments.plots import (
@@ -232,6 +233,14 @@ def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
     ]
 
 
+def _finite(run: Run, metric: str) -> bool:
+    """True when ``run`` has at least one finite value of ``metric``."""
+    import numpy as np
+
+    values = run.metrics.get(metric)
+    return values is not None and bool(np.isfinite(values).any())
+
+
 def _reference(runs: Sequence[Run]) -> str | None:
     refs = [v for v in _values(runs, "reference_agent") if v is not None]
     return refs[0] if refs else ("oracle" if any(r.agent == "oracle" for r in runs) else None)
@@ -257,6 +266,8 @@ def _return_section(runs: Sequence[Run]) -> list[str]:
     )
 
     reference = _reference(runs)
+    if not any("reference_agent" in r.config or _finite(r, "user_return") for r in runs):
+        return []  # no stays measured and no grid's reference: runs saved from an EvalResult
     return [
         "## Return per user (headline)",
         "",
@@ -299,7 +310,9 @@ def _write_figures(
             path = _save_figure(ax.figure, out / f"regret_{scenario}.png")
             images.append(("Cumulative regret over global steps", path))
 
-        if all("greedy_personal_gain" in r.metrics for r in group):
+        if all("greedy_personal_gain" in r.metrics for r in group) and any(
+            _finite(r, "greedy_personal_gain") for r in group
+        ):
             ax = plot_personalization(
                 aggregate(group, "greedy_personal_gain"),
                 events,
@@ -322,7 +335,8 @@ def _write_figures(
         if with_topics:
             run = min(with_topics, key=lambda r: r.seed)
             axes = plot_interest_drift(run)
-            path = _save_figure(axes[0].figure, out / f"interest_drift_{scenario}__{featured}.png")
+            name = f"interest_drift_{scenario}__{dir_name_part(featured)}.png"
+            path = _save_figure(axes[0].figure, out / name)
             images.append(
                 (f"Interest drift vs recommendations ({featured}, seed {run.seed})", path)
             )

@@ -23,13 +23,13 @@ their parent, and an interrupt (Ctrl-C, SIGTERM) stops every worker at once.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import gc
+import hashlib
 import json
 import os
 import queue as pyqueue
-import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
@@ -40,7 +40,18 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from driftrec.agents.online import run_online
-from driftrec.agents.registry import SB3_AGENTS, build_agent, needs_text_embeddings
+from driftrec.agents.registry import (
+    SB3_AGENTS,
+    BuiltAgent,
+    FirstStepChecked,
+    agent_source,
+    build_agent,
+    check_agent_output,
+    ensure_registered,
+    is_builtin,
+    needs_text_embeddings,
+    user_agent_entry_points,
+)
 from driftrec.atomic import atomic_open
 from driftrec.envs.scenarios import (
     get_scenario,
@@ -52,13 +63,16 @@ from driftrec.experiments.config import ExperimentConfig, split_agent_name
 from driftrec.experiments.guard import (
     DirectoryLock,
     SettingsChanged,
+    catch_interrupts,
+    check_interrupted,
     clear_recorded,
+    deferred_interrupts,
     describe_changes,
     exit_with_parent,
+    interrupted,
     record_outputs,
     remove_recorded,
     run_fingerprint,
-    terminate_as_interrupt,
 )
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
 from driftrec.experiments.progress import GridProgress, run_label
@@ -73,11 +87,15 @@ from driftrec.experiments.recorder import (
 __all__ = [
     "run_one",
     "run_grid",
+    "open_grid",
     "is_done",
     "warm_text_cache",
     "run_config",
     "check_finished",
     "check_finished_runs",
+    "file_digests",
+    "RunDamaged",
+    "check_user_agents",
     "grid_notes",
 ]
 
@@ -114,7 +132,15 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
         "env_config": env_config.to_dict(),
         "catalog_fingerprint": cached_catalog(env_config).content_fingerprint(),
         **_adapter_fields(cfg),
+        **_agent_fields(base),
     }
+
+
+def _agent_fields(base: str) -> dict[str, Any]:
+    """A user agent's code identity (in the fingerprint), only for user agents."""
+    if is_builtin(base):
+        return {}
+    return {"agent_source": agent_source(base)}
 
 
 def _adapter_fields(cfg: ExperimentConfig) -> dict[str, Any]:
@@ -126,13 +152,49 @@ def _adapter_fields(cfg: ExperimentConfig) -> dict[str, Any]:
     return {"text_adapter_sha256": adapter_identity(cfg.text_adapter)}
 
 
+class RunDamaged(ValueError):
+    """A finished run's files no longer match what its ``done.json`` recorded."""
+
+
+def file_digests(run_dir: Path) -> dict[str, str]:
+    """sha256 of every file of a run (relative POSIX paths; not ``done.json``, not hidden)."""
+    out = {}
+    for path in sorted(run_dir.rglob("*")):
+        rel = path.relative_to(run_dir)
+        if not path.is_file() or rel.as_posix() == "done.json":
+            continue
+        if any(part.startswith(".") for part in rel.parts):  # a writer's temporary file
+            continue
+        digest = hashlib.sha256()
+        with path.open("rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        out[rel.as_posix()] = digest.hexdigest()
+    return out
+
+
+def _check_files(run_dir: Path, done: dict[str, Any]) -> None:
+    """:class:`RunDamaged` unless every file ``done.json`` lists is there, unchanged."""
+    recorded = done.get("files")
+    if not isinstance(recorded, dict):  # a run of a driftrec that did not record them
+        return
+    now = file_digests(run_dir)
+    for name, digest in recorded.items():
+        if name not in now:
+            raise RunDamaged(f"{run_dir / name} is missing")
+        if now[name] != digest:
+            raise RunDamaged(f"{run_dir / name} differs from what its done.json recorded")
+
+
 def check_finished(run_dir: Path, config: dict[str, Any]) -> None:
-    """Raise :class:`SettingsChanged` unless the finished run in ``run_dir`` matches ``config``."""
+    """Raise :class:`SettingsChanged` unless the finished run in ``run_dir`` matches ``config``,
+    and :class:`RunDamaged` if its files changed since it finished (truncated, edited, lost)."""
     try:
-        done = json.loads((run_dir / "done.json").read_text())
+        done = json.loads((run_dir / "done.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise SettingsChanged(f"{run_dir / 'done.json'} cannot be read ({exc})") from None
+        raise RunDamaged(f"{run_dir / 'done.json'} cannot be read ({exc})") from None
     if isinstance(done, dict) and done.get("fingerprint") == run_fingerprint(config):
+        _check_files(run_dir, done)
         return
     try:
         old = json.loads((run_dir / "config.json").read_text())
@@ -149,11 +211,19 @@ def check_finished(run_dir: Path, config: dict[str, Any]) -> None:
 
 def check_finished_runs(cfg: ExperimentConfig) -> list[tuple[str, str, int]]:
     """Check every finished run of the grid against ``cfg`` (:class:`SettingsChanged` on the
-    first mismatch, before any work starts), say how many are reused; return the runs to do."""
+    first mismatch, before any work starts), say how many are reused; return the runs to do.
+
+    A finished run whose files changed since (:class:`RunDamaged`: a truncated ``metrics.csv``,
+    a lost ``model.zip``) is done again, and said so: its results are not reused.
+    """
     runs = cfg.runs()
     done = [r for r in runs if is_done(cfg.run_dir(*r))]
-    for r in done:
-        check_finished(cfg.run_dir(*r), run_config(cfg, *r))
+    for r in list(done):
+        try:
+            check_finished(cfg.run_dir(*r), run_config(cfg, *r))
+        except RunDamaged as exc:
+            _say(f"damaged {'/'.join(map(str, r))}: {exc}; running it again")
+            done.remove(r)
     if done:
         _say(f"{len(done)} of {len(runs)} runs already done, skipped")
     return [r for r in runs if r not in done]
@@ -192,7 +262,8 @@ def _text_encoder(cfg: ExperimentConfig) -> Any:
 
 def warm_text_cache(cfg: ExperimentConfig, *, progress: bool = True) -> None:
     """Encode every scenario's item texts once (before parallel workers would all do it);
-    ``progress`` says so, with a bar, when they are not cached yet."""
+    ``progress`` says so, with a bar, when they are not cached yet; ``progress=False``
+    silences the model-loading and encoding bars."""
     if not any(needs_text_embeddings(split_agent_name(a)[0]) for a in cfg.agents):
         return
     import dataclasses
@@ -216,6 +287,7 @@ def run_one(
     on_window: Callable[[dict[str, float]], None] | None = None,
     restart: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    check_agent: bool = True,
 ) -> Path:
     """Run (or skip, when done with the same settings) one scenario x agent x seed.
 
@@ -223,7 +295,9 @@ def run_one(
     parallel runs on a small machine extra BLAS threads only spin against each other.
     ``progress`` shows a bar of the run's steps; ``on_progress(steps_done, steps)`` is called
     after every global step (the grid's display uses it); ``on_window(row)`` with every
-    metrics row.
+    metrics row. A user's agent is first built once and its first ``predict`` checked
+    (:func:`check_user_agents`), so a broken one leaves nothing behind; ``check_agent=False``
+    skips that (the grid has checked it already).
 
     Raises:
         SettingsChanged: the run is finished, with other settings (``restart=True`` redoes it).
@@ -233,6 +307,8 @@ def run_one(
         The run directory.
     """
     run_dir = cfg.run_dir(scenario, agent, seed)
+    if check_agent and (restart or not is_done(run_dir)):
+        check_user_agents(cfg, [(scenario, agent, seed)])
     config = run_config(cfg, scenario, agent, seed)
     _make_dir(cfg, run_dir.parent)
     lock = DirectoryLock(run_dir.with_name(f".{run_dir.name}.lock"), what=f"run {run_dir}")
@@ -240,8 +316,11 @@ def run_one(
         if restart:
             remove_recorded(run_dir)
         if is_done(run_dir):
-            check_finished(run_dir, config)
-            return run_dir
+            try:
+                check_finished(run_dir, config)
+                return run_dir
+            except RunDamaged:  # its files changed since it finished: do it again
+                pass
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
@@ -263,31 +342,10 @@ def _run(
     env_config = cfg.run_env_config(scenario, seed)
     base, _ = split_agent_name(agent)
     kwargs = dict(config["agent_kwargs"])
-    try:  # before the run directory exists: a rejected setting leaves nothing behind
-        built = build_agent(
-            base,
-            env_config,
-            num_envs=cfg.num_envs,
-            seed=seed,
-            agent_kwargs=kwargs,
-            text_encoder=_text_encoder(cfg),
-            torch_threads=cfg.torch_threads,
-            device=cfg.device,
-        )
-    except (AssertionError, TypeError, ValueError) as exc:  # SB3 checks its kwargs with assert
-        raise ValueError(
-            f"agent {agent!r} rejected its settings (agent_kwargs {kwargs}): "
-            f"{' '.join(str(exc).split())}"
-        ) from exc
-    remove_recorded(run_dir)  # an interrupted run: start it over
-    record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
-    run_dir.mkdir(parents=True)
-    if built.is_sb3:
-        _attach_sb3_logger(built.agent, run_dir / "sb3_log")
+    built = _build(cfg, base, env_config, seed, kwargs)  # before the run directory exists
     venv = built.env.venv if built.is_sb3 else built.env
     sim = venv.sim
     freeze = config["frozen_at"]
-    atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
     recorder = StepRecorder(
         sim.catalog,
         cfg.num_envs,
@@ -299,8 +357,23 @@ def _run(
         attention_fn=built.attention_fn,
         sim=sim,
         greedy_fn=built.greedy_actions,
-        tensorboard=TensorBoardWriter(run_dir) if tensorboard_available() else None,
     )
+
+    def open_run_dir() -> None:
+        remove_recorded(run_dir)  # an interrupted run: start it over
+        record_outputs(run_dir.parent, [run_dir.name])  # before it exists: a restart may delete it
+        run_dir.mkdir(parents=True)
+        if built.is_sb3:
+            _attach_sb3_logger(built.agent, run_dir / "sb3_log")
+        atomic_write_json(run_dir / "config.json", {**config, "rollout_steps": built.rollout_steps})
+        if tensorboard_available():  # its writer creates files: only once the directory is ours
+            recorder.tensorboard = TensorBoardWriter(run_dir)
+
+    acting: Any = built.agent
+    if is_builtin(base) or built.is_sb3:
+        open_run_dir()
+    else:  # a user's agent: its first predict is checked before the directory is written
+        acting = FirstStepChecked(built, open_run_dir)
     bar = tqdm(
         total=cfg.steps,
         desc=run_label(scenario, agent, seed),
@@ -313,6 +386,7 @@ def _run(
     def on_step(record: Any) -> bool:
         nonlocal steps_done
         before = len(recorder.rows)
+        check_interrupted()  # an interrupt swallowed on the way stops the run here
         recorder.record(record)
         steps_done += 1
         bar.update(1)
@@ -324,9 +398,11 @@ def _run(
 
     # phases: learn until the freeze step (whole rollouts for SB3), then act without learning
     learn_steps = cfg.steps if freeze is None else min(cfg.steps, freeze)
-    run_online(built.agent, built.env, learn_steps, learn=True, on_step=on_step)
+    if not built.learns:  # a user agent without update(): it acts the whole run
+        learn_steps = 0
+    run_online(acting, built.env, learn_steps, learn=True, on_step=on_step)
     if steps_done < cfg.steps:
-        run_online(built.agent, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
+        run_online(acting, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
     bar.close()
     recorder.close()
 
@@ -356,19 +432,68 @@ def _run(
             "final_cum_regret": last.get("cum_regret"),
             "fingerprint": run_fingerprint(config),
             "catalog_fingerprint": config["catalog_fingerprint"],
+            "files": file_digests(run_dir),  # a resume checks them: damaged runs are redone
         },
     )
+
+
+def _build(
+    cfg: ExperimentConfig, base: str, env_config: Any, seed: int, kwargs: dict[str, Any]
+) -> BuiltAgent:
+    """Build one run's agent; a built-in's rejected setting is one line naming the agent."""
+    try:
+        return build_agent(
+            base,
+            env_config,
+            num_envs=cfg.num_envs,
+            seed=seed,
+            agent_kwargs=kwargs,
+            text_encoder=_text_encoder(cfg),
+            torch_threads=cfg.torch_threads,
+            device=cfg.device,
+            trust_checkpoint=cfg.trust_checkpoint,
+        )
+    except (AssertionError, TypeError, ValueError) as exc:  # SB3 checks its kwargs with assert
+        if not is_builtin(base):
+            raise  # the user-agent errors already name the agent and the problem
+        raise ValueError(
+            f"agent {base!r} rejected its settings (agent_kwargs {kwargs}): "
+            f"{' '.join(str(exc).split())}"
+        ) from exc
+
+
+def _registered(cfg: ExperimentConfig) -> dict[str, str]:
+    """Entry points of the grid's registered agents, for worker processes."""
+    return user_agent_entry_points(split_agent_name(a)[0] for a in cfg.all_agents)
+
+
+def check_user_agents(cfg: ExperimentConfig, runs: list[tuple[str, str, int]]) -> None:
+    """Build each user agent of ``runs`` once per scenario (first seed) and check its first
+    ``predict``, so that a broken agent is one line before any run of the grid starts."""
+    seen: set[tuple[str, str]] = set()
+    for scenario, agent, seed in runs:
+        base = split_agent_name(agent)[0]
+        if is_builtin(base) or (scenario, base) in seen:
+            continue
+        seen.add((scenario, base))
+        kwargs = dict(cfg.agent_kwargs.get(agent, cfg.agent_kwargs.get(base, {})))
+        built = _build(cfg, base, cfg.run_env_config(scenario, seed), seed, kwargs)
+        check_agent_output(built)
 
 
 _PROGRESS_QUEUE: Any = None
 """In a pool worker: the queue its runs report their start and step counts to."""
 
 
-def _init_worker(scenarios: dict[str, Any], queue: Any) -> None:
-    """Pool worker start-up: exit with the parent, know the grid's scenarios, keep the queue."""
+def _init_worker(
+    scenarios: dict[str, Any], queue: Any, registered: dict[str, str] | None = None
+) -> None:
+    """Pool worker start-up: exit with the parent, know the grid's scenarios and registered
+    agents, keep the queue."""
     global _PROGRESS_QUEUE
     exit_with_parent()
     install_scenario_snapshot(scenarios)
+    ensure_registered(registered or {})  # agents registered in the parent (by entry point)
     _PROGRESS_QUEUE = queue
 
 
@@ -378,17 +503,20 @@ def _worker(
     agent: str,
     seed: int,
     scenarios: dict[str, Any] | None = None,
+    registered: dict[str, str] | None = None,
 ) -> str:
     """One run in a worker process; ``scenarios`` is :func:`scenario_snapshot` of the grid's
-    registered and file scenarios (when the worker was not started with them)."""
+    registered and file scenarios, ``registered`` the entry points of the agents registered
+    in the parent (when the worker was not started with them)."""
     if scenarios:
         install_scenario_snapshot(scenarios)
+    ensure_registered(registered or {})
     cfg = ExperimentConfig.from_dict(cfg_dict)
     run = (scenario, agent, seed)
     queue = _PROGRESS_QUEUE
     if queue is None:
         _say(f"start  {run_label(scenario, agent, seed)}")
-        return str(run_one(cfg, scenario, agent, seed, progress=False))
+        return str(run_one(cfg, scenario, agent, seed, progress=False, check_agent=False))
     queue.put(("start", run, 0))
     last = 0.0
 
@@ -399,7 +527,9 @@ def _worker(
             last = now
             queue.put(("steps", run, steps_done))
 
-    return str(run_one(cfg, scenario, agent, seed, progress=False, on_progress=report))
+    return str(
+        run_one(cfg, scenario, agent, seed, progress=False, on_progress=report, check_agent=False)
+    )
 
 
 _REPORT_EVERY_S = 0.5
@@ -422,37 +552,24 @@ def _completed(
     """Yield ``futures`` as they finish; Ctrl-C or SIGTERM raises ``KeyboardInterrupt`` here.
     ``on_poll`` is called every ``poll_s`` (the parent drains its workers' progress there).
 
-    In the main thread the signals only set a flag, checked every ``poll_s``: raised from the
-    signal handler, the interrupt could land inside ``concurrent.futures`` while it holds a
-    future's lock (``as_completed`` takes them all), and stopping the pool, which takes the same
-    locks to cancel, would then wait forever.
+    While waiting, the signals only record the interrupt, checked every ``poll_s``
+    (:func:`~driftrec.experiments.guard.deferred_interrupts`): raised from the signal handler,
+    the interrupt could land inside ``concurrent.futures`` while it holds a future's lock
+    (``as_completed`` takes them all), and stopping the pool, which takes the same locks to
+    cancel, would then wait forever.
     """
-    if threading.current_thread() is not threading.main_thread():
-        pending = set(futures)
-        while pending:
+    pending = set(futures)
+    while pending:
+        with deferred_interrupts():  # never raised inside concurrent.futures or the queue
             done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
-            yield from done
-            if on_poll is not None:
+        if interrupted() is not None:
+            raise KeyboardInterrupt("interrupted")
+        yield from done  # first: a finished run's done line before the next one's start
+        if on_poll is not None:
+            with deferred_interrupts():
                 on_poll()
-        return
-    stop = threading.Event()
-
-    def on_signal(signum: int, frame: Any) -> None:
-        stop.set()
-
-    previous = {sig: signal.signal(sig, on_signal) for sig in (signal.SIGINT, signal.SIGTERM)}
-    try:
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, timeout=poll_s, return_when=FIRST_COMPLETED)
-            if stop.is_set():
+            if interrupted() is not None:
                 raise KeyboardInterrupt("interrupted")
-            yield from done  # first: a finished run's done line before the next one's start
-            if on_poll is not None:
-                on_poll()
-    finally:
-        for sig, handler in previous.items():
-            signal.signal(sig, handler)
 
 
 def _stop_pool(pool: ProcessPoolExecutor) -> None:
@@ -462,8 +579,7 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
     it finds its workers gone, and a future cancelled at that moment makes it raise
     ``InvalidStateError`` (a race in ``concurrent.futures``).
     """
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # a second Ctrl-C must not hang us
-    try:
+    with deferred_interrupts():  # a second Ctrl-C or SIGTERM must not break the stopping
         procs = list((getattr(pool, "_processes", None) or {}).values())
         for proc in procs:
             proc.terminate()
@@ -474,13 +590,40 @@ def _stop_pool(pool: ProcessPoolExecutor) -> None:
             if proc.is_alive():
                 proc.kill()
                 proc.join(1.0)
-        # drop the process objects while Ctrl-C is still ignored: their finalizers (closing
+        # drop the process objects while interrupts are deferred: their finalizers (closing
         # pipes) run when the last reference goes, and a second Ctrl-C raised inside one is
         # printed as an ignored exception instead of stopping anything
         procs.clear()
         gc.collect()
-    finally:
-        signal.signal(signal.SIGINT, previous)
+
+
+@contextlib.contextmanager
+def open_grid(
+    cfg: ExperimentConfig, *, restart: bool = False, progress: bool = True
+) -> Iterator[list[tuple[str, str, int]]]:
+    """What every backend does around running a grid; yields the runs still to do.
+
+    Inside the block the experiment is locked (a second runner on the same ``out_dir/name``,
+    whatever its backend, gets :class:`LockedError`), Ctrl-C and SIGTERM raise
+    ``KeyboardInterrupt`` (:func:`~driftrec.experiments.guard.catch_interrupts`), finished runs
+    have been checked against ``cfg`` (``restart=True`` deletes them first),
+    ``experiment.json`` is written and the item texts are encoded once.
+    """
+    exp_dir = cfg.experiment_dir
+    if restart or not all(is_done(cfg.run_dir(*r)) for r in cfg.runs()):
+        check_user_agents(cfg, cfg.runs())  # a broken user agent: nothing is written
+    _make_dir(cfg, exp_dir)
+    with catch_interrupts(), DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"):
+        if restart:
+            clear_recorded(exp_dir)  # only what driftrec listed as its own there
+        todo = check_finished_runs(cfg)
+        record_outputs(exp_dir, ["experiment.json"])
+        atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
+        for note in grid_notes(cfg):
+            _say(note)
+        if todo:
+            warm_text_cache(cfg, progress=progress)
+        yield todo
 
 
 def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = False) -> list[Path]:
@@ -496,21 +639,9 @@ def run_grid(cfg: ExperimentConfig, *, progress: bool = True, restart: bool = Fa
         SettingsChanged: a finished run has other settings (nothing is run or written).
         LockedError: another live runner is working on this experiment.
     """
-    exp_dir = cfg.experiment_dir
-    _make_dir(cfg, exp_dir)
-    with DirectoryLock(exp_dir / ".lock", what=f"experiment {exp_dir}"), terminate_as_interrupt():
-        if restart:
-            clear_recorded(exp_dir)  # only what driftrec listed as its own there
-        runs = cfg.runs()
-        todo = check_finished_runs(cfg)
-        record_outputs(exp_dir, ["experiment.json"])
-        atomic_write_json(exp_dir / "experiment.json", cfg.to_dict())
-        for note in grid_notes(cfg):
-            _say(note)
-        if todo:
-            warm_text_cache(cfg, progress=progress)
-        _run_todo(cfg, todo, len(runs), progress)
-    return [cfg.run_dir(*r) for r in runs]
+    with open_grid(cfg, restart=restart, progress=progress) as todo:
+        _run_todo(cfg, todo, len(cfg.runs()), progress)
+    return [cfg.run_dir(*r) for r in cfg.runs()]
 
 
 def grid_notes(cfg: ExperimentConfig) -> list[str]:
@@ -533,9 +664,14 @@ def _run_todo(
     try:
         if cfg.workers == 1 or len(todo) <= 1:
             for run in todo:
+                check_interrupted()
                 show.start(run)
                 run_dir = run_one(
-                    cfg, *run, progress=False, on_progress=lambda n, _, r=run: show.advance(r, n)
+                    cfg,
+                    *run,
+                    progress=False,
+                    on_progress=lambda n, _, r=run: show.advance(r, n),
+                    check_agent=False,  # run_grid has checked the user agents
                 )
                 show.finish(run, _finished_line(run_dir, *run, t0))
         else:
@@ -555,7 +691,7 @@ def _run_pool(
         max_workers=cfg.workers,
         mp_context=ctx,
         initializer=_init_worker,
-        initargs=(scenario_snapshot(cfg.scenarios), queue),
+        initargs=(scenario_snapshot(cfg.scenarios), queue, _registered(cfg)),
     )
 
     def drain() -> None:

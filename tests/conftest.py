@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -111,3 +112,38 @@ def run_cli(capsys: pytest.CaptureFixture[str]) -> Callable[..., tuple[int, str,
         return code, out, err
 
     return run
+
+
+@pytest.fixture
+def start_cli() -> Callable[..., Any]:
+    """``start_cli(argv, env=..., ignore_sigint=False, merge_stderr=False)``: ``driftrec argv``
+    in a new session (so a signal can go to its whole process group, as a terminal sends it),
+    unbuffered, with a 400 s alarm as a watchdog should the test die before stopping it.
+    ``ignore_sigint`` starts it with SIGINT ignored, as ``cmd &`` does in a script."""
+    import signal
+    import subprocess
+    import sys
+
+    def start(
+        argv: list[str],
+        *,
+        env: dict[str, str] | None = None,
+        ignore_sigint: bool = False,
+        merge_stderr: bool = False,
+    ) -> subprocess.Popen[str]:
+        code = (
+            "import signal, sys; signal.alarm(400); from driftrec.experiments.cli import main; "
+            f"sys.exit(main({list(argv)!r}))"
+        )
+        ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
+        return subprocess.Popen(
+            [sys.executable, "-c", code],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT if merge_stderr else subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+            preexec_fn=ignore,
+            env={**os.environ, **(env or {}), "PYTHONUNBUFFERED": "1"},
+        )
+
+    return start

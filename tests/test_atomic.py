@@ -1,9 +1,12 @@
-"""The one atomic-write helper: strict JSON, 0644 files, nothing left behind on failure."""
+"""The one atomic-write helper: strict JSON, files as the umask says, nothing left on failure."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import json
 import math
+import os
 import re
 import stat
 from pathlib import Path
@@ -11,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from driftrec.atomic import FILE_MODE, atomic_open
+from driftrec.atomic import atomic_open
 from driftrec.experiments.io import atomic_savez, atomic_write_csv, atomic_write_json
 
 
@@ -19,19 +22,52 @@ def _mode(path: Path) -> int:
     return stat.S_IMODE(path.stat().st_mode)
 
 
-def test_every_writer_gives_0644(tmp_path: Path) -> None:
-    """Results are 0644 like the PNGs and model.zip (mkstemp alone would give 0600)."""
+@contextlib.contextmanager
+def _umask(mask: int):
+    old = os.umask(mask)
+    try:
+        yield
+    finally:
+        os.umask(old)
+
+
+def _write_all(folder: Path) -> list[Path]:
+    folder.mkdir()
     paths = [
-        atomic_write_json(tmp_path / "a.json", {"x": 1}),
-        atomic_write_csv(tmp_path / "m.csv", [{"a": 1}], ["a"]),
-        atomic_savez(tmp_path / "t.npz", x=np.zeros(2)),
+        atomic_write_json(folder / "a.json", {"x": 1}),
+        atomic_write_csv(folder / "m.csv", [{"a": 1}], ["a"]),
+        atomic_savez(folder / "t.npz", x=np.zeros(2)),
     ]
-    with atomic_open(tmp_path / "b.txt", "w") as fh:
+    with atomic_open(folder / "b.txt", "w") as fh:
         fh.write("hi\n")
-    paths.append(tmp_path / "b.txt")
-    assert FILE_MODE == 0o644
-    assert [_mode(p) for p in paths] == [0o644] * 4
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.txt", "m.csv", "t.npz"]
+    paths.append(folder / "b.txt")
+    assert sorted(p.name for p in folder.iterdir()) == ["a.json", "b.txt", "m.csv", "t.npz"]
+    return paths
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_every_writer_respects_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    """Files get 0o666 minus the umask, as ``open`` gives (mkstemp alone would give 0600, and
+    a forced 0644 would expose results a umask 077 keeps private)."""
+    with _umask(umask):
+        paths = _write_all(tmp_path / "out")
+    assert [_mode(p) for p in paths] == [mode] * 4
+
+
+def test_full_disk_names_the_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENOSPC while writing (Python's error names no file) names the destination; nothing is
+    left behind and the old file is kept."""
+    target = tmp_path / "metrics.csv"
+    target.write_text("old")
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    with pytest.raises(OSError) as info, atomic_open(target, "w") as fh:
+        fh.write("new")
+    assert (info.value.errno, info.value.filename) == (errno.ENOSPC, str(target))
+    assert target.read_text() == "old" and [p.name for p in tmp_path.iterdir()] == [target.name]
 
 
 def test_failed_write_keeps_the_old_file_and_no_temporary(tmp_path: Path) -> None:

@@ -98,3 +98,32 @@ def test_version_matches_pyproject() -> None:
     import driftrec
 
     assert driftrec.__version__ == _pyproject()["project"]["version"]
+
+
+def test_license_file_matches_pyproject() -> None:
+    """LICENSE holds the Apache-2.0 text that pyproject declares."""
+    assert _pyproject()["project"]["license"] == {"text": "Apache-2.0"}
+    text = (ROOT / "LICENSE").read_text(encoding="utf-8")
+    assert text.split()[:4] == ["Apache", "License", "Version", "2.0,"]
+    assert "END OF TERMS AND CONDITIONS" in text
+
+
+def test_changelog_has_a_section_per_version() -> None:
+    """CHANGELOG.md has an Unreleased section and one for the current version."""
+    import re
+
+    text = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    versions = re.findall(r"^## (\S+)", text, re.M)
+    assert versions[0] == "Unreleased"
+    assert _pyproject()["project"]["version"] in versions
+
+
+def test_studies_keep_their_old_import_paths() -> None:
+    """The one-off studies moved to experiments/studies; their old paths name the same modules."""
+    import importlib
+
+    for name in ("calibration", "cold_start", "compression", "lora_study"):
+        old = importlib.import_module(f"driftrec.experiments.{name}")
+        new = importlib.import_module(f"driftrec.experiments.studies.{name}")
+        assert old is new and new.__name__ == f"driftrec.experiments.studies.{name}"
+        assert not (ROOT / "experiments" / f"{name}.py").exists()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -166,10 +167,160 @@ def test_changed_adapter_weights_change_the_key(
     name = next(n for n in sorted(weights) if "lora_B" in n)
     weights[name] = weights[name] + 0.5
     save_file(weights, str(copy / lora.WEIGHTS_NAME))
+    with pytest.raises(ValueError, match="its sha256 differs from the one driftrec_adapter.json"):
+        lora.adapter_identity(copy)  # changed behind the manifest's back: refused
+    _record_weights_hash(copy)  # as a retrained adapter's manifest would
     assert lora.adapter_identity(copy) != lora.adapter_identity(adapter_dir)
     one = encode_catalog(texts, _cfg(tiny, adapter=str(adapter_dir)))
     two = encode_catalog(texts, _cfg(tiny, adapter=str(copy)))
     assert np.abs(one - two).max() > 1e-5
+
+
+def _record_weights_hash(adapter: Path) -> None:
+    import hashlib
+
+    manifest = json.loads((adapter / lora.MANIFEST_NAME).read_text())
+    data = (adapter / lora.WEIGHTS_NAME).read_bytes()
+    manifest["weights_sha256"] = hashlib.sha256(data).hexdigest()
+    (adapter / lora.MANIFEST_NAME).write_text(json.dumps(manifest))
+
+
+def _copy(adapter: Path, to: Path) -> Path:
+    to.mkdir()
+    for p in adapter.iterdir():
+        (to / p.name).write_bytes(p.read_bytes())
+    return to
+
+
+def _truncate(a: Path) -> None:
+    data = (a / lora.WEIGHTS_NAME).read_bytes()
+    (a / lora.WEIGHTS_NAME).write_bytes(data[: len(data) // 2])
+
+
+def _flip_header(a: Path) -> None:
+    data = bytearray((a / lora.WEIGHTS_NAME).read_bytes())
+    data[12] ^= 0xFF  # inside the JSON header
+    (a / lora.WEIGHTS_NAME).write_bytes(bytes(data))
+
+
+def _flip_value(a: Path) -> None:
+    data = bytearray((a / lora.WEIGHTS_NAME).read_bytes())
+    data[-3] ^= 0x01  # a weight's low bits: still a finite number, but another adapter
+    (a / lora.WEIGHTS_NAME).write_bytes(bytes(data))
+
+
+def _empty(a: Path) -> None:
+    (a / lora.WEIGHTS_NAME).write_bytes(b"")
+
+
+def _inf(a: Path) -> None:
+    from safetensors.torch import load_file, save_file
+
+    weights = load_file(str(a / lora.WEIGHTS_NAME))
+    name = sorted(weights)[0]
+    weights[name][0] = float("inf")
+    save_file(weights, str(a / lora.WEIGHTS_NAME))
+    _record_weights_hash(a)  # the manifest agrees: the weights themselves are bad
+
+
+def _broken_config(a: Path) -> None:
+    (a / "adapter_config.json").write_text('{"peft_type": "LORA", ')
+
+
+def _foreign_config(a: Path) -> None:
+    (a / "adapter_config.json").write_text('{"peft_type": "PROMPT_TUNING"}')
+
+
+_WEIGHTS_MSG = "expected the adapter as 'driftrec finetune' wrote it (train it again)"
+
+
+@pytest.mark.parametrize(
+    ("damage", "hashed", "pattern"),
+    [
+        (_truncate, True, r"adapter_model.safetensors: its sha256 differs from the one "),
+        (_truncate, False, r"adapter_model.safetensors: not usable adapter weights \("),
+        (_flip_header, False, r"adapter_model.safetensors: not usable adapter weights \("),
+        (_flip_value, True, r"adapter_model.safetensors: its sha256 differs from the one "),
+        (_empty, False, r"adapter_model.safetensors: not usable adapter weights \("),
+        (_inf, True, r"adapter_model.safetensors: not usable adapter weights \(tensor '.*' has "
+         r"non-finite values \(inf or nan\)\)"),
+        (_broken_config, True, r"adapter_config.json: not valid JSON \("),
+        (_foreign_config, True, r"adapter_config.json: 'peft_type' must be 'LORA' \(got "
+         r"'PROMPT_TUNING'\)"),
+    ],
+    ids=["truncated", "truncated-unhashed", "flipped-header", "flipped-value", "empty", "inf",
+         "config-not-json", "config-not-lora"],
+)  # fmt: skip
+def test_damaged_adapter_is_one_error_naming_the_file(
+    tiny: Path,
+    tmp_path: Path,
+    adapter_dir: Path,
+    run_cli: Any,
+    damage: Any,
+    hashed: bool,
+    pattern: str,
+) -> None:
+    """A truncated, byte-flipped or empty weights file, a broken adapter_config.json or inf
+    weights: one line naming the file (a SafetensorError traceback, a JSON error without the
+    file, or 'agent rejected its settings (agent_kwargs {})' before), in Python and in the CLI,
+    before any run starts."""
+    bad = _copy(adapter_dir, tmp_path / "bad")
+    if not hashed:  # adapters saved before the manifest recorded the weights' hash
+        manifest = json.loads((bad / lora.MANIFEST_NAME).read_text())
+        del manifest["weights_sha256"]
+        (bad / lora.MANIFEST_NAME).write_text(json.dumps(manifest))
+    damage(bad)
+    with pytest.raises((ValueError, FileNotFoundError)) as info:
+        TextEncoder(_cfg(tiny, adapter=str(bad)))
+    assert re.match(f"^{re.escape(str(bad))}/{pattern}", str(info.value)), str(info.value)
+    code, _, err = run_cli(
+        "run", "--agents", "history-similarity", "--seeds", "0", "--steps", "8", "--num-envs",
+        "4", "--log-every", "4", "--env", CLI_ENV, "--text-model", str(tiny), "--text-adapter",
+        str(bad), "--out-dir", str(tmp_path / "runs"), "--name", "n", "--no-progress",
+    )  # fmt: skip
+    assert code == 2 and err.count("\n") == 1, err
+    assert re.match(f"^driftrec run: error: {re.escape(str(bad))}/{pattern}", err), err
+    assert "agent_kwargs" not in err and not (tmp_path / "runs").exists()
+
+
+@pytest.mark.parametrize(
+    ("umask", "file_mode", "dir_mode"), [(0o022, 0o644, 0o755), (0o077, 0o600, 0o700)]
+)
+def test_saved_adapter_is_portable_and_follows_the_umask(
+    trained: tuple[TextEncoder, Any],
+    tiny: Path,
+    tmp_path: Path,
+    umask: int,
+    file_mode: int,
+    dir_mode: int,
+) -> None:
+    """Every file of a saved adapter has the mode ``open`` would give (peft's weights file was
+    0600 whatever the umask, the others 0644), and its configs name the base model portably
+    (peft wrote the absolute path of the local model)."""
+    import stat
+
+    old = os.umask(umask)
+    try:
+        out = lora.save_adapter(
+            trained[0].model,
+            tmp_path / "a",
+            base_model=str(tiny),
+            base_identity=te.model_identity(str(tiny)),
+            settings=SMALL.lora,
+        )
+    finally:
+        os.umask(old)
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in out.iterdir()}
+    assert modes == dict.fromkeys(
+        [lora.WEIGHTS_NAME, lora.MANIFEST_NAME, "adapter_config.json"], file_mode
+    )
+    assert stat.S_IMODE(out.stat().st_mode) == dir_mode
+    peft_config = json.loads((out / "adapter_config.json").read_text())
+    assert peft_config["base_model_name_or_path"] == tiny.name
+    assert lora.read_manifest(out)["base_model"] == tiny.name
+    assert str(tmp_path) not in (out / "adapter_config.json").read_text()
+    assert lora.portable_model_reference(te.default_model_path()) == lora.DEFAULT_BASE_REFERENCE
+    assert lora.portable_model_reference("org/some-model") == "org/some-model"
 
 
 def test_adapter_errors(tiny: Path, tmp_path: Path, adapter_dir: Path, save_tiny_bert: Any) -> None:
@@ -295,6 +446,9 @@ def test_cli_finetune_and_run_errors(
 
     base = ["finetune", "--out", str(tmp_path / "a"), "--text-model", str(tiny)]
     assert "'rank' must be an integer in [1, 256] (got 0)" in error(*base, "--rank", "0")
+    assert error(*base, "--log-steps", "0") == (
+        "driftrec finetune: error: 'log_steps' must be an integer >= 1 (got 0)\n"
+    )  # it was reported as 'steps', the name of the optimizer steps' option
     assert "'targets' ['qkv'] match no Linear module" in error(
         *base, "--targets", "qkv", "--env", CLI_ENV, "--log-steps", "5", "--num-envs", "4"
     )

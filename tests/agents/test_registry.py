@@ -86,7 +86,11 @@ def test_every_agent_builds_and_runs_online(name: str, tiny_config: EnvConfig) -
 
 def test_unknown_name_raises() -> None:
     """An unknown agent name raises ValueError listing the valid names."""
-    msg = f"'agent' must be one of {list(AGENT_NAMES)} (got 'nope')"
+    msg = (
+        f"unknown agent 'nope': expected one of {list(AGENT_NAMES)}, a name registered with "
+        "driftrec.register_agent, an import path 'package.module:NAME' or a stable-baselines3 "
+        "model '.zip'"
+    )
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
         build_agent("nope", EnvConfig(), num_envs=B, seed=0)
 

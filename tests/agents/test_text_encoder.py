@@ -15,6 +15,7 @@ os.environ["HF_HUB_OFFLINE"] = "1"  # no model hub here: fail in seconds, never 
 import numpy as np
 import pytest
 import torch
+import transformers
 
 from driftrec.agents import text_encoder as te
 from driftrec.agents.text_encoder import (
@@ -271,3 +272,34 @@ def test_real_packaged_minilm(tmp_path: Path) -> None:
     assert 0.40 < same_topic < 0.55
     assert abs(other_topic) < 0.10
     assert same_topic > other_topic + 0.3
+
+
+def test_no_progress_silences_model_loading_and_encoding(
+    tiny_model: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, run_cli: Any
+) -> None:
+    """``driftrec run --no-progress`` prints no bar while the text encoder loads and encodes
+    (transformers' "Loading weights" bar and the encoding bar came through before); without the
+    flag they are there (the control: this test can fail)."""
+    args = ["run", "--agents", "history-similarity", "--seeds", "0", "--steps", "8",
+            "--num-envs", "4", "--log-every", "4", "--env", '{"num_items": 300}',
+            "--text-model", str(tiny_model), "--out-dir", str(tmp_path / "runs")]  # fmt: skip
+    code, _, err = run_cli(*args, "--name", "quiet", "--no-progress")
+    assert code == 0, err
+    assert "Loading weights" not in err and "Encoding texts" not in err and "it/s" not in err
+    monkeypatch.setenv(te.CACHE_ENV_VAR, str(tmp_path / "cache2"))  # encode again
+    code, _, err = run_cli(*args, "--name", "loud")
+    assert code == 0, err
+    assert "Encoding texts" in err
+    # transformers draws its "Loading weights" bar from 5.0 on (4.x, the floor, has none)
+    if int(transformers.__version__.split(".")[0]) >= 5:
+        assert "Loading weights" in err
+
+
+def test_long_texts_are_cut_to_what_the_model_reads(tiny_model: Path) -> None:
+    """A model with fewer positions than max_length (64 < 128 here) gets texts cut to its own
+    limit (a long text failed inside the model: 'size of tensor a (128) must match ... (64)')."""
+    enc = TextEncoder(_config(tiny_model))
+    assert (enc.config.max_length, enc.max_length) == (128, 64)
+    long_text = " ".join(["robot"] * 300)
+    out = enc.encode([long_text, "love story"])
+    assert out.shape == (2, enc.dim) and np.isfinite(out).all()

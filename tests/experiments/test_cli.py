@@ -260,8 +260,8 @@ def test_bad_input_exits_2_without_runs(
 @pytest.mark.parametrize(
     ("argv", "message"),
     [
-        (["run", "--agents", "nope"], "optionally with '-frozen' (got 'nope')"),
-        (["train", "--agent", "nope"], "optionally with '-frozen' (got 'nope')"),
+        (["run", "--agents", "nope"], "unknown agent 'nope' in 'agents': expected one of"),
+        (["train", "--agent", "nope"], "unknown agent 'nope' in 'agents': expected one of"),
         (["train", "--scenario", "Nope"], "'scenario' must be one of"),
         (["run", "--seeds", "a,b"], "argument --seeds: expected a comma-separated list of int"),
         (["run", "--shift-at", "99", "--steps", "16", "--log-every", "8"], "'shift_at' must be"),

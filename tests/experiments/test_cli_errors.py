@@ -14,9 +14,8 @@ TINY += ["--env", '{"num_items": 32}']
 
 
 def _one_error(err: str, command: str, message: str) -> None:
-    assert err == (
-        f"driftrec {command}: error: {message}\n(set DRIFTREC_DEBUG=1 for the traceback)\n"
-    )
+    """Exactly one line; an expected refusal does not advertise DRIFTREC_DEBUG."""
+    assert err == f"driftrec {command}: error: {message}\n"
 
 
 def test_out_dir_that_is_a_file(tmp_path: Path, run_cli: Any) -> None:
@@ -179,3 +178,66 @@ def test_world_problems_are_reported_before_any_run(tmp_path: Path, run_cli: Any
         assert code == 2
         _one_error(err, "run", message)
         assert not out.exists()
+
+
+def test_config_file_problems_name_the_file(tmp_path: Path, run_cli: Any) -> None:
+    """A config file that is not UTF-8, or whose out_dir is a number, is one line naming the
+    file and the field (a bare codec message, or Path's TypeError, before)."""
+    latin = tmp_path / "latin.json"
+    latin.write_bytes(b'{"name": "caf\xe9"}')
+    code, _, err = run_cli("run", "--config", str(latin))
+    assert code == 2
+    _one_error(err, "run", f"{latin}: not UTF-8 text (byte 13: invalid continuation byte); "
+               "expected a JSON file of experiment settings")  # fmt: skip
+    numeric = tmp_path / "numeric.json"
+    numeric.write_text('{"out_dir": 5, "agents": ["random"]}')
+    code, _, err = run_cli("run", "--config", str(numeric), *TINY)
+    assert code == 2
+    _one_error(err, "run", f"{numeric}: 'out_dir' must be a directory path, a string (got 5)")
+    fine = tmp_path / "fine.json"
+    fine.write_text('{"agents": ["random"], "steps": 64}')
+    code, _, err = run_cli("run", "--config", str(fine), *TINY, "--steps", "0")
+    _one_error(err, "run", "'steps' must be an integer >= 1 (got 0)")  # a flag's: no file
+
+
+def test_a_full_disk_names_the_file(
+    tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No space left while writing: the error names the file being written ('a file' before)."""
+    import errno
+    import os
+
+    def full(fd: int) -> None:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    monkeypatch.setattr(os, "fsync", full)
+    code, _, err = run_cli("run", *TINY, "--agents", "random", "--seeds", "0", "--name", "n",
+                           "--out-dir", str(tmp_path))  # fmt: skip
+    assert code == 2
+    assert re.fullmatch(
+        rf"driftrec run: error: {re.escape(str(tmp_path / 'n'))}/\S+: No space left on device\n",
+        err,
+    ), err
+
+
+def test_report_names_a_damaged_run_file(tmp_path: Path, run_cli: Any) -> None:
+    """report on a run whose done.json or metrics.csv is damaged: one line naming the file."""
+    code, _, err = run_cli("run", *TINY, "--agents", "random", "--seeds", "0", "--name", "n",
+                           "--out-dir", str(tmp_path))  # fmt: skip
+    assert code == 0, err
+    exp = tmp_path / "n"
+    (run,) = [d for d in exp.iterdir() if d.name.endswith("__random__0")]
+    done = (run / "done.json").read_text()
+    (run / "done.json").write_text(done[: len(done) // 2])
+    code, _, err = run_cli("report", str(exp))
+    assert code == 2
+    assert err.startswith(f"driftrec report: error: {run / 'done.json'}: not valid JSON (")
+    assert err.endswith("expected the file as driftrec wrote it (run the grid again: a damaged "
+                        "run is done again)\n") and err.count("\n") == 1  # fmt: skip
+    (run / "done.json").write_text(done)
+    metrics = (run / "metrics.csv").read_text()
+    (run / "metrics.csv").write_text(metrics[:-10])
+    code, _, err = run_cli("report", str(exp))
+    assert code == 2
+    assert re.fullmatch(rf"driftrec report: error: {re.escape(str(run / 'metrics.csv'))}:\d+: "
+                        r"\d+ fields, the header has \d+\n", err), err  # fmt: skip

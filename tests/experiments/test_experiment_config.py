@@ -55,12 +55,13 @@ def test_split_agent_name() -> None:
 def test_unknown_agent_message() -> None:
     """An unknown agent names the valid agents and the bad entry."""
     msg = (
-        f"'agents' entries must be one of {list(AGENT_NAMES)}, optionally with '-frozen' "
-        "(got 'nope')"
+        f"unknown agent 'nope' in 'agents': expected one of {list(AGENT_NAMES)}, a name "
+        "registered with driftrec.register_agent, an import path 'package.module:NAME' or a "
+        "stable-baselines3 model '.zip', optionally with '-frozen'"
     )
     with _raises(ValueError, msg):
         _small(agents=("random", "nope"))
-    with pytest.raises(ValueError, match="got 'nope-frozen'"):
+    with pytest.raises(ValueError, match="unknown agent 'nope' in 'agents'"):
         _small(agents=("nope-frozen",))
 
 

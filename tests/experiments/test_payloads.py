@@ -20,9 +20,7 @@ import numpy as np
 import pytest
 import torch
 
-from driftrec.experiments.config import ExperimentConfig
 from driftrec.experiments.evaluate import evaluate_checkpoint
-from driftrec.experiments.runner import run_one
 
 
 class _Payload:
@@ -33,26 +31,6 @@ class _Payload:
 
     def __reduce__(self) -> tuple[object, tuple[str]]:
         return exec, (f"open({str(self.marker)!r}, 'w').write('pwned')",)
-
-
-@pytest.fixture(scope="module")
-def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A tiny id-ppo run with a checkpoint (on a catalog file, so no text encoding)."""
-    root = tmp_path_factory.mktemp("payload")
-    rows = [f"i{j},title {j},text {j},{('jazz', 'rock', 'folk')[j % 3]}" for j in range(12)]
-    (root / "items.csv").write_text("id,title,description,tags\n" + "\n".join(rows) + "\n")
-    cfg = ExperimentConfig(
-        name="t",
-        scenarios=("Stationary",),
-        agents=("id-ppo",),
-        seeds=(0,),
-        num_envs=4,
-        steps=16,
-        log_every=8,
-        out_dir=str(root),
-        env_overrides={"catalog_path": str(root / "items.csv")},
-    )
-    return run_one(cfg, "Stationary", "id-ppo", 0, progress=False)
 
 
 def _copy(run_dir: Path, tmp_path: Path) -> Path:

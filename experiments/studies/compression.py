@@ -34,6 +34,7 @@ from driftrec.agents.compress import (
     quantize_int8,
     save_compressed,
 )
+from driftrec.agents.compress import FORMAT as COMPRESSED_FORMAT
 from driftrec.experiments.evaluate import load_run_model, measure_policy, open_run
 
 __all__ = [
@@ -124,6 +125,25 @@ def _build(
     return folded, acting, facts
 
 
+def _check_out(path: Path, overwrite: bool) -> None:
+    """Refuse to write over a directory, or over a file that is not a compressed policy (an
+    unrelated file the user named by mistake), unless ``overwrite``."""
+    if path.is_dir():
+        raise ValueError(f"'out' {str(path)!r} is a directory; expected a file name")
+    if not path.exists() or overwrite:
+        return
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+        ours = isinstance(payload, dict) and payload.get("format") == COMPRESSED_FORMAT
+    except Exception:  # not a torch file at all
+        ours = False
+    if not ours:
+        raise FileExistsError(
+            f"'out' {str(path)!r} exists and is not a policy 'driftrec compress' wrote; pass "
+            "--overwrite (overwrite=True) to replace it, or choose another --out"
+        )
+
+
 def compress_run(
     run_dir: str | Path,
     *,
@@ -134,6 +154,7 @@ def compress_run(
     seed: int = 12345,
     scope: str = "head",
     trust: bool = False,
+    overwrite: bool = False,
 ) -> tuple[Path, dict[str, Any]]:
     """Compress the run's policy with ``method`` and write it (atomically).
 
@@ -149,6 +170,8 @@ def compress_run(
         trust: load ``model.zip`` with SB3's full load, which unpickles it (only for a file you
             trust); by default only its weights are read
             (:func:`~driftrec.experiments.evaluate.load_run_model`).
+        overwrite: replace ``out`` even when it is not a policy file ``compress`` wrote (one it
+            wrote is replaced anyway).
 
     Returns:
         The written path and what was done (method, sizes, distillation loss).
@@ -164,10 +187,11 @@ def compress_run(
         if isinstance(distil_steps, bool) or not isinstance(distil_steps, int) or distil_steps < 4:
             raise ValueError(f"'distil_steps' must be an integer >= 4 (got {distil_steps!r})")
     run_dir = Path(run_dir)
+    path = Path(out) if out is not None else run_dir / f"compressed-{method}.pt"
+    _check_out(path, overwrite)  # before any work
     cfg, env, recommender, slate = _load(run_dir, seed=seed + DISTIL_SEED_OFFSET, trust=trust)
     steps = int(distil_steps if distil_steps is not None else cfg.get("steps", 256))
     folded, _, facts = _build(method, recommender, env, slate, steps, distil, scope)
-    path = Path(out) if out is not None else run_dir / f"compressed-{method}.pt"
     metadata = {
         "run": str(run_dir),
         "agent": cfg["agent"],
