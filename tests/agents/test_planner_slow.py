@@ -2,7 +2,8 @@
 
 Run with ``python3 dev.py test -m slow -s tests/agents/test_planner_slow.py``. Every policy serves
 the same 32 users per seed (one complete stay each), five seeds, each its own world and catalog;
-the best static tilt is chosen on those very users (which favours it).
+the best static tilt is chosen on 64 other users of the world (the table also shows the best on
+the scored users themselves). BENCHMARKS.md ("Planning that needs a plan") has the figures.
 """
 
 from __future__ import annotations
