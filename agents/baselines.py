@@ -10,8 +10,18 @@ back to its unmasked ranking, since nothing can be clicked anyway.)
 
 All randomness comes from the ``np.random.Generator`` built in the constructor from ``seed``
 (``int | np.random.Generator | None``), so the same seed and the same env seed give the same
-actions. ``predict(..., deterministic=True)`` turns exploration off (no epsilon, the posterior
-mean instead of a Thompson sample) and breaks score ties by index instead of at random.
+actions. ``predict(..., deterministic=True)`` turns random exploration off (no epsilon, the
+posterior mean instead of a Thompson sample) and breaks score ties by index instead of at random;
+it is the policy's deterministic mode, so LinUCB keeps its confidence bonus there.
+
+:meth:`BaselineAgent.greedy_actions` is the *greedy* choice, what the agent believes is best now
+with every exploration device off: LinUCB without the bonus (the ridge estimate), Thompson
+sampling with the posterior mean, epsilon-greedy and popularity with epsilon 0, the privileged
+references as they act. A uniform policy has no preference, so the greedy choice of ``random``
+(and of ``history-similarity`` for a user with an empty history, whose rule is a uniform draw
+there) is a uniform draw from a separate generator spawned from the agent's seed. Computing it
+never draws from the agent's own generator (its state is restored afterwards), so measuring the
+greedy choices does not change a run.
 
 What the agents learn from is the observable feedback only: the reward of each shown item, read
 from the ``feedback`` part of ``next_observation`` (slates) or ``reward`` (single items). For the
@@ -46,6 +56,7 @@ __all__ = [
     "PopulationBestAgent",
     "make_baseline",
     "BASELINE_NAMES",
+    "PRIVILEGED_AGENTS",
 ]
 
 SeedLike = int | np.random.Generator | None
@@ -66,6 +77,17 @@ BASELINE_NAMES: tuple[str, ...] = (
     "population-best",
 )
 """The names :func:`make_baseline` accepts."""
+
+PRIVILEGED_AGENTS: tuple[str, ...] = (
+    "oracle",
+    "planner",
+    "planner-first-order",
+    "static-tilt",
+    "population-best",
+)
+"""The baselines that read the simulator's hidden state (their class sets ``privileged``):
+references, not achievable policies, so paired comparisons never choose one as the baseline to
+beat."""
 
 DEFAULT_DISCOUNT = 0.99
 """``discount`` of ``"linucb-discounted"``: per vector step, a memory of about 100 steps."""
@@ -174,6 +196,37 @@ class BaselineAgent:
 
     def _scores(self, obs: SplitObservation, deterministic: bool) -> NDArray[np.float64]:
         raise NotImplementedError
+
+    def _greedy_scores(self, obs: SplitObservation) -> NDArray[np.float64]:
+        """``(B, N)`` the scores of the greedy choice (default: the deterministic scores)."""
+        return self._scores(obs, deterministic=True)
+
+    def _greedy_generator(self) -> np.random.Generator:
+        """A generator for the greedy choice's own draws, spawned once from the agent's seed
+        (spawning does not advance the agent's stream)."""
+        if getattr(self, "_greedy_rng", None) is None:
+            self._greedy_rng = self.rng.spawn(1)[0]
+        return self._greedy_rng
+
+    def greedy_actions(self, observation: Any) -> NDArray[np.int64]:
+        """The greedy choice for every user: the top-scored released item(s) with every
+        exploration device off (see the module docs for each agent), ties broken by index.
+
+        It learns nothing and never draws from the agent's generator ``rng`` (its state is
+        restored afterwards, whatever a subclass does), so it can be measured during a run
+        without changing the run.
+
+        Returns:
+            ``(B,)`` or ``(B, k)`` int64 actions; one action for one observation.
+        """
+        parts, single = self._parse(observation)
+        state = self.rng.bit_generator.state
+        try:
+            scores = self._greedy_scores(parts)  # (B, N)
+            actions = self._select(scores, self.released_mask(parts.clock), deterministic=True)
+        finally:
+            self.rng.bit_generator.state = state
+        return actions[0] if single else actions
 
     # ------------------------------------------------------------------ acting
     def predict(
@@ -286,7 +339,8 @@ def _explore_rows(
 class RandomAgent(BaselineAgent):
     """Uniformly random released items (a uniformly random set of ``k`` for slates).
 
-    ``deterministic`` has no effect: the policy is uniform.
+    ``deterministic`` has no effect: the policy is uniform. Its greedy choice
+    (:meth:`greedy_actions`) is a uniform draw too, from a separate generator.
 
     Args:
         env: a driftrec env.
@@ -298,6 +352,10 @@ class RandomAgent(BaselineAgent):
 
     def _scores(self, obs: SplitObservation, deterministic: bool) -> NDArray[np.float64]:
         return self.rng.random((obs.clock.shape[0], self.num_items))  # (B, N) random keys
+
+    def _greedy_scores(self, obs: SplitObservation) -> NDArray[np.float64]:
+        """No preference: uniform random keys from the greedy choice's own generator."""
+        return self._greedy_generator().random((obs.clock.shape[0], self.num_items))  # (B, N)
 
 
 class PopularityAgent(BaselineAgent):
@@ -387,6 +445,11 @@ class OracleAgent(BaselineAgent):
         self._check_batch(parts.clock.shape[0])
         actions = self._actions()
         return (actions[0] if single else actions), state
+
+    def greedy_actions(self, observation: Any) -> NDArray[np.int64]:
+        """The same as :meth:`predict`: the policy is greedy (and draws nothing)."""
+        actions, _ = self.predict(observation, deterministic=True)
+        return actions
 
     def _actions(self) -> NDArray[np.int64]:
         """``(B,)`` or ``(B, k)`` actions for every user of the env now."""
@@ -683,7 +746,8 @@ class LinUCBAgent(_LinearBandit):
     """LinUCB (Li, Chu, Langford and Schapire, WWW 2010) with optional discounting or a window.
 
     Every item is scored ``UCB_ui = phi(u, i) theta + alpha sqrt(phi(u, i)^T A^{-1} phi(u, i))``
-    and the top-k released items are recommended. See the features, the discounted (D-LinUCB,
+    and the top-k released items are recommended (:meth:`greedy_actions` drops the bonus:
+    the top-k of the ridge estimate). See the features, the discounted (D-LinUCB,
     Russac et al. 2019) and sliding-window (SW-LinUCB, Cheung et al. 2019) statistics and the
     feature reduction below. For the discounted variant the width uses ``A^{-1}`` itself rather
     than D-LinUCB's ``A^{-1} A~ A^{-1}`` (``A~`` accumulated with ``gamma^2``), a common
@@ -791,6 +855,12 @@ class LinUCBAgent(_LinearBandit):
             return np.ascontiguousarray(mean)
         return mean + self.alpha * self._widths(h)
 
+    def _greedy_scores(self, obs: SplitObservation) -> NDArray[np.float64]:
+        """The ridge estimate ``phi(u, i) theta`` without the confidence bonus."""
+        _, theta = self._solve()
+        h = self._profile(obs)  # (B, d)
+        return np.ascontiguousarray(self._user_vectors(h, theta) @ self.features.T)  # (B, N)
+
 
 class LinearThompsonAgent(_LinearBandit):
     """Linear Thompson sampling (Agrawal and Goyal, "Thompson sampling for contextual bandits
@@ -873,8 +943,14 @@ class HistorySimilarityAgent(BaselineAgent):
     registry), and the score of item ``i`` is the cosine ``<e_i, h_u> / |h_u|``. A user with an
     empty (or all-zero) profile gets uniformly random items; with probability ``epsilon`` any
     user does (exploration; with ``deterministic=True`` neither happens and an empty profile
-    gives item 0). Nothing is learned, so it follows each user's shifts exactly as
-    fast as their history turns over, and it cannot know item quality (it is not in the text).
+    gives item 0; the greedy choice drops epsilon and keeps the uniform draw for an empty
+    profile, from a separate generator). Nothing is learned, so it follows each user's shifts
+    exactly as fast as their history turns over, and it cannot know item quality (it is not in
+    the text).
+    In a world where a clicked item is consumed (``ChoiceConfig.no_repeat``, a rule of the
+    world, not a user's state) the items clicked in the observed history are ranked last
+    (``exclude_clicked``); otherwise the most similar item is usually the one just clicked.
+    :meth:`set_item_features` swaps in new embeddings (an in-run refresh of the text encoder).
 
     Args:
         env: a driftrec env.
@@ -882,6 +958,8 @@ class HistorySimilarityAgent(BaselineAgent):
         decay: recency weight per impression in ``(0, 1]``.
         skip_weight: how strongly a skipped impression repels, ``>= 0``.
         epsilon: exploration probability per user and step.
+        exclude_clicked: rank the items clicked in the observed history last; None (the
+            default) does so exactly when the world has ``no_repeat``.
         seed: seed of the agent's generator.
     """
 
@@ -895,18 +973,31 @@ class HistorySimilarityAgent(BaselineAgent):
         decay: float = 0.9,
         skip_weight: float = 0.1,
         epsilon: float = 0.05,
+        exclude_clicked: bool | None = None,
         seed: SeedLike = None,
     ) -> None:
         check_float("decay", decay, 0.0, 1.0, low_open=True)
         check_float("skip_weight", skip_weight, 0.0)
         check_float("epsilon", epsilon, 0.0, 1.0)
+        if exclude_clicked is not None and not isinstance(exclude_clicked, bool):
+            raise TypeError(f"'exclude_clicked' must be a bool or None (got {exclude_clicked!r})")
         super().__init__(env, seed=seed)
-        feats = _item_features(_simulator(env), item_features)
-        norms = np.linalg.norm(feats, axis=1, keepdims=True)
-        self.features: NDArray[np.float64] = feats / np.where(norms > 0, norms, 1.0)  # (N, E)
+        sim = _simulator(env)
+        self._catalog_sim = sim  # only its catalog is read (set_item_features)
+        self.features: NDArray[np.float64] = np.empty((0, 0))
+        self.set_item_features(item_features)
         self.decay = float(decay)
         self.skip_weight = float(skip_weight)
         self.epsilon = float(epsilon)
+        no_repeat = bool(sim.config.choice.no_repeat)
+        self.exclude_clicked = no_repeat if exclude_clicked is None else exclude_clicked
+
+    def set_item_features(self, item_features: Any) -> None:
+        """Use new ``(N, E)`` item embeddings from now on (None: the catalog's topic mixtures);
+        e.g. after the text encoder was fine-tuned during a run."""
+        feats = _item_features(self._catalog_sim, item_features)
+        norms = np.linalg.norm(feats, axis=1, keepdims=True)
+        self.features = feats / np.where(norms > 0, norms, 1.0)  # (N, E)
 
     def profile(self, observation: Any) -> NDArray[np.float64]:
         """``(B, E)`` the users' profiles ``h_u`` (zeros for an empty history)."""
@@ -930,6 +1021,18 @@ class HistorySimilarityAgent(BaselineAgent):
             scores[empty] = self.rng.random((int(empty.sum()), self.num_items))
         if self.epsilon > 0 and not deterministic:
             scores = _explore_rows(self.rng, scores, self.epsilon)
+        if self.exclude_clicked:  # below every cosine and every random key
+            rows, cols = np.nonzero(obs.mask & (obs.feedback > 0))
+            scores[rows, obs.item_ids[rows, cols].astype(np.int64)] = -2.0
+        return scores
+
+    def _greedy_scores(self, obs: SplitObservation) -> NDArray[np.float64]:
+        """No epsilon; an empty history keeps its rule (a uniform draw), from the greedy
+        choice's own generator."""
+        scores = self._scores(obs, deterministic=True)  # (B, N)
+        empty = np.linalg.norm(self._profile(obs), axis=1) <= 1e-12  # (B,) as in _scores
+        if empty.any():
+            scores[empty] = self._greedy_generator().random((int(empty.sum()), self.num_items))
         return scores
 
 

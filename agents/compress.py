@@ -20,12 +20,15 @@ module :class:`CompressedRecommender` keeps the same computation for acting and 
   values for all tokens but the query, the attention output, the MLP and the final LayerNorm for
   the newest impression's token only, and the content-match profile only at that token. For the
   query row this is the same arithmetic as the full encoder (the causal mask and the recency
-  distances of that row are what the full pass uses), so the ``fold`` method is exact up to
-  float rounding.
-* **int8 dynamic quantisation** (``int8``, the default): the score head (nearly all of the
+  distances of that row are what the full pass uses), so the ``fold`` method (the default) is
+  exact up to float rounding.
+* **int8 dynamic quantisation** (``int8``): the score head (nearly all of the
   weights) becomes a ``torch.ao`` ``DynamicQuantizedLinear`` with per-item int8 weights and
   activations quantised per batch; ``scope="all"`` quantises the encoder's Linears too (slower
-  at this width: see :func:`quantize_int8`).
+  at this width: see :func:`quantize_int8`). It is not the default: at the sizes most runs use
+  (1,000 items) folding and the single query row give the whole speed-up and int8 adds none,
+  its file is no smaller (the float weights are stored and quantised at load), and its
+  rounding can change the greedy choice; it pays from about 10,000 items (BENCHMARKS.md).
 * **Distillation** (``distil``): a narrower student recommender (half the width, one head,
   fewer content-match dimensions by default; :class:`DistilConfig`) is fitted to the teacher's
   action distribution (KL divergence on observations the teacher meets in its own world), then
@@ -92,8 +95,8 @@ __all__ = [
     "save_compressed",
 ]
 
-COMPRESS_METHODS = ("int8", "fold", "distil")
-"""``int8``: fold + int8 Linears (default); ``fold``: float32, exact; ``distil``: student + int8."""
+COMPRESS_METHODS = ("fold", "int8", "distil")
+"""``fold``: float32, exact (default); ``int8``: fold + int8 Linears; ``distil``: student + int8."""
 FORMAT = "driftrec-compressed-recommender/1"
 
 
@@ -533,7 +536,7 @@ def distil_recommender(
 
 def compress_recommender(
     model: AttentionRecommender,
-    method: str = "int8",
+    method: str = "fold",
     *,
     observations: NDArray[np.float32] | torch.Tensor | None = None,
     distil: DistilConfig | None = None,

@@ -71,11 +71,14 @@ __all__ = [
     "collect_click_log",
     "default_anchor_texts",
     "finetune_encoder",
+    "ClickTrainer",
     "save_adapter",
     "load_adapter",
     "read_manifest",
     "check_adapter_base",
     "adapter_identity",
+    "heldout_texts",
+    "retention_metrics",
     "portable_model_reference",
 ]
 
@@ -675,7 +678,8 @@ def finetune_encoder(
     With ``method="lora"`` the encoder's model is replaced by a ``peft`` LoRA model (only the
     adapters train; save them with :func:`save_adapter`); with ``method="full"`` every weight
     but the pooler trains. See the module docstring for the objective. The model is left in
-    eval mode with gradients off.
+    eval mode with gradients off. This is one :meth:`ClickTrainer.train` call of
+    ``settings.steps`` steps (:class:`ClickTrainer` keeps training across calls).
 
     Args:
         encoder: a loaded :class:`~driftrec.agents.text_encoder.TextEncoder` (without adapter).
@@ -693,88 +697,158 @@ def finetune_encoder(
         ValueError: a log that does not fit ``texts`` or has fewer than 2 usable clicks, or
             ``retain_weight > 0`` without ``anchor_texts``.
     """
-    import torch
-
     s = settings if settings is not None else FinetuneSettings()
-    texts = list(texts)
-    examples = _check_log(log, len(texts))
-    anchors = list(anchor_texts or [])
-    if s.retain_weight > 0 and not anchors:
-        raise ValueError(
-            f"'retain_weight' is {s.retain_weight} but no anchor_texts were given; expected "
-            "texts outside the catalog whose base embeddings the retention term keeps"
-        )
-    anchor_base = encoder.encode(anchors) if s.retain_weight > 0 else None  # before training
-    rng = np.random.default_rng(s.seed)
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(s.seed)
-        if s.method == "lora":
-            if type(encoder.model).__module__.startswith("peft"):
-                raise ValueError("the encoder already has an adapter; expected a base encoder")
-            encoder.model = add_lora(encoder.model, s.lora)
-            params = [p for n, p in encoder.model.named_parameters() if "lora_" in n]
-        else:
-            params = [
-                p
-                for n, p in encoder.model.named_parameters()
-                if not n.startswith(_EXCLUDED_PREFIXES)
-            ]
+    _check_log(log, len(texts))  # before the model is touched
+    trainer = ClickTrainer(encoder, texts, s, anchor_texts=anchor_texts)
+    return trainer.train(log, s.steps, progress=progress)
+
+
+class ClickTrainer:
+    """Trains an encoder from click logs, and keeps training it across calls.
+
+    The constructor adds the LoRA adapters (``method="lora"``) or unfreezes the weights
+    (``"full"``), builds the AdamW optimizer and, with a retention term, embeds the anchor
+    texts with the base model once. Every :meth:`train` call then takes more optimizer steps
+    on a log (its optimizer state and example sampling carry over), so a run can fine-tune
+    the same adapter again and again as its own click log grows (:mod:`driftrec.agents.online_lm`).
+    The encoder's ``identity`` changes with its weights after every call.
+
+    Args:
+        encoder: a loaded :class:`~driftrec.agents.text_encoder.TextEncoder` (without adapter).
+        texts: the catalog's item texts in item-id order (the ids the logs use).
+        settings: the training settings (``steps`` is the default of :meth:`train`).
+        anchor_texts: texts the retention term keeps near the base model (``retain_weight > 0``).
+
+    Raises:
+        ValueError: ``retain_weight > 0`` without ``anchor_texts``, or an encoder that already
+            has an adapter with ``method="lora"``.
+    """
+
+    def __init__(
+        self,
+        encoder: TextEncoder,
+        texts: Sequence[str],
+        settings: FinetuneSettings | None = None,
+        *,
+        anchor_texts: Sequence[str] | None = None,
+    ) -> None:
+        import torch
+
+        s = settings if settings is not None else FinetuneSettings()
+        self.settings = s
+        self.encoder = encoder
+        self.texts = list(texts)
+        self.anchors = list(anchor_texts or [])
+        if s.retain_weight > 0 and not self.anchors:
+            raise ValueError(
+                f"'retain_weight' is {s.retain_weight} but no anchor_texts were given; expected "
+                "texts outside the catalog whose base embeddings the retention term keeps"
+            )
+        if s.method == "lora" and type(encoder.model).__module__.startswith("peft"):
+            raise ValueError("the encoder already has an adapter; expected a base encoder")
+        # before training: the base model's embeddings of the anchors
+        self.anchor_base = encoder.encode(self.anchors) if s.retain_weight > 0 else None
+        self.rng = np.random.default_rng(s.seed)
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(s.seed)
+            if s.method == "lora":
+                encoder.model = add_lora(encoder.model, s.lora)
+                params = [p for n, p in encoder.model.named_parameters() if "lora_" in n]
+            else:
+                params = [
+                    p
+                    for n, p in encoder.model.named_parameters()
+                    if not n.startswith(_EXCLUDED_PREFIXES)
+                ]
+        self.params = params
+        self.base_identity = encoder.identity
         encoder.model.eval()
         encoder.model.requires_grad_(False)
-        for p in params:
-            p.requires_grad_(True)
-        optim = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
-        losses: list[float] = []
-        t0 = time.perf_counter()
+        self.optim = torch.optim.AdamW(params, lr=s.learning_rate, weight_decay=s.weight_decay)
+        self.steps_done = 0
+
+    @property
+    def trainable_params(self) -> int:
+        """Number of trained weights (the adapters', or the whole encoder's but the pooler)."""
+        return int(sum(p.numel() for p in self.params))
+
+    def train(
+        self, log: ClickLog, steps: int | None = None, *, progress: bool = False
+    ) -> FinetuneResult:
+        """``steps`` (default: ``settings.steps``) more optimizer steps on ``log``.
+
+        Raises:
+            ValueError: a log that does not fit the texts or has fewer than 2 usable clicks.
+        """
         from tqdm.auto import tqdm
 
-        bar = tqdm(total=s.steps, desc="fine-tuning", unit="step", disable=not progress)
-        for _ in range(s.steps):
-            rows = rng.choice(examples, size=min(s.batch_size, examples.shape[0]), replace=False)
-            b = rows.shape[0]
-            history = _recent_clicks(log, rows, s.history_items)  # (b, k), -1 padded
-            negs = _negatives(rng, log, rows, s.negatives, len(texts))  # (b, n)
-            candidates = np.concatenate([log.items[rows], negs.reshape(-1)])
-            ids, inverse = np.unique(
-                np.concatenate([candidates, history[history >= 0]]), return_inverse=True
-            )
-            emb = encoder.embed([texts[i] for i in ids])  # (U, dim), all with gradient
-            slots = np.zeros(history.shape, dtype=np.int64)  # positions of history items in ids
-            slots[history >= 0] = inverse[candidates.shape[0] :]
-            weights = torch.as_tensor(history >= 0, dtype=emb.dtype, device=encoder.device)
-            user = (emb[torch.as_tensor(slots, device=encoder.device)] * weights[..., None]).sum(1)
-            user = torch.nn.functional.normalize(user, dim=-1)  # (b, dim)
-            cand = np.unique(inverse[: candidates.shape[0]])  # candidate columns of the batch
-            cand_t = torch.as_tensor(cand, device=encoder.device)
-            logits = user @ emb[cand_t].T / s.temperature  # (b, C)
-            target = torch.as_tensor(np.searchsorted(cand, inverse[:b]), device=encoder.device)
-            loss = torch.nn.functional.cross_entropy(logits, target)
-            if anchor_base is not None:
-                pick = rng.choice(len(anchors), size=min(s.batch_size, len(anchors)), replace=False)
-                now = encoder.embed([anchors[i] for i in pick])
-                was = torch.as_tensor(anchor_base[pick], device=encoder.device)
-                loss = loss + s.retain_weight * (1.0 - (now * was).sum(dim=-1)).mean()
-            optim.zero_grad(set_to_none=True)
-            loss.backward()
-            optim.step()
-            losses.append(float(loss.detach()))
-            bar.update(1)
-            if len(losses) % 10 == 0:
-                bar.set_postfix_str(f"loss {np.mean(losses[-10:]):.3f}", refresh=False)
-        bar.close()
+        s, encoder = self.settings, self.encoder
+        steps = s.steps if steps is None else steps
+        check_int("steps", steps, 1)
+        examples = _check_log(log, len(self.texts))
+        for p in self.params:
+            p.requires_grad_(True)
+        losses: list[float] = []
+        t0 = time.perf_counter()
+        bar = tqdm(total=steps, desc="fine-tuning", unit="step", disable=not progress)
+        try:
+            for _ in range(steps):
+                loss = self._loss(log, examples)
+                self.optim.zero_grad(set_to_none=True)
+                loss.backward()
+                self.optim.step()
+                losses.append(float(loss.detach()))
+                bar.update(1)
+                if len(losses) % 10 == 0:
+                    bar.set_postfix_str(f"loss {np.mean(losses[-10:]):.3f}", refresh=False)
+        finally:
+            bar.close()
+            encoder.model.requires_grad_(False)
+            encoder.model.eval()
         train_s = time.perf_counter() - t0
-        encoder.model.requires_grad_(False)
-        encoder.model.eval()
+        self.steps_done += steps
         # the weights changed and are not on disk: never pass for the base model's identity
-        encoder._identity = f"{encoder.identity}+finetuned#{_tensor_hash(params)}"
-    return FinetuneResult(
-        method=s.method,
-        steps=s.steps,
-        examples=int(examples.shape[0]),
-        trainable_params=int(sum(p.numel() for p in params)),
-        losses=losses,
-        train_seconds=train_s,
-    )
+        encoder._identity = f"{self.base_identity}+finetuned#{_tensor_hash(self.params)}"
+        return FinetuneResult(
+            method=s.method,
+            steps=steps,
+            examples=int(examples.shape[0]),
+            trainable_params=self.trainable_params,
+            losses=losses,
+            train_seconds=train_s,
+        )
+
+    def _loss(self, log: ClickLog, examples: NDArray[np.int64]) -> torch.Tensor:
+        """The InfoNCE loss of one minibatch (plus the retention term)."""
+        import torch
+
+        s, encoder, texts, rng = self.settings, self.encoder, self.texts, self.rng
+        rows = rng.choice(examples, size=min(s.batch_size, examples.shape[0]), replace=False)
+        b = rows.shape[0]
+        history = _recent_clicks(log, rows, s.history_items)  # (b, k), -1 padded
+        negs = _negatives(rng, log, rows, s.negatives, len(texts))  # (b, n)
+        candidates = np.concatenate([log.items[rows], negs.reshape(-1)])
+        ids, inverse = np.unique(
+            np.concatenate([candidates, history[history >= 0]]), return_inverse=True
+        )
+        emb = encoder.embed([texts[i] for i in ids])  # (U, dim), all with gradient
+        slots = np.zeros(history.shape, dtype=np.int64)  # positions of history items in ids
+        slots[history >= 0] = inverse[candidates.shape[0] :]
+        weights = torch.as_tensor(history >= 0, dtype=emb.dtype, device=encoder.device)
+        user = (emb[torch.as_tensor(slots, device=encoder.device)] * weights[..., None]).sum(1)
+        user = torch.nn.functional.normalize(user, dim=-1)  # (b, dim)
+        cand = np.unique(inverse[: candidates.shape[0]])  # candidate columns of the batch
+        cand_t = torch.as_tensor(cand, device=encoder.device)
+        logits = user @ emb[cand_t].T / s.temperature  # (b, C)
+        target = torch.as_tensor(np.searchsorted(cand, inverse[:b]), device=encoder.device)
+        loss = torch.nn.functional.cross_entropy(logits, target)
+        if self.anchor_base is not None:
+            anchors = self.anchors
+            pick = rng.choice(len(anchors), size=min(s.batch_size, len(anchors)), replace=False)
+            now = encoder.embed([anchors[i] for i in pick])
+            was = torch.as_tensor(self.anchor_base[pick], device=encoder.device)
+            loss = loss + s.retain_weight * (1.0 - (now * was).sum(dim=-1)).mean()
+        return loss
 
 
 def _tensor_hash(tensors: Sequence[torch.Tensor]) -> str:
@@ -783,3 +857,87 @@ def _tensor_hash(tensors: Sequence[torch.Tensor]) -> str:
     for tensor in tensors:
         digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
     return digest.hexdigest()
+
+
+# --------------------------------------------------------------------------------------------
+# retention: what an adapted encoder still knows
+# --------------------------------------------------------------------------------------------
+def heldout_texts(
+    num: int = 240, num_topics: int = 12, seed: int = 9001
+) -> tuple[list[str], NDArray[np.float64]]:
+    """General texts outside any training catalog, and their topic mixtures: a generated
+    catalog (mixed topics, purity 0.7) whose texts :func:`retention_metrics` compares before
+    and after adaptation. The defaults are the ones the retention figures in BENCHMARKS.md use."""
+    from driftrec.envs.catalog import generate_catalog
+    from driftrec.envs.config import CatalogConfig
+
+    held = generate_catalog(
+        CatalogConfig(num_items=num, num_topics=num_topics, topic_purity=0.7, seed=seed)
+    )
+    return held.texts(), np.asarray(held.topics, dtype=np.float64)
+
+
+def _spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
+    def ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
+        order = np.argsort(x, kind="stable")
+        r = np.empty_like(x)
+        r[order] = np.arange(x.shape[0], dtype=np.float64)
+        for v in np.unique(x):  # average ranks of ties (topic overlaps tie a lot)
+            tied = x == v
+            r[tied] = r[tied].mean()
+        return r
+
+    ra, rb = ranks(a), ranks(b)
+    return float(np.corrcoef(ra, rb)[0, 1])
+
+
+def retention_metrics(
+    base: NDArray[np.float32],
+    adapted: NDArray[np.float32],
+    topics: NDArray[np.float64],
+    *,
+    pairs: int = 600,
+    seed: int = 0,
+) -> dict[str, float]:
+    """Drift and capability of ``adapted`` vs ``base`` embeddings of the same held-out texts.
+
+    Returns:
+        ``mse`` and ``cosine`` (mean over texts of the squared error per dimension and of the
+        cosine between each text's two embeddings), ``topic_acc`` / ``base_topic_acc``
+        (leave-one-out nearest-centroid accuracy of the main topic), ``spearman`` /
+        ``base_spearman`` (cosine of random pairs vs their topic-mixture overlap).
+    """
+    rng = np.random.default_rng(seed)
+    n = base.shape[0]
+    a = rng.integers(0, n, size=pairs)
+    b = (a + rng.integers(1, n, size=pairs)) % n  # never a text with itself
+    related = np.einsum("pk,pk->p", topics[a], topics[b])
+    main = topics.argmax(axis=1)
+
+    def topic_acc(emb: NDArray[np.float32]) -> float:
+        k = topics.shape[1]
+        sums = np.zeros((k, emb.shape[1]))
+        np.add.at(sums, main, emb)
+        counts = np.bincount(main, minlength=k).astype(np.float64)
+        own = sums[main] - emb  # leave the item out of its own centroid
+        cents = sums[None, :, :].repeat(n, axis=0)
+        cents[np.arange(n), main] = own
+        cnt = np.broadcast_to(counts, (n, k)).copy()
+        cnt[np.arange(n), main] -= 1
+        cents /= np.maximum(cnt, 1)[:, :, None]
+        cents /= np.maximum(np.linalg.norm(cents, axis=2, keepdims=True), 1e-12)
+        scores = np.einsum("nkd,nd->nk", cents, emb)
+        scores[cnt == 0] = -np.inf
+        return float((scores.argmax(axis=1) == main).mean())
+
+    def spearman(emb: NDArray[np.float32]) -> float:
+        return _spearman(np.einsum("pd,pd->p", emb[a], emb[b]).astype(np.float64), related)
+
+    return {
+        "mse": float(np.mean((adapted - base) ** 2)),
+        "cosine": float(np.mean(np.sum(adapted * base, axis=1))),
+        "topic_acc": topic_acc(adapted),
+        "base_topic_acc": topic_acc(base),
+        "spearman": spearman(adapted),
+        "base_spearman": spearman(base),
+    }

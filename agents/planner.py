@@ -702,6 +702,7 @@ class RolloutPlanner(OracleAgent):
             t=rep(s.t),
             obs=rep(s.obs),
             clock=s.clock,
+            consumed=None if s.consumed is None else rep(s.consumed),
         )
         sim.streams = _CommonStreams(self.rng, b, c, r)  # type: ignore[assignment]
         first = np.repeat(candidates, r, axis=1).reshape(b * shared, k)  # (V, k)

@@ -38,7 +38,8 @@ import importlib
 import inspect
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -177,14 +178,45 @@ class BuiltAgent:
     learns: bool = True  # False: a user agent without update() (it only acts)
 
     def greedy_actions(self, obs: NDArray[np.float32]) -> NDArray[np.int64]:
-        """The agent's choices for ``obs`` ``(B, D)`` with exploration off (learns nothing)."""
-        actions, _ = self.agent.predict(obs, deterministic=True)
+        """The agent's greedy choices for ``obs`` ``(B, D)``: exploration off, learns nothing.
+
+        The agent's own ``greedy_actions`` when it has one (every baseline: LinUCB without its
+        bonus, Thompson with the posterior mean, ...; see :mod:`driftrec.agents.baselines`);
+        otherwise ``predict(obs, deterministic=True)`` (for SB3 policies the mode of the action
+        distribution). Either way the random streams the run uses are left as they were: the
+        agent's ``rng`` generator, numpy's global one and torch's CPU generator are saved and
+        restored around the call, so recording greedy choices never changes a run.
+        """
+        greedy = getattr(self.agent, "greedy_actions", None)
+        with _random_streams_kept(self.agent):
+            if callable(greedy):
+                actions = greedy(obs)
+            else:
+                actions, _ = self.agent.predict(obs, deterministic=True)
         return np.asarray(actions, dtype=np.int64)
 
     def save(self, path: str) -> None:
         """Write an SB3 checkpoint (``.zip``); baselines have none and do nothing."""
         if self.is_sb3:
             self.agent.save(path)
+
+
+@contextmanager
+def _random_streams_kept(agent: Any) -> Iterator[None]:
+    """Restore the agent's ``rng``, numpy's global and torch's CPU generator states on exit."""
+    rng = getattr(agent, "rng", None)
+    rng_state = rng.bit_generator.state if isinstance(rng, np.random.Generator) else None
+    np_state = np.random.get_state()
+    torch = sys.modules.get("torch")  # only when loaded: a bandit run never imports it
+    torch_state = torch.random.get_rng_state() if torch is not None else None
+    try:
+        yield
+    finally:
+        if rng_state is not None:
+            rng.bit_generator.state = rng_state  # type: ignore[union-attr]
+        np.random.set_state(np_state)
+        if torch_state is not None:
+            torch.random.set_rng_state(torch_state)  # type: ignore[union-attr]
 
 
 def _text_features(env_config: EnvConfig, text_encoder: Any) -> NDArray[np.float32]:

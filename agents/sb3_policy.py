@@ -171,15 +171,31 @@ def build_recommender(
 
 
 class RecommenderExtractor(nn.Module):
-    """SB3's ``mlp_extractor`` slot: observation -> (item scores, user state + progress)."""
+    """SB3's ``mlp_extractor`` slot: observation -> (item scores, user state + progress).
 
-    def __init__(self, recommender: AttentionRecommender) -> None:
+    With ``mask_consumed`` the items the user clicked in the observed history get the score of
+    an unreleased item (zero probability): in a world where a click consumes its item
+    (``ChoiceConfig.no_repeat``, a rule of the world like the release steps) showing it again
+    is worth nothing, and a profile-based score would otherwise rank it first.
+    """
+
+    def __init__(self, recommender: AttentionRecommender, mask_consumed: bool = False) -> None:
         super().__init__()
         self.recommender = recommender
         self.latent_dim_pi = recommender.num_items
         self.latent_dim_vf = recommender.config.embed_dim + 1
         self._progress_col = 3 * recommender.config.history_len
+        self.mask_consumed = bool(mask_consumed)
         self.last_output: Any = None
+
+    def _mask(self, features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
+        if not self.mask_consumed:
+            return scores
+        h = self.recommender.config.history_len
+        ids = features[:, :h].long().clamp(0, scores.shape[1] - 1)  # (B, H)
+        clicked = (features[:, h : 2 * h] > 0) & (features[:, 2 * h : 3 * h] > 0.5)  # (B, H)
+        hit = torch.zeros_like(scores).scatter_add_(1, ids, clicked.to(scores.dtype))  # (B, N)
+        return scores.masked_fill(hit > 0, torch.finfo(scores.dtype).min)
 
     def _value_input(self, obs: torch.Tensor, user: torch.Tensor) -> torch.Tensor:
         progress = obs[:, self._progress_col : self._progress_col + 1]  # (B, 1)
@@ -189,10 +205,10 @@ class RecommenderExtractor(nn.Module):
         # while training, keep the encoder's output so the click loss reuses this pass
         out = self.recommender(features, output_encoding=torch.is_grad_enabled())
         self.last_output = out if out.encoding is not None else None
-        return out.scores, self._value_input(features, out.user_state)
+        return self._mask(features, out.scores), self._value_input(features, out.user_state)
 
     def forward_actor(self, features: torch.Tensor) -> torch.Tensor:
-        return self.recommender(features).scores  # (B, N)
+        return self._mask(features, self.recommender(features).scores)  # (B, N)
 
     def forward_critic(self, features: torch.Tensor) -> torch.Tensor:
         user = self.recommender.user_vectors(features)
@@ -272,10 +288,14 @@ class _RecommenderPolicyMixin:
         slate_distribution: str | None = None,
         click_loss_coef: float = 1.0,
         click_targets: int | None = None,
+        mask_consumed: bool = False,
         ortho_init: bool = False,
         **kwargs: Any,
     ) -> None:
         self.item_table = _require_item_table(item_table)
+        if not isinstance(mask_consumed, bool):
+            raise TypeError(f"'mask_consumed' must be a bool (got {mask_consumed!r})")
+        self.mask_consumed = mask_consumed
         self.attention = _attention_config(attention)
         self.value_hidden = value_hidden
         if slate_distribution is None:
@@ -306,6 +326,7 @@ class _RecommenderPolicyMixin:
             slate_distribution=self.slate_distribution,
             click_loss_coef=self.click_loss_coef,
             click_targets=self.click_targets,
+            mask_consumed=self.mask_consumed,
         )
         return data
 
@@ -327,7 +348,7 @@ class _RecommenderPolicyMixin:
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = RecommenderExtractor(
-            build_recommender(self.item_table, self.attention)
+            build_recommender(self.item_table, self.attention), self.mask_consumed
         )
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -366,7 +387,9 @@ class AttentionActorCriticPolicy(_RecommenderPolicyMixin, ActorCriticPolicy):
     Extra ``policy_kwargs``: ``item_table`` (:class:`ItemTableSpec`, required), ``attention``
     (:class:`AttentionConfig` or dict), ``value_hidden`` (int, 64), ``slate_distribution``
     (``"plackett-luce"``, the default: ordered slates without repeats, or ``"independent"``:
-    ``k`` independent categoricals; only used for ``MultiDiscrete`` slates).
+    ``k`` independent categoricals; only used for ``MultiDiscrete`` slates), ``mask_consumed``
+    (bool; :func:`recommender_policy_kwargs` turns it on in ``no_repeat`` worlds: the items
+    clicked in the observed history get zero probability).
     """
 
 
@@ -476,6 +499,8 @@ def recommender_policy_kwargs(
     spec = ItemTableSpec(
         env_config=config.to_dict(), text_encoder=encoder, embeddings_file=embeddings_file
     )
+    if config.choice.no_repeat:  # a clicked item is consumed: never recommend it again
+        extra.setdefault("mask_consumed", True)
     return {"item_table": spec, "attention": att, **extra}
 
 

@@ -27,6 +27,15 @@ the same catalog. For ``N`` items:
 * **Quality** ``~ Beta(config.quality_alpha, config.quality_beta)``.
 * **Release step.** 0, except for ``round(config.new_item_fraction * N)`` items chosen at random,
   which get a release step drawn uniformly from ``{1, ..., config.release_horizon}``.
+* **Jargon text style** (``text_style="jargon"``; the numbers above are unchanged). The title and
+  the sentence are drawn as above but from a *decoy* topic, another topic than the item's main
+  one (uniformly), so a general-purpose encoder reads them as that topic. The true topic is told
+  only by a last phrase ("Filed under muvexquo and mugarka.") with
+  :data:`JARGON_WORDS_PER_ITEM` distinct words of the topic's own :data:`JARGON_WORDS_PER_TOPIC`
+  made-up words (three syllables from one shared pool, so topics share word pieces): every item
+  of a topic draws from the same few words, so what is learned from clicks on some items
+  carries over to the topic's new items. How badly the packaged MiniLM reads it is measured in
+  BENCHMARKS.md (JargonNews).
 
 Ids are ``"item-00000"``, ``"item-00001"``, ... (zero-padded to at least 5 digits).
 
@@ -629,6 +638,10 @@ def generate_catalog(config: CatalogConfig) -> Catalog:
         new = rng.choice(n, size=num_new, replace=False)
         release[new] = rng.integers(1, config.release_horizon + 1, size=num_new)
 
+    if config.text_style == "jargon":
+        titles, descriptions = _jargon_texts(rng, main, k)
+        return _generated(n, titles, descriptions, k, topics, quality, release)
+
     # text part
     title_t = rng.integers(0, len(_TITLE_TEMPLATES), size=n).tolist()
     desc_t = rng.integers(0, len(_DESCRIPTION_TEMPLATES), size=n).tolist()
@@ -646,6 +659,18 @@ def generate_catalog(config: CatalogConfig) -> Catalog:
         titles.append(title[0].upper() + title[1:])
         descriptions.append(desc_fmt[desc_t[i]](a=aa[1], v=vv[1], n0=nn[3], n1=nn[4], n2=nn[5]))
 
+    return _generated(n, titles, descriptions, k, topics, quality, release)
+
+
+def _generated(
+    n: int,
+    titles: Sequence[str],
+    descriptions: Sequence[str],
+    k: int,
+    topics: NDArray[np.float64],
+    quality: NDArray[np.float64],
+    release: NDArray[np.int64],
+) -> Catalog:
     width = max(5, len(str(n - 1)))
     return Catalog(
         item_ids=tuple(f"item-{i:0{width}d}" for i in range(n)),
@@ -656,6 +681,70 @@ def generate_catalog(config: CatalogConfig) -> Catalog:
         quality=quality,
         release_step=release,
     )
+
+
+# The "jargon" text style: what a frozen general-purpose encoder reads badly.
+_JARGON_SYLLABLES = (
+    "ka", "zo", "vex", "tri", "mu", "quo", "ran", "fel", "dor", "xi", "pla", "sug", "bri",
+    "nol", "te", "gar",
+)  # fmt: skip
+JARGON_WORDS_PER_TOPIC = 4
+"""Made-up jargon words per topic in the ``"jargon"`` text style."""
+JARGON_WORDS_PER_ITEM = 2
+"""Distinct jargon words of its topic in each item's text."""
+_JARGON_TEMPLATES = (
+    "Filed under {j0} and {j1}.",
+    "Insiders call it {j0}, even {j1}.",
+    "Tags: {j0}, {j1}.",
+    "Catalogued as {j0} ({j1}).",
+)
+
+
+def jargon_lexicon(rng: np.random.Generator, num_topics: int) -> list[list[str]]:
+    """``num_topics`` lists of :data:`JARGON_WORDS_PER_TOPIC` distinct made-up words (three
+    syllables from one shared pool, so the words of different topics share word pieces)."""
+    seen: set[str] = set()
+    lexicon: list[list[str]] = []
+    for _ in range(num_topics):
+        words: list[str] = []
+        while len(words) < JARGON_WORDS_PER_TOPIC:
+            word = "".join(rng.choice(_JARGON_SYLLABLES, size=3))
+            if word not in seen:
+                seen.add(word)
+                words.append(word)
+        lexicon.append(words)
+    return lexicon
+
+
+def _jargon_texts(
+    rng: np.random.Generator, main: NDArray[np.int64], k: int
+) -> tuple[list[str], list[str]]:
+    """Titles and descriptions in the ``"jargon"`` style (see :func:`generate_catalog`)."""
+    n = main.shape[0]
+    decoy = (main + rng.integers(1, k, size=n)) % k  # another topic, uniformly
+    none = np.zeros(n)
+    nouns = _draw_words(rng, 1, _SLOTS["noun"], k, decoy, decoy, none)
+    adjs = _draw_words(rng, 2, _SLOTS["adj"], k, decoy, decoy, none)
+    verbs = _draw_words(rng, 3, _SLOTS["verb"], k, decoy, decoy, none)
+    title_t = rng.integers(0, len(_TITLE_TEMPLATES), size=n).tolist()
+    desc_t = rng.integers(0, len(_DESCRIPTION_TEMPLATES), size=n).tolist()
+    lexicon = jargon_lexicon(rng, k)
+    keys = rng.random((n, JARGON_WORDS_PER_TOPIC))
+    picks = np.argsort(keys, axis=1)[:, :JARGON_WORDS_PER_ITEM]  # distinct words per item
+    tell_t = rng.integers(0, len(_JARGON_TEMPLATES), size=n).tolist()
+    titles: list[str] = []
+    descriptions: list[str] = []
+    for i in range(n):
+        nn, aa, vv = nouns[i], adjs[i], verbs[i]
+        title = _TITLE_TEMPLATES[title_t[i]].format(a=aa[0], v=vv[0], n0=nn[0], n1=nn[1], n2=nn[2])
+        titles.append(title[0].upper() + title[1:])
+        words = [lexicon[int(main[i])][int(j)] for j in picks[i]]
+        tell = _JARGON_TEMPLATES[tell_t[i]].format(j0=words[0], j1=words[1])
+        desc = _DESCRIPTION_TEMPLATES[desc_t[i]].format(
+            a=aa[1], v=vv[1], n0=nn[3], n1=nn[4], n2=nn[5]
+        )
+        descriptions.append(f"{desc} {tell}")
+    return titles, descriptions
 
 
 # --------------------------------------------------------------------------------------------

@@ -28,6 +28,7 @@ __all__ = [
     "SessionConfig",
     "DriftConfig",
     "EnvConfig",
+    "TEXT_STYLES",
     "check_int",
     "check_float",
     "check_choice",
@@ -125,6 +126,10 @@ class CatalogConfig:
             uniformly over ``[1, release_horizon]``.
         seed (int, defaults to 0): seed of the catalog's own random stream. Resets never
             reshuffle the catalog.
+        text_style (str, defaults to ``"plain"``): how item texts tell their topic.
+            ``"plain"``: in the topic's own words. ``"jargon"``: the words of another topic
+            (misleading), plus made-up jargon words of the true topic that every item of that
+            topic draws from (see :func:`driftrec.envs.catalog.generate_catalog`).
     """
 
     num_items: int = 1000
@@ -135,6 +140,7 @@ class CatalogConfig:
     new_item_fraction: float = 0.0
     release_horizon: int = 20_000
     seed: int = 0
+    text_style: str = "plain"
 
     def __post_init__(self) -> None:
         check_int("num_items", self.num_items, 1, 10_000_000)
@@ -145,6 +151,11 @@ class CatalogConfig:
         check_float("new_item_fraction", self.new_item_fraction, 0.0, 0.99)
         check_int("release_horizon", self.release_horizon, 1, MAX_STEP)
         check_int("seed", self.seed, 0)
+        check_choice("text_style", self.text_style, TEXT_STYLES)
+
+
+TEXT_STYLES = ("plain", "jargon")
+"""The generated catalog's text styles (:attr:`CatalogConfig.text_style`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -199,9 +210,16 @@ class ChoiceConfig:
 
         s_ui = interest_weight * <theta_u, z_i> + quality_weight * (q_i - 0.5)
                - boredom_weight * <b_u, z_i>
+               - staleness_weight * (1 - 2 ** (-age_i / staleness_halflife))
 
-    where ``z_i`` is the item's topic vector (on the simplex), ``q_i`` its quality and ``b_u`` the
-    user's boredom. A slate ``(i_0, ..., i_{k-1})`` is clicked at position ``j`` with probability
+    where ``z_i`` is the item's topic vector (on the simplex), ``q_i`` its quality, ``b_u`` the
+    user's boredom and ``age_i = t - release_i`` the global steps since the item was released
+    (the staleness term is off by default: news-like items lose their appeal as they age).
+    With ``no_repeat`` an item a user has clicked cannot be clicked again by that user during
+    the same session (showing it is a no-op, like an unreleased item); each user slot keeps one
+    bit per item for it (``ceil(N / 8)`` bytes per slot), cleared when a new user arrives.
+
+    A slate ``(i_0, ..., i_{k-1})`` is clicked at position ``j`` with probability
     ``w_j exp(s_j) / (exp(no_click_score) + sum_l w_l exp(s_l))`` with ``w_j = position_bias**j``;
     otherwise nothing is clicked. With ``slate_size == 1`` this is ``sigmoid(s - no_click_score)``.
 
@@ -217,6 +235,12 @@ class ChoiceConfig:
         no_click_score (float, defaults to 1.5): attraction of not clicking.
         position_bias (float, defaults to 0.85): geometric attention decay down the slate, in
             ``(0, 1]``.
+        no_repeat (bool, defaults to False): a clicked item is consumed: the same user cannot
+            click it again in this session.
+        staleness_weight (float, defaults to 0.0): attraction an item loses as it ages (the
+            limit for old items), in [0, 100].
+        staleness_halflife (float, defaults to 100.0): global steps after its release at which
+            an item has lost half of ``staleness_weight``, > 0.
     """
 
     slate_size: int = 1
@@ -225,6 +249,9 @@ class ChoiceConfig:
     boredom_weight: float = 1.0
     no_click_score: float = 1.5
     position_bias: float = 0.85
+    no_repeat: bool = False
+    staleness_weight: float = 0.0
+    staleness_halflife: float = 100.0
 
     def __post_init__(self) -> None:
         check_int("slate_size", self.slate_size, 1, 100)
@@ -233,6 +260,10 @@ class ChoiceConfig:
         check_float("boredom_weight", self.boredom_weight, 0.0, MAX_WEIGHT)
         check_float("no_click_score", self.no_click_score, -20.0, 20.0)
         check_float("position_bias", self.position_bias, 0.0, 1.0, low_open=True)
+        if not isinstance(self.no_repeat, bool):
+            raise TypeError(f"'no_repeat' must be a bool (got {self.no_repeat!r})")
+        check_float("staleness_weight", self.staleness_weight, 0.0, MAX_WEIGHT)
+        check_float("staleness_halflife", self.staleness_halflife, 0.0, MAX_STEP, low_open=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -286,7 +317,9 @@ class DriftConfig:
             ``(GradualDrift(sigma=0.05), AbruptShift(at_steps=(5000,)))``; see
             :mod:`driftrec.envs.drift` for each process's equation.
         seed (int, defaults to 0): seed of the world stream that draws the population mean
-            ``mu``, the means after scheduled shifts and the trend directions.
+            ``mu``, the means after scheduled shifts and the trend directions; with a fitted
+            population (``EnvConfig.population_path``), which fitted users make it up (a
+            bootstrap resample of the table).
     """
 
     processes: tuple[DriftProcess, ...] = ()

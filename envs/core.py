@@ -100,6 +100,8 @@ class SimState:
     t: NDArray[np.int64]  # (B,) steps into the current session
     obs: NDArray[np.float32]  # (B, 3H + 2) the flat observation (see observation.py)
     clock: int = 0  # global steps since the world was seeded
+    # (B, ceil(N / 8)) bit i of a row: the slot's user clicked item i this session (no_repeat)
+    consumed: NDArray[np.uint8] | None = None
 
 
 class Oracle(NamedTuple):
@@ -143,6 +145,24 @@ def _saturate(before: NDArray[np.float64], after: NDArray[np.float64], clip: flo
     np.add(before, room, out=after)
 
 
+def _unpack(bits: NDArray[np.uint8], num_items: int) -> NDArray[np.bool_]:
+    """``(U, ceil(N / 8))`` consumed bits -> ``(U, N)`` booleans (item ``i``: bit ``i % 8`` of
+    byte ``i // 8``)."""
+    return np.unpackbits(bits, axis=1, count=num_items, bitorder="little").view(bool)
+
+
+def _bit(items: NDArray[np.int64]) -> NDArray[np.uint8]:
+    """The mask of each item's bit within its byte."""
+    return np.left_shift(1, items & 7).astype(np.uint8)
+
+
+def _is_set(
+    bits: NDArray[np.uint8], rows: NDArray[np.int64], items: NDArray[np.int64]
+) -> NDArray[np.bool_]:
+    """Whether the consumed bit of ``items`` is set in row ``rows`` (broadcast together)."""
+    return (bits[rows, items >> 3] & _bit(items)) != 0
+
+
 class BatchSimulator:
     """Steps ``num_users`` user slots of one simulated world.
 
@@ -168,6 +188,11 @@ class BatchSimulator:
         self._quality = np.asarray(cat.quality, dtype=np.float64)  # (N,)
         self._item_bias = config.choice.quality_weight * (self._quality - 0.5)  # (N,)
         self._release = np.asarray(cat.release_step, dtype=np.int64)  # (N,)
+        self._no_repeat = config.choice.no_repeat
+        self._stale = config.choice.staleness_weight > 0
+        self._bias_at: tuple[int, NDArray[np.float64]] = (-1, self._item_bias)
+        # (rows, items) whose consumed bit the last step set (slate_rewards before_last_step)
+        self._last_consumed: tuple[NDArray[np.int64], NDArray[np.int64]] | None = None
         self._release_steps = frozenset(np.unique(self._release[self._release > 0]).tolist())
         self._all_released_at = int(self._release.max())
 
@@ -183,7 +208,9 @@ class BatchSimulator:
         )
         self._satisfaction: Satisfaction | None = drift.get(Satisfaction)
         self.population = (
-            load_population(config.population_path) if config.population_path else None
+            load_population(config.population_path).bootstrap(drift.seed)
+            if config.population_path
+            else None
         )
         if self.population is not None and self.population.num_topics != self.num_topics:
             raise ValueError(
@@ -218,8 +245,12 @@ class BatchSimulator:
             t=np.zeros(b, dtype=np.int64),
             obs=np.zeros((b, self.layout.size), dtype=np.float32),
             clock=0,
+            consumed=np.zeros((b, -(-self.num_items // 8)), dtype=np.uint8)
+            if self._no_repeat
+            else None,
         )
         self._last_step = None
+        self._last_consumed = None
         self.reset_users(np.arange(b))
 
     def reseed_slots(self, idx: Sequence[int], seeds: Sequence[SeedLike]) -> None:
@@ -247,6 +278,8 @@ class BatchSimulator:
         s.patience[idx] = users.patience
         s.satisfaction[idx] = 0.0
         s.t[idx] = 0
+        if s.consumed is not None:
+            s.consumed[idx] = 0
         s.obs[idx] = 0.0
         s.obs[idx, self.layout.clock] = encode_clock(s.clock)
 
@@ -268,6 +301,32 @@ class BatchSimulator:
         """A copy of the current ``(B, 3H + 2)`` flat observation."""
         return self._require()[1].obs.copy()
 
+    def item_bias(self, clock: int | None = None) -> NDArray[np.float64]:
+        """``(N,)`` the part of every item's attraction that is the same for all users, at
+        ``clock`` (default: now): ``quality_weight * (q - 0.5)``, minus the staleness of the
+        item's age when ``staleness_weight > 0`` (computed once per clock)."""
+        if not self._stale:
+            return self._item_bias
+        if clock is None:
+            clock = self._require()[1].clock
+        cached, bias = self._bias_at
+        if cached != clock:
+            ch = self.config.choice
+            age = np.maximum(clock - self._release, 0)  # unreleased items are masked anyway
+            stale = 1.0 - np.exp2(age * (-1.0 / ch.staleness_halflife))  # (N,) in [0, 1)
+            bias = self._item_bias - ch.staleness_weight * stale
+            self._bias_at = (clock, bias)
+        return bias
+
+    def consumed(self, users: NDArray[np.int64] | None = None) -> NDArray[np.bool_] | None:
+        """PRIVILEGED: ``(U, N)`` True where the user in the slot clicked the item during this
+        session (``no_repeat`` worlds; ``None`` in the others). ``users``: the slots (all)."""
+        s = self._require()[1]
+        if s.consumed is None:
+            return None
+        bits = s.consumed if users is None else s.consumed[np.asarray(users, dtype=np.int64)]
+        return _unpack(bits, self.num_items)
+
     def _user_vectors(self, s: SimState) -> NDArray[np.float64]:
         ch = self.config.choice
         uv = ch.interest_weight * s.interest  # (B, K)
@@ -279,12 +338,14 @@ class BatchSimulator:
         """``(B, N)`` attraction of every item to every user now, under the true model
         (privileged; unreleased items get ``-inf``)."""
         s = self._require()[1]
-        scores = self._user_vectors(s) @ self._topics.T + self._item_bias  # (B, N)
+        scores = self._user_vectors(s) @ self._topics.T + self.item_bias(s.clock)  # (B, N)
         offset = self._offset(s)
         if offset is not None:
             scores += offset
         if s.clock < self._all_released_at:
             scores[:, ~self.released(s.clock)] = -np.inf
+        if s.consumed is not None:
+            scores[_unpack(s.consumed, self.num_items)] = -np.inf
         return scores
 
     def attraction_of(self, items: NDArray[np.int64], shared: int = 1) -> NDArray[np.float64]:
@@ -297,7 +358,7 @@ class BatchSimulator:
 
         Returns:
             ``(B, L)``, equal to the matching entries of :meth:`attraction_all` (unreleased
-            items get ``-inf``) at a cost of ``B L K`` instead of ``B N K``.
+            and consumed items get ``-inf``) at a cost of ``B L K`` instead of ``B N K``.
         """
         s = self._require()[1]
         items = np.asarray(items, dtype=np.int64)
@@ -309,7 +370,8 @@ class BatchSimulator:
         uv = self._user_vectors(s).reshape(rows, shared, -1)  # (rows, shared, K)
         topics = self._topics[items]  # (rows, L, K)
         # (rows, shared, K) @ (rows, K, L) -> (rows, shared, L)
-        scores = np.matmul(uv, topics.transpose(0, 2, 1)) + self._item_bias[items][:, None, :]
+        bias = self.item_bias(s.clock)[items]  # (rows, L) staleness included
+        scores = np.matmul(uv, topics.transpose(0, 2, 1)) + bias[:, None, :]
         scores = scores.reshape(self.num_users, width)
         offset = self._offset(s)
         if offset is not None:
@@ -317,6 +379,9 @@ class BatchSimulator:
         if s.clock < self._all_released_at:
             late = np.repeat(self._release[items] > s.clock, shared, axis=0)  # (B, L)
             scores[late] = -np.inf
+        if s.consumed is not None:  # what each user already clicked cannot be clicked again
+            per_user = np.repeat(items, shared, axis=0)  # (B, L)
+            scores[_is_set(s.consumed, self._rows[:, None], per_user)] = -np.inf
         return scores
 
     def item_rewards(self) -> NDArray[np.float64]:
@@ -328,7 +393,7 @@ class BatchSimulator:
         s = self._require()[1]
         ch = self.config.choice
         with _oracle_blas_limit(self.num_users * self.num_items):
-            scores = self._user_vectors(s) @ self._topics.T + self._item_bias  # (B, K)@(K, N)
+            scores = self._user_vectors(s) @ self._topics.T + self.item_bias(s.clock)  # (B, N)
         offset = self._offset(s)
         if offset is not None:
             scores += offset
@@ -337,6 +402,8 @@ class BatchSimulator:
             p *= self._quality
         if s.clock < self._all_released_at:
             p[:, ~self.released(s.clock)] = 0.0
+        if s.consumed is not None:
+            p[_unpack(s.consumed, self.num_items)] = 0.0
         return p
 
     def slate_rewards(
@@ -367,10 +434,11 @@ class BatchSimulator:
             uv, clock, offset = self._last_step
         else:
             uv, clock, offset = self._user_vectors(s), s.clock, self._offset(s)
+        rows = self._rows if users is None else np.asarray(users, dtype=np.int64)
         if users is not None:
-            uv = uv[np.asarray(users, dtype=np.int64)]
+            uv = uv[rows]
             if offset is not None:
-                offset = offset[np.asarray(users, dtype=np.int64)]
+                offset = offset[rows]
         cand = np.asarray(slates, dtype=np.int64)
         if cand.ndim == 1:
             cand = cand[:, None]  # (M, 1)
@@ -381,18 +449,29 @@ class BatchSimulator:
         u, (m, k) = uv.shape[0], cand.shape
         flat = np.broadcast_to(cand, (u, m, k)).reshape(u * m, k)  # (U*M, k) user-major
         scores = attraction(
-            np.repeat(uv, m, axis=0), self._topics[flat], self._item_bias[flat]
+            np.repeat(uv, m, axis=0), self._topics[flat], self.item_bias(clock)[flat]
         )  # (U*M, k)
         if offset is not None:  # satisfaction raises every item of a user's slates alike
             scores += np.repeat(offset, m, axis=0)
         valid = first_occurrence(flat) & (self._release[flat] <= clock)  # (U*M, k)
+        if s.consumed is not None:
+            bits = s.consumed[rows]  # (U, ceil(N / 8)) a copy
+            if before_last_step and self._last_consumed is not None:
+                # the users as they were: without the bits the last step set (a slot whose user
+                # left since then holds its new user's, empty, bits)
+                where = np.full(self.num_users, -1, dtype=np.int64)
+                where[rows] = np.arange(rows.size)
+                set_rows, set_items = self._last_consumed
+                keep = where[set_rows] >= 0
+                bits[where[set_rows[keep]], set_items[keep] >> 3] &= ~_bit(set_items[keep])
+            valid &= ~_is_set(bits, np.repeat(np.arange(u), m)[:, None], flat)
         probs = slate_click_probs(scores, valid, self.config.choice)  # (U*M, k + 1)
         return self._expected_reward(probs, flat).reshape(u, m)
 
     def oracle(self) -> Oracle:
         """The best one-step action per user under the true model (privileged)."""
         s = self._require()[1]
-        return self._oracle(self._user_vectors(s), s.clock, self._offset(s))
+        return self._oracle(self._user_vectors(s), s.clock, self._offset(s), s.consumed)
 
     def _offset(self, s: SimState) -> NDArray[np.float64] | None:
         """``(B, 1)`` attraction every item gains from the user's satisfaction, or None."""
@@ -401,18 +480,25 @@ class BatchSimulator:
         return (self._satisfaction.weight * s.satisfaction)[:, None]
 
     def _oracle(
-        self, uv: NDArray[np.float64], clock: int, offset: NDArray[np.float64] | None = None
+        self,
+        uv: NDArray[np.float64],
+        clock: int,
+        offset: NDArray[np.float64] | None = None,
+        consumed: NDArray[np.uint8] | None = None,
     ) -> Oracle:
         unreleased = None if clock >= self._all_released_at else ~self.released(clock)
         with _oracle_blas_limit(uv.shape[0] * self.num_items):
-            return self._oracle_ranked(uv, unreleased, offset)
+            return self._oracle_ranked(uv, unreleased, offset, consumed, self.item_bias(clock))
 
     def _oracle_ranked(
         self,
         uv: NDArray[np.float64],
         unreleased: NDArray[np.bool_] | None,
         offset: NDArray[np.float64] | None = None,
+        consumed: NDArray[np.uint8] | None = None,
+        bias: NDArray[np.float64] | None = None,
     ) -> Oracle:
+        bias = self._item_bias if bias is None else bias
         ch = self.config.choice
         engagement = self.config.reward.kind == "engagement"
         b, k, n = uv.shape[0], self.slate_size, self.num_items
@@ -427,9 +513,11 @@ class BatchSimulator:
             # (chunk, K) @ (K, N) -> (chunk, N) attraction of every item, in float64 for ranking
             scores = self._oracle_buf[: hi - lo]
             np.matmul(uv[lo:hi], self._topics.T, out=scores)
-            scores += self._item_bias
+            scores += bias
             if unreleased is not None:
                 scores[:, unreleased] = -np.inf
+            if consumed is not None:  # what each user already clicked is worth nothing
+                scores[_unpack(consumed[lo:hi], n)] = -np.inf
             if offset is not None:  # a per-user constant: it changes values, and for engagement
                 scores += offset[lo:hi]  # the ranking too, but not the click ranking
             if engagement:
@@ -446,7 +534,7 @@ class BatchSimulator:
             actions[lo:hi] = top
             # the value is recomputed with the step's own per-row arithmetic, so it does not
             # depend on how BLAS blocked the product above (i.e. on the batch size)
-            top_scores = attraction(uv[lo:hi], self._topics[top], self._item_bias[top])
+            top_scores = attraction(uv[lo:hi], self._topics[top], bias[top])
             if offset is not None:
                 top_scores += offset[lo:hi]
             valid = np.isfinite(np.take_along_axis(scores, top, axis=1))
@@ -496,12 +584,14 @@ class BatchSimulator:
         # what slate_rewards(before_last_step=True) reads (the offset is a fresh array)
         self._last_step = (uv, s.clock, offset)
         shown_topics = self._topics[slate]  # (B, k, K)
-        scores = attraction(uv, shown_topics, self._item_bias[slate])  # (B, k)
+        scores = attraction(uv, shown_topics, self.item_bias(s.clock)[slate])  # (B, k)
         if offset is not None:
             scores += offset
         valid = first_occurrence(slate) if k > 1 else self._ones_b1.copy()
         if s.clock < self._all_released_at:
             valid &= self._release[slate] <= s.clock
+        if s.consumed is not None:  # a consumed item cannot be clicked again
+            valid &= ~_is_set(s.consumed, self._rows[:, None], slate)
         probs = slate_click_probs(scores, valid, cfg.choice)  # (B, k + 1)
         choice = sample_choice(probs, streams.uniform(1)[:, 0])  # (B,), k = no click
         clicked = choice < k
@@ -520,7 +610,11 @@ class BatchSimulator:
         expected = self._expected_reward(probs, slate)
         click_prob = 1.0 - probs[:, k]
         interest_seen = s.interest.copy()
-        oracle = self._oracle(uv, s.clock, offset) if with_oracle else None
+        oracle = self._oracle(uv, s.clock, offset, s.consumed) if with_oracle else None
+        if s.consumed is not None:  # after the oracle: it ranks what the user faced
+            hit = np.flatnonzero(clicked)
+            s.consumed[hit, picked[hit] >> 3] |= _bit(picked[hit])
+            self._last_consumed = (hit, picked[hit])
         users = cfg.users
         s.patience += users.patience_gain * reward - users.patience_cost
         np.minimum(s.patience, users.max_patience, out=s.patience)

@@ -8,6 +8,10 @@ linear population trend::
     j ~ Uniform{0, ..., U - 1}                  (one uniform from the slot's own stream)
     theta = interests[j] + trend * t + interest_spread * eps
 
+The table a world draws from is a bootstrap resample of the fitted one, picked by the world seed
+(:meth:`EmpiricalPopulation.bootstrap`): worlds of different seeds hold different samples of
+the fitted users, as two samples of real users would.
+
 ``interests[j]`` is user ``j``'s fitted interest at the start of the log (its fit moved back by
 the trend), ``trend`` (K,) the population's drift per global step and ``t`` the global clock,
 capped at ``trend_until`` (the trend is only known over the span of the log). The table lives in
@@ -35,6 +39,8 @@ from numpy.typing import NDArray
 from driftrec.experiments.io import atomic_write_bytes
 
 __all__ = ["EmpiricalPopulation", "load_population", "save_population"]
+
+_BOOTSTRAP_TAG = 0xB0075  # separates the bootstrap's stream from other uses of the world seed
 
 
 @dataclass(frozen=True, eq=False)
@@ -85,6 +91,19 @@ class EmpiricalPopulation:
     def num_topics(self) -> int:
         """The number of topics ``K``."""
         return int(self.interests.shape[1])
+
+    def bootstrap(self, seed: int) -> EmpiricalPopulation:
+        """A bootstrap resample of the table: ``U`` rows drawn with replacement from ``seed``.
+
+        The world seed (:attr:`driftrec.envs.config.DriftConfig.seed`, drawn from the run seed
+        under ``vary_world``) picks the resample, so two worlds differ the way two samples of
+        real users would, and intervals over seeds include that variance.
+        """
+        seq = np.random.SeedSequence([int(seed), _BOOTSTRAP_TAG])
+        rows = np.random.default_rng(seq).integers(0, self.num_users, self.num_users)
+        return EmpiricalPopulation(
+            interests=self.interests[rows], trend=self.trend, trend_until=self.trend_until
+        )
 
     def draw(self, uniforms: NDArray[np.float64], clock: int) -> NDArray[np.float64]:
         """Interests of new users: one table row per uniform in ``[0, 1)``, moved to ``clock``.

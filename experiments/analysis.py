@@ -18,8 +18,13 @@ file                   contents
 =====================  =========================================================================
 
 Statistics over seeds are a mean with a 95% Student-t confidence interval,
-``mean +- t_{0.975, n-1} * sd / sqrt(n)`` (``sd`` with ``ddof=1``); with one seed the interval
-collapses to the mean. ``nan`` values (a metric undefined in a window) are ignored.
+``mean +- t_{0.975, n-1} * sd / sqrt(n)`` (``sd`` with ``ddof=1``, the quantile from
+``scipy.stats``); with one seed the interval collapses to the mean. ``nan`` values (a metric
+undefined in a window) are ignored. Where each run's own standard error is known
+(:func:`within_run_se`), ``sd`` is at least their root mean square, so three seeds that happen
+to agree do not give a spuriously narrow interval; intervals are cut to the metric's range
+(:data:`METRIC_BOUNDS`). :func:`bootstrap_ci` is the seeded (stratified) percentile bootstrap;
+paired comparisons between agents are in :mod:`driftrec.experiments.comparison`.
 """
 
 from __future__ import annotations
@@ -47,21 +52,40 @@ __all__ = [
     "NoRunsError",
     "RECOVERY_EVENT_KINDS",
     "SUMMARY_METRICS",
+    "METRIC_BOUNDS",
     "load_run",
     "load_runs",
+    "MIN_SEEDS",
+    "few_seeds_warning",
     "t_quantile_975",
     "mean_ci",
+    "clip_stat",
+    "within_run_se",
+    "bootstrap_ci",
     "moving_average",
     "aggregate",
     "recovery_time",
+    "reference_levels",
+    "censored_median",
+    "RECOVERY_REFERENCE",
     "summary_table",
     "format_table",
+    "format_stat",
 ]
 
 FloatArray = NDArray[np.float64]
 
 RECOVERY_EVENT_KINDS: tuple[str, ...] = ("population_shift",)
 """Kinds of ``events.json`` events that :func:`summary_table` measures recovery from."""
+
+RECOVERY_REFERENCE = "population-best"
+"""The privileged non-learning agent whose level before and after an event sets the recovery
+target (:func:`recovery_time`) and whose own recovery is the noise floor; when a grid has no
+runs of it, recovery is relative to the agent's own pre-event level and has no floor."""
+
+NO_RECOVERY_AGENTS: tuple[str, ...] = ("oracle",)
+"""Agents whose recovery is not measured: the one-step oracle ratio of the oracle is 1 by
+definition."""
 
 SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
     ("click_rate", "click rate"),
@@ -76,39 +100,31 @@ SUMMARY_METRICS: tuple[tuple[str, str], ...] = (
 )
 """``(metrics.csv column, label)`` of the per-window metrics :func:`summary_table` averages."""
 
-_T_975 = (
-    12.7062,
-    4.3027,
-    3.1824,
-    2.7764,
-    2.5706,
-    2.4469,
-    2.3646,
-    2.3060,
-    2.2622,
-    2.2281,
-    2.2010,
-    2.1788,
-    2.1604,
-    2.1448,
-    2.1314,
-    2.1199,
-    2.1098,
-    2.1009,
-    2.0930,
-    2.0860,
-    2.0796,
-    2.0739,
-    2.0687,
-    2.0639,
-    2.0595,
-    2.0555,
-    2.0518,
-    2.0484,
-    2.0452,
-    2.0423,
-)  # t_{0.975, df} for df = 1..30
-_Z_975 = 1.959963984540054
+_UNIT = (0.0, 1.0)
+METRIC_BOUNDS: dict[str, tuple[float, float]] = {
+    "normalized_reward": (0.0, 1.0),
+    "greedy_normalized_reward": (0.0, 1.0),
+    "click_rate": _UNIT,
+    "coverage": _UNIT,
+    "diversity": (0.0, 2.0),
+    "cold_start_share": _UNIT,
+    "oracle_cold_start_share": _UNIT,
+    "churn": _UNIT,
+    "retention": _UNIT,
+    "tracking_error": _UNIT,
+    "personal_gain": (-1.0, 1.0),
+    "greedy_personal_gain": (-1.0, 1.0),
+    "distinct_items": (1.0, math.inf),
+    "greedy_distinct_items": (1.0, math.inf),
+    "regret": (0.0, math.inf),
+    "cum_regret": (0.0, math.inf),
+    "reward": (0.0, math.inf),
+    "user_return": (0.0, math.inf),
+    "session_length": (0.0, math.inf),
+}
+"""The range each metric can take: intervals (table cells, figure bands) are cut to it. The
+one-step oracle ratio is at most 1 for single items (the oracle is the best single item); a
+slate can beat the greedy top-k slightly, which the bound then hides."""
 
 
 class IncompleteRunError(ValueError):
@@ -362,46 +378,179 @@ def load_runs(
 
 
 class Stat(NamedTuple):
-    """Mean and 95% confidence interval ``[lo, hi]`` of ``n`` finite values."""
+    """Mean and 95% confidence interval ``[lo, hi]`` of ``n`` finite values.
+
+    ``floored`` is True when the interval was widened to the values' own (within-seed)
+    standard errors (see :func:`mean_ci`); ``clipped`` when it was cut to the metric's range.
+    """
 
     mean: float
     lo: float
     hi: float
     n: int
+    floored: bool = False
+    clipped: bool = False
 
     @property
     def half_width(self) -> float:
-        """``hi - mean`` (0 with one value, nan with none)."""
+        """``hi - mean`` (0 with one value, nan with none; the upper half when clipped)."""
         return self.hi - self.mean
 
 
-def t_quantile_975(df: int) -> float:
-    """The 0.975 quantile of Student's t with ``df >= 1`` degrees of freedom.
+MIN_SEEDS = 5
+"""Fewer seeds than this get a warning in reports, console tables and figures: 95% intervals
+from 2-4 runs are too wide to decide most comparisons, and their own width is unreliable
+(Agarwal et al., "Deep RL at the edge of the statistical precipice", NeurIPS 2021)."""
 
-    Tabulated (4 decimals) for ``df <= 30``; beyond, the Cornish-Fisher expansion
-    ``z + (z^3 + z) / (4 df) + (5 z^5 + 16 z^3 + 3 z) / (96 df^2)`` (error < 1e-4), which tends
-    to 1.96.
-    """
+
+def few_seeds_warning(n: int) -> str | None:
+    """The warning for ``n`` seeds below :data:`MIN_SEEDS` (None from :data:`MIN_SEEDS` on)."""
+    if n >= MIN_SEEDS:
+        return None
+    return (
+        f"only {n} seed{'s' if n != 1 else ''} (fewer than {MIN_SEEDS}): intervals over so few "
+        "runs are wide and their width is itself unreliable; run at least "
+        f"{MIN_SEEDS} seeds before ranking agents"
+    )
+
+
+def t_quantile_975(df: int) -> float:
+    """The 0.975 quantile of Student's t with ``df >= 1`` degrees of freedom (``scipy.stats``)."""
     if df < 1:
         raise ValueError(f"t_quantile_975: df must be >= 1 (got {df})")
-    if df <= len(_T_975):
-        return _T_975[df - 1]
-    z = _Z_975
-    return z + (z**3 + z) / (4 * df) + (5 * z**5 + 16 * z**3 + 3 * z) / (96 * df**2)
+    from scipy import stats
+
+    return float(stats.t.ppf(0.975, df))
 
 
-def mean_ci(values: ArrayLike) -> Stat:
-    """Mean and 95% Student-t interval of the finite values (``nan`` Stat with none)."""
+def mean_ci(
+    values: ArrayLike,
+    within_se: ArrayLike | None = None,
+    *,
+    bounds: tuple[float, float] | None = None,
+) -> Stat:
+    """Mean and 95% Student-t interval of the finite values (``nan`` Stat with none).
+
+    ``mean +- t_{0.975, n-1} * sd / sqrt(n)``, ``sd`` with ``ddof=1``; one value gives a
+    zero-width interval.
+
+    Args:
+        values: one value per seed (``nan`` entries are ignored).
+        within_se: the standard error of each value within its own run (e.g.
+            :func:`within_run_se`), aligned with ``values``. Seed-to-seed spread includes
+            each run's own sampling noise, so ``sd`` cannot really be below the root mean
+            square of these; with few seeds the sample ``sd`` often is (three values that
+            happen to agree), and the interval would be spuriously narrow. The interval uses
+            ``max(sd, rms(within_se))`` and the Stat says ``floored`` when that widened it.
+        bounds: the metric's range ``(low, high)``: an interval reaching past it is cut to
+            it and the Stat says ``clipped`` (a ratio in [0, 1] never reads ``0.61 +- 1.03``).
+    """
     x = np.asarray(values, dtype=np.float64).ravel()
-    x = x[np.isfinite(x)]
+    finite = np.isfinite(x)
+    se = None
+    if within_se is not None:
+        se = np.asarray(within_se, dtype=np.float64).ravel()
+        if se.shape != x.shape:
+            raise ValueError(
+                f"mean_ci: within_se has {se.size} entries for {x.size} values (expected one "
+                "standard error per value)"
+            )
+        se = se[finite]
+    x = x[finite]
     n = int(x.size)
     if n == 0:
         return Stat(math.nan, math.nan, math.nan, 0)
     mean = float(x.mean())
     if n == 1:
         return Stat(mean, mean, mean, 1)
-    half = t_quantile_975(n - 1) * float(x.std(ddof=1)) / math.sqrt(n)
-    return Stat(mean, mean - half, mean + half, n)
+    sd = float(x.std(ddof=1))
+    floored = False
+    if se is not None and np.isfinite(se).any():
+        floor = float(np.sqrt(np.nanmean(se**2)))
+        if floor > sd:
+            sd, floored = floor, True
+    half = t_quantile_975(n - 1) * sd / math.sqrt(n)
+    return clip_stat(Stat(mean, mean - half, mean + half, n, floored), bounds)
+
+
+def clip_stat(stat: Stat, bounds: tuple[float, float] | None) -> Stat:
+    """``stat`` with its interval cut to ``bounds`` (``clipped`` set when that changed it)."""
+    if bounds is None or stat.n < 2:
+        return stat
+    low, high = min(bounds[0], stat.mean), max(bounds[1], stat.mean)
+    lo, hi = max(stat.lo, low), min(stat.hi, high)
+    if lo == stat.lo and hi == stat.hi:
+        return stat
+    tol = 1e-6 * (1.0 + abs(stat.mean))  # rounding past a bound is cut silently
+    clipped = (lo - stat.lo) > tol or (stat.hi - hi) > tol
+    return stat._replace(lo=lo, hi=hi, clipped=clipped)
+
+
+def within_run_se(
+    values: ArrayLike, weights: ArrayLike | None = None, *, batches: int = 8
+) -> float:
+    """Standard error of a run's mean of per-window ``values``, by batch means.
+
+    The finite windows are cut into ``batches`` contiguous batches (at least 2 windows each,
+    fewer batches when there are not enough windows); each batch's (``weights``-weighted) mean
+    is one observation, and the variance of one batch mean is estimated from *successive*
+    differences, ``sum (m_{b+1} - m_b)^2 / (2 (nb - 1))`` (von Neumann), which a smooth
+    learning trend barely inflates, unlike the plain variance of the batch means. The
+    standard error of the run's mean is ``sqrt(that / nb)``. Windows are autocorrelated, which
+    batching absorbs as long as a batch is longer than the correlation. ``nan`` with fewer
+    than 2 batches.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    w = np.ones_like(x) if weights is None else np.asarray(weights, dtype=np.float64).ravel()
+    ok = np.isfinite(x) & np.isfinite(w) & (w > 0)
+    x, w = x[ok], w[ok]
+    nb = min(batches, x.size // 2)
+    if nb < 2:
+        return math.nan
+    edges = np.linspace(0, x.size, nb + 1).round().astype(int)
+    means = np.array(
+        [np.average(x[a:b], weights=w[a:b]) for a, b in zip(edges[:-1], edges[1:], strict=True)]
+    )
+    var = float(np.sum(np.diff(means) ** 2) / (2 * (nb - 1)))
+    return math.sqrt(var / nb)
+
+
+def bootstrap_ci(
+    values: ArrayLike,
+    strata: ArrayLike | None = None,
+    *,
+    reps: int = 10_000,
+    seed: int = 0,
+    level: float = 0.95,
+) -> tuple[float, float]:
+    """Percentile bootstrap interval of the mean, stratified as rliable's (seeded).
+
+    Each of ``reps`` replicates resamples the values with replacement *within each stratum*
+    (e.g. a scenario; one stratum when None), keeping each stratum's size, and takes the
+    mean; the interval is the ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of those
+    means. The draws come from ``numpy.random.default_rng(seed)``, so the same values give the
+    same interval. With n values a stratum has at most ``C(2n - 1, n)`` distinct resamples
+    (10 for n = 3), so at small n this interval is too narrow: read it beside the t interval.
+    ``(nan, nan)`` without finite values.
+    """
+    x = np.asarray(values, dtype=np.float64).ravel()
+    labels = np.zeros(x.size, dtype=np.int64) if strata is None else np.asarray(strata).ravel()
+    if labels.shape != x.shape:
+        raise ValueError(f"bootstrap_ci: {labels.size} strata labels for {x.size} values")
+    ok = np.isfinite(x)
+    x, labels = x[ok], labels[ok]
+    if x.size == 0:
+        return (math.nan, math.nan)
+    rng = np.random.default_rng(seed)
+    total = np.zeros(reps)
+    for label in np.unique(labels):
+        group = x[labels == label]
+        idx = rng.integers(0, group.size, size=(reps, group.size))  # (reps, n_k)
+        total += group[idx].sum(axis=1)
+    means = total / x.size
+    alpha = (1.0 - level) / 2
+    lo, hi = np.quantile(means, [alpha, 1.0 - alpha])
+    return (float(lo), float(hi))
 
 
 def moving_average(x: ArrayLike, window: int) -> FloatArray:
@@ -432,7 +581,8 @@ class Curve:
 
     Attributes:
         steps: ``(W,)`` global step at the end of each window.
-        mean, lo, hi: ``(W,)`` mean over seeds and the 95% Student-t interval.
+        mean, lo, hi: ``(W,)`` mean over seeds and the 95% Student-t interval (cut to the
+            metric's range, :data:`METRIC_BOUNDS`).
         n: number of runs (seeds) aggregated.
         count: ``(W,)`` number of runs with a finite value in each window (None when unknown).
     """
@@ -445,8 +595,10 @@ class Curve:
     count: NDArray[np.int64] | None = None
 
 
-def _curve(steps: FloatArray, values: FloatArray) -> Curve:
-    """Aggregate ``values`` (R, W) over its first axis."""
+def _curve(
+    steps: FloatArray, values: FloatArray, bounds: tuple[float, float] | None = None
+) -> Curve:
+    """Aggregate ``values`` (R, W) over its first axis; the band is cut to ``bounds``."""
     finite = np.isfinite(values)
     count = finite.sum(axis=0)
     safe = np.where(finite, values, 0.0)
@@ -454,14 +606,19 @@ def _curve(steps: FloatArray, values: FloatArray) -> Curve:
         mean = np.where(count > 0, safe.sum(axis=0) / np.maximum(count, 1), np.nan)
         dev = np.where(finite, values - mean, 0.0)
         var = (dev**2).sum(axis=0) / np.maximum(count - 1, 1)
-        t = np.array([t_quantile_975(int(c) - 1) if c > 1 else 0.0 for c in count])
+        quantiles = {int(c): t_quantile_975(int(c) - 1) for c in np.unique(count) if c > 1}
+        t = np.array([quantiles.get(int(c), 0.0) for c in count])
         half = np.where(count > 1, t * np.sqrt(var) / np.sqrt(np.maximum(count, 1)), 0.0)
     half = np.where(count > 0, half, np.nan)
+    lo, hi = mean - half, mean + half
+    if bounds is not None:  # never past the mean itself (a value outside the range stays)
+        lo = np.maximum(lo, np.minimum(bounds[0], mean))
+        hi = np.minimum(hi, np.maximum(bounds[1], mean))
     return Curve(
         steps=steps.copy(),
         mean=mean,
-        lo=mean - half,
-        hi=mean + half,
+        lo=lo,
+        hi=hi,
         n=int(values.shape[0]),
         count=count.astype(np.int64),
     )
@@ -500,7 +657,7 @@ def aggregate(runs: Sequence[Run], metric: str, *, smooth: int = 1) -> dict[str,
                 f"{group[0].name} ({len(steps)} windows) vs {', '.join(mismatched)}"
             )
         values = np.stack([moving_average(r.metric(metric), smooth) for r in group])
-        curves[agent] = _curve(steps, values)
+        curves[agent] = _curve(steps, values, METRIC_BOUNDS.get(metric))
     return curves
 
 
@@ -518,6 +675,8 @@ class Recovery(NamedTuple):
         dip: the lowest normalized reward after the event as a fraction of ``L``.
         observed: global steps examined after the event (last examined window end minus the
             event step): a censored run's recovery time exceeds it.
+        below_level: the pre-event level was below ``min_level``: nothing to recover.
+        target: the level the reward had to reach (``nan`` when undefined).
     """
 
     steps: float
@@ -525,13 +684,43 @@ class Recovery(NamedTuple):
     pre_level: float
     dip: float
     observed: float = math.nan
-    below_level: bool = False  # the pre-event level was below ``min_level``: nothing to recover
+    below_level: bool = False
+    target: float = math.nan
 
     @property
     def defined(self) -> bool:
         """Whether there is a recovery to measure: enough pre-event windows and a pre-event
         level of at least ``min_level``."""
         return math.isfinite(self.pre_level) and not self.below_level
+
+
+def reference_levels(
+    steps: ArrayLike,
+    reference_reward: ArrayLike,
+    event_step: float,
+    *,
+    pre_windows: int = 5,
+    horizon: float | None = None,
+) -> tuple[float, float]:
+    """``(A_pre, A_post)``: a reference run's level before and after an event.
+
+    ``A_pre`` is the mean of its normalized reward over the last ``pre_windows`` windows
+    ending at or before the event (the windows :func:`recovery_time` takes ``L`` from),
+    ``A_post`` the mean over the windows after it (up to ``horizon``): what the reference
+    achieves in the old and in the new world. ``nan`` where there are no such windows.
+    """
+    s = np.asarray(steps, dtype=np.float64)
+    r = np.asarray(reference_reward, dtype=np.float64)
+    pre = np.flatnonzero(s <= event_step)[-pre_windows:]
+    after = s > event_step
+    if horizon is not None:
+        after &= s <= horizon
+    pre_vals, post_vals = r[pre], r[after]
+    pre_vals, post_vals = pre_vals[np.isfinite(pre_vals)], post_vals[np.isfinite(post_vals)]
+    return (
+        float(pre_vals.mean()) if pre_vals.size else math.nan,
+        float(post_vals.mean()) if post_vals.size else math.nan,
+    )
 
 
 def recovery_time(
@@ -544,6 +733,7 @@ def recovery_time(
     sustain: int = 2,
     horizon: float | None = None,
     min_level: float = 0.0,
+    reference: tuple[float, float] | None = None,
 ) -> Recovery:
     """How long the normalized reward takes to come back after a drift event.
 
@@ -555,19 +745,27 @@ def recovery_time(
        took effect; ``nan`` entries are ignored). Undefined when there are fewer than
        ``pre_windows`` such windows or none of them is finite: then
        ``Recovery(nan, False, nan, nan)``.
-    2. Examined windows: those with ``s_i > event_step`` (and ``s_i <= horizon`` when given,
+    2. Target: with ``reference = (A_pre, A_post)`` (a privileged non-learning reference's
+       level before and after the event on the same seed, :func:`reference_levels`), the
+       agent's pre-event *standing* ``L / A_pre`` carried into the new world:
+       ``T = fraction * L * A_post / A_pre``. The event can make the new world easier or
+       harder for everyone; the target moves with what is achievable there instead of asking
+       for the old level. Without a reference, ``T = fraction * L``.
+    3. Examined windows: those with ``s_i > event_step`` (and ``s_i <= horizon`` when given,
        e.g. the next event's step).
-    3. Recovery time: ``s_j - event_step`` for the first examined window ``j`` such that
-       ``r_j, ..., r_{j + sustain - 1}`` are all examined windows with ``r >= fraction * L``
-       (``nan`` fails the test). A recovery already in the first window after the event counts
-       as that window's length, not 0.
-    4. Censored: no such ``j`` (including a run that ends, or reaches ``horizon``, before
+    4. Recovery time: ``s_j - event_step`` for the first examined window ``j`` such that
+       ``r_j, ..., r_{j + sustain - 1}`` are all examined windows with ``r >= T`` (``nan``
+       fails the test). A recovery already in the first window after the event counts as that
+       window's length, not 0.
+    5. Censored: no such ``j`` (including a run that ends, or reaches ``horizon``, before
        ``sustain`` good windows in a row): ``steps = nan``, ``censored = True``.
-
-    5. Below level: when ``L < min_level`` the agent never reached a level worth recovering
+    6. Below level: when ``L < min_level`` the agent never reached a level worth recovering
        (e.g. the random agent at ~0.3 of the oracle, which "recovers" at once because it never
        fell): ``Recovery(nan, False, L, nan, nan, below_level=True)``, undefined.
 
+    The reference itself has ``L = A_pre`` and so the target ``fraction * A_post``: its
+    recovery measures only how far its own windows scatter around its new level, the *noise
+    floor* of the statistic (one window for a reference that re-optimises every step).
     ``dip`` is ``min(r_i) / L`` over the examined windows (``nan`` with none), and
     ``observed`` is the last examined window end minus ``event_step`` (0 with none).
     """
@@ -589,25 +787,52 @@ def recovery_time(
     level = float(pre_vals.mean())
     if level < min_level:
         return Recovery(math.nan, False, level, math.nan, math.nan, below_level=True)
+    target = fraction * level
+    if reference is not None:
+        a_pre, a_post = reference
+        if not (math.isfinite(a_pre) and math.isfinite(a_post) and a_pre > 0):
+            return Recovery(math.nan, False, math.nan, math.nan, math.nan)
+        target = fraction * level * a_post / a_pre
     after = s > event_step
     if horizon is not None:
         after &= s <= horizon
     post = np.flatnonzero(after)
     if post.size == 0:
-        return Recovery(math.nan, True, level, math.nan, 0.0)
+        return Recovery(math.nan, True, level, math.nan, 0.0, target=target)
     post_r = r[post]
     finite_post = post_r[np.isfinite(post_r)]
     dip = float(finite_post.min() / level) if finite_post.size and level != 0 else math.nan
     observed = float(s[post[-1]] - event_step)
     with np.errstate(invalid="ignore"):
-        good = post_r >= fraction * level  # nan -> False
+        good = post_r >= target  # nan -> False
     run_length = 0
     for k, ok in enumerate(good):
         run_length = run_length + 1 if ok else 0
         if run_length == sustain:
             first = post[k - sustain + 1]
-            return Recovery(float(s[first] - event_step), False, level, dip, observed)
-    return Recovery(math.nan, True, level, dip, observed)
+            return Recovery(
+                float(s[first] - event_step), False, level, dip, observed, target=target
+            )
+    return Recovery(math.nan, True, level, dip, observed, target=target)
+
+
+def censored_median(recoveries: Sequence[Recovery]) -> tuple[float, bool]:
+    """``(median, is_lower_bound)``: the time by which half of the defined runs had recovered.
+
+    Censored runs count as longer than any observed time, and the median is the lower one
+    (``sorted(times)[(n - 1) // 2]``, as Kaplan-Meier's: the first time at which at least
+    half have recovered), so it exists while fewer than half are censored; otherwise it is
+    longer than the shortest censored run's observed span, which is returned with True.
+    ``(nan, False)`` without defined runs."""
+    defined = [r for r in recoveries if r.defined]
+    if not defined:
+        return (math.nan, False)
+    times = sorted(math.inf if r.censored else r.steps for r in defined)
+    mid = times[(len(times) - 1) // 2]
+    if math.isfinite(mid):
+        return (float(mid), False)
+    observed = [r.observed for r in defined if r.censored and math.isfinite(r.observed)]
+    return (float(min(observed)) if observed else math.nan, True)
 
 
 # --------------------------------------------------------------------------------------------
@@ -624,11 +849,87 @@ def _run_mean(run: Run, metric: str, mask: NDArray[np.bool_] | None = None) -> f
     return float(values.mean()) if values.size else math.nan
 
 
+def _run_se(run: Run, metric: str, mask: NDArray[np.bool_] | None = None) -> float:
+    values = run.metrics.get(metric)
+    if values is None:
+        return math.nan
+    return within_run_se(values if mask is None else values[mask])
+
+
+def _seed_stat(
+    group: Sequence[Run], metric: str, masks: Sequence[NDArray[np.bool_] | None] | None = None
+) -> Stat:
+    """Stat over seeds of a run mean of ``metric`` with its within-run floor and range."""
+    masks = masks if masks is not None else [None] * len(group)
+    values = [_run_mean(r, metric, m) for r, m in zip(group, masks, strict=True)]
+    ses = [_run_se(r, metric, m) for r, m in zip(group, masks, strict=True)]
+    return mean_ci(values, ses, bounds=METRIC_BOUNDS.get(metric))
+
+
 def _last_finite(values: FloatArray | None) -> float:
     if values is None:
         return math.nan
     finite = values[np.isfinite(values)]
     return float(finite[-1]) if finite.size else math.nan
+
+
+def _run_recoveries(
+    run: Run,
+    reference: Run | None,
+    *,
+    fraction: float,
+    pre_windows: int,
+    sustain: int,
+    min_level: float,
+) -> list[tuple[int, Recovery]]:
+    """``[(event step, Recovery)]`` for each population event of ``run``."""
+    steps = run.steps
+    nr = run.metrics.get("normalized_reward", np.full(steps.shape, np.nan))
+    events = run.event_steps()
+    out = []
+    for k, ev in enumerate(events):
+        horizon = events[k + 1] if k + 1 < len(events) else None
+        levels = None
+        if reference is not None:
+            ref_nr = reference.metrics.get("normalized_reward")
+            if ref_nr is not None and np.array_equal(reference.steps, steps):
+                levels = reference_levels(
+                    steps, ref_nr, ev, pre_windows=pre_windows, horizon=horizon
+                )
+            else:
+                levels = (math.nan, math.nan)  # no usable reference: undefined, not guessed
+        rec = recovery_time(
+            steps,
+            nr,
+            ev,
+            pre_windows=pre_windows,
+            fraction=fraction,
+            sustain=sustain,
+            horizon=horizon,
+            min_level=min_level,
+            reference=levels,
+        )
+        out.append((ev, rec))
+    return out
+
+
+def _recovery_entry(k: int, event_step: int, recs: list[Recovery]) -> dict[str, Any]:
+    median, lower_bound = censored_median(recs)
+    return {
+        "event": k,
+        "event_step": event_step,
+        "steps": mean_ci([r.steps for r in recs if not r.censored]),
+        "median": median,
+        "median_is_lower_bound": lower_bound,
+        "n_recovered": sum(r.defined and not r.censored for r in recs),
+        "n_censored": sum(r.censored for r in recs),
+        "n_undefined": sum(not r.defined for r in recs),
+        "dip": mean_ci([r.dip for r in recs]),
+        "observed": float(np.nanmean([r.observed for r in recs]))
+        if any(math.isfinite(r.observed) for r in recs)
+        else math.nan,
+        "recoveries": recs,
+    }
 
 
 def summary_table(
@@ -638,13 +939,20 @@ def summary_table(
     pre_windows: int = 5,
     sustain: int = 2,
     min_level: float = 0.5,
+    recovery_reference: str | None = RECOVERY_REFERENCE,
 ) -> list[dict[str, Any]]:
     """One row per (scenario, agent), sorted, summarising its seeds.
 
-    Recovery is measured only for runs whose pre-event one-step oracle ratio is at least
-    ``min_level`` (default 0.5); below it the run counts as undefined (``n_undefined``).
+    Recovery (:func:`recovery_time`) is measured against ``recovery_reference`` (the
+    privileged ``population-best`` by default) run on the same seed: its level before and
+    after each event sets the target, and its own recovery on the agent's seeds is the noise
+    floor. Without runs of it in the scenario, recovery is relative to the agent's own
+    pre-event level and has no floor. Recovery is measured only for runs whose pre-event
+    one-step oracle ratio is at least ``min_level`` (default 0.5); below it the run counts as
+    undefined (``n_undefined``). The oracle's recovery is not measured (its ratio is 1).
 
-    Every statistic is a :class:`Stat` over seeds of a per-run value:
+    Every statistic is a :class:`Stat` over seeds of a per-run value, with the interval
+    floored at the runs' own standard errors and cut to the metric's range (:func:`mean_ci`):
 
     ``normalized_reward``           mean of the window values over the whole run
     ``normalized_reward_before``    ... over windows ending at or before the first population
@@ -654,79 +962,87 @@ def summary_table(
     ``click_rate`` ... ``tracking_error``  run means of the :data:`SUMMARY_METRICS` columns
 
     ``recovery`` is a list with one dict per population event (kinds
-    :data:`RECOVERY_EVENT_KINDS`, matched across seeds by order): ``event_step``, ``steps``
-    (Stat of the uncensored recovery times, see :func:`recovery_time`; each event's horizon is
-    the next event), ``n_recovered``, ``n_censored``, ``n_undefined`` (too few pre-event
-    windows), ``dip`` (Stat), ``observed`` (mean steps examined after the event) and
-    ``recoveries`` (the per-seed :class:`Recovery` values, in seed order).
-    Other keys: ``scenario``, ``agent``, ``n`` (seeds), ``seeds``, ``fraction``.
+    :data:`RECOVERY_EVENT_KINDS`, matched across seeds by order): ``event_step``, ``median``
+    (the time by which half the seeds had recovered, censored ones counted as longer; a lower
+    bound when
+    ``median_is_lower_bound``, see :func:`censored_median`), ``steps`` (Stat of the
+    uncensored recovery times; each event's horizon is the next event), ``n_recovered``,
+    ``n_censored``, ``n_undefined`` (too few pre-event windows or below ``min_level``),
+    ``dip`` (Stat), ``observed`` (mean steps examined after the event), ``recoveries`` (the
+    per-seed :class:`Recovery` values, in seed order) and ``floor`` (the reference's entry of
+    the same form over the same seeds, or None).
+    Other keys: ``scenario``, ``agent``, ``n`` (seeds), ``seeds``, ``fraction``,
+    ``recovery_reference`` (None when recovery had no reference).
     """
     groups: dict[tuple[str, str], list[Run]] = {}
     for run in runs:
         groups.setdefault((run.scenario, run.agent), []).append(run)
+    by_seed = {(r.scenario, r.agent, r.seed): r for r in runs}
+    options = {
+        "fraction": fraction,
+        "pre_windows": pre_windows,
+        "sustain": sustain,
+        "min_level": min_level,
+    }
     rows: list[dict[str, Any]] = []
     for (scenario, agent), group in sorted(groups.items()):
         group = sorted(group, key=lambda r: r.seed)
-        whole, before, after, regret = [], [], [], []
+        has_ref = recovery_reference is not None and (scenario, recovery_reference) in groups
+        ref_name = recovery_reference if has_ref else None
+        before_masks: list[NDArray[np.bool_] | None] = []
+        after_masks: list[NDArray[np.bool_] | None] = []
+        regret = []
         per_event: dict[int, list[tuple[int, Recovery]]] = {}
+        floor_event: dict[int, list[Recovery]] = {}
         any_event = False
         for run in group:
             steps = run.steps
-            nr = run.metrics.get("normalized_reward", np.full(steps.shape, np.nan))
             events = run.event_steps()
-            whole.append(_run_mean(run, "normalized_reward"))
             if events:
                 any_event = True
-                before.append(_run_mean(run, "normalized_reward", steps <= events[0]))
-                after.append(_run_mean(run, "normalized_reward", steps > events[0]))
+                before_masks.append(steps <= events[0])
+                after_masks.append(steps > events[0])
             else:
-                before.append(whole[-1])
+                before_masks.append(None)
+                after_masks.append(np.zeros(steps.shape, dtype=bool))
             regret.append(_last_finite(run.metrics.get("cum_regret")))
-            for k, ev in enumerate(events):
-                horizon = events[k + 1] if k + 1 < len(events) else None
-                rec = recovery_time(
-                    steps,
-                    nr,
-                    ev,
-                    pre_windows=pre_windows,
-                    fraction=fraction,
-                    sustain=sustain,
-                    horizon=horizon,
-                    min_level=min_level,
-                )
+            if agent in NO_RECOVERY_AGENTS:
+                continue
+            ref_run = by_seed.get((scenario, ref_name, run.seed)) if ref_name else None
+            if ref_name is not None and ref_run is None:  # this seed lacks a reference run
+                ref_run = Run(run.path, {}, {}, [])  # -> undefined, never the old rule
+            for k, (ev, rec) in enumerate(_run_recoveries(run, ref_run, **options)):
                 per_event.setdefault(k, []).append((ev, rec))
+                if ref_run is not None and ref_run.metrics:
+                    floor = _run_recoveries(ref_run, ref_run, **options)
+                    if k < len(floor):
+                        floor_event.setdefault(k, []).append(floor[k][1])
         recovery = []
         for k in sorted(per_event):
-            recs = [rec for _, rec in per_event[k]]
-            recovery.append(
-                {
-                    "event": k,
-                    "event_step": per_event[k][0][0],
-                    "steps": mean_ci([r.steps for r in recs if not r.censored]),
-                    "n_recovered": sum(r.defined and not r.censored for r in recs),
-                    "n_censored": sum(r.censored for r in recs),
-                    "n_undefined": sum(not r.defined for r in recs),
-                    "dip": mean_ci([r.dip for r in recs]),
-                    "observed": float(np.nanmean([r.observed for r in recs]))
-                    if any(math.isfinite(r.observed) for r in recs)
-                    else math.nan,
-                    "recoveries": recs,
-                }
+            entry = _recovery_entry(k, per_event[k][0][0], [rec for _, rec in per_event[k]])
+            entry["floor"] = (
+                _recovery_entry(k, per_event[k][0][0], floor_event[k])
+                if floor_event.get(k)
+                else None
             )
+            recovery.append(entry)
         row: dict[str, Any] = {
             "scenario": scenario,
             "agent": agent,
             "n": len(group),
             "seeds": [r.seed for r in group],
             "fraction": fraction,
-            "normalized_reward": mean_ci(whole),
-            "normalized_reward_before": mean_ci(before),
-            "normalized_reward_after": mean_ci(after) if any_event else None,
+            "recovery_reference": ref_name,
+            "normalized_reward": _seed_stat(group, "normalized_reward"),
+            "normalized_reward_before": _seed_stat(group, "normalized_reward", before_masks),
+            "normalized_reward_after": _seed_stat(group, "normalized_reward", after_masks)
+            if any_event
+            else None,
             "final_cum_regret": mean_ci(regret),
             "recovery": recovery,
         }
         for metric, _ in SUMMARY_METRICS:
-            row[metric] = mean_ci([_run_mean(r, metric) for r in group])
+            row[metric] = _seed_stat(group, metric)
         rows.append(row)
     return rows
 
@@ -742,26 +1058,55 @@ def _decimals(x: float) -> int:
     return 3
 
 
-def _fmt_stat(stat: Stat | None, decimals: int | None = None) -> str:
+def _number(x: float, d: int) -> str:
+    """``x`` with ``d`` decimals; no minus sign on a value that rounds to zero (``-0.000``)."""
+    text = f"{x:,.{d}f}"
+    if text.startswith("-") and not any(c in "123456789" for c in text):
+        return text[1:]
+    return text
+
+
+def format_stat(stat: Stat | None, decimals: int | None = None) -> str:
+    """``mean ± half-width``; ``mean [lo, hi]‡`` when cut to the range; ``†`` when floored."""
     if stat is None or stat.n == 0 or not math.isfinite(stat.mean):
         return "–"
     d = _decimals(stat.mean) if decimals is None else decimals
-    text = f"{stat.mean:,.{d}f}"
+    text = _number(stat.mean, d)
     if stat.n > 1 and math.isfinite(stat.half_width):
-        text += f" ± {stat.half_width:,.{d}f}"
+        if stat.clipped:
+            text += f" [{_number(stat.lo, d)}, {_number(stat.hi, d)}]‡"
+        else:
+            text += f" ± {stat.half_width:,.{d}f}"
+        if stat.floored:
+            text += "†"
     return text
 
 
 def _fmt_recovery(entry: Mapping[str, Any] | None) -> str:
+    """``median (shortest–longest)`` over the seeds, ``>`` for censored spans, then
+    ``k/n censored`` and ``k/n n/a`` (seeds without a recovery to measure); ``n/a`` when no
+    seed had one."""
     if entry is None:
         return "–"
-    stat: Stat = entry["steps"]
-    text = _fmt_stat(stat, 0) if entry["n_recovered"] else ""
-    censored, total = entry["n_censored"], entry["n_recovered"] + entry["n_censored"]
+    recs = [r for r in entry.get("recoveries", []) if r.defined]
+    if not recs:
+        return "n/a"
+    median = entry.get("median", math.nan)
+    if not math.isfinite(median):
+        return "n/a"
+    text = f"{'>' if entry.get('median_is_lower_bound') else ''}{median:,.0f}"
+    spans = [(r.observed if r.censored else r.steps, r.censored) for r in recs]
+    spans = [(v, c) for v, c in spans if math.isfinite(v)]
+    if len(spans) > 1:
+        lo, hi = min(spans), max(spans, key=lambda x: (x[1], x[0]))
+        text += f" ({'>' if lo[1] else ''}{lo[0]:,.0f}–{'>' if hi[1] else ''}{hi[0]:,.0f})"
+    total = len(entry.get("recoveries", []))
+    censored, undefined = entry["n_censored"], total - len(recs)
     if censored:
-        note = f"{censored}/{total} not recovered"
-        text = f"{text} ({note})" if text else note
-    return text or "n/a"
+        text += f", {censored}/{total} censored"
+    if undefined:
+        text += f", {undefined}/{total} n/a"
+    return text
 
 
 def _table_cells(
@@ -777,7 +1122,14 @@ def _table_cells(
         "after event",
         "final cum. regret",
     ]
+    floors = [
+        k
+        for k in range(n_events)
+        if any(k < len(r["recovery"]) and r["recovery"][k].get("floor") for r in rows)
+    ]
+    ref = next((r.get("recovery_reference") for r in rows if r.get("recovery_reference")), None)
     headers += [f"recovery #{k + 1} (steps)" for k in range(n_events)]
+    headers += [f"noise floor #{k + 1} ({ref})" for k in floors]
     headers += [label for _, label in SUMMARY_METRICS]
     cells = []
     for row in rows:
@@ -785,15 +1137,17 @@ def _table_cells(
             str(row["scenario"]),
             str(row["agent"]),
             str(row["n"]),
-            _fmt_stat(row["normalized_reward"], 3),
-            _fmt_stat(row["normalized_reward_before"], 3),
-            _fmt_stat(row["normalized_reward_after"], 3),
-            _fmt_stat(row["final_cum_regret"]),
+            format_stat(row["normalized_reward"], 3),
+            format_stat(row["normalized_reward_before"], 3),
+            format_stat(row["normalized_reward_after"], 3),
+            format_stat(row["final_cum_regret"]),
         ]
         rec = row["recovery"]
         line += [_fmt_recovery(rec[k] if k < len(rec) else None) for k in range(n_events)]
+        line += [_fmt_recovery(rec[k].get("floor") if k < len(rec) else None) for k in floors]
         line += [
-            _fmt_stat(row[m], None if m == "tracking_error" else 3) for m, _ in SUMMARY_METRICS
+            format_stat(row[m], None if m in ("tracking_error", "greedy_distinct_items") else 3)
+            for m, _ in SUMMARY_METRICS
         ]
         cells.append(line)
     # metric columns that are zero (or undefined) for every agent say nothing: leave them out
@@ -818,8 +1172,12 @@ def format_table(
     """Render :func:`summary_table` rows as a Markdown table (or aligned plain text).
 
     Cells read ``mean ± half-width of the 95% interval`` (no ``±`` with one seed, ``–`` when
-    undefined); a recovery cell adds ``(k/n not recovered)`` for censored seeds and reads
-    ``n/a`` when no seed had enough windows before the event (``–``: no such event).
+    undefined); ``mean [lo, hi]‡`` when the interval was cut to the metric's range, ``†``
+    when it was widened to the runs' own standard errors (:func:`mean_ci`). A recovery cell
+    reads ``median (shortest–longest)`` over the seeds with ``>`` marking censored spans and
+    ``, k/n censored`` when some never recovered, ``n/a`` when no seed had a recovery to
+    measure (``–``: no such event); the noise-floor column is the same statistic for the
+    recovery reference on the same seeds.
     ``part`` picks the columns: ``"outcome"`` (reward, regret, recovery), ``"behaviour"``
     (the :data:`SUMMARY_METRICS`) or ``"all"``; metric columns that are zero or undefined for
     every row are left out.

@@ -218,8 +218,9 @@ class ExperimentConfig:
             ``.zip`` checkpoints (see :func:`driftrec.agents.registry.resolve_agent`); append
             ``-frozen`` for the frozen contrast (learns until ``frozen_at``, then only acts).
             Run directories name the agent with :func:`dir_name_part`.
-        seeds (tuple of int): one run per seed; user slot ``i`` of a run gets the stream
-            ``slot_seed(seed, i)`` (child ``i`` of ``SeedSequence(seed)``).
+        seeds (tuple of int, defaults to 0-4): one run per seed; user slot ``i`` of a run gets
+            the stream ``slot_seed(seed, i)`` (child ``i`` of ``SeedSequence(seed)``). Reports
+            warn below five: intervals over fewer runs rarely decide a comparison.
         num_envs (int, defaults to 32): users stepped together in each run.
         steps (int, defaults to 1536): global steps per run (each steps every user once).
         log_every (int, defaults to 32): global steps per metrics window.
@@ -246,14 +247,27 @@ class ExperimentConfig:
             packaged MiniLM).
         text_adapter (str or None, defaults to None): a LoRA adapter directory of that model
             (``driftrec finetune``); runs record its weight hash.
+        finetune_every (int or None, defaults to None): fine-tune the text encoder inside each
+            run, on the run's own click log, every this many global steps, and swap the new item
+            table into the agent (``history-similarity`` and the ``attention-*`` agents; see
+            :mod:`driftrec.agents.online_lm`). None: the encoder stays frozen.
+        finetune (dict): settings of that fine-tuning, the fields of
+            :class:`~driftrec.agents.online_lm.InRunFinetuneSettings` but ``every`` (``rank``,
+            ``learning_rate``, ``steps`` per refresh, ``retain_weight``, ``window``, ...).
         checkpoint (bool, defaults to True): save SB3 models at the end of each run.
         device (str, defaults to ``"cpu"``): torch device for SB3 agents.
         reference_agent (str or None, defaults to ``"oracle"``): run on the same seeds (so
             the same user streams, world and catalog) as its own run of the grid, and the
             report's *return ratio* of every agent divides by its per-user return. None: no
             reference run and no return ratio.
+        compare_to (str or None, defaults to None): the agent every other agent is compared
+            with, paired by seed, in the report's headline table; None chooses the
+            non-privileged baseline with the highest return per user
+            (:func:`driftrec.experiments.comparison.choose_reference`). It changes only the
+            report, never a run.
         vary_world (bool, defaults to True): draw the world (population means, shift targets,
-            trend directions) and the generated catalog from the run seed
+            trend directions; for a calibrated world such as MovieLens, a bootstrap resample
+            of its fitted users) and the generated catalog from the run seed
             (``world_seed = catalog_seed = seed``), so intervals over seeds include
             world-to-world variance. False keeps the scenario's fixed world for every seed
             (the behaviour before v1). ``env_overrides`` that set ``world_seed`` or
@@ -275,7 +289,7 @@ class ExperimentConfig:
         "id-ppo",
         "attention-ppo",
     )
-    seeds: tuple[int, ...] = (0, 1, 2)
+    seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     num_envs: int = 32
     steps: int = 1536
     log_every: int = 32
@@ -290,12 +304,15 @@ class ExperimentConfig:
     track_users: int = 3
     text_model: str | None = None
     text_adapter: str | None = None
+    finetune_every: int | None = None
+    finetune: Mapping[str, Any] = field(default_factory=dict)
     checkpoint: bool = True
     device: str = "cpu"
     reference_agent: str | None = "oracle"
     vary_world: bool = True
     imports: tuple[str, ...] = ()
     trust_checkpoint: bool = False
+    compare_to: str | None = None
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -327,6 +344,11 @@ class ExperimentConfig:
             check_int("seeds", seed, 0)
         if self.reference_agent is not None:
             resolve_agent(self.reference_agent, field="reference_agent")
+        if self.compare_to is not None and self.compare_to not in self.all_agents:
+            raise ValueError(
+                f"'compare_to' must be None or one of the grid's agents {list(self.all_agents)} "
+                f"(got {self.compare_to!r})"
+            )
         if not isinstance(self.vary_world, bool):
             raise TypeError(f"'vary_world' must be a bool (got {self.vary_world!r})")
         check_int("num_envs", self.num_envs, 1, 65_536)
@@ -379,6 +401,45 @@ class ExperimentConfig:
 
             # a missing directory, or an adapter of another base model, fails before any work
             check_adapter_base(self.text_adapter, model_identity(self.text_model))
+        self._check_finetune()
+
+    def _check_finetune(self) -> None:
+        if not isinstance(self.finetune, Mapping):
+            raise TypeError(f"'finetune' must be a mapping (got {self.finetune!r})")
+        object.__setattr__(self, "finetune", dict(self.finetune))
+        if self.finetune_every is None:
+            if self.finetune:
+                raise ValueError(
+                    f"'finetune' settings {sorted(self.finetune)} need 'finetune_every' "
+                    "(--finetune-every N)"
+                )
+            return
+        self.finetune_settings()  # every field checked, naming it
+        if self.text_adapter is not None:
+            raise ValueError(
+                "'finetune_every' trains a new adapter from the base model; expected no "
+                f"'text_adapter' with it (got {self.text_adapter!r})"
+            )
+        from driftrec.agents.online_lm import REFRESH_AGENTS, supports_item_refresh
+        from driftrec.agents.registry import needs_text_embeddings
+
+        for a in self.agents:
+            base = split_agent_name(a)[0]
+            if needs_text_embeddings(base) and not supports_item_refresh(base):
+                raise ValueError(
+                    f"'finetune_every' refreshes the item table of {list(REFRESH_AGENTS)}; "
+                    f"{a!r} reads the text embeddings but cannot take a new table: run it in "
+                    "another grid"
+                )
+
+    def finetune_settings(self) -> Any:
+        """The :class:`~driftrec.agents.online_lm.InRunFinetuneSettings` of the grid, or None."""
+        if self.finetune_every is None:
+            return None
+        from driftrec.agents.online_lm import InRunFinetuneSettings
+
+        check_int("finetune_every", self.finetune_every, 1, self.steps)
+        return InRunFinetuneSettings.from_config(self.finetune_every, self.finetune)
 
     @property
     def experiment_dir(self) -> Path:

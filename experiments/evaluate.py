@@ -174,12 +174,14 @@ def _load_weights(cfg: dict[str, Any], path: Path, env: Any) -> Any:
             f"expected a run of one of {list(SB3_AGENTS)}"
         )
     text_encoder = None
-    if cfg.get("text_model") is not None or cfg.get("text_adapter") is not None:
+    adapter = cfg.get("text_adapter")
+    trained = path.parent / "text_adapter"  # a run that fine-tuned its encoder (finetune_every)
+    if cfg.get("finetune_every") is not None and trained.is_dir():
+        adapter = str(trained)
+    if cfg.get("text_model") is not None or adapter is not None:
         from driftrec.agents.text_encoder import TextEncoderConfig
 
-        text_encoder = TextEncoderConfig(
-            model=cfg.get("text_model"), adapter=cfg.get("text_adapter")
-        )
+        text_encoder = TextEncoderConfig(model=cfg.get("text_model"), adapter=adapter)
     built = build_agent(
         base,
         env.venv.config,

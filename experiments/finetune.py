@@ -57,7 +57,7 @@ def finetune_adapter(
     log_steps: int = 150,
     settings: FinetuneSettings | None = None,
     text_model: str | None = None,
-    max_length: int = 64,
+    max_length: int = 128,
     progress: bool = True,
 ) -> dict[str, Any]:
     """Log, fine-tune, save; returns the manifest written (see the module docstring).

@@ -81,10 +81,11 @@ of the grid, torch_threads). ``driftrec_version`` is ``driftrec.__version__``: b
 change alters what a run produces (a model, the simulator, a metric), so that finished runs of
 the older code are refused instead of being mixed with new ones."""
 
-OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256", "agent_source")
+OPTIONAL_FINGERPRINT_KEYS = ("text_adapter_sha256", "agent_source", "finetune_settings")
 """Covered only when present, so runs made before these fields existed keep their fingerprint.
 ``agent_source`` (user agents only) is the entry point and the SHA-256 of the agent's source
-file (or of its ``.zip``): a run of a changed agent is refused like one of changed settings."""
+file (or of its ``.zip``): a run of a changed agent is refused like one of changed settings.
+``finetune_settings`` (runs that fine-tune their text encoder) are the resolved settings."""
 
 
 class SettingsChanged(ValueError):

@@ -37,7 +37,9 @@ window unless said otherwise):
                             ``gain_users`` slots when ``B`` is larger. Averaged over the window
 ``distinct_items``          distinct items recommended per step (over all ``B`` users), averaged
 ``greedy_personal_gain``    the same gain for the agent's *greedy* choices on the window's last
-                            observations (its exploration switched off), evaluated in the state
+                            observations (``BuiltAgent.greedy_actions``: exploration off, e.g.
+                            LinUCB without its bonus, Thompson's posterior mean; computing them
+                            draws from none of the run's random streams), evaluated in the state
                             the users are in then
 ``greedy_distinct_items``   distinct items among those greedy choices
 ``greedy_normalized_reward`` the one-step oracle ratio of those greedy choices: their expected
@@ -259,6 +261,7 @@ class StepRecorder:
             "interest_mix": [],
             "tracked_interest": [],
             "tracked_rec": [],
+            "tracked_new_user": [],
         }
         self.attention_rows: dict[str, list[Any]] = {
             "steps": [],
@@ -266,6 +269,7 @@ class StepRecorder:
             "item_topic": [],
             "feedback": [],
             "mask": [],
+            "new_user": [],
         }
         self.events: list[dict[str, Any]] = []
         self.event_counts = {"interest_jump": 0, "new_items": 0}
@@ -291,6 +295,7 @@ class StepRecorder:
         self._rec_mix = np.zeros(k)
         self._interest_mix = np.zeros(k)
         self._tracked_rec = np.zeros((self.track_users, k))
+        self._tracked_new_user = np.zeros(max(self.track_users, 1), dtype=bool)
         self._steps_in_window = 0
         self._gain_sum = 0.0
         self._distinct_sum = 0.0
@@ -351,6 +356,7 @@ class StepRecorder:
         self._session_len += 1
         self._session_return += r.reward
         done = r.terminated | r.truncated
+        self._tracked_new_user |= done[: self._tracked_new_user.size]
         if done.any():
             self._sessions += int(done.sum())
             self._left += int(r.terminated.sum())
@@ -422,6 +428,7 @@ class StepRecorder:
         t["interest_mix"].append(self._interest_mix / n)
         t["tracked_interest"].append(preferred[: self.track_users].copy())
         t["tracked_rec"].append(self._tracked_rec / max(self._steps_in_window, 1))
+        t["tracked_new_user"].append(self._tracked_new_user[: self.track_users].copy())
         if self.attention_fn is not None:
             obs0 = np.asarray(r.next_observation[0], dtype=np.float32)
             lay = self.layout
@@ -433,6 +440,7 @@ class StepRecorder:
             a["item_topic"].append(np.where(mask, self._primary[ids], -1))
             a["feedback"].append(obs0[lay.feedback].astype(np.float64))
             a["mask"].append(mask)
+            a["new_user"].append(bool(self._tracked_new_user[0]))
         self._reset_window()
 
     def _greedy_columns(self, obs: NDArray[np.float32]) -> dict[str, float]:
@@ -476,6 +484,7 @@ class StepRecorder:
             "interest_mix": np.asarray(t["interest_mix"]).reshape(w, k),
             "tracked_interest": np.asarray(t["tracked_interest"]).reshape(w, u, k),
             "tracked_rec": np.asarray(t["tracked_rec"]).reshape(w, u, k),
+            "tracked_new_user": np.asarray(t["tracked_new_user"], dtype=bool).reshape(w, u),
         }
 
     def attention_arrays(self) -> dict[str, NDArray[Any]] | None:
@@ -489,6 +498,7 @@ class StepRecorder:
             "item_topic": np.stack(a["item_topic"]).astype(np.int64),
             "feedback": np.stack(a["feedback"]),
             "mask": np.stack(a["mask"]),
+            "new_user": np.asarray(a["new_user"], dtype=bool),
             "topic_names": np.asarray(self.catalog.topic_names, dtype=str),
             "source": np.asarray(getattr(self.attention_fn, "source", "attention weight")),
         }

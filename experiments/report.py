@@ -8,6 +8,7 @@ itself), linking them relatively. :func:`write_figures` writes the PNGs only.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
@@ -15,17 +16,26 @@ from typing import Any
 
 from driftrec.experiments.analysis import (
     RECOVERY_EVENT_KINDS,
+    RECOVERY_REFERENCE,
     Run,
     aggregate,
+    few_seeds_warning,
     format_table,
     load_runs,
     summary_table,
+)
+from driftrec.experiments.comparison import (
+    choose_reference,
+    compare_agents,
+    comparison_note,
+    format_comparison,
 )
 from driftrec.experiments.config import dir_name_part
 from driftrec.experiments.guard import record_outputs
 from driftrec.experiments.io import atomic_write_text
 from driftrec.experiments.plots import (
     plot_adaptation,
+    plot_adaptation_panels,
     plot_attention,
     plot_interest_drift,
     plot_personalization,
@@ -34,7 +44,16 @@ from driftrec.experiments.plots import (
     save_figure,
 )
 
-__all__ = ["write_report", "write_figures", "summary_text", "return_text", "PREFERRED_AGENT"]
+__all__ = [
+    "highlighted_agents",
+    "write_report",
+    "write_figures",
+    "summary_text",
+    "return_text",
+    "console_text",
+    "resolve_compare_to",
+    "PREFERRED_AGENT",
+]
 
 PREFERRED_AGENT = "attention-ppo"
 """The agent whose interest-drift and attention plots the report shows when it was run."""
@@ -56,6 +75,62 @@ def summary_text(rows: Sequence[Mapping[str, Any]]) -> str:
         + "\n"
         + format_table(rows, markdown=False, part="behaviour")
     )
+
+
+def resolve_compare_to(exp_dir: str | Path | None, compare_to: str | None) -> str | None:
+    """The reference agent of the paired comparisons: ``compare_to`` when given, else the
+    experiment's own ``compare_to`` (its ``experiment.json``), else None (the default rule)."""
+    if compare_to is not None or exp_dir is None:
+        return compare_to
+    path = Path(exp_dir) / "experiment.json"
+    try:
+        value = json.loads(path.read_text()).get("compare_to")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return value if isinstance(value, str) else None
+
+
+def _check_compare_to(runs: Sequence[Run], compare_to: str | None) -> None:
+    if compare_to is not None and not any(r.agent == compare_to for r in runs):
+        raise ValueError(
+            f"'compare_to' must be one of the experiment's agents "
+            f"{sorted({r.agent for r in runs})} (got {compare_to!r})"
+        )
+
+
+def console_text(
+    runs: Sequence[Run],
+    *,
+    compare_to: str | None = None,
+    exp_dir: str | Path | None = None,
+    fraction: float = 0.9,
+    pre_windows: int = 5,
+    sustain: int = 2,
+) -> str:
+    """What ``driftrec report`` / ``run --report`` / ``demo`` print: the paired comparisons
+    (the headline), their notes and the few-seeds warning, the return table (each agent's
+    level), then the summary tables."""
+    reference = resolve_compare_to(exp_dir, compare_to)
+    _check_compare_to(runs, reference)
+    rows = compare_agents(runs, reference)
+    parts = []
+    if rows:
+        parts += [format_comparison(rows, markdown=False), *comparison_note(rows), ""]
+    else:
+        warning = few_seeds_warning(min(_seed_counts(runs).values(), default=0))
+        if warning:
+            parts += [f"WARNING: {warning}.", ""]
+    parts.append(return_text(runs))
+    summary = summary_table(runs, fraction=fraction, pre_windows=pre_windows, sustain=sustain)
+    parts.append(summary_text(summary))
+    return "\n".join(parts)
+
+
+def _seed_counts(runs: Sequence[Run]) -> dict[tuple[str, str], int]:
+    counts: dict[tuple[str, str], int] = {}
+    for r in runs:
+        counts[(r.scenario, r.agent)] = counts.get((r.scenario, r.agent), 0) + 1
+    return counts
 
 
 METRIC_DEFINITIONS: tuple[tuple[str, str], ...] = (
@@ -208,27 +283,52 @@ def _drift_text(config: dict[str, Any]) -> str:
     return "; ".join(parts) or "none"
 
 
-def _how_to_read(fraction: float, pre_windows: int, sustain: int) -> list[str]:
+def _how_to_read(
+    fraction: float, pre_windows: int, sustain: int, recovery_reference: str | None
+) -> list[str]:
+    if recovery_reference is not None:
+        recovery = (
+            "*Recovery time* after an event is the number of global steps from the event "
+            "until the first logging window from which the normalized reward stays, for "
+            f"{sustain} consecutive windows, at or above {fraction:g} × the agent's pre-event "
+            f"standing carried into the new world: its level over the last {pre_windows} "
+            f"windows before the event, times `{recovery_reference}`'s level after the event "
+            "over its level before it (the privileged reference, same seed). The event can "
+            "make the new world easier or harder for everyone; this target moves with what "
+            "is achievable there. The reference's own recovery on the same seeds is the "
+            "*noise floor*, reported beside every agent: it re-optimises every step, so what "
+            "it needs is the statistic's own resolution plus the transient every policy "
+            "faces (on the demo setup one or two windows: the users it serves badly after "
+            "the shift leave and are replaced, which takes about a session); a learner's "
+            "recovery within the floor is not a measured recovery. A run that never gets there "
+            "(before the next event or the end of the run) is *censored*: its cell shows "
+            "the observed span as a lower bound (`>`), and the median is the time by which "
+            "half the seeds had recovered. The oracle is left out (its ratio is 1)."
+        )
+    else:
+        recovery = (
+            "*Recovery time* after an event is the number of global steps from the event "
+            f"until the first logging window from which the normalized reward stays at or "
+            f"above {fraction:g} × its pre-event level (the mean over the last {pre_windows} "
+            f"windows ending at or before the event) for {sustain} consecutive windows. This "
+            f"grid has no `{RECOVERY_REFERENCE}` runs, so the target cannot follow the new "
+            "world's achievable level and there is no noise floor: read it with care. A run "
+            "that never gets there is *censored* (shown as a lower bound, `>`)."
+        )
     return [
-        "## How to read the adaptation plot",
+        "## How to read the figures",
         "",
         "The adaptation plot shows, for each agent, the *one-step oracle ratio* (column "
         "`normalized_reward`) over global steps: "
         "the expected reward of the agent's recommendations divided by the expected reward of "
         "the privileged one-step oracle (which sees the users' hidden interests and picks the "
-        "best item for the next step) in the same window. 1.0 means as good as the oracle; the "
-        "random agent shows the floor. It cannot credit planning (the oracle is re-evaluated in "
-        "the states the agent created): the return table below does. The line is the mean "
-        "over seeds and the shaded band its "
-        "95% confidence interval (Student t). Dashed vertical lines mark population-level "
-        "drift events (e.g. a population shift of the users' interests). "
-        "*Recovery time* after an event is the number of global steps from the event until the "
-        f"first logging window from which the normalized reward stays at or above "
-        f"{fraction:g} × its pre-event level (the mean over the last {pre_windows} windows "
-        f"ending at or before the event) for {sustain} consecutive windows; a run that never "
-        "gets there (before the next event or the end of the run) counts as *not recovered* "
-        "(censored) and is left out of the mean. The regret plot shows the cumulative "
-        "expected-reward gap to the oracle.",
+        "best item for the next step) in the same window. 1.0 means as good as the oracle "
+        "(the labelled line); the random agent shows the floor. It cannot credit planning "
+        "(the oracle is re-evaluated in the states the agent created): the return table "
+        "does. Lines are means over seeds; shaded bands are 95% Student-t intervals, cut to "
+        "the ratio's range [0, 1] and drawn only with 3 seeds or more. Dashed vertical lines "
+        "mark population-level drift events. " + recovery + " The regret plot shows the "
+        "cumulative expected-reward gap to the oracle.",
         "",
     ]
 
@@ -252,8 +352,8 @@ def return_text(runs: Sequence[Run]) -> str:
     from driftrec.experiments.returns import format_return_table, return_table
 
     reference = _reference(runs)
-    return "Return per user (headline; mean ± 95% interval over seeds):\n" + format_return_table(
-        return_table(runs, reference)
+    return "Return per user (each agent's level; mean ± 95% interval over seeds):\n" + (
+        format_return_table(return_table(runs, reference))
     )
 
 
@@ -269,15 +369,27 @@ def _return_section(runs: Sequence[Run]) -> list[str]:
     if not any("reference_agent" in r.config or _finite(r, "user_return") for r in runs):
         return []  # no stays measured and no grid's reference: runs saved from an EvalResult
     return [
-        "## Return per user (headline)",
+        "## Return per user",
         "",
-        "Mean ± 95% interval over seeds of what each agent earns per user over a whole stay; "
-        f"the ratio divides by `{reference}` on the same seeds (same user streams, world and "
-        "catalog). See the definitions below.",
+        "Each agent's own level: mean ± 95% interval over seeds of what it earns per user over "
+        f"a whole stay; the ratio divides by `{reference}` on the same seeds (same user "
+        "streams, world and catalog). These intervals include the world-to-world variance "
+        "that the paired comparisons above cancel: rank agents by those, not by overlapping "
+        "intervals here. See the definitions below.",
         "",
         format_return_table(return_table(runs, reference)),
         METRIC_DEFINITIONS,
     ]
+
+
+def highlighted_agents(agents: Sequence[str], reference: str | None) -> list[str]:
+    """The agents a highlight-mode figure colours: the featured learner, the comparison
+    reference and the privileged one-item policy (when run); the rest are grey context."""
+    from driftrec.experiments.analysis import RECOVERY_REFERENCE
+
+    featured = _featured_agent(agents)
+    wanted = [featured, reference, RECOVERY_REFERENCE]
+    return [a for a in dict.fromkeys(wanted) if a is not None and a in agents]
 
 
 def _write_figures(
@@ -286,6 +398,7 @@ def _write_figures(
     out: Path,
     *,
     smooth: int,
+    compare_to: str | None = None,
 ) -> dict[str, list[tuple[str, Path]]]:
     """Draw and save every figure; ``{scenario: [(caption, png path), ...]}``."""
     out.mkdir(parents=True, exist_ok=True)
@@ -294,18 +407,36 @@ def _write_figures(
         group = [r for r in runs if r.scenario == scenario]
         events = _scenario_events(group)
         images = figures.setdefault(scenario, [])
+        agents = sorted({r.agent for r in group})
+        reference = compare_to if compare_to is not None else choose_reference(group)
+        highlight = highlighted_agents(agents, reference) if len(agents) > 4 else None
 
+        curves = aggregate(group, "normalized_reward", smooth=smooth)
         ax = plot_adaptation(
-            aggregate(group, "normalized_reward", smooth=smooth),
-            events,
-            title=f"Adaptation to drift: {scenario}",
+            curves, events, title=f"Adaptation to drift: {scenario}", highlight=highlight
         )
         path = _save_figure(ax.figure, out / f"adaptation_{scenario}.png")
-        images.append(("One-step oracle ratio (reward / one-step oracle) over global steps", path))
+        what = (
+            f"highlighted: {', '.join(highlight)}; the others in grey"
+            if highlight
+            else "every agent"
+        )
+        images.append(
+            (f"One-step oracle ratio (reward / one-step oracle) over global steps ({what})", path)
+        )
+        if len(curves) > 2:
+            fig = plot_adaptation_panels(
+                curves, events, reference=reference, title=f"Adaptation to drift: {scenario}"
+            )
+            path = _save_figure(fig, out / f"adaptation_panels_{scenario}.png")
+            images.append(("The same, one panel per agent (small multiples)", path))
 
         if all("cum_regret" in r.metrics for r in group):
             ax = plot_regret(
-                aggregate(group, "cum_regret"), events, title=f"Cumulative regret: {scenario}"
+                aggregate(group, "cum_regret"),
+                events,
+                title=f"Cumulative regret: {scenario}",
+                highlight=highlight,
             )
             path = _save_figure(ax.figure, out / f"regret_{scenario}.png")
             images.append(("Cumulative regret over global steps", path))
@@ -317,6 +448,7 @@ def _write_figures(
                 aggregate(group, "greedy_personal_gain"),
                 events,
                 title=f"Personalisation: {scenario}",
+                highlight=highlight,
             )
             path = _save_figure(ax.figure, out / f"personalization_{scenario}.png")
             images.append(("Personalisation gain of the greedy choices over global steps", path))
@@ -359,6 +491,7 @@ def write_figures(
     fraction: float = 0.9,
     pre_windows: int = 5,
     sustain: int = 2,
+    compare_to: str | None = None,
 ) -> list[Path]:
     """Write the PNGs of :func:`write_report` (without ``report.md``); return their paths.
 
@@ -368,8 +501,73 @@ def write_figures(
     runs = load_runs(exp_dir)
     rows = summary_table(runs, fraction=fraction, pre_windows=pre_windows, sustain=sustain)
     out = Path(out_dir) if out_dir is not None else exp_dir
-    figures = _write_figures(runs, rows, out, smooth=smooth)
+    reference = resolve_compare_to(exp_dir, compare_to)
+    _check_compare_to(runs, reference)
+    figures = _write_figures(runs, rows, out, smooth=smooth, compare_to=reference)
     return [path for images in figures.values() for _, path in images]
+
+
+def _comparison_section(runs: Sequence[Run], compare_to: str | None) -> list[str]:
+    rows = compare_agents(runs, compare_to)
+    if not rows:
+        return [
+            "## Paired comparisons (headline)",
+            "",
+            "No comparison: the experiment has no non-privileged baseline to compare with "
+            "(name one with `compare_to`).",
+            "",
+        ]
+    return [
+        "## Paired comparisons (headline)",
+        "",
+        "Every agent minus one reference agent, seed by seed: runs with the same seed see the "
+        "same users, world and catalog, so the difference cancels what makes each agent's "
+        "own interval wide. An agent is called higher or lower only where the 95% intervals "
+        "exclude 0; otherwise it is *not distinguishable* from the reference at this number "
+        "of seeds.",
+        "",
+        format_comparison(rows),
+        *[f"{line}  " for line in comparison_note(rows)],
+        "",
+    ]
+
+
+def finetune_section(runs: Sequence[Run]) -> list[str]:
+    """The cost and retention of the runs that fine-tuned their text encoder (``done.json``'s
+    ``finetune``; empty when none did)."""
+    tuned = [r for r in runs if r.done.get("finetune")]
+    if not tuned:
+        return []
+    lines = [
+        "## The text encoder fine-tuned during the runs",
+        "",
+        "Every `finetune_every` global steps the run trained its LoRA adapter on its own click "
+        "log and swapped the re-encoded item table into the agent. *s / refresh*: training and "
+        "re-encoding wall seconds per refresh; *share*: their part of the run's wall time; "
+        "*retention*: mean cosine between the base and the adapted embedding of held-out general "
+        "texts, and their nearest-centroid topic accuracy (base in brackets).",
+        "",
+        "| run | refreshes at | texts re-encoded | s / refresh | share | retention cos | "
+        "topic acc (base) |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
+    for r in tuned:
+        ft = r.done["finetune"]
+        ret = ft.get("retention") or {}
+        texts = [x.get("texts_encoded", 0) for x in ft.get("refreshes", [])]
+        per = ft.get("seconds_per_refresh")
+        share = ft.get("share_of_run")
+        lines.append(
+            f"| `{r.name}` | {', '.join(str(s) for s in ft.get('refresh_steps', [])) or 'none'} "
+            f"| {sum(texts):,} | {'n/a' if per is None else f'{per:.1f}'} | "
+            f"{'n/a' if share is None else f'{share:.0%}'} | "
+            + (
+                f"{ret['cosine']:.3f} | {ret['topic_acc']:.3f} ({ret['base_topic_acc']:.3f}) |"
+                if ret
+                else "n/a | n/a |"
+            )
+        )
+    return [*lines, ""]
 
 
 def write_report(
@@ -381,12 +579,16 @@ def write_report(
     fraction: float = 0.9,
     pre_windows: int = 5,
     sustain: int = 2,
+    compare_to: str | None = None,
 ) -> Path:
     """Write ``report.md`` and its PNGs for the experiment in ``exp_dir``; return its path.
 
-    Per scenario: ``adaptation_<scenario>.png``, ``regret_<scenario>.png``,
-    ``recovery_<scenario>.png`` (when the scenario has population events with enough windows
-    before them to measure recovery),
+    The headline is the paired comparison of every agent with ``compare_to`` (default: the
+    experiment's ``compare_to``, else the best non-privileged baseline; see
+    :mod:`driftrec.experiments.comparison`), then the figures per scenario, the return
+    table and the summary. Per scenario: ``adaptation_<scenario>.png``,
+    ``regret_<scenario>.png``, ``recovery_<scenario>.png`` (when the scenario has population
+    events with enough windows before them to measure recovery),
     ``interest_drift_<scenario>__<agent>.png`` (agent ``attention-ppo`` if run, else the first
     agent other than random/oracle; when its run recorded topics) and
     ``attention_<scenario>.png`` (when a run recorded attention). ``out_dir`` (defaults to
@@ -394,12 +596,17 @@ def write_report(
     of the adaptation curves; ``fraction``, ``pre_windows`` and ``sustain`` define recovery
     (see :func:`~driftrec.experiments.analysis.recovery_time`). Incomplete runs are skipped
     with a warning.
+
+    Raises:
+        ValueError: ``compare_to`` names no agent of the experiment.
     """
     exp_dir = Path(exp_dir)
     runs = load_runs(exp_dir)
+    reference = resolve_compare_to(exp_dir, compare_to)
+    _check_compare_to(runs, reference)
     out = Path(out_dir) if out_dir is not None else exp_dir
     rows = summary_table(runs, fraction=fraction, pre_windows=pre_windows, sustain=sustain)
-    figures = _write_figures(runs, rows, out, smooth=smooth)
+    figures = _write_figures(runs, rows, out, smooth=smooth, compare_to=reference)
     report = out / "report.md"
     sections: list[str] = []
     files = {r.scenario: r.config["scenario_file"] for r in runs if r.config.get("scenario_file")}
@@ -412,18 +619,26 @@ def write_report(
 
     heading = title if title is not None else f"driftrec experiment: {exp_dir.resolve().name}"
     lines = [f"# {heading}", ""]
+    warning = few_seeds_warning(min(_seed_counts(runs).values()))
+    if warning:
+        lines += [f"> **Warning:** {warning}.", ""]
     lines += _what_was_run(exp_dir, runs)
-    lines += _how_to_read(fraction, pre_windows, sustain)
+    lines += _comparison_section(runs, reference)
+    recovery_ref = next((r["recovery_reference"] for r in rows if r["recovery_reference"]), None)
+    lines += _how_to_read(fraction, pre_windows, sustain, recovery_ref)
     lines += sections
     lines += _return_section(runs)
+    lines += finetune_section(runs)
     lines += [
         "## Summary",
         "",
-        "Mean ± 95% confidence interval over seeds. *reward/oracle*: normalized reward over the "
-        "whole run, before the first population event and after it. *recovery #k*: steps to "
-        "recover after the k-th population event (mean over the seeds that recovered; the others "
-        f"are counted as not recovered; n/a: fewer than {pre_windows} windows before the "
-        "event).",
+        "Mean ± 95% confidence interval over seeds (‡: cut to the metric's range; †: widened "
+        "to the runs' own within-run standard errors). *reward/oracle*: normalized reward over "
+        "the whole run, before the first population event and after it. *recovery #k*: steps "
+        "to recover after the k-th population event, the median over seeds (shortest–longest; "
+        "`>`: censored, a lower bound); *noise floor*: the same statistic for the privileged "
+        f"reference on the same seeds (n/a: fewer than {pre_windows} windows before the event "
+        "or a level below 0.5 of the oracle).",
         "",
         format_table(rows, part="outcome"),
         "Behaviour of the recommendations (run means; columns that are zero for every agent "

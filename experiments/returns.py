@@ -17,7 +17,8 @@ headline metrics here can:
 ===================  =========================================================================
 
 Every value is per run first (stays pooled over the run), then a mean and 95% Student-t
-interval over seeds (:func:`~driftrec.experiments.analysis.mean_ci`).
+interval over seeds (:func:`~driftrec.experiments.analysis.mean_ci`, floored at the runs'
+within-run standard errors and cut to each value's range).
 """
 
 from __future__ import annotations
@@ -28,9 +29,27 @@ from typing import Any
 
 import numpy as np
 
-from driftrec.experiments.analysis import Run, Stat, mean_ci
+from driftrec.experiments.analysis import Run, Stat, format_stat, mean_ci, within_run_se
 
 __all__ = ["run_returns", "return_table", "format_return_table", "METRIC_DEFINITIONS"]
+
+
+def _run_return_se(run: Run) -> dict[str, float]:
+    """Within-run standard errors of the per-stay values (batch means over windows)."""
+    sessions = run.metrics.get("sessions")
+    out = {"user_return": math.nan, "stay_length": math.nan, "retention": math.nan}
+    if sessions is None:
+        return out
+    weights = np.nan_to_num(np.asarray(sessions, dtype=np.float64))
+    for key, column in (
+        ("user_return", "user_return"),
+        ("stay_length", "session_length"),
+        ("retention", "retention"),
+    ):
+        values = run.metrics.get(column)
+        if values is not None:
+            out[key] = within_run_se(values, weights)
+    return out
 
 
 def run_returns(run: Run) -> dict[str, float]:
@@ -67,6 +86,7 @@ def return_table(runs: Sequence[Run], reference: str | None = "oracle") -> list[
     ``retention``, ``return_ratio`` (None without reference runs), ``reference``.
     """
     per_run = {(r.scenario, r.agent, r.seed): run_returns(r) for r in runs}
+    per_run_se = {(r.scenario, r.agent, r.seed): _run_return_se(r) for r in runs}
     groups: dict[tuple[str, str], list[int]] = {}
     for scenario, agent, seed in per_run:
         groups.setdefault((scenario, agent), []).append(seed)
@@ -80,25 +100,25 @@ def return_table(runs: Sequence[Run], reference: str | None = "oracle") -> list[
             "n": len(seeds),
             "reference": reference,
         }
+        ses = [per_run_se[(scenario, agent, s)] for s in seeds]
         for key in ("user_return", "stay_length", "retention"):
-            row[key] = mean_ci([v[key] for v in values])
+            row[key] = mean_ci(
+                [v[key] for v in values],
+                [e[key] for e in ses],
+                bounds=(0.0, 1.0) if key == "retention" else (0.0, math.inf),
+            )
         ratios = []
         for s, v in zip(seeds, values, strict=True):
             ref = per_run.get((scenario, reference, s)) if reference is not None else None
             if ref is not None and ref["user_return"] > 0:
                 ratios.append(v["user_return"] / ref["user_return"])
-        row["return_ratio"] = mean_ci(ratios) if ratios else None
+        row["return_ratio"] = mean_ci(ratios, bounds=(0.0, math.inf)) if ratios else None
         rows.append(row)
     return rows
 
 
 def _fmt(stat: Stat | None, decimals: int) -> str:
-    if stat is None or stat.n == 0 or not math.isfinite(stat.mean):
-        return "–"
-    text = f"{stat.mean:,.{decimals}f}"
-    if stat.n > 1 and math.isfinite(stat.half_width):
-        text += f" ± {stat.half_width:,.{decimals}f}"
-    return text
+    return format_stat(stat, decimals)
 
 
 def format_return_table(rows: Sequence[Mapping[str, Any]]) -> str:

@@ -37,9 +37,11 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 from tqdm.auto import tqdm
 
 from driftrec.agents.online import run_online
+from driftrec.agents.online_lm import swap_item_table
 from driftrec.agents.registry import (
     SB3_AGENTS,
     BuiltAgent,
@@ -133,6 +135,22 @@ def run_config(cfg: ExperimentConfig, scenario: str, agent: str, seed: int) -> d
         "catalog_fingerprint": cached_catalog(env_config).content_fingerprint(),
         **_adapter_fields(cfg),
         **_agent_fields(base),
+        **_finetune_fields(cfg, base),
+    }
+
+
+def _finetune_fields(cfg: ExperimentConfig, agent: str) -> dict[str, Any]:
+    """The resolved in-run fine-tuning settings (in the fingerprint), only for a run that
+    fine-tunes (``finetune_every`` and an agent whose item table it refreshes)."""
+    from driftrec.agents.online_lm import supports_item_refresh
+
+    settings = cfg.finetune_settings()
+    if settings is None or not supports_item_refresh(agent):
+        return {}
+    import dataclasses
+
+    return {
+        "finetune_settings": {**dataclasses.asdict(settings), "targets": list(settings.targets)}
     }
 
 
@@ -287,9 +305,14 @@ def run_one(
     on_window: Callable[[dict[str, float]], None] | None = None,
     restart: bool = False,
     on_progress: Callable[[int, int], None] | None = None,
+    greedy_columns: bool = True,
     check_agent: bool = True,
 ) -> Path:
     """Run (or skip, when done with the same settings) one scenario x agent x seed.
+
+    ``greedy_columns=False`` leaves the ``greedy_*`` columns of ``metrics.csv`` empty (nan)
+    instead of asking the agent for its greedy choices once per window; every other file and
+    column is the same either way (the greedy choices never touch the run's random streams).
 
     numpy's BLAS is limited to one thread for the run: the products here are small, and with
     parallel runs on a small machine extra BLAS threads only spin against each other.
@@ -324,7 +347,7 @@ def run_one(
         from threadpoolctl import threadpool_limits
 
         with threadpool_limits(limits=1, user_api="blas"):
-            _run(cfg, scenario, config, run_dir, progress, on_window, on_progress)
+            _run(cfg, scenario, config, run_dir, progress, on_window, on_progress, greedy_columns)
     return run_dir
 
 
@@ -336,6 +359,7 @@ def _run(
     progress: bool,
     on_window: Callable[[dict[str, float]], None] | None,
     on_progress: Callable[[int, int], None] | None = None,
+    greedy_columns: bool = True,
 ) -> None:
     t0 = time.perf_counter()
     agent, seed = config["agent"], config["seed"]  # scenario: as the grid names it
@@ -356,7 +380,7 @@ def _run(
         track_users=cfg.track_users,
         attention_fn=built.attention_fn,
         sim=sim,
-        greedy_fn=built.greedy_actions,
+        greedy_fn=built.greedy_actions if greedy_columns else None,
     )
 
     def open_run_dir() -> None:
@@ -396,15 +420,32 @@ def _run(
             on_progress(steps_done, cfg.steps)
         return steps_done < cfg.steps
 
-    # phases: learn until the freeze step (whole rollouts for SB3), then act without learning
+    finetuner = _finetuner(cfg, built, sim, seed)
+    if finetuner is not None:
+        record_step = on_step
+
+        def on_step(record: Any) -> bool:
+            finetuner.observe(record)
+            return record_step(record)
+
+    # phases: learn until the freeze step (whole rollouts for SB3), then act without learning;
+    # with in-run fine-tuning the learning phase stops at every refresh
     learn_steps = cfg.steps if freeze is None else min(cfg.steps, freeze)
     if not built.learns:  # a user agent without update(): it acts the whole run
         learn_steps = 0
-    run_online(acting, built.env, learn_steps, learn=True, on_step=on_step)
+    while steps_done < learn_steps:
+        stop = learn_steps if finetuner is None else min(learn_steps, finetuner.next_step)
+        if run_online(acting, built.env, stop - steps_done, learn=True, on_step=on_step) == 0:
+            break
+        if finetuner is not None and finetuner.next_step <= steps_done < cfg.steps:
+            table = finetuner.refresh(sim.state.clock)
+            if table is not None:
+                swap_item_table(built, table)
     if steps_done < cfg.steps:
         run_online(acting, built.env, cfg.steps - steps_done, learn=False, on_step=on_step)
     bar.close()
     recorder.close()
+    finetune = None if finetuner is None else _finish_finetune(finetuner, run_dir, t0)
 
     atomic_write_csv(run_dir / "metrics.csv", recorder.rows, METRIC_COLUMNS)
     atomic_write_json(
@@ -432,9 +473,69 @@ def _run(
             "final_cum_regret": last.get("cum_regret"),
             "fingerprint": run_fingerprint(config),
             "catalog_fingerprint": config["catalog_fingerprint"],
+            **({"finetune": finetune} if finetune is not None else {}),
             "files": file_digests(run_dir),  # a resume checks them: damaged runs are redone
         },
     )
+
+
+ADAPTER_DIR = "text_adapter"
+"""Where a run that fine-tuned its text encoder keeps the final LoRA adapter."""
+
+
+def _finetuner(cfg: ExperimentConfig, built: Any, sim: Any, seed: int) -> Any:
+    """The run's :class:`~driftrec.agents.online_lm.InRunFinetuner` (None without
+    ``finetune_every``, or for an agent that reads no text embeddings)."""
+    settings = cfg.finetune_settings()
+    from driftrec.agents.online_lm import InRunFinetuner, supports_item_refresh
+
+    if settings is None or not supports_item_refresh(built.name):
+        return None
+    import dataclasses
+
+    from driftrec.agents.lora import default_anchor_texts
+    from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
+
+    encoder = dataclasses.replace(_text_encoder(cfg) or TextEncoderConfig(), show_progress=False)
+    texts = sim.catalog.texts()
+    return InRunFinetuner(
+        settings,
+        texts,
+        np.asarray(sim.catalog.release_step),
+        encode_catalog(texts, encoder),  # the frozen table (from the cache)
+        sim.layout,
+        encoder,
+        seed=seed,
+        anchor_texts=default_anchor_texts() if settings.retain_weight > 0 else None,
+        horizon=cfg.steps,
+    )
+
+
+def _finish_finetune(finetuner: Any, run_dir: Path, t0: float) -> dict[str, Any]:
+    """Save the adapter (LoRA) into the run directory; the costs and the retention check on
+    held-out general texts (``done.json``'s ``finetune``)."""
+    summary = finetuner.summary(time.perf_counter() - t0)
+    if not finetuner.trained:
+        return summary
+    from driftrec.agents.lora import heldout_texts, retention_metrics, save_adapter
+    from driftrec.agents.text_encoder import encode_catalog, model_identity
+
+    held, topics = heldout_texts()
+    base = encode_catalog(held, finetuner.encoder.config)  # the base model's (cached)
+    summary["retention"] = {
+        k: round(v, 4) for k, v in retention_metrics(base, finetuner.encode(held), topics).items()
+    }
+    if finetuner.settings.method == "lora":
+        save_adapter(
+            finetuner.encoder.model,
+            run_dir / ADAPTER_DIR,
+            base_model=finetuner.encoder.name,
+            base_identity=model_identity(finetuner.text_encoder.model),
+            settings=finetuner.trainer.settings.lora,
+            extra={"trained_in_run": str(run_dir.name), "refresh_steps": summary["refresh_steps"]},
+        )
+        summary["adapter"] = ADAPTER_DIR
+    return summary
 
 
 def _build(

@@ -29,7 +29,7 @@ from matplotlib.figure import Figure
 from driftrec.envs.config import check_float, check_int
 from driftrec.experiments.analysis import Run, aggregate, load_run, mean_ci
 from driftrec.experiments.config import ExperimentConfig
-from driftrec.experiments.plots import _plot_curves
+from driftrec.experiments.plots import _end_labels, _plot_curves, seeds_note
 
 __all__ = [
     "COLD_START_AGENTS",
@@ -193,14 +193,24 @@ def plot_cold_start(
 ) -> Figure:
     """Two panels over global steps, mean and 95% interval over seeds: the normalised reward,
     and the share of recommendations going to newly released items (the oracle's share of the
-    same runs dashed); a rug marks every release, a dashed line ``frozen_at``."""
-    fig = Figure(figsize=(10.0, 7.5))
+    same runs dotted); a rug marks every release, a dashed line ``frozen_at``.
+
+    The LM tower and its id-only ablation (learning and frozen) are highlighted with bands
+    (from 3 seeds, cut to the metric's range); the references are grey lines named at their
+    ends, so four overlapping bands stay readable.
+    """
+    fig = Figure(figsize=(10.5, 7.5), layout="constrained")
     top, bottom = fig.subplots(2, 1, sharex=True)
     flat = [r for group in runs.values() for r in group]
     rewards = aggregate(flat, "normalized_reward", smooth=smooth)
     shares = aggregate(flat, "cold_start_share", smooth=smooth)
-    _plot_curves(top, rewards)
-    _, share_hi = _plot_curves(bottom, shares)
+    highlight = [a for a in rewards if a.removesuffix("-frozen") in ("attention-ppo", "id-ppo")]
+    highlight = highlight or None
+    _, _, context = _plot_curves(top, rewards, highlight=highlight, bounds=(0.0, 1.0))
+    _end_labels(top, context)
+    _, share_hi, context = _plot_curves(bottom, shares, highlight=highlight, bounds=(0.0, 1.0))
+    _end_labels(bottom, context)
+    seeds_note(top, min((c.n for c in rewards.values()), default=0))
     oracle_runs = [r for r in flat if r.config["agent"] == "attention-ppo"] or flat
     oracle = aggregate(oracle_runs, "oracle_cold_start_share", smooth=smooth)
     for curve in oracle.values():
@@ -236,7 +246,6 @@ def plot_cold_start(
     handles, labels = bottom.get_legend_handles_labels()
     keep = [i for i, lab in enumerate(labels) if "oracle" in lab or "release" in lab]
     bottom.legend([handles[i] for i in keep], [labels[i] for i in keep], fontsize=7)
-    fig.tight_layout()
     return fig
 
 

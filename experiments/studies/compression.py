@@ -147,7 +147,7 @@ def _check_out(path: Path, overwrite: bool) -> None:
 def compress_run(
     run_dir: str | Path,
     *,
-    method: str = "int8",
+    method: str = "fold",
     out: str | Path | None = None,
     distil: DistilConfig | None = None,
     distil_steps: int | None = None,
@@ -200,11 +200,13 @@ def compress_run(
         **facts,
     }
     save_compressed(folded, path, method=method, scope=scope, metadata=metadata)
+    zipped = run_dir / "model.zip"
     return path, {
         "path": str(path),
         "method": method,
         "int8_scope": scope if method != "fold" else None,
         "bytes": path.stat().st_size,
+        "model_zip_bytes": zipped.stat().st_size if zipped.is_file() else None,
         **facts,
     }
 

@@ -48,6 +48,7 @@ from typing import Any
 
 import numpy as np
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from numpy.typing import NDArray
 
 from driftrec.agents.lora import (
@@ -56,6 +57,8 @@ from driftrec.agents.lora import (
     collect_click_log,
     default_anchor_texts,
     finetune_encoder,
+    heldout_texts,
+    retention_metrics,
 )
 from driftrec.envs.catalog import _VOCABULARY, Catalog, generate_catalog, save_catalog
 from driftrec.envs.config import CatalogConfig, EnvConfig, check_int
@@ -68,6 +71,7 @@ __all__ = [
     "consumer_rewards",
     "retention_texts",
     "retention_metrics",
+    "next_click_ranking",
     "SweepRow",
     "run_sweep",
     "format_sweep",
@@ -250,11 +254,21 @@ def ranking_metrics(
     item_features: NDArray[np.float32],
     logs: Sequence[ClickLog],
 ) -> dict[str, list[float]]:
-    """How well ``history-similarity``'s score ranks the next clicked item, per evaluation log.
+    """How well ``history-similarity``'s score ranks the next clicked item, per evaluation log
+    (:func:`next_click_ranking` on the study's world)."""
+    env_config = study_env_config(setting, catalog_path, setting.eval_seeds[0])
+    return next_click_ranking(env_config, item_features, logs)
+
+
+def next_click_ranking(
+    env_config: EnvConfig, item_features: NDArray[np.float32], logs: Sequence[ClickLog]
+) -> dict[str, list[float]]:
+    """How well ``history-similarity``'s score ranks the next clicked item, per log.
 
     For every click by a user who had clicked before, the item the user clicked is ranked
     among all items not in the user's observed history by ``history-similarity``'s own score
-    (cosine to the recency-weighted click-minus-skip profile of the history).
+    (cosine to the recency-weighted click-minus-skip profile of the history, with
+    ``item_features`` as the item embeddings).
 
     Returns:
         ``auc`` (1 - the clicked item's rank / the number of candidates; 0.5 is chance) and
@@ -263,7 +277,6 @@ def ranking_metrics(
     from driftrec.agents.registry import build_agent
     from driftrec.envs.observation import SplitObservation
 
-    env_config = study_env_config(setting, catalog_path, setting.eval_seeds[0])
     agent = build_agent(
         "history-similarity",
         env_config,
@@ -296,88 +309,15 @@ def ranking_metrics(
 # retention
 # --------------------------------------------------------------------------------------------
 def retention_texts(setting: LoraStudySetting) -> tuple[list[str], NDArray[np.float64]]:
-    """Held-out texts (a generated catalog, seed 9001, mixed topics) and their topic mixtures."""
-    held = generate_catalog(
-        CatalogConfig(
-            num_items=setting.holdout_items,
-            num_topics=min(24, max(12, setting.num_topics)),
-            topic_purity=0.7,
-            seed=9001,
-        )
-    )
-    return held.texts(), np.asarray(held.topics, dtype=np.float64)
+    """Held-out texts (a generated catalog, seed 9001, mixed topics) and their topic mixtures
+    (:func:`~driftrec.agents.lora.heldout_texts`)."""
+    return heldout_texts(setting.holdout_items, min(24, max(12, setting.num_topics)))
 
 
 def anchor_texts(setting: LoraStudySetting) -> list[str]:
     """Texts for the retention term of training (:func:`default_anchor_texts`, seed 4242): from
     the same generator as the held-out texts of :func:`retention_texts` but none of the same."""
     return default_anchor_texts(setting.holdout_items, seed=4242)
-
-
-def _spearman(a: NDArray[np.float64], b: NDArray[np.float64]) -> float:
-    def ranks(x: NDArray[np.float64]) -> NDArray[np.float64]:
-        order = np.argsort(x, kind="stable")
-        r = np.empty_like(x)
-        r[order] = np.arange(x.shape[0], dtype=np.float64)
-        for v in np.unique(x):  # average ranks of ties (topic overlaps tie a lot)
-            tied = x == v
-            r[tied] = r[tied].mean()
-        return r
-
-    ra, rb = ranks(a), ranks(b)
-    return float(np.corrcoef(ra, rb)[0, 1])
-
-
-def retention_metrics(
-    base: NDArray[np.float32],
-    adapted: NDArray[np.float32],
-    topics: NDArray[np.float64],
-    *,
-    pairs: int = 600,
-    seed: int = 0,
-) -> dict[str, float]:
-    """Drift and capability of ``adapted`` vs ``base`` embeddings of the same held-out texts.
-
-    Returns:
-        ``mse`` and ``cosine`` (mean over texts of the squared error per dimension and of the
-        cosine between each text's two embeddings), ``topic_acc`` / ``base_topic_acc``
-        (leave-one-out nearest-centroid accuracy of the main topic), ``spearman`` /
-        ``base_spearman`` (cosine of random pairs vs their topic-mixture overlap).
-    """
-    rng = np.random.default_rng(seed)
-    n = base.shape[0]
-    a = rng.integers(0, n, size=pairs)
-    b = (a + rng.integers(1, n, size=pairs)) % n  # never a text with itself
-    related = np.einsum("pk,pk->p", topics[a], topics[b])
-    main = topics.argmax(axis=1)
-
-    def topic_acc(emb: NDArray[np.float32]) -> float:
-        k = topics.shape[1]
-        sums = np.zeros((k, emb.shape[1]))
-        np.add.at(sums, main, emb)
-        counts = np.bincount(main, minlength=k).astype(np.float64)
-        own = sums[main] - emb  # leave the item out of its own centroid
-        cents = sums[None, :, :].repeat(n, axis=0)
-        cents[np.arange(n), main] = own
-        cnt = np.broadcast_to(counts, (n, k)).copy()
-        cnt[np.arange(n), main] -= 1
-        cents /= np.maximum(cnt, 1)[:, :, None]
-        cents /= np.maximum(np.linalg.norm(cents, axis=2, keepdims=True), 1e-12)
-        scores = np.einsum("nkd,nd->nk", cents, emb)
-        scores[cnt == 0] = -np.inf
-        return float((scores.argmax(axis=1) == main).mean())
-
-    def spearman(emb: NDArray[np.float32]) -> float:
-        return _spearman(np.einsum("pd,pd->p", emb[a], emb[b]).astype(np.float64), related)
-
-    return {
-        "mse": float(np.mean((adapted - base) ** 2)),
-        "cosine": float(np.mean(np.sum(adapted * base, axis=1))),
-        "topic_acc": topic_acc(adapted),
-        "base_topic_acc": topic_acc(base),
-        "spearman": spearman(adapted),
-        "base_spearman": spearman(base),
-    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -521,38 +461,89 @@ def format_sweep(
     return "\n".join(lines)
 
 
+_TRADEOFF_STYLES = {
+    "lora": {"marker": "o", "color": "#2c7fb8", "label": "LoRA"},
+    "retain": {"marker": "^", "color": "#1a9850", "label": "LoRA + retention term"},
+    "full": {"marker": "s", "color": "#c0392b", "label": "full fine-tuning"},
+}
+
+
+def _tradeoff_kind(row: SweepRow) -> str:
+    if row.settings["method"] == "full":
+        return "full"
+    return "retain" if row.settings.get("retain_weight", 0.0) > 0 else "lora"
+
+
+def _short_label(row: SweepRow) -> str:
+    """``r8 1e-3`` / ``r8 1e-3 ret 10`` / ``full 1e-5``: the settings that differ."""
+    s = row.settings
+    lr = f"{s['learning_rate']:.0e}".replace("e-0", "e-")
+    if s["method"] == "full":
+        return f"full {lr}"
+    text = f"r{s['lora']['rank']} {lr}"
+    if s.get("retain_weight", 0.0) > 0:
+        text += f" ret {s['retain_weight']:g}"
+    return text
+
+
 def plot_tradeoff(rows: Sequence[SweepRow]) -> Figure:
     """Two panels: next-click AUC gain (mean and 95% interval over evaluation seeds) against
-    the loss of held-out topic accuracy, and against 1 - mean cosine (embedding drift)."""
-    fig = Figure(figsize=(11.0, 4.6))
+    the loss of held-out topic accuracy, and against 1 - mean cosine (embedding drift).
+
+    Marker and colour say the method (a legend, not the title); each point is labelled with
+    its rank and learning rate, labels pushed apart so none overlaps another.
+    """
+    from driftrec.experiments.plots import place_labels
+
+    fig = Figure(figsize=(12.0, 5.2), layout="constrained")
     left, right = fig.subplots(1, 2, sharey=True)
+    points: dict[int, list[tuple[float, float, str, str]]] = {0: [], 1: []}
     for r in rows:
         stat = mean_ci(np.asarray(r.auc_gains, dtype=float))
         err = [[stat.mean - stat.lo], [stat.hi - stat.mean]]
-        if r.settings["method"] == "full":
-            style = {"marker": "s", "color": "#c0392b"}
-        elif r.settings.get("retain_weight", 0.0) > 0:
-            style = {"marker": "^", "color": "#1a9850"}
-        else:
-            style = {"marker": "o", "color": "#2c7fb8"}
+        kind = _tradeoff_kind(r)
+        style = {k: v for k, v in _TRADEOFF_STYLES[kind].items() if k != "label"}
         xs = (
             r.retention["base_topic_acc"] - r.retention["topic_acc"],
             1.0 - r.retention["cosine"],
         )
-        for ax, x in zip((left, right), xs, strict=True):
-            ax.errorbar([x], [stat.mean], yerr=err, capsize=3, linestyle="none", **style)
-            ax.annotate(r.label, (x, stat.mean), fontsize=7, xytext=(4, 4),
-                        textcoords="offset points")  # fmt: skip
+        for i, (ax, x) in enumerate(zip((left, right), xs, strict=True)):
+            ax.errorbar(
+                [x], [stat.mean], yerr=err, capsize=3, linestyle="none", alpha=0.85,
+                elinewidth=1.0, **style,
+            )  # fmt: skip
+            points[i].append((x, stat.mean, _short_label(r), style["color"]))
     for ax in (left, right):
         ax.axhline(0.0, color="#555555", linewidth=0.8)
         ax.grid(alpha=0.3)
     left.set_xlabel("held-out topic accuracy lost (base - adapted)")
     right.set_xlabel("embedding drift on held-out texts (1 - mean cosine to base)")
-    left.set_ylabel("next-click AUC gain over frozen MiniLM\n(history-similarity's score, 95% CI)")
-    fig.suptitle(
-        "Adapting MiniLM from clicks: recommendation gain vs what it forgets "
-        "(circles: LoRA, triangles: LoRA + retention term, squares: full fine-tuning)",
-        fontsize=10,
+    left.set_ylabel("next-click AUC gain over frozen MiniLM\n(history-similarity's score)")
+    kinds = [k for k in _TRADEOFF_STYLES if any(_tradeoff_kind(r) == k for r in rows)]
+    handles = [
+        Line2D(
+            [],
+            [],
+            linestyle="none",
+            marker=_TRADEOFF_STYLES[k]["marker"],
+            color=_TRADEOFF_STYLES[k]["color"],
+            label=_TRADEOFF_STYLES[k]["label"],
+        )  # fmt: skip
+        for k in kinds
+    ]
+    handles.append(
+        Line2D(
+            [],
+            [],
+            color="#555555",
+            marker="|",
+            linestyle="-",
+            label="95% interval over the evaluation seeds",
+        )  # fmt: skip
     )
-    fig.tight_layout()
+    fig.legend(handles=handles, loc="outside lower center", ncols=len(handles), fontsize=8)
+    fig.suptitle("Adapting MiniLM from clicks: recommendation gain vs what it forgets", fontsize=11)
+    for i, ax in enumerate((left, right)):
+        xs_, ys_, labels, colors = zip(*points[i], strict=True) if points[i] else ((), (), (), ())
+        place_labels(ax, xs_, ys_, labels, colors=colors)
     return fig

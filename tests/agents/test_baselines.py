@@ -444,6 +444,36 @@ def test_history_similarity_profile_by_hand() -> None:
     assert action == 5  # the most similar item is the newest click itself
 
 
+def test_history_similarity_ranks_clicked_items_last_where_clicks_consume() -> None:
+    """In a no_repeat world (or with exclude_clicked=True) the items clicked in the observed
+    history are ranked last, so the next most similar item is recommended; skipped items are
+    not excluded. set_item_features swaps the embeddings it scores with."""
+    from driftrec.agents.baselines import HistorySimilarityAgent
+
+    env = _env(**{"choice.no_repeat": True})
+    env.reset(seed=0)
+    feats = np.eye(40)
+    feats[9, 5] = feats[9, 9] = 0.5**0.5  # item 9 resembles item 5
+    agent = HistorySimilarityAgent(env, feats, epsilon=0.0, seed=0)
+    assert agent.exclude_clicked
+    lay = env.sim.layout
+    one = np.zeros((1, lay.size), dtype=np.float32)
+    h = lay.history_len
+    one[0, lay.item_ids.start + h - 2 : lay.item_ids.start + h] = [3, 5]  # clicked 5, skipped 3
+    one[0, lay.feedback.start + h - 1] = 1.0
+    one[0, lay.mask.start + h - 2 : lay.mask.start + h] = 1.0
+    assert agent.predict(one[0], deterministic=True)[0] == 9
+    scores = agent.scores(one, deterministic=True)[0]
+    assert scores[5] == -2.0 and scores[3] > -2.0
+    keeps = HistorySimilarityAgent(env, feats, epsilon=0.0, seed=0, exclude_clicked=False)
+    assert keeps.predict(one[0], deterministic=True)[0] == 5
+    assert not HistorySimilarityAgent(_env(), feats, seed=0).exclude_clicked
+    agent.set_item_features(np.roll(np.eye(40), 1, axis=1))  # item i now looks like i + 1
+    np.testing.assert_array_equal(agent.features, np.roll(np.eye(40), 1, axis=1))
+    with pytest.raises(TypeError, match=r"^'exclude_clicked' must be a bool or None \(got 1\)$"):
+        HistorySimilarityAgent(env, feats, exclude_clicked=1)  # type: ignore[arg-type]
+
+
 def test_history_similarity_empty_history_is_random_unless_deterministic() -> None:
     """An empty profile gives random items; deterministic mode draws nothing (item 0)."""
     from driftrec.agents.baselines import HistorySimilarityAgent
@@ -476,3 +506,94 @@ def test_population_best_is_the_best_average_item_for_everyone() -> None:
     np.testing.assert_allclose(
         env.sim.item_rewards(), env.sim.slate_rewards(np.arange(40)), rtol=1e-12
     )
+
+
+# -------------------------------------------------------------------------------- greedy choices
+def _trained(name: str, steps: int = 12, **kwargs: Any) -> tuple[Any, DriftRecVectorEnv, Any]:
+    """A baseline that has learned online for ``steps`` vector steps; its env and last obs."""
+    env = _env()
+    obs, _ = env.reset(seed=3)
+    agent = make_baseline(name, env, seed=5, **kwargs)
+    for _ in range(steps):
+        actions, _ = agent.predict(obs)
+        nxt, reward, term, trunc, info = env.step(actions)
+        agent.update(obs, actions, reward, nxt, term | trunc, info)
+        obs = nxt
+    return agent, env, obs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_greedy_actions_never_draw_from_the_agents_generator(name: str) -> None:
+    """greedy_actions leaves the agent's generator where it was: predict after it is unchanged."""
+    agent, env, obs = _trained(name)
+    twin, _, _ = _trained(name)  # the same agent, the same stream
+    state = agent.rng.bit_generator.state
+    greedy = agent.greedy_actions(obs)
+    assert agent.rng.bit_generator.state == state
+    assert greedy.shape == (B,) and greedy.dtype == np.int64
+    assert ((greedy >= 0) & (greedy < env.sim.num_items)).all()
+    np.testing.assert_array_equal(agent.predict(obs)[0], twin.predict(obs)[0])
+
+
+def test_linucb_greedy_drops_the_bonus() -> None:
+    """LinUCB's greedy choice is the top of the ridge estimate; predict keeps the bonus."""
+    agent, _, obs = _trained("linucb", alpha=50.0)
+    theta = agent.theta
+    h = agent.profile(obs)
+    mean = agent._user_vectors(h, theta) @ agent.features.T  # (B, N) phi(u, i) theta
+    np.testing.assert_array_equal(agent.greedy_actions(obs), mean.argmax(axis=1))
+    ucb = mean + 50.0 * agent.widths(obs)
+    np.testing.assert_array_equal(agent.predict(obs, deterministic=True)[0], ucb.argmax(axis=1))
+    assert (mean.argmax(axis=1) != ucb.argmax(axis=1)).any()  # the bonus matters at alpha 50
+
+
+def test_thompson_greedy_is_the_posterior_mean() -> None:
+    """Thompson's greedy choice uses theta_hat (no sample), as predict(deterministic=True)."""
+    agent, _, obs = _trained("thompson", v=5.0)
+    mean = agent._user_vectors(agent.profile(obs), agent.theta) @ agent.features.T
+    np.testing.assert_array_equal(agent.greedy_actions(obs), mean.argmax(axis=1))
+    sampled = np.stack([agent.predict(obs)[0] for _ in range(5)])
+    assert (sampled != mean.argmax(axis=1)).any()  # sampling explores at v = 5
+
+
+def test_epsilon_greedy_and_popularity_greedy_use_epsilon_zero() -> None:
+    """With epsilon 1 every acted choice is random; the greedy one is the best estimate."""
+    agent, _, obs = _trained("epsilon-greedy", epsilon=1.0)
+    best = int(np.argmax(agent.click_rates))  # ties by index, as argmax
+    np.testing.assert_array_equal(agent.greedy_actions(obs), np.full(B, best))
+    pop, _, obs = _trained("popularity", epsilon=1.0)
+    np.testing.assert_array_equal(pop.greedy_actions(obs), np.full(B, int(np.argmax(pop.counts))))
+
+
+def test_random_greedy_is_uniform_from_its_own_generator() -> None:
+    """random's greedy choice is a uniform draw from a spawned generator, not the agent's."""
+    env = _env(num_envs=64)
+    obs, _ = env.reset(seed=0)
+    agent = make_baseline("random", env, seed=1)
+    twin = make_baseline("random", env, seed=1)
+    draws = np.concatenate([agent.greedy_actions(obs) for _ in range(20)])  # 1,280 draws
+    counts = np.bincount(draws, minlength=40)
+    assert counts.min() > 0 and counts.max() < 3 * counts.mean()  # every item, none dominant
+    np.testing.assert_array_equal(agent.predict(obs)[0], twin.predict(obs)[0])
+
+
+def test_history_similarity_greedy_keeps_the_uniform_rule_for_empty_histories() -> None:
+    """An empty history's greedy choice is a uniform draw, a clicked one's is its nearest item."""
+    env = _env(num_envs=2)
+    env.reset(seed=0)
+    lay = env.sim.layout
+    agent = make_baseline("history-similarity", env, seed=0, epsilon=1.0)
+    obs = np.stack([_obs([], lay), _obs([(7, 1.0)], lay)])
+    picks = np.stack([agent.greedy_actions(obs) for _ in range(30)])  # (30, 2)
+    assert len(set(picks[:, 0].tolist())) > 5  # the empty history: spread over the catalog
+    assert set(picks[:, 1].tolist()) == {int(np.argmax(agent.features @ agent.features[7]))}
+
+
+def test_privileged_agents_are_the_classes_that_say_so() -> None:
+    """PRIVILEGED_AGENTS lists exactly the baselines whose class reads the hidden state."""
+    from driftrec.agents.baselines import PRIVILEGED_AGENTS
+
+    env = _env()
+    env.reset(seed=0)
+    flagged = {name for name in NAMES if make_baseline(name, env, seed=0).privileged}
+    assert flagged == set(PRIVILEGED_AGENTS)

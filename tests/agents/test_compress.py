@@ -138,7 +138,7 @@ def test_quantize_errors() -> None:
         quantize_int8(quantize_int8(folded))
     with pytest.raises(TypeError, match="fold the model first with fold_recommender"):
         quantize_int8(_model())  # type: ignore[arg-type]
-    with _raises(ValueError, "'method' must be one of ['int8', 'fold', 'distil'] (got 'zip')"):
+    with _raises(ValueError, "'method' must be one of ['fold', 'int8', 'distil'] (got 'zip')"):
         compress_recommender(_model(), "zip")
     with pytest.raises(ValueError, match="^method 'distil' needs 'observations'"):
         compress_recommender(_model(), "distil")

@@ -432,6 +432,33 @@ def test_cli_finetune_then_run_with_the_adapter(tiny: Path, tmp_path: Path, run_
     assert config["text_adapter_sha256"] == lora.adapter_identity(out)
 
 
+def test_cli_finetune_fills_the_cache_that_run_reads(
+    tiny: Path, tmp_path: Path, run_cli: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``finetune`` re-encodes the catalog at the length runs read (128 by default), so a
+    ``run --text-adapter`` afterwards encodes no text at all (it reads the cache)."""
+    out = tmp_path / "adapter"
+    code, _, err = run_cli(
+        "finetune", "--out", str(out), "--text-model", str(tiny), "--env", CLI_ENV,
+        "--steps", "2", "--log-steps", "20", "--num-envs", "8", "--rank", "2",
+        "--batch-size", "4", "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    assert lora.read_manifest(out)["max_length"] == TextEncoderConfig().max_length == 128
+    encoded: list[int] = []
+    real = TextEncoder.encode
+    monkeypatch.setattr(
+        TextEncoder, "encode", lambda self, texts: encoded.append(len(texts)) or real(self, texts)
+    )
+    code, _, err = run_cli("run", "--agents", "history-similarity,attention-ppo", "--seeds", "0",
+        "--steps", "4", "--num-envs", "4", "--log-every", "4", "--env", CLI_ENV, "--text-model",
+        str(tiny), "--text-adapter", str(out), "--out-dir", str(tmp_path / "runs"), "--name", "n",
+        "--no-progress", "--agent-kwargs", '{"attention-ppo": {"n_steps": 4}}',
+    )  # fmt: skip
+    assert code == 0, err
+    assert encoded == []
+
+
 def test_cli_finetune_and_run_errors(
     tiny: Path,
     tmp_path: Path,

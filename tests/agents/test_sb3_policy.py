@@ -373,3 +373,27 @@ def test_click_loss_kwargs_are_validated_and_saved(emb_file: str, tmp_path: Any)
     model.save(tmp_path / "m.zip")
     loaded = PPO.load(tmp_path / "m.zip", env=env)
     assert (loaded.policy.click_loss_coef, loaded.policy.click_targets) == (3.0, 2)
+
+
+def test_items_clicked_in_the_history_get_no_probability_where_clicks_consume(
+    emb_file: str,
+) -> None:
+    """In a no_repeat world the policy masks the items clicked in the observed history (a
+    skipped item keeps its probability); elsewhere nothing is masked. It still trains."""
+    env = _env(_config(**{"choice.no_repeat": True}))
+    model = _ppo(env, emb_file)
+    assert model.policy.mask_consumed and model.policy.mlp_extractor.mask_consumed
+    obs = np.zeros((1, 3 * H + 2), dtype=np.float32)
+    obs[0, :H] = [3, 7, 9, 9]  # ids: 7 and the last 9 clicked, 3 skipped, the first 9 skipped
+    obs[0, H : 2 * H] = [0.0, 1.0, 0.0, 1.0]
+    obs[0, 2 * H : 3 * H] = 1.0
+    with torch.no_grad():
+        dist = model.policy.get_distribution(torch.as_tensor(obs))
+    probs = dist.distribution.probs[0].numpy()
+    assert probs[7] == 0.0 and probs[9] == 0.0 and probs[3] > 0
+    assert probs.sum() == pytest.approx(1.0, abs=1e-5)
+    plain = _ppo(_env(), emb_file)
+    assert not plain.policy.mask_consumed
+    with torch.no_grad():
+        assert plain.policy.get_distribution(torch.as_tensor(obs)).distribution.probs[0, 7] > 0
+    model.learn(16)

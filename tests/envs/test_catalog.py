@@ -552,3 +552,38 @@ def test_loader_argument_validation(tmp_path: Path) -> None:
         load_catalog(path, new_item_fraction=1.5)
     with pytest.raises(ValueError, match="'release_horizon' must be an integer >= 1"):
         load_catalog(path, release_horizon=0)
+
+
+def test_jargon_texts_tell_the_topic_only_by_its_made_up_words() -> None:
+    """text_style "jargon": the title and sentence use another topic's vocabulary (none of the
+    item's own topic's nouns), and a last phrase carries 2 of the topic's 4 made-up words,
+    shared by every item of that topic and by no other; topics and quality are those of the
+    plain catalog with the same seed, and the texts are seeded."""
+    from driftrec.envs.catalog import (
+        _VOCABULARY,
+        JARGON_WORDS_PER_ITEM,
+        JARGON_WORDS_PER_TOPIC,
+    )
+
+    kwargs = {"num_items": 240, "num_topics": 6, "topic_purity": 1.0, "seed": 4}
+    cat = _gen(**kwargs, text_style="jargon")
+    plain = _gen(**kwargs)
+    np.testing.assert_array_equal(cat.topics, plain.topics)
+    np.testing.assert_array_equal(cat.quality, plain.quality)
+    assert cat.texts() == _gen(**kwargs, text_style="jargon").texts()
+    template = {"under", "and", "call", "it", "even", "as"}
+    main = cat.primary_topic()
+    lexicons: list[set[str]] = [set() for _ in range(6)]
+    for i, text in enumerate(cat.texts()):
+        decoy, phrase = text.rsplit(". ", 1)  # the jargon phrase is the last sentence
+        words = set(re.findall(r"\b[a-z]+\b", phrase)) - template
+        assert len(words) == JARGON_WORDS_PER_ITEM, phrase
+        lexicons[int(main[i])] |= words
+        own = {n for n in _VOCABULARY[int(main[i])][1] if " " not in n and len(n) > 4}
+        assert not own & set(re.findall(r"[a-z]+", decoy.lower())), text
+    for k in range(6):
+        assert len(lexicons[k]) == JARGON_WORDS_PER_TOPIC, lexicons[k]
+        for other in range(k + 1, 6):
+            assert not lexicons[k] & lexicons[other]
+    with pytest.raises(ValueError, match=r"^'text_style' must be one of 'plain', 'jargon'"):
+        CatalogConfig(text_style="code")

@@ -501,3 +501,145 @@ def test_attraction_of_matches_attraction_all() -> None:
     assert np.isinf(got).any() and np.array_equal(np.isinf(got), np.isinf(expected))
     with pytest.raises(ValueError, match=r"^'items' must have 6 / 4 rows \(got shape \(3, 7\)\)$"):
         sim.attraction_of(items, shared=4)
+
+
+# --------------------------------------------------------------------------------------------
+# consumed items (no_repeat) and ageing items (staleness)
+# --------------------------------------------------------------------------------------------
+def _no_repeat(config: EnvConfig, **choice: Any) -> EnvConfig:
+    return config.with_overrides(
+        choice=dataclasses.replace(config.choice, no_repeat=True, no_click_score=-20.0, **choice)
+    )
+
+
+def test_a_clicked_item_cannot_be_clicked_again_in_the_session(tiny_config: EnvConfig) -> None:
+    """no_repeat: after a click the same item has click probability 0 for that user only, and
+    a new user in the slot can click it again."""
+    sim = _sim(_no_repeat(tiny_config), 3)  # no-click score -20: every showing clicks
+    item = np.full(3, 7, dtype=np.int64)
+    first = sim.step(item)
+    assert (first.clicked_item == 7).all()  # p = sigmoid(s + 20) > 1 - 1e-6 here
+    again = sim.step(item)
+    np.testing.assert_array_equal(again.click_prob, 0.0)
+    np.testing.assert_array_equal(again.expected_reward, 0.0)
+    assert (again.clicked_item == -1).all()
+    other = sim.step(np.full(3, 8, dtype=np.int64))
+    assert (other.click_prob > 0.99).all()  # other items are unaffected
+    sim.reset_users(np.array([1]))
+    after = sim.step(item)
+    assert after.click_prob[1] > 0.99 and after.click_prob[0] == 0.0 and after.click_prob[2] == 0.0
+
+
+def test_consumed_items_are_worth_nothing_to_the_oracle(tiny_config: EnvConfig) -> None:
+    """The oracle never picks a consumed item, and item_rewards / attraction_all / consumed()
+    agree on which items are consumed (a brute-force check over the catalog)."""
+    sim = _sim(_no_repeat(tiny_config), 4)
+    rng = np.random.default_rng(3)
+    for _ in range(12):
+        before = sim.oracle()
+        r = sim.step(before.action, with_oracle=True)
+        np.testing.assert_array_equal(r.oracle.action, before.action)
+        assert (r.clicked_item == before.action).any()
+        sim.step(rng.integers(0, 32, 4))
+    consumed = sim.consumed()
+    assert consumed.shape == (4, 32) and consumed.sum() >= 12
+    rewards = sim.item_rewards()
+    assert (rewards[consumed] == 0.0).all() and (rewards[~consumed] > 0).all()
+    assert np.isneginf(sim.attraction_all()[consumed]).all()
+    oracle = sim.oracle()
+    assert not consumed[np.arange(4), oracle.action].any()
+    best = np.where(consumed, -1.0, rewards).max(axis=1)
+    np.testing.assert_allclose(oracle.expected_reward, best, rtol=1e-12)
+    np.testing.assert_array_equal(sim.consumed(np.array([2, 0])), consumed[[2, 0]])
+    assert _sim(tiny_config, 2).consumed() is None  # only no_repeat worlds keep the bits
+
+
+def test_slate_rewards_count_consumed_items_and_see_the_state_before_the_step(
+    tiny_config: EnvConfig,
+) -> None:
+    """slate_rewards gives 0 for consumed items; before_last_step=True evaluates the users as
+    they were when the last step recommended, before that step's click consumed its item."""
+    sim = _sim(_no_repeat(tiny_config), 2)
+    r = sim.step(np.array([5, 6]))
+    assert (r.clicked_item == [5, 6]).all()
+    now = sim.slate_rewards(np.array([5, 6, 9]))
+    assert now[0, 0] == 0.0 and now[1, 1] == 0.0 and now[0, 1] > 0 and now[1, 0] > 0
+    then = sim.slate_rewards(np.array([5, 6, 9]), before_last_step=True)
+    assert (then > 0.9).all()
+    user1 = sim.slate_rewards(np.array([6, 5]), users=np.array([1]))  # user 1 consumed 6
+    assert user1[0, 0] == 0.0 and user1[0, 1] > 0.9
+    one = sim.slate_rewards(np.array([5, 6]), users=np.array([1]), before_last_step=True)
+    assert (one > 0.9).all()
+
+
+def test_stale_items_lose_attraction_with_age() -> None:
+    """Staleness: the attraction of an item released at r falls by w (1 - 2^-((t - r) / h)) at
+    clock t, in the step's click probability and in item_bias (hand-computed)."""
+    cfg = EnvConfig(
+        catalog=CatalogConfig(num_items=6, num_topics=2, new_item_fraction=0.5, release_horizon=4),
+        choice=ChoiceConfig(staleness_weight=2.0, staleness_halflife=3.0),
+        session=SessionConfig(history_len=2, max_steps=100),
+    )
+    sim = _sim(cfg, 1)
+    release = np.asarray(sim.catalog.release_step)
+    base = 1.0 * (np.asarray(sim.catalog.quality) - 0.5)  # quality_weight 1
+    for t in range(8):
+        age = np.maximum(t - release, 0)
+        want = base - 2.0 * (1.0 - 2.0 ** (-age / 3.0))
+        np.testing.assert_allclose(sim.item_bias(), want, rtol=0, atol=1e-12)
+        item = int(np.flatnonzero(release <= t)[t % int((release <= t).sum())])
+        s = 1.5 * float(sim.state.interest[0] @ sim.catalog.topics[item]) + want[item]
+        r = sim.step(np.array([item]))
+        assert r.click_prob[0] == pytest.approx(1.0 / (1.0 + math.exp(1.5 - s)), rel=1e-12)
+    plain = _sim(cfg.with_overrides(**{"choice.staleness_weight": 0.0}), 1)
+    assert plain.item_bias() is plain.item_bias(10**6)  # no staleness: the constant bias
+
+
+def test_no_repeat_and_staleness_batched_equals_single_envs() -> None:
+    """With no_repeat and staleness (JargonNews), B slots stepped together equal B single envs
+    with the same slot seeds, step for step (consumed bits included)."""
+    from driftrec.envs.scenarios import get_scenario
+
+    cfg = get_scenario("JargonNews").config.with_overrides(num_items=60, history_len=4)
+    b = 3
+    batched = BatchSimulator(cfg, b)
+    batched.seed([10, 11, 12])
+    singles = [BatchSimulator(cfg, 1) for _ in range(b)]
+    for i, s in enumerate(singles):
+        s.seed([10 + i])
+    rng = np.random.default_rng(0)
+    for _ in range(40):
+        actions = rng.integers(0, 60, b)
+        actions[rng.random(b) < 0.5] = 3  # repeats, so consumed items are shown again
+        r = batched.step(actions, with_oracle=True)
+        for i, s in enumerate(singles):
+            ri = s.step(actions[i : i + 1], with_oracle=True)
+            assert ri.clicked_item[0] == r.clicked_item[i]
+            assert ri.click_prob[0] == r.click_prob[i]
+            assert ri.oracle.action[0] == r.oracle.action[i]
+            np.testing.assert_array_equal(s.state.consumed[0], batched.state.consumed[i])
+        done = np.flatnonzero(r.terminated | r.truncated)
+        if done.size:
+            batched.reset_users(done)
+            for i in done.tolist():
+                singles[i].reset_users(np.zeros(1, dtype=np.int64))
+
+
+def test_attraction_of_counts_consumed_and_stale_items() -> None:
+    """In a no_repeat world with staleness, attraction_of still equals attraction_all: consumed
+    items get -inf for the user who clicked them, and ageing items lose their staleness."""
+    cfg = EnvConfig(
+        catalog=CatalogConfig(num_items=24, num_topics=3),
+        choice=ChoiceConfig(
+            no_repeat=True, no_click_score=-20.0, staleness_weight=1.0, staleness_halflife=5
+        ),
+    )
+    sim = BatchSimulator(cfg, 4)
+    sim.seed(list(range(4)))
+    for step in range(6):  # every showing clicks: items 0-5 consumed by every user
+        sim.step(np.full(4, step, dtype=np.int64))
+    items = np.tile(np.arange(0, 24, 2), (2, 1))  # (2, 12) rows shared by users 0-1 and 2-3
+    expected = sim.attraction_all()[np.arange(4)[:, None], np.repeat(items, 2, axis=0)]
+    got = sim.attraction_of(items, shared=2)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert np.isneginf(got[:, :3]).all() and np.isfinite(got[:, 3:]).all()  # 0, 2, 4 consumed

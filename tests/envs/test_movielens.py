@@ -40,28 +40,37 @@ def test_generic_log_reads_everything(log) -> None:
     assert log.value_kind == "rating" and log.value_range == (1.0, 5.0)
 
 
-def test_fit_recovers_preferences_quality_and_release(log) -> None:
-    """Action fans get higher Action interest; a 5-star item beats a 1-star one; late items
-    are released late; the Comedy trend is positive."""
-    cal = calibrate(log, span_steps=1000)
+def test_fit_recovers_preferences_appeal_level_and_release(log) -> None:
+    """Action fans get higher Action interest; items chosen more often get more appeal; the
+    fitted click rate of an available item equals the log's density; late items are released
+    late; the env's item bias reproduces the fitted appeal exactly; no trend is fitted."""
+    cal = calibrate(log, span_steps=1000, latent_topics=2)
     names = cal.catalog.topic_names
-    assert names == ("Action", "Comedy", "Drama")  # sorted; no 'unknown' (every item has genres)
+    # sorted; no 'unknown' (every item has genres); two taste topics after the genres
+    assert names == ("Action", "Comedy", "Drama", "taste 01", "taste 02")
     a, d = names.index("Action"), names.index("Drama")
     theta = cal.population.interests
     assert (theta[:30, a] - theta[:30, d]).mean() > 0.5
     assert (theta[30:, d] - theta[30:, a]).mean() > 0.5
-    np.testing.assert_allclose(theta.mean(axis=1), 0.0, atol=1e-8)  # centred per user
+    np.testing.assert_allclose(cal.catalog.topics.sum(axis=1), 1.0)
+    counts = np.bincount(log.item, minlength=log.num_items)
     q = cal.catalog.quality
-    assert q[0] > q[2] > q[1] and q[10] > q[12] > q[11]
-    assert cal.quality_weight > 0
+    # items 8, 9 (and 18, 19, 28, 29) are only chosen in the second half of the log
+    assert q[[0, 1, 10, 11]].min() > q[[8, 9, 18, 19]].max()
+    assert np.corrcoef(q, counts)[0, 1] > 0.5
+    # w (q - 1/2) - c is the fitted logit's item part: one random available item is clicked
+    # about as often as an item in the log was consumed
+    s = cal.summary
+    assert abs(s["fitted_click_rate_random_item"] - s["density"]) < 0.02
     assert cal.catalog.release_step[0] == 0 and cal.catalog.release_step[28] > 400
-    assert cal.population.trend[names.index("Comedy")] > 0
-    assert cal.summary["drift_users"] == 60 and cal.drift_sigma >= 0.0
+    assert not cal.population.trend.any()
+    assert s["drift_users"] == 60 and cal.drift_sigma >= 0.0
+    np.testing.assert_array_equal(cal.users, np.arange(60))
 
 
 def test_calibrated_config_builds_a_valid_deterministic_env(log, tmp_path: Path) -> None:
     """The fitted world passes check_env with no warnings, and one seed gives one rollout."""
-    config = calibrated_config(log, cache_dir=tmp_path / "cache", span_steps=1000)
+    config = calibrated_config(log, cache_dir=tmp_path / "cache", span_steps=1000, iters=50)
     assert isinstance(config, EnvConfig) and config.population_path
     assert EnvConfig.from_dict(config.to_dict()) == config
     env = DriftRecEnv(config)
@@ -123,7 +132,7 @@ def test_bad_log_cells_name_file_line_and_field(synthetic_log_files: tuple[Path,
     lines = inter.read_text().splitlines()
     lines[3] = "u0,m1,great,1234"
     inter.write_text("\n".join(lines) + "\n")
-    msg = f"{inter}, line 4, field 'rating': expected a number (got 'great')"
+    msg = f"{inter}, line 4, field 'rating': expected a finite number (got 'great')"
     with pytest.raises(LogDataError, match=f"^{re.escape(msg)}$"):
         load_interaction_log(inter, items)
     inter.write_text("user,item,timestamp\nu0,m1,5\n")
@@ -167,17 +176,26 @@ def test_movielens_id_is_registered_and_errors_clearly_without_data(monkeypatch)
         movielens.movielens_config.cache_clear()
 
 
+@pytest.mark.slow
 def test_movielens_scenario_with_the_real_data() -> None:
-    """With recbole's MovieLens-100k installed: the scenario builds and passes check_env."""
+    """With recbole's MovieLens-100k installed: the scenario builds (the first fit takes a
+    minute or two, hence slow) and passes check_env; the catalog has genres and taste topics,
+    and one movie for everyone earns at most 0.75 of the per-user oracle."""
     if recbole_movielens_dir() is None:
         pytest.skip("MovieLens-100k absent (pip install --no-deps recbole)")
     env = gym.make("driftrec/MovieLens-v1").unwrapped
-    assert env.catalog.num_items == 1682 and env.catalog.num_topics == 19
+    assert env.catalog.num_items == 1682 and env.catalog.num_topics == 19 + 16
     assert env.config.drift.get(GradualDrift) is not None
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         check_env(env, skip_render_check=True)
     assert [str(w.message) for w in caught] == []
+    venv = DriftRecVectorEnv(512, config=env.config)
+    venv.reset(seed=0)
+    rewards = venv.sim.item_rewards()  # (B, N) privileged
+    ratio = rewards.mean(axis=0).max() / rewards.max(axis=1).mean()
+    print(f"population-best / oracle: {ratio:.3f}")
+    assert ratio <= 0.75
 
 
 def test_population_file_must_match_the_catalog(tmp_path: Path, tiny_config: EnvConfig) -> None:
@@ -193,3 +211,117 @@ def test_population_file_must_match_the_catalog(tmp_path: Path, tiny_config: Env
     missing = dataclasses.replace(tiny_config, population_path=str(tmp_path / "none.npz"))
     with pytest.raises(FileNotFoundError, match="'population_path' names a file that does not"):
         DriftRecEnv(missing)
+
+
+def _grouplens_dir(tmp_path: Path, data: str) -> Path:
+    flags = ["0"] * 19
+    flags[8] = "1"  # Drama
+    (tmp_path / "u.item").write_text(
+        "1|Heat (1995)|01-Jan-1995||http://x|" + "|".join(flags) + "\n", encoding="latin-1"
+    )
+    (tmp_path / "u.data").write_text(data)
+    return tmp_path
+
+
+def test_truncated_u_data_names_file_and_line(tmp_path: Path) -> None:
+    """A u.data cut mid-timestamp (no line end) is refused, naming the file and the last line;
+    it used to parse (timestamp 88) and move the whole log in time."""
+    d = _grouplens_dir(tmp_path, "7\t1\t4\t881250949\n8\t1\t2\t88")
+    msg = (
+        f"{d / 'u.data'}, line 2: the file ends in the middle of a line ('8\\t1\\t2\\t88' has no "
+        "line end): it looks truncated; expected a complete file (if that line is complete, "
+        "end it with a newline)"
+    )
+    with pytest.raises(LogDataError, match=f"^{re.escape(msg)}$"):
+        load_grouplens(d)
+
+
+@pytest.mark.parametrize(
+    ("cell", "expected"),
+    [
+        ("nan", "expected a finite number (got 'nan')"),
+        ("inf", "expected a finite number (got 'inf')"),
+        ("7", "expected a rating in [1, 5] (got '7')"),
+        ("0", "expected a rating in [1, 5] (got '0')"),
+    ],
+)
+def test_bad_u_data_rating_names_file_line_and_field(
+    tmp_path: Path, cell: str, expected: str
+) -> None:
+    """A nan, infinite or off-scale rating names the file, the line and the field."""
+    d = _grouplens_dir(tmp_path, f"7\t1\t4\t100\n8\t1\t{cell}\t200\n")
+    msg = f"{d / 'u.data'}, line 2, field 'rating': {expected}"
+    with pytest.raises(LogDataError, match=f"^{re.escape(msg)}$"):
+        load_grouplens(d)
+
+
+def test_generic_log_refuses_nan_and_a_truncated_file(
+    synthetic_log_files: tuple[Path, Path],
+) -> None:
+    """The CSV loader refuses a nan rating and a file whose last line has no line end."""
+    inter, items = synthetic_log_files
+    lines = inter.read_text().splitlines()
+    inter.write_text("\n".join(lines[:3] + ["u0,m1,nan,1234"] + lines[4:]) + "\n")
+    msg = f"{inter}, line 4, field 'rating': expected a finite number (got 'nan')"
+    with pytest.raises(LogDataError, match=f"^{re.escape(msg)}$"):
+        load_interaction_log(inter, items)
+    inter.write_text("\n".join(lines)[:-3])  # the last timestamp loses 3 digits and the newline
+    with pytest.raises(LogDataError, match=rf"^{re.escape(str(inter))}, line {len(lines)}: the"):
+        load_interaction_log(inter, items)
+
+
+def test_world_seed_draws_a_bootstrap_of_the_fitted_users(log, tmp_path: Path) -> None:
+    """The world seed picks which fitted users make up the population (vary_world varies the
+    users of a calibrated world); one seed, one table."""
+    config = calibrated_config(log, cache_dir=tmp_path / "cache", span_steps=1000, iters=20)
+    pop = load_population(config.population_path)
+
+    def table(seed: int) -> np.ndarray:
+        return DriftRecVectorEnv(
+            2, config=config.with_overrides(world_seed=seed)
+        ).sim.population.interests
+
+    a, b = table(0), table(1)
+    assert a.shape == b.shape == pop.interests.shape
+    assert not np.array_equal(a, b)
+    np.testing.assert_array_equal(a, table(0))
+    for row in a:  # every row is a fitted user
+        assert np.isclose(pop.interests, row).all(axis=1).any()
+    # a bootstrap repeats some users and leaves others out
+    assert len({tuple(r) for r in a}) < len(a)
+
+
+def test_simulate_histories_respects_counts_and_taken_items() -> None:
+    """Each row consumes exactly its count of distinct items, never a taken one, at steps
+    0..count-1; with a huge appeal gap the most attractive items go first."""
+    from driftrec.envs.movielens import simulate_histories
+
+    topics = np.tile([[1.0, 0.0]], (6, 1))
+    appeal = np.array([20.0, 10.0, 0.0, -20.0, -20.0, -20.0])
+    taken = np.zeros((3, 6), dtype=bool)
+    taken[1, 0] = True
+    counts = np.array([3, 2, 0])
+    got, order = simulate_histories(
+        topics, appeal, np.zeros((3, 2)), counts, taken, np.random.default_rng(0),
+        drift=GradualDrift(sigma=0.1), interest_clip=4.0,
+    )  # fmt: skip
+    np.testing.assert_array_equal(got.sum(axis=1), counts)
+    assert not (got & taken).any()
+    assert order[0, :3].tolist() == [0, 1, 2]  # gaps of 10: Plackett-Luce order 1 - 9e-5
+    assert order[1, 1:3].tolist() == [0, 1] and (order[2] == -1).all()
+
+
+def test_drift_profile_is_zero_without_change_and_positive_for_a_switch() -> None:
+    """A history in one genre has no drift; a switch from genre A to genre B halfway is
+    detected at every lag, most at lags 2 and 3 (hand count: lag 1 pairs (A,A), (A,B), (B,B))."""
+    from driftrec.envs.movielens import drift_profile
+
+    genres = np.array([[1.0, 0.0]] * 40 + [[0.0, 1.0]] * 40)
+    same = np.full((1, 80), -1)
+    same[0, :40] = np.arange(40)  # 40 items, all genre A
+    np.testing.assert_allclose(drift_profile(same, genres, np.random.default_rng(0)), 0.0)
+    switch = np.full((1, 80), -1)
+    switch[0, :20] = np.arange(20)  # genre A first, then genre B
+    switch[0, 40:60] = np.arange(20, 40)
+    prof = drift_profile(switch, genres, np.random.default_rng(0))
+    assert 0 < prof[0] < prof[1] and prof[1] > 0.6 and prof[2] > 0.6

@@ -129,7 +129,7 @@ BAD_FILES = [
         {"catalog": {"num_itemz": 5}},
         "unknown key 'catalog.num_itemz'; expected one of ['new_item_fraction', 'num_items', "
         "'num_topics', 'quality_alpha', 'quality_beta', 'release_horizon', 'seed', "
-        "'topic_purity']",
+        "'text_style', 'topic_purity']",
     ),
     ("broken.json", '{"drift": ', "not valid JSON (Expecting value at line 1 column 11)"),
     (

@@ -15,16 +15,23 @@ import pytest
 from driftrec.experiments.analysis import (
     IncompleteRunError,
     NoRunsError,
+    Recovery,
     Stat,
     aggregate,
+    bootstrap_ci,
+    censored_median,
+    few_seeds_warning,
+    format_stat,
     format_table,
     load_run,
     load_runs,
     mean_ci,
     moving_average,
     recovery_time,
+    reference_levels,
     summary_table,
     t_quantile_975,
+    within_run_se,
 )
 
 COLUMNS = (
@@ -56,13 +63,14 @@ def write_run(
     }  # fmt: skip
     (run_dir / "config.json").write_text(json.dumps(config))
     values = dict(values or {})
+    columns = [*COLUMNS, *(k for k in values if k not in COLUMNS)]
     cols: dict[str, list[str]] = {}
-    for name in COLUMNS:
+    for name in columns:
         v = steps if name == "step" else values.get(name, 0.5)
         seq = list(v) if isinstance(v, Sequence) else [v] * len(steps)
         cols[name] = [x if isinstance(x, str) else repr(float(x)) for x in seq]
-    lines = [",".join(COLUMNS)]
-    lines += [",".join(cols[c][i] for c in COLUMNS) for i in range(len(steps))]
+    lines = [",".join(columns)]
+    lines += [",".join(cols[c][i] for c in columns) for i in range(len(steps))]
     (run_dir / "metrics.csv").write_text("\n".join(lines) + "\n")
     doc = {
         "events": [{"step": s, "kind": "population_shift"} for s in events],
@@ -185,10 +193,11 @@ def test_load_runs_errors_on_empty_or_missing_dir(tmp_path: Path) -> None:
 
 
 def test_t_quantile_table_and_large_df() -> None:
-    """t_{0.975} matches the table, decreases with df and tends to 1.96."""
-    assert t_quantile_975(1) == pytest.approx(12.7062)
-    assert t_quantile_975(2) == pytest.approx(4.3027)
-    assert t_quantile_975(30) == pytest.approx(2.0423)
+    """t_{0.975} matches the printed table, decreases with df and tends to 1.96."""
+    assert t_quantile_975(1) == pytest.approx(12.7062, abs=1e-4)
+    assert t_quantile_975(2) == pytest.approx(4.3027, abs=1e-4)
+    assert t_quantile_975(4) == pytest.approx(2.7764, abs=1e-4)
+    assert t_quantile_975(30) == pytest.approx(2.0423, abs=1e-4)
     assert t_quantile_975(60) == pytest.approx(2.0003, abs=1e-3)
     assert t_quantile_975(10**6) == pytest.approx(1.96, abs=1e-3)
     qs = [t_quantile_975(d) for d in range(1, 100)]
@@ -200,7 +209,7 @@ def test_t_quantile_table_and_large_df() -> None:
 def test_mean_ci_by_hand() -> None:
     """mean_ci of [1, 2, 6]: mean 3, sd sqrt(7), half-width 4.3027 * sqrt(7/3); nan ignored."""
     # deviations -2, -1, 3 -> sum of squares 14 -> var 14/2 = 7; se = sqrt(7)/sqrt(3) = 1.527525
-    half = 4.3027 * math.sqrt(7 / 3)  # = 6.57246
+    half = 4.302653 * math.sqrt(7 / 3)  # = 6.57239
     stat = mean_ci([1.0, 2.0, 6.0, math.nan])
     assert stat.n == 3
     assert stat.mean == pytest.approx(3.0)
@@ -208,6 +217,76 @@ def test_mean_ci_by_hand() -> None:
     assert stat.hi == pytest.approx(3.0 + half)
     assert mean_ci([5.0]) == Stat(5.0, 5.0, 5.0, 1)
     assert mean_ci([]).n == 0 and math.isnan(mean_ci([math.nan]).mean)
+
+
+def test_mean_ci_floors_a_spuriously_narrow_interval_at_the_runs_own_noise() -> None:
+    """Three seeds that agree (sd 0.001) but each with a standard error of 0.006: the
+    interval uses 0.006 (the issue's -0.009 +- 0.001 personal gain) and says so."""
+    values = [-0.010, -0.009, -0.008]
+    narrow = mean_ci(values)
+    assert narrow.half_width == pytest.approx(4.302653 * 0.001 / math.sqrt(3))  # 0.0025
+    floored = mean_ci(values, [0.006, 0.006, 0.006])
+    assert floored.floored and floored.mean == pytest.approx(-0.009)
+    assert floored.half_width == pytest.approx(4.302653 * 0.006 / math.sqrt(3))  # 0.0149
+    # the floor is the root mean square of the standard errors: sqrt((0 + 0 + 0.012^2) / 3)
+    rms = mean_ci(values, [0.0, 0.0, 0.012])
+    assert rms.half_width == pytest.approx(4.302653 * math.sqrt(0.012**2 / 3) / math.sqrt(3))
+    wide = mean_ci([0.1, 0.5, 0.9], [0.006] * 3)  # a real spread is not changed
+    assert not wide.floored and wide.half_width == pytest.approx(4.302653 * 0.4 / math.sqrt(3))
+    with pytest.raises(ValueError, match="one standard error per value"):
+        mean_ci(values, [0.006])
+
+
+def test_mean_ci_cuts_to_bounds() -> None:
+    """A ratio's interval never leaves [0, 1]: 0.61 with half-width 1.03 reads [0, 1]."""
+    stat = mean_ci([0.2, 1.0], bounds=(0.0, 1.0))  # mean 0.6, half 12.7062 * 0.4 = 5.08
+    assert stat.clipped and (stat.lo, stat.hi) == (0.0, 1.0) and stat.mean == pytest.approx(0.6)
+    inside = mean_ci([0.5, 0.52, 0.54], bounds=(0.0, 1.0))
+    assert not inside.clipped
+
+
+def test_format_stat_prints_no_negative_zero() -> None:
+    """A mean that rounds to zero reads 0.000, not -0.000 (the sign of rounding noise)."""
+    assert format_stat(Stat(-0.0001, -0.0002, 0.0, 3)) == "0.000 ± 0.000"
+    assert format_stat(Stat(-0.0001, 0.0, 0.0003, 3, clipped=True)) == "0.000 [0.000, 0.000]‡"
+    assert format_stat(Stat(-0.004, -0.012, 0.004, 3)) == "-0.004 ± 0.008"
+
+
+def test_within_run_se_by_batch_means() -> None:
+    """Batch means of 8 windows in 4 batches, variance from successive differences."""
+    x = [1.0, 1.0, 3.0, 3.0, 1.0, 1.0, 3.0, 3.0]  # batch means 1, 3, 1, 3
+    # successive differences 2, -2, 2: sum of squares 12 / (2 * 3) = 2; se = sqrt(2 / 4)
+    assert within_run_se(x, batches=4) == pytest.approx(math.sqrt(0.5))
+    # a steady learning trend: batch means 1, 2, 3, 4, differences all 1 -> 3 / 6 = 0.5
+    trend = [1.0, 1.0, 2.0, 2.0, 3.0, 3.0, 4.0, 4.0]
+    assert within_run_se(trend, batches=4) == pytest.approx(math.sqrt(0.5 / 4))
+    assert within_run_se(trend, batches=4) < np.std([1, 2, 3, 4], ddof=1) / 2  # plain: 0.645
+    # weights: batch 1 = (1 * 3 + 3 * 1) / 4 = 1.5, batch 2 = 3 -> (1.5)^2 / 2 / 2
+    assert within_run_se([1, 3, 3, 3], [3, 1, 1, 1], batches=2) == pytest.approx(
+        math.sqrt(1.5**2 / 2 / 2)
+    )
+    assert math.isnan(within_run_se([1.0, 2.0, 3.0]))  # fewer than 2 batches of 2 windows
+
+
+def test_bootstrap_ci_seeded_stratified_and_small_n() -> None:
+    """Same seed, same interval; at n = 2 the percentile interval is [min, max]."""
+    rng = np.random.default_rng(0)
+    x = rng.normal(1.0, 1.0, 40)
+    assert bootstrap_ci(x, seed=3) == bootstrap_ci(x, seed=3)
+    lo, hi = bootstrap_ci(x, seed=3)
+    assert lo < x.mean() < hi and hi - lo == pytest.approx(2 * 1.96 * x.std() / 40**0.5, rel=0.2)
+    # resampling two values gives means {a, (a+b)/2, b} with probabilities 1/4, 1/2, 1/4
+    assert bootstrap_ci([1.0, 3.0], seed=0) == (1.0, 3.0)
+    # stratified: each stratum keeps its size, so a constant stratum adds no spread
+    lo_s, hi_s = bootstrap_ci([0, 0, 0, 0, 1, 3], [0, 0, 0, 0, 1, 1], seed=0)
+    assert (lo_s, hi_s) == pytest.approx((2 / 6, 6 / 6))
+    assert all(math.isnan(v) for v in bootstrap_ci([math.nan]))
+
+
+def test_few_seeds_warning() -> None:
+    """Below five seeds the warning names the count; from five on there is none."""
+    assert "only 3 seeds (fewer than 5)" in str(few_seeds_warning(3))
+    assert few_seeds_warning(5) is None
 
 
 def test_moving_average_trailing() -> None:
@@ -219,16 +298,21 @@ def test_moving_average_trailing() -> None:
     np.testing.assert_allclose(moving_average([1, 2], 1), [1, 2])
 
 
-def _runs_with(tmp_path: Path, per_seed: Sequence[Sequence[float]], agent: str = "x") -> list:
+def _runs_with(
+    tmp_path: Path,
+    per_seed: Sequence[Sequence[float]],
+    agent: str = "x",
+    metric: str = "normalized_reward",
+) -> list:
     for seed, nr in enumerate(per_seed):
-        write_run(tmp_path, "s", agent, seed, steps=[10, 20], values={"normalized_reward": nr})
+        write_run(tmp_path, "s", agent, seed, steps=[10, 20], values={metric: nr})
     return load_runs(tmp_path)
 
 
 def test_aggregate_mean_and_ci_three_seeds_by_hand(tmp_path: Path) -> None:
     """aggregate over 3 seeds: step 10 values 1, 2, 6 and step 20 values all 0.5."""
-    runs = _runs_with(tmp_path, [[1.0, 0.5], [2.0, 0.5], [6.0, 0.5]])
-    curve = aggregate(runs, "normalized_reward")["x"]
+    runs = _runs_with(tmp_path, [[1.0, 0.5], [2.0, 0.5], [6.0, 0.5]], metric="score")
+    curve = aggregate(runs, "score")["x"]  # an unbounded metric: the band is not cut
     # step 10: mean 3, sd = sqrt(((1-3)^2 + (2-3)^2 + (6-3)^2) / 2) = sqrt(7),
     # half-width = t_{0.975,2} * sd / sqrt(3) = 4.3027 * 1.527525 = 6.57246
     # step 20: sd 0 -> lo = hi = mean = 0.5
@@ -237,6 +321,16 @@ def test_aggregate_mean_and_ci_three_seeds_by_hand(tmp_path: Path) -> None:
     np.testing.assert_allclose(curve.mean, [3.0, 0.5])
     np.testing.assert_allclose(curve.lo, [3.0 - 6.57246, 0.5], atol=1e-4)
     np.testing.assert_allclose(curve.hi, [3.0 + 6.57246, 0.5], atol=1e-4)
+
+
+def test_aggregate_cuts_bands_to_the_metrics_range(tmp_path: Path) -> None:
+    """A one-step oracle ratio's band stays in [0, 1] however few and spread the seeds."""
+    runs = _runs_with(tmp_path, [[0.1, 0.9], [0.9, 0.95]])  # n = 2: t = 12.7
+    curve = aggregate(runs, "normalized_reward")["x"]
+    np.testing.assert_allclose(curve.mean, [0.5, 0.925])
+    # step 20: sd = 0.05 / sqrt(2), half-width = 12.7062 * sd / sqrt(2) = 12.7062 * 0.025
+    np.testing.assert_allclose(curve.lo, [0.0, 0.925 - 12.7062 * 0.025], atol=1e-4)
+    np.testing.assert_allclose(curve.hi, [1.0, 1.0])
 
 
 def test_aggregate_single_seed_and_smoothing(tmp_path: Path) -> None:
@@ -341,6 +435,62 @@ def test_recovery_not_enough_pre_windows_and_nan() -> None:
     assert recovery_time(S, nr, 500).steps == 300
 
 
+def test_recovery_against_a_reference_moves_with_the_new_world() -> None:
+    """The target is the agent's pre-event standing carried into the new world's level."""
+    # the reference: 0.8 before, 0.6 after (the new world is harder for everyone)
+    ref = [0.8] * 5 + [0.6] * 5
+    a_pre, a_post = reference_levels(S, ref, 500)
+    assert (a_pre, a_post) == pytest.approx((0.8, 0.6))
+    # the agent was at 0.72 (standing 0.9) and is at 0.5 after: target 0.9 * 0.72 * 0.6 / 0.8
+    agent = [0.72] * 5 + [0.3, 0.5, 0.5, 0.5, 0.5]
+    rec = recovery_time(S, agent, 500, reference=(a_pre, a_post))
+    assert rec.target == pytest.approx(0.486) and rec.steps == 200
+    # the old rule (0.9 * 0.72 = 0.648) calls the same run never recovered
+    assert recovery_time(S, agent, 500).censored
+    # the reference itself recovers in the first window: the noise floor
+    own = recovery_time(S, ref, 500, reference=(a_pre, a_post))
+    assert own.steps == 100 and own.target == pytest.approx(0.54)
+    # an unusable reference leaves the recovery undefined rather than falling back
+    assert not recovery_time(S, agent, 500, reference=(math.nan, 0.6)).defined
+
+
+def test_censored_median_is_the_time_half_had_recovered() -> None:
+    """Censored seeds count as longer; more than half censored gives a lower bound."""
+
+    def rec(steps: float, censored: bool = False) -> Recovery:
+        return Recovery(math.nan if censored else steps, censored, 0.8, 0.5, 700.0)
+
+    assert censored_median([rec(64), rec(32), rec(96)]) == (64.0, False)
+    assert censored_median([rec(64), rec(0, True), rec(96)]) == (96.0, False)
+    assert censored_median([rec(64), rec(0, True)]) == (64.0, False)
+    assert censored_median([rec(64), rec(0, True), rec(0, True)]) == (700.0, True)
+    median, bound = censored_median([])
+    assert math.isnan(median) and not bound
+
+
+def test_summary_recovery_with_population_best_has_a_noise_floor(tmp_path: Path) -> None:
+    """With population-best in the grid, its levels set the target and its own recovery is
+    every row's noise floor; the oracle's recovery is not measured."""
+    ref = [0.8] * 5 + [0.6] * 5  # the new world is harder
+    for seed in (0, 1):
+        write_run(tmp_path, "s", "population-best", seed, steps=S, events=[500],
+                  values={"normalized_reward": ref})  # fmt: skip
+        write_run(tmp_path, "s", "learner", seed, steps=S, events=[500],
+                  values={"normalized_reward": [0.72] * 5 + [0.3, 0.3, 0.5, 0.5, 0.5]})  # fmt: skip
+        write_run(tmp_path, "s", "oracle", seed, steps=S, events=[500],
+                  values={"normalized_reward": 1.0})  # fmt: skip
+    rows = {r["agent"]: r for r in summary_table(load_runs(tmp_path))}
+    (learner,) = rows["learner"]["recovery"]
+    assert learner["median"] == 300.0 and learner["n_recovered"] == 2
+    assert learner["floor"]["median"] == 100.0 and learner["floor"]["n_recovered"] == 2
+    assert rows["population-best"]["recovery"][0]["median"] == 100.0
+    assert rows["oracle"]["recovery"] == []
+    assert rows["learner"]["recovery_reference"] == "population-best"
+    header = format_table(list(rows.values()), part="outcome").splitlines()[0]
+    assert "noise floor #1 (population-best)" in header
+    assert "| 300 (300–300) | 100 (100–100) |" in format_table([rows["learner"]])
+
+
 def test_recovery_horizon_limits_the_search() -> None:
     """With horizon=800 a recovery at 900 is censored."""
     nr = PRE + [0.5, 0.5, 0.5, 0.95, 0.95]
@@ -361,9 +511,11 @@ def test_summary_table_by_hand(exp_dir: Path) -> None:
     ]
     a, b = rows
     # whole-run means: seed 0 (5 * 0.8 + 0.4) / 6 = 0.73333, seed 1 (4 * 0.6 + 2 * 0.3) / 6 = 0.5
-    # mean 0.616667; n = 2: half-width = 12.7062 * |0.73333 - 0.5| / 2 = 1.48239
+    # mean 0.616667; n = 2: half-width = 12.7062 * |0.73333 - 0.5| / 2 = 1.48239, which
+    # reaches past both ends of the ratio's range [0, 1]: the interval is cut to it
     assert a["normalized_reward"].mean == pytest.approx(0.616667, abs=1e-6)
-    assert a["normalized_reward"].half_width == pytest.approx(1.48239, abs=1e-4)
+    assert (a["normalized_reward"].lo, a["normalized_reward"].hi) == (0.0, 1.0)
+    assert a["normalized_reward"].clipped and not a["normalized_reward"].floored
     # before the event (steps <= 300): 0.8 and 0.6; after: (0.4+0.8+0.8)/3, (0.3+0.3+0.6)/3
     assert a["normalized_reward_before"].mean == pytest.approx(0.7)
     assert a["normalized_reward_after"].mean == pytest.approx((2.0 / 3 + 0.4) / 2)
@@ -377,6 +529,9 @@ def test_summary_table_by_hand(exp_dir: Path) -> None:
     assert rec["steps"] == Stat(200.0, 200.0, 200.0, 1)
     assert (rec["n_recovered"], rec["n_censored"], rec["n_undefined"]) == (1, 1, 0)
     assert rec["dip"].mean == pytest.approx(0.5)
+    # half the seeds had recovered at 200 (the other never did): the median is 200
+    assert (rec["median"], rec["median_is_lower_bound"]) == (200.0, False)
+    assert a["recovery_reference"] is None and rec["floor"] is None  # no population-best
     assert b["normalized_reward"] == Stat(1.0, 1.0, 1.0, 1)
     assert b["recovery"][0]["steps"].mean == 100
 
@@ -397,13 +552,13 @@ def test_format_table_markdown_and_plain(exp_dir: Path) -> None:
     assert lines[0].startswith("| scenario | agent | seeds | reward/oracle")
     assert "recovery #1 (steps)" in lines[0]
     assert len(lines) == 4 and all(line.count("|") == lines[0].count("|") for line in lines)
-    assert "0.617 ± 1.482" in text
-    assert "200 (1/2 not recovered)" in text
+    assert "0.617 [0.000, 1.000]‡" in text
+    assert "200 (200–>300), 1/2 censored" in text
     assert "| b | 1 | 1.000 |" in text
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         plain = format_table(rows, markdown=False)
-    assert "|" not in plain and "0.617 ± 1.482" in plain
+    assert "|" not in plain and "0.617 [0.000, 1.000]‡" in plain
 
 
 def test_format_table_recovery_undefined_is_na(tmp_path: Path) -> None:

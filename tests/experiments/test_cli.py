@@ -84,8 +84,11 @@ def test_run_with_report(tmp_path: Path, run_cli: Any) -> None:
     assert f"6 runs in {exp}" in out
     assert (exp / "report.md").is_file() and f"report: {exp / 'report.md'}" in out
     report = (exp / "report.md").read_text()
-    assert "## Return per user (headline)" in report and "## Metric definitions" in report
+    assert "## Return per user" in report and "## Metric definitions" in report
+    assert "## Paired comparisons (headline)" in report
     assert "| AbruptShift | oracle | 2 |" in report
+    # the console leads with the paired comparison against the best non-privileged baseline
+    assert "AbruptShift: each agent minus `" in out and "WARNING: only 2 seeds" in out
     assert len(list(exp.glob("*.png"))) >= 2
     cfg = json.loads((exp / "experiment.json").read_text())
     assert cfg["shift_at"] == 8 and cfg["seeds"] == [0, 1]
@@ -107,6 +110,19 @@ def test_report(tmp_path: Path, experiment: Path, run_cli: Any) -> None:
     assert (tmp_path / "report.md").is_file()
     assert "popularity" in out and "random" in out and "report:" in out
     assert list(tmp_path.glob("*.png"))
+
+
+def test_report_compare_to(tmp_path: Path, experiment: Path, run_cli: Any) -> None:
+    """``report --compare-to A`` compares every agent with A; an unknown agent is one line."""
+    code, out, err = run_cli(
+        "report", str(experiment), "--out", str(tmp_path), "--compare-to", "random"
+    )
+    assert code == 0, err
+    assert "each agent minus `random`" in out and "chosen by the user" in out
+    code, out, err = run_cli(
+        "report", str(experiment), "--out", str(tmp_path), "--compare-to", "nobody"
+    )
+    assert code != 0 and "'compare_to' must be one of the experiment's agents" in err
 
 
 def test_evaluate_sb3_checkpoint(tmp_path: Path, run_cli: Any) -> None:

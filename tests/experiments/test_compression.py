@@ -72,11 +72,17 @@ def test_compress_then_evaluate_with_the_attention_figure(trained: Path, tmp_pat
 
 
 def test_cli_compress_and_evaluate(trained: Path, tmp_path: Path, run_cli: Any) -> None:
-    """``compress RUN --method fold --out F`` then ``evaluate RUN --policy F``."""
+    """``compress RUN --out F`` (fold, the default) says where the file went and its size
+    against ``model.zip``; then ``evaluate RUN --policy F``."""
     out_file = tmp_path / "fold.pt"
-    code, out, err = run_cli("compress", str(trained), "--method", "fold", "--out", str(out_file))
+    code, out, err = run_cli("compress", str(trained), "--out", str(out_file))
     assert code == 0, err
     assert out_file.is_file() and "--policy" in out
+    size, full = out_file.stat().st_size, (trained / "model.zip").stat().st_size
+    assert (
+        f"wrote {out_file} ({size / 1e6:.2f} MB, model.zip {full / 1e6:.2f} MB "
+        f"({size / full:.0%}))" in out
+    )
     code, out, err = run_cli("evaluate", str(trained), "--policy", str(out_file), "--steps", "8")
     assert code == 0, err
     values = dict(line.split(None, 1) for line in out.strip().splitlines())

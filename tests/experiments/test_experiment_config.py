@@ -22,7 +22,8 @@ from driftrec.experiments.config import (
 SCENARIO_NAMES = [
     "Stationary", "GradualDrift", "OUDrift", "AbruptShift", "ConsumptionDrift", "Boredom",
     "PopulationTrend", "NewItems", "Mixed", "SlateStationary", "SlateMixed", "UserJumps",
-    "PopulationDrift", "LongTerm", "LongTermBoredom", "LongTermAversion", "MovieLens",
+    "PopulationDrift", "LongTerm", "LongTermBoredom", "LongTermAversion", "JargonNews",
+    "MovieLens",
 ]  # fmt: skip
 
 
@@ -63,6 +64,14 @@ def test_unknown_agent_message() -> None:
         _small(agents=("random", "nope"))
     with pytest.raises(ValueError, match="unknown agent 'nope' in 'agents'"):
         _small(agents=("nope-frozen",))
+
+
+def test_compare_to_must_be_an_agent_of_the_grid() -> None:
+    """compare_to names one of the grid's agents (the reference run counts); else one line."""
+    assert _small(compare_to="oracle").compare_to == "oracle"  # the reference agent runs too
+    msg = "'compare_to' must be None or one of the grid's agents ['random', 'oracle'] (got 'x')"
+    with _raises(ValueError, msg):
+        _small(compare_to="x")
 
 
 def test_unknown_scenario_message() -> None:

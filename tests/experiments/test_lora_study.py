@@ -69,3 +69,51 @@ def test_consumer_rewards_one_per_eval_seed(tmp_path: Path) -> None:
     path = ls.write_decoy_catalog(SMALL, tmp_path)
     rewards = ls.consumer_rewards(SMALL, path, np.eye(48, dtype=np.float32))
     assert len(rewards) == 2 and all(0.0 < r <= 1.5 for r in rewards)
+
+
+def test_plot_tradeoff_has_a_legend_and_labels_that_do_not_overlap() -> None:
+    """Method by marker in a legend (not the title); every point labelled, no two labels
+    overlapping, on both panels."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    from driftrec.experiments.lora_study import SweepRow, plot_tradeoff
+
+    def row(method: str, rank: int, lr: float, retain: float, gain: float, cos: float) -> SweepRow:
+        settings = {"method": method, "learning_rate": lr, "retain_weight": retain}
+        return SweepRow(
+            label="x", settings={**settings, "lora": {"rank": rank}}, rewards=[0.0] * 3,
+            base_rewards=[0.0] * 3, auc=[gain - 0.01, gain, gain + 0.01], base_auc=[0.0] * 3,
+            retention={"base_topic_acc": 0.79, "topic_acc": 0.79 - (1 - cos) / 10, "cosine": cos},
+            train_seconds=0.0, catalog_encode_seconds=0.0, trainable_params=0, final_loss=0.0,
+            first_loss=0.0,
+        )  # fmt: skip
+
+    rows = [
+        row("lora", 8, 1e-3, 0.0, 0.043, 0.566),
+        row("lora", 8, 1e-3, 1.0, 0.043, 0.987),
+        row("lora", 8, 1e-3, 10.0, 0.042, 0.997),
+        row("lora", 4, 3e-3, 0.0, 0.030, 0.331),
+        row("lora", 8, 3e-3, 0.0, 0.034, 0.338),
+        row("full", 0, 1e-5, 0.0, 0.050, 0.911),
+    ]
+    fig = plot_tradeoff(rows)
+    FigureCanvasAgg(fig)
+    fig.canvas.draw()
+    (legend,) = fig.legends
+    assert [t.get_text() for t in legend.get_texts()] == [
+        "LoRA",
+        "LoRA + retention term",
+        "full fine-tuning",
+        "95% interval over the evaluation seeds",
+    ]
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = [t for t in ax.texts]
+        assert sorted(t.get_text() for t in labels) == sorted(
+            ["r8 1e-3", "r8 1e-3 ret 1", "r8 1e-3 ret 10", "r4 3e-3", "r8 3e-3", "full 1e-5"]
+        )
+        boxes = [Text.get_window_extent(t, renderer) for t in labels]  # without leader lines
+        assert not any(
+            boxes[i].overlaps(boxes[j]) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
+        )

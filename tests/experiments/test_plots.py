@@ -15,8 +15,10 @@ from driftrec.experiments.analysis import Curve, Recovery, Run, Stat, aggregate,
 from driftrec.experiments.plots import (
     agent_colors,
     plot_adaptation,
+    plot_adaptation_panels,
     plot_attention,
     plot_interest_drift,
+    plot_personalization,
     plot_recovery,
     plot_regret,
     save_figure,
@@ -48,6 +50,7 @@ def make_run(agent: str, seed: int, *, level: float = 0.8, attention: bool = Fal
         "interest_mix": interest,
         "tracked_interest": np.stack([interest, interest[:, ::-1]], axis=1),
         "tracked_rec": np.stack([rec, rec[:, ::-1]], axis=1),
+        "tracked_new_user": np.stack([np.arange(w) % 5 == 4, np.zeros(w, dtype=bool)], axis=1),
     }
     att = None
     if attention:
@@ -55,6 +58,8 @@ def make_run(agent: str, seed: int, *, level: float = 0.8, attention: bool = Fal
         weights[:3, :2] = 0.0  # padding at the start
         item_topic = np.tile(np.arange(h) % k, (w, 1))
         item_topic[:3, :2] = -1
+        item_topic[7] = -1  # window 8: a new user with an empty history
+        weights[7] = 0.0
         feedback = (np.add.outer(np.arange(w), np.arange(h)) % 3 == 0).astype(np.float64)
         att = {
             "steps": STEPS.copy(),
@@ -63,6 +68,7 @@ def make_run(agent: str, seed: int, *, level: float = 0.8, attention: bool = Fal
             "feedback": feedback,
             "mask": item_topic >= 0,
             "topic_names": TOPICS,
+            "new_user": np.arange(w) == 7,
         }
     config = {"scenario": "shift", "agent": agent, "seed": seed, "log_every": 50}
     return Run(
@@ -131,6 +137,82 @@ def test_plot_adaptation_default_title_and_existing_axes() -> None:
     assert ax.get_title() == "Adaptation to drift" and ax.get_ylabel() == "ratio"
 
 
+def _flat(value: float, n: int = 3) -> Curve:
+    return Curve(STEPS, np.full(20, value), np.full(20, value), np.full(20, value), n)
+
+
+def _wide(level: float, n: int) -> Curve:
+    """A curve whose 95% band is wider than the axis (a few seeds)."""
+    return Curve(STEPS, np.full(20, level), np.full(20, level - 2), np.full(20, level + 2), n)
+
+
+def test_plot_adaptation_flat_oracle_is_a_labelled_line_and_bands_are_cut(tmp_path: Path) -> None:
+    """The oracle's ratio (1 everywhere) is a labelled line, not a legend entry; bands stay in
+    [0, 1]; three seeds get the few-seeds note."""
+    curves = {"oracle": _flat(1.0), "linucb": _wide(0.7, 3)}
+    ax = plot_adaptation(curves, EVENTS)
+    assert legend_texts(ax) == ["linucb (n=3)", "population shift"]
+    assert "oracle (one-step, privileged) = 1" in [t.get_text() for t in ax.texts]
+    (band,) = ax.collections
+    ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+    assert ys.min() >= 0.0 and ys.max() <= 1.0
+    note = [t.get_text() for t in ax.texts if t.get_text().startswith("n = 3")]
+    assert note == ["n = 3 seeds per agent (< 5): intervals unreliable"]
+    check_png(save_figure(ax.figure, tmp_path / "flat.png"))
+
+
+def test_plot_adaptation_no_bands_below_three_seeds() -> None:
+    """With two seeds the band (t = 12.7) is not drawn, and the note says so."""
+    ax = plot_adaptation({"linucb": _wide(0.7, 2)}, EVENTS)
+    assert not ax.collections
+    assert any("no bands below 3" in t.get_text() for t in ax.texts)
+    five = plot_adaptation({"linucb": _wide(0.7, 5)}, EVENTS, bands=False)
+    assert not five.collections and not [t for t in five.texts if "seeds" in t.get_text()]
+
+
+def test_plot_adaptation_highlight_mode(tmp_path: Path) -> None:
+    """Highlighted agents get colours, bands and the legend; the others are grey lines
+    labelled at their ends (not in the legend)."""
+    levels = [("a", 0.8), ("b", 0.7), ("c", 0.69), ("d", 0.68)]
+    curves = {name: _wide(lv, 5) for name, lv in levels}
+    ax = plot_adaptation(curves, EVENTS, highlight=["a", "b"])
+    assert legend_texts(ax) == ["a (n=5)", "b (n=5)", "population shift"]
+    assert len(ax.collections) == 2  # two bands
+    labels = {t.get_text(): t for t in ax.texts}
+    assert {"c", "d"} <= set(labels)
+    grey = [ln for ln in ax.get_lines() if ln.get_color() == "#b0b0b0"]
+    assert len(grey) == 2
+    # c (0.69) and d (0.68) end 0.01 apart: their labels are pushed at least 0.045 of the
+    # y range apart, so they do not overlap
+    assert abs(labels["c"].xyann[1] - labels["d"].xyann[1]) >= 0.045 * 1.05 - 1e-9
+    check_png(save_figure(ax.figure, tmp_path / "highlight.png"))
+
+
+def test_plot_adaptation_panels(tmp_path: Path) -> None:
+    """One panel per agent (not the flat oracle), the reference dashed in the others."""
+    curves = {"oracle": _flat(1.0), "a": _wide(0.8, 5), "b": _wide(0.6, 5), "c": _wide(0.4, 5)}
+    fig = plot_adaptation_panels(curves, EVENTS, reference="b", ncols=2)
+    visible = [ax for ax in fig.axes if ax.get_visible()]
+    assert [ax.get_title() for ax in visible] == ["a", "b", "c"]
+    assert len(fig.axes) == 4 and not fig.axes[3].get_visible()
+    dashed = [ln for ax in visible for ln in ax.get_lines() if ln.get_label() == "b"]
+    assert len(dashed) == 2  # in a's and c's panels
+    assert visible[0].get_ylim() == visible[2].get_ylim()  # shared axes
+    assert "dashed: b" in fig.get_suptitle() and "line at 1: oracle" in fig.get_suptitle()
+    check_png(save_figure(fig, tmp_path / "panels.png"))
+    with pytest.raises(ValueError, match="no curves"):
+        plot_adaptation_panels({"oracle": _flat(1.0)}, EVENTS)
+
+
+def test_plot_personalization_zero_agents_are_the_labelled_zero_line() -> None:
+    """Agents whose gain is exactly 0 are named on the 0 line instead of drawn as curves."""
+    curves = {"population-best": _flat(0.0), "popularity": _flat(0.0), "linucb": _wide(0.1, 5)}
+    ax = plot_personalization(curves, EVENTS)
+    assert legend_texts(ax) == ["linucb (n=5)", "population shift"]
+    texts = [t.get_text() for t in ax.texts]
+    assert "0: one item for everyone (popularity, population-best)" in texts
+
+
 def test_plot_regret(runs: list[Run], tmp_path: Path) -> None:
     """Regret plot: labels, legend, a PNG."""
     ax = plot_regret(aggregate(runs, "cum_regret"), EVENTS)
@@ -158,11 +240,11 @@ def test_plot_recovery_from_rows(runs: list[Run], tmp_path: Path) -> None:
     assert ax.get_title() == "Recovery after drift events"
     assert ax.get_xlabel() == "agent"
     assert ax.get_ylabel() == "recovery time (global steps)"
-    assert [t.get_text() for t in ax.get_xticklabels()] == ["linucb", "oracle", "random"]
-    recovered = sum(e["n_recovered"] for r in rows for e in r["recovery"])
+    # the oracle (ratio 1 by definition) is not drawn; random never reached the minimum
+    # level, so it has nothing to recover: "n/a" under its name
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["linucb", "random\nn/a"]
+    recovered = sum(e["n_recovered"] for r in rows for e in r["recovery"] if r["agent"] != "oracle")
     assert len(_markers(ax, "o")) == recovered > 0
-    below = [r for r in rows if any(x.below_level for x in r["recovery"][0]["recoveries"])]
-    assert [t.get_text() for t in ax.texts].count("n/a") == len(below)
     check_png(save_figure(ax.figure, tmp_path / "recovery.png"))
 
 
@@ -179,9 +261,13 @@ def test_plot_recovery_censored_is_drawn_as_censored(tmp_path: Path) -> None:
     assert not ax.patches  # no bars at all
     assert _markers(ax, "o") == [150.0]
     assert _markers(ax, "^") == [500.0, 500.0, 500.0]
-    assert not ax.containers  # no mean / interval: not every seed recovered
-    notes = [t.get_text() for t in ax.texts]
-    assert "1/2\ncensored" in notes and "2/2\ncensored" in notes
+    # a's median is 150 (the other seed counts as longer); b has none: both never recovered
+    medians = [
+        ln for ln in ax.get_lines() if ln.get_linewidth() == 2.0 and len(ln.get_xdata()) == 2
+    ]
+    assert [ln.get_ydata()[0] for ln in medians] == [150.0]
+    ticks = [t.get_text() for t in ax.get_xticklabels()]
+    assert ticks == ["a\n1/2 censored", "b\n2/2 censored"]  # under the names: no collisions
     assert "censored: not recovered by the end (>=)" in legend_texts(ax)
     assert ax.get_ylim()[1] >= 500.0
     check_png(save_figure(ax.figure, tmp_path / "recovery_censored.png"))
@@ -194,9 +280,9 @@ def test_plot_recovery_without_events() -> None:
     assert [t.get_text() for t in ax.texts] == ["no population events"]
 
 
-def test_plot_recovery_two_events_interval_on_the_axes() -> None:
-    """Two events, every seed recovered: a mean with its interval per event, clipped at 0 and
-    inside the y range, and a legend naming the event steps."""
+def test_plot_recovery_two_events_median_on_the_axes() -> None:
+    """Two events, every seed recovered: a median bar per event inside the y range, and a
+    legend naming the event steps."""
     recs = [Recovery(x, False, 0.8, 0.5, 900.0) for x in (20.0, 30.0, 250.0)]
     entry = {
         "steps": Stat(100.0, -50.0, 250.0, 3), "n_recovered": 3, "n_censored": 0,
@@ -208,29 +294,39 @@ def test_plot_recovery_two_events_interval_on_the_axes() -> None:
         "recovery": [dict(entry, event_step=500), dict(entry, event_step=1500)],
     }
     ax = plot_recovery([row])
-    assert len(ax.containers) == 2  # one errorbar per event
+    medians = [
+        ln for ln in ax.get_lines() if ln.get_linewidth() == 2.0 and len(ln.get_xdata()) == 2
+    ]
+    assert [ln.get_ydata()[0] for ln in medians] == [30.0, 30.0]  # one per event
     bottom, top = ax.get_ylim()
     assert bottom == 0.0 and top >= 250.0
-    for container in ax.containers:
-        segments = container.lines[2][0].get_segments()
-        assert min(seg[:, 1].min() for seg in segments) >= 0.0
     labels = legend_texts(ax)
     assert labels[:2] == ["event 1 @ 500", "event 2 @ 1,500"]
 
 
 def test_plot_interest_drift(tmp_path: Path) -> None:
-    """Three panels with titles and labels; top 6 topics plus 'other' in the legend."""
+    """Three panels; one line per top-6 topic (no catch-all 'other'), the same y scale in
+    both mix panels; new users in a slot are marked."""
     run = make_run("linucb", 0)
     axes = plot_interest_drift(run)
     assert len(axes) == 3
-    assert axes[0].get_title() == "population's preferred topics"
+    assert axes[0].get_title() == "population's preferred topics (6 of 8 shown)"
     assert axes[1].get_title() == "recommended topics (linucb)"
-    assert axes[2].get_title() == "tracked users: dominant topic"
+    assert axes[2].get_title().startswith("tracked user slots: dominant topic")
     assert all(ax.get_xlabel() == "global step" for ax in axes)
-    assert axes[0].get_ylabel() == "share" and axes[2].get_ylabel() == "topic"
+    assert axes[0].get_ylabel() == "share of the topic mix" and axes[2].get_ylabel() == "topic"
     texts = legend_texts(axes[1])
-    assert len(texts) == 7 and texts[0] == "other"  # top of the stack first
-    assert legend_texts(axes[2])[:2] == ["user 0: preferred", "user 0: recommended"]
+    assert len(texts) == 6 and "other" not in texts
+    assert axes[1].get_legend().get_title().get_text() == "topic (+2 not drawn)"
+    assert len(axes[0].get_lines()) >= 6 and axes[0].get_ylim() == axes[1].get_ylim()
+    assert axes[0].get_ylim()[1] < 0.5  # scaled to the topics' shares, not to a stack of 1
+    assert legend_texts(axes[2])[:3] == [
+        "slot 0: preferred",
+        "slot 0: recommended",
+        "new user in the slot",
+    ]
+    marks = [ln for ln in axes[2].get_lines() if ln.get_marker() == "|"]
+    assert len(marks) == 1 and len(marks[0].get_xdata()) == 4  # windows 5, 10, 15, 20
     check_png(save_figure(axes[0].figure, tmp_path / "interest.png"))
 
 
@@ -252,7 +348,13 @@ def test_plot_attention(tmp_path: Path) -> None:
     assert ax.get_title() == "Attention over the history (attention-ppo, user 0)"
     assert ax.get_xlabel() == "global step"
     assert ax.get_ylabel() == "history position (oldest → newest)"
-    assert legend_texts(ax) == ["click"]
+    assert legend_texts(ax) == [
+        "no impression yet (short history)",
+        "empty history",
+        "click",
+        "population shift",
+        "new user in slot 0",
+    ]
     check_png(save_figure(ax.figure, tmp_path / "attention.png"))
 
 
@@ -280,7 +382,7 @@ def test_plot_recovery_undefined_is_na() -> None:
     entry = {"steps": Stat(math.nan, math.nan, math.nan, 0), "n_recovered": 0, "n_censored": 0}
     row = {"scenario": "s", "agent": "x", "recovery": [dict(entry, event_step=20)]}
     ax = plot_recovery([row])
-    assert [t.get_text() for t in ax.texts] == ["n/a"]
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["x\nn/a"]
 
 
 def test_agent_colors_do_not_depend_on_the_other_agents() -> None:
@@ -295,3 +397,57 @@ def test_agent_colors_do_not_depend_on_the_other_agents() -> None:
 
     registered = agent_colors(list(AGENT_NAMES))
     assert len(set(registered.values())) == len(AGENT_NAMES)  # no two registered agents alike
+
+
+def test_place_labels_never_overlap() -> None:
+    """Twelve labels on points that nearly coincide end up with disjoint boxes, each at
+    its own point (moved ones with a leader line)."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    from driftrec.experiments.plots import place_labels
+
+    fig = Figure(figsize=(5, 4))
+    FigureCanvasAgg(fig)
+    ax = fig.add_subplot()
+    xs = [0.0, 0.001, 0.002, 0.5, 0.5, 0.5, 0.9, 0.9, 0.3, 0.31, 0.32, 0.33]
+    ys = [0.50, 0.50, 0.51, 0.2, 0.21, 0.22, 0.8, 0.8, 0.5, 0.5, 0.5, 0.5]
+    ax.plot(xs, ys, "o")
+    ax.set_xlim(-0.1, 1.1)
+    ax.set_ylim(0, 1)
+    texts = place_labels(ax, xs, ys, [f"label {i}" for i in range(12)])
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    # the text itself, without the leader line (Annotation's extent includes the arrow)
+    boxes = [Text.get_window_extent(t, renderer) for t in texts]
+    for i in range(12):
+        assert texts[i].xy == (xs[i], ys[i])
+        for j in range(i + 1, 12):
+            assert not boxes[i].overlaps(boxes[j]), (i, j)
+
+
+def test_plot_recovery_draws_the_noise_floor_and_leaves_out_the_oracle() -> None:
+    """With population-best in the rows, its own recovery is a labelled grey band."""
+    runs = [make_run(a, s, level=lv) for a, lv in [("linucb", 0.8), ("population-best", 0.9),
+            ("oracle", 1.0)] for s in range(3)]  # fmt: skip
+    ax = plot_recovery(summary_table(runs, pre_windows=5))
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["linucb", "population-best"]
+    (note,) = [t.get_text() for t in ax.texts if t.get_text().startswith("noise floor")]
+    # the hand-made dip lasts three windows of 50 steps: 0.4, 0.6 and 0.85 of the level
+    assert note == "noise floor: population-best recovers within 150 steps on every seed"
+    assert len(ax.patches) == 1  # the band
+
+
+def test_plot_recovery_counts_undefined_seeds_beside_censored_ones() -> None:
+    """One seed recovered, one censored, one below the minimum level: all three counted."""
+    data = {
+        "a": {
+            500: [
+                Recovery(150.0, False, 0.8, 0.5, 500.0),
+                Recovery(math.nan, True, 0.8, 0.4, 500.0),
+                Recovery(math.nan, False, 0.3, math.nan, math.nan, below_level=True),
+            ]
+        }
+    }
+    ax = plot_recovery(data)
+    assert [t.get_text() for t in ax.get_xticklabels()] == ["a\n1/3 censored, 1/3 n/a"]

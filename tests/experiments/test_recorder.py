@@ -243,6 +243,8 @@ def test_topics_arrays(recorder: StepRecorder) -> None:
     np.testing.assert_allclose(t["tracked_interest"][0], [[0.5, 0.5], [0.75, 0.25]])
     np.testing.assert_allclose(t["tracked_rec"][0], [[0.75, 0.25], [0.5, 0.5]])
     np.testing.assert_allclose(t["rec_mix"][2], [1.0, 0.0])
+    # a slot's user changed in a window when its session ended there: both in windows 1 and 3
+    assert t["tracked_new_user"].tolist() == [[True, True], [False, False], [True, True]]
 
 
 def test_topics_arrays_empty_and_one_tracked_user() -> None:
@@ -251,6 +253,7 @@ def test_topics_arrays_empty_and_one_tracked_user() -> None:
     assert t["steps"].shape == (0,)
     assert t["rec_mix"].shape == (0, K)
     assert t["tracked_rec"].shape == (0, 1, K)
+    assert t["tracked_new_user"].shape == (0, 1)
 
 
 def test_slates_average_topics_and_cold_start() -> None:
@@ -290,6 +293,7 @@ def test_attention_arrays() -> None:
     assert a["item_topic"].tolist() == [[0, 1, 0]]
     assert a["mask"].tolist() == [[True, True, True]]
     assert a["feedback"].shape == (1, H)
+    assert a["new_user"].tolist() == [True]  # slot 0's user left at step 2
     assert a["topic_names"].tolist() == ["news", "sport"]
     assert str(a["source"]) == "attention weight"  # the function names no source
     fn.source = "content-match weight"  # type: ignore[attr-defined]

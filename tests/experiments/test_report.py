@@ -111,8 +111,13 @@ def test_write_report_links_every_png_and_has_table(exp_dir: Path) -> None:
     assert sorted(links) == pngs
     assert all(p.stat().st_size > 5_000 for p in report.parent.glob("*.png"))
     assert text.startswith("# Test experiment\n")
-    assert "## How to read the adaptation plot" in text
+    assert "## How to read the figures" in text
     assert "95% confidence interval" in text and "oracle" in text
+    # the headline: every agent minus the best non-privileged baseline (here random), paired
+    assert text.index("## Paired comparisons (headline)") < text.index("## Scenario `shift`")
+    assert "**shift: each agent minus `random`, paired by seed**" in text
+    assert "| attention-ppo | 3 |" in text and "reference `random`" in text
+    assert text.splitlines()[2].startswith("> **Warning:** only 3 seeds (fewer than 5)")
     assert "| scenario | agent | seeds | reward/oracle" in text
     assert "| shift | attention-ppo | 3 |" in text and "| shift | random | 3 |" in text
     assert "population shift @ 600" in text
@@ -144,6 +149,23 @@ def test_write_figures_returns_pngs(exp_dir: Path, tmp_path: Path) -> None:
         paths = write_figures(exp_dir, out_dir=tmp_path / "figs")
     assert len(paths) == 5 and all(p.is_file() and p.parent == tmp_path / "figs" for p in paths)
     assert not (tmp_path / "figs" / "report.md").exists()
+
+
+def test_compare_to_is_the_users_choice(exp_dir: Path, tmp_path: Path) -> None:
+    """compare_to names the reference (report.md and the console); an unknown one is refused."""
+    from driftrec.experiments.report import console_text
+
+    with pytest.warns(UserWarning, match="incomplete"):
+        report = write_report(exp_dir, out_dir=tmp_path / "r", compare_to="attention-ppo")
+        runs = load_runs(exp_dir)
+    text = report.read_text()
+    assert "each agent minus `attention-ppo`" in text and "chosen by the user" in text
+    console = console_text(runs, compare_to="attention-ppo")
+    assert console.startswith("shift: each agent minus `attention-ppo`, paired by seed")
+    assert "WARNING: only 3 seeds" in console and "reward/oracle" in console
+    msg = "'compare_to' must be one of the experiment's agents ['attention-ppo', 'random'] "
+    with pytest.raises(ValueError, match=re.escape(msg + "(got 'nobody')")):
+        console_text(runs, compare_to="nobody")
 
 
 def test_summary_text_plain(exp_dir: Path) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
+import io
 import json
 import os
 import time
@@ -115,6 +117,45 @@ def test_same_config_same_metrics(
     """Running the same config again (elsewhere) gives byte-identical metrics.csv files."""
     dirs = run_grid(_grid(tmp_path), progress=False)
     assert _metrics(dirs) == _metrics(reference[1])
+
+
+GREEDY = [c for c in METRIC_COLUMNS if c.startswith("greedy_")]
+
+
+def _without_greedy(text: str) -> str:
+    """metrics.csv with the greedy_* columns cut out, every other byte as written."""
+    rows = [line.split(",") for line in text.splitlines()]
+    keep = [i for i, name in enumerate(rows[0]) if name not in GREEDY]
+    return "\n".join(",".join(row[i] for i in keep) for row in rows)
+
+
+@pytest.mark.parametrize(
+    "agent",
+    [
+        "random",
+        "popularity",
+        "epsilon-greedy",
+        "linucb-discounted",
+        "thompson",
+        "history-similarity",
+        "attention-ppo",
+    ],
+)
+def test_greedy_columns_do_not_change_the_run(tmp_path: Path, agent: str) -> None:
+    """metrics.csv is byte-identical with and without the greedy columns, apart from them."""
+    texts = {}
+    for greedy in (True, False):
+        cfg = _grid(tmp_path / str(greedy), agents=(agent,), seeds=(0,), checkpoint=False)
+        d = run_one(cfg, "AbruptShift", agent, 0, progress=False, greedy_columns=greedy)
+        texts[greedy] = (d / "metrics.csv").read_text()
+        with np.load(d / "topics.npz") as t:
+            texts[greedy, "topics"] = {k: t[k].tolist() for k in t.files}
+    assert _without_greedy(texts[True]) == _without_greedy(texts[False])
+    assert texts[True, "topics"] == texts[False, "topics"]
+    rows = {g: list(csv.DictReader(io.StringIO(texts[g]))) for g in (True, False)}
+    for column in GREEDY:  # measured with them, empty (nan) without
+        assert all(np.isfinite(float(r[column])) for r in rows[True]), column
+        assert all(np.isnan(float(r[column] or "nan")) for r in rows[False]), column
 
 
 def test_finished_grid_is_not_recomputed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
