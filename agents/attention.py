@@ -64,7 +64,7 @@ until a parameter of the item tower or the item table changes.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -259,35 +259,84 @@ class RecommenderOutput(NamedTuple):
     encoding: tuple[EncodedHistory, ParsedObservation, torch.Tensor] | None = None
 
 
+class MatchState(NamedTuple):
+    """The content match's view of a batch of histories, in the history's own coordinates.
+
+    The profile at state row ``t`` is ``h_t = sum_k weights[t, k] x_k`` normalised; it is
+    never formed for every row: what the click loss needs, ``<h_t, x_k>``, is ``wg[t, k]``
+    (the weights times the history's Gram matrix), and ``|h_t|`` comes from the same product.
+    Only the query's profile, which scores the whole catalog, is formed (:meth:`profile`).
+
+    Attributes:
+        weights: ``(B, R, H)`` signed weight of impression ``k`` in the profile at row ``t``.
+        x: ``(B, H, r)`` the history's reduced unit text embeddings.
+        wg: ``(B, R, H)`` ``<h_t, x_k>`` before normalising ``h_t``.
+        inv_norm: ``(B, R)`` ``1 / (|h_t| + 1e-6)``.
+    """
+
+    weights: torch.Tensor
+    x: torch.Tensor
+    wg: torch.Tensor
+    inv_norm: torch.Tensor
+
+    def profile(self, rows: torch.Tensor) -> torch.Tensor:
+        """``(B, r)`` the unit profile at row ``rows[b]`` of each observation ``b``."""
+        index = torch.arange(rows.shape[0], device=rows.device)
+        w = self.weights[index, rows]  # (B, H)
+        h = (w.unsqueeze(-1) * self.x).sum(dim=1)  # (B, H, 1) * (B, H, r) -> (B, r)
+        return h * self.inv_norm[index, rows].unsqueeze(1)  # (B, r)
+
+
+class ClickTargets(NamedTuple):
+    """Which impressions the click loss predicts, and from which state row.
+
+    Attributes:
+        position: ``(B, M)`` history position of each target (None: every position, ``M = H``).
+        context: ``(B, M)`` the state row summarising the impressions before the target.
+        ok: ``(B, M)`` True for a real target.
+        rank: ``(B, M)`` how many real impressions came after the target (0 = the newest).
+    """
+
+    position: torch.Tensor | None
+    context: torch.Tensor
+    ok: torch.Tensor
+    rank: torch.Tensor
+
+
 class EncodedHistory(NamedTuple):
     """The causal encoder's output for a batch of histories (token 0 = start, 1..H = history).
 
+    The full encoder keeps a state for every token (``R = H + 1`` rows, row ``t`` = token
+    ``t``); a partial one only for the ``R`` newest real tokens, newest first (row 0 is the
+    query; tokens beyond the history's start are the start token).
+
     Attributes:
-        states: ``(B, H + 1, d)`` the state after each token: the start token's is the
+        states: ``(B, R, d)`` the state after each row's token: the start token's is the
             empty-history state; history token ``i``'s summarises impressions up to ``i``.
-        profiles: ``(B, H + 1, r)`` content-match profile at each token (None without it).
-        query: ``(B,)`` token whose state scores the next recommendation (the newest real
-            impression, 0 for an empty history).
-        before: ``(B, H)`` for each history position, the token just before it (the context
-            its click is predicted from).
-        attentions: per layer ``(B, heads, H + 1, H + 1)`` attention weights.
+        match: the content match's profile weights at the same rows (None without it), see
+            :class:`MatchState`.
+        query: ``(B,)`` the row whose state scores the next recommendation (the newest real
+            impression, or the start token for an empty history).
+        targets: the impressions the click loss can predict from these rows.
+        attentions: per layer ``(B, heads, R, H + 1)`` attention weights (empty unless asked
+            for).
+        history_items: ``(B, H, d)`` item tower vectors of the history's items.
     """
 
     states: torch.Tensor
-    profiles: torch.Tensor | None
+    match: MatchState | None
     query: torch.Tensor
-    before: torch.Tensor
+    targets: ClickTargets
     attentions: tuple[torch.Tensor, ...]
+    history_items: torch.Tensor
 
     def query_states(self) -> torch.Tensor:
         """``(B, d)`` the state at the query token: the user state ``u``."""
-        return self.states[torch.arange(self.states.shape[0]), self.query]
+        return self.states[torch.arange(self.states.shape[0], device=self.query.device), self.query]
 
     def query_profiles(self) -> torch.Tensor | None:
-        """``(B, r)`` the content-match profile at the query token."""
-        if self.profiles is None:
-            return None
-        return self.profiles[torch.arange(self.profiles.shape[0]), self.query]
+        """``(B, r)`` the unit content-match profile at the query token."""
+        return None if self.match is None else self.match.profile(self.query)
 
 
 class ParsedObservation(NamedTuple):
@@ -298,6 +347,19 @@ class ParsedObservation(NamedTuple):
     mask: torch.Tensor  # (B, H) bool, True for a real impression
     progress: torch.Tensor  # (B,) float
     clock: torch.Tensor  # (B,) float
+
+    def checked_item_ids(self, num_items: int, what: str = "the item table") -> torch.Tensor:
+        """``(B, H)`` the history's item ids with padding as item 0, each checked to be in
+        ``[0, num_items)``; the error asks whether ``what`` is for this catalog."""
+        ids = self.item_ids.masked_fill(~self.mask, 0)  # padding is masked anyway
+        if ids.numel():
+            low, high = (int(v) for v in torch.aminmax(ids))
+            if low < 0 or high >= num_items:
+                raise ValueError(
+                    f"observed item ids must be in [0, {num_items - 1}] "
+                    f"(got {low}..{high}); is {what} for this catalog?"
+                )
+        return ids
 
 
 def parse_observation(
@@ -378,33 +440,52 @@ class RecencySelfAttention(nn.Module):
         x: torch.Tensor,
         allowed: torch.Tensor,
         distance: torch.Tensor,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        need_weights: bool = True,
+        rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend.
 
         Args:
             x: ``(B, T, d)`` normalised token states.
-            allowed: ``(B, T, T)`` bool, ``[b, i, j]`` True when query ``i`` may attend to key
+            allowed: ``(B, R, T)`` bool, ``[b, i, j]`` True when query ``i`` may attend to key
                 ``j`` (padding and the future are never attended to).
-            distance: ``(B, T, T)`` float recency distance from query ``i`` back to key ``j``.
+            distance: ``(B, R, T)`` float recency distance from query ``i`` back to key ``j``.
+            need_weights: Also return the attention weights.
+            rows: ``(B, R)`` the tokens that query (None: every token, ``R = T``); keys and
+                values are always every token's.
 
         Returns:
-            The ``(B, T, d)`` output and the ``(B, heads, T, T)`` attention weights (before
-            dropout; every row sums to 1).
+            The ``(B, R, d)`` output and the ``(B, heads, R, T)`` attention weights (before
+            dropout; every row sums to 1), or None for the weights without ``need_weights``.
         """
         b, t, d = x.shape
-        qkv = self.qkv(x).view(b, t, 3, self.num_heads, self.head_dim)  # (B, T, 3, heads, dh)
-        q, k, v = qkv.permute(2, 0, 3, 1, 4).unbind(0)  # each (B, heads, T, dh)
-        logits = torch.einsum("bhid,bhjd->bhij", q, k) / math.sqrt(self.head_dim)  # (B,h,T,T)
-        if self.recency_slope is not None:
-            slope = F.softplus(self.recency_slope).view(1, -1, 1, 1)  # (1, heads, 1, 1)
-            logits = logits - slope * distance.unsqueeze(1)  # (B, heads, T, T)
-        logits = logits.masked_fill(
-            ~allowed[:, None, :, :], torch.finfo(logits.dtype).min
-        )  # (B, heads, T, T); keys not allowed get exactly 0 weight
-        weights = logits.softmax(dim=-1)  # (B, heads, T, T)
-        mixed = torch.einsum("bhij,bhjd->bhid", self.attn_dropout(weights), v)  # (B,h,T,dh)
-        mixed = mixed.transpose(1, 2).reshape(b, t, d)  # (B, T, d)
-        return self.out(mixed), weights
+        heads, dh = self.num_heads, self.head_dim
+        # one head at a time on strided views of the projections: no permuted copies of q, k,
+        # v (or of their gradients), and the bias, the mask and the scale enter the logits in
+        # one baddbmm
+        if rows is None:
+            parts = self.qkv(x).view(b, t, 3 * heads, dh).unbind(2)  # 3 * heads x (B, T, dh)
+            queries, keys = parts[:heads], parts[heads:]
+        else:
+            r = rows.shape[1]
+            xr = _take_rows(x, rows)  # (B, R, d)
+            w, bias = self.qkv.weight, self.qkv.bias  # (3d, d), (3d,)
+            queries = F.linear(xr, w[:d], bias[:d]).view(b, r, heads, dh).unbind(2)
+            keys = F.linear(x, w[d:], bias[d:]).view(b, t, 2 * heads, dh).unbind(2)
+        # keys not allowed get finfo.min, hence exactly 0 weight
+        masked = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device)  # (B, R, T)
+        masked.masked_fill_(~allowed, torch.finfo(x.dtype).min)
+        slope = None if self.recency_slope is None else F.softplus(self.recency_slope)
+        mixed, weights = [], []
+        for i in range(heads):
+            q, k, v = queries[i], keys[i], keys[heads + i]  # (B, R, dh), (B, T, dh), (B, T, dh)
+            bias_i = masked if slope is None else torch.addcmul(masked, distance, -slope[i])
+            logits = torch.baddbmm(bias_i, q, k.transpose(1, 2), alpha=1.0 / math.sqrt(dh))
+            head_weights = logits.softmax(dim=-1)  # (B, R, T)
+            mixed.append(torch.bmm(self.attn_dropout(head_weights), v))  # (B, R, dh)
+            weights.append(head_weights)
+        out = self.out(torch.cat(mixed, dim=-1))  # (B, R, d)
+        return out, (torch.stack(weights, dim=1) if need_weights else None)
 
 
 class TransformerBlock(nn.Module):
@@ -424,12 +505,22 @@ class TransformerBlock(nn.Module):
         self.dropout = nn.Dropout(config.dropout)
 
     def forward(
-        self, x: torch.Tensor, allowed: torch.Tensor, distance: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Apply the block to ``(B, T, d)`` states; returns them and the attention weights."""
-        attended, weights = self.attn(self.ln_attn(x), allowed, distance)
-        x = x + self.dropout(attended)  # (B, T, d)
-        x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, T, d)
+        self,
+        x: torch.Tensor,
+        allowed: torch.Tensor,
+        distance: torch.Tensor,
+        need_weights: bool = True,
+        rows: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Apply the block to ``(B, T, d)`` states; returns the new states ``(B, R, d)`` of the
+        ``rows`` tokens (every token without ``rows``) and the attention weights (None without
+        ``need_weights``); ``allowed``, ``distance`` and ``rows`` as in
+        :meth:`RecencySelfAttention.forward`."""
+        attended, weights = self.attn(self.ln_attn(x), allowed, distance, need_weights, rows)
+        if rows is not None:
+            x = _take_rows(x, rows)  # (B, R, d)
+        x = x + self.dropout(attended)  # (B, R, d)
+        x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, R, d)
         return x, weights
 
 
@@ -490,7 +581,8 @@ class AttentionRecommender(nn.Module):
         self.register_buffer("release_step", release, persistent=False)  # (N,)
         self.register_buffer("match_table", _match_table(table, config), persistent=False)
         self.register_buffer("text_basis", _text_basis(self.match_table), persistent=False)
-        self._item_cache: tuple[tuple[Any, ...], torch.Tensor] | None = None
+        self._caches: dict[str, tuple[tuple[Any, ...], torch.Tensor]] = {}  # no-grad tables
+        self._released_at: int | None = None  # max(release_step), cached
         self.reset_parameters()
 
     # ---------------------------------------------------------------------------------- setup
@@ -529,7 +621,7 @@ class AttentionRecommender(nn.Module):
                 start = 2.0 ** (-8.0 * torch.arange(1, heads + 1) / heads)
                 with torch.no_grad():
                     attn.recency_slope.copy_(_inverse_softplus(start))
-        self._item_cache = None
+        self._caches = {}
 
     def set_item_table(
         self,
@@ -567,10 +659,12 @@ class AttentionRecommender(nn.Module):
         self.release_step = release.to(device=ref.device)
         self.match_table = _match_table(table, self.config).to(device=ref.device, dtype=ref.dtype)
         self.text_basis = _text_basis(self.match_table)
-        self._item_cache = None
+        self._caches = {}
+        self._released_at = None
 
     def _apply(self, fn: Any, *args: Any, **kwargs: Any) -> AttentionRecommender:
-        self._item_cache = None  # .to() / .float() / .cuda() move or convert the table
+        self._caches = {}  # .to() / .float() / .cuda() move or convert the tables
+        self._released_at = None
         return super()._apply(fn, *args, **kwargs)
 
     @property
@@ -602,15 +696,27 @@ class AttentionRecommender(nn.Module):
         """
         if torch.is_grad_enabled():
             return self._embed_items(None)
-        params = [self.item_proj.weight, self.item_table]
+        return self._cached("items", self._item_tensors(), lambda: self._embed_items(None))
+
+    def _item_tensors(self) -> list[torch.Tensor]:
+        """What the projected item table depends on."""
+        tensors = [self.item_proj.weight, self.item_table]
         if self.id_embedding is not None:
-            params.append(self.id_embedding.weight)
-        key = tuple((id(p), p.data_ptr(), p._version) for p in params)
-        if self._item_cache is not None and self._item_cache[0] == key:
-            return self._item_cache[1]
-        vectors = self._embed_items(None)  # (N, d)
-        self._item_cache = (key, vectors)
-        return vectors
+            tensors.append(self.id_embedding.weight)
+        return tensors
+
+    def _cached(
+        self, name: str, tensors: list[torch.Tensor], build: Callable[[], torch.Tensor]
+    ) -> torch.Tensor:
+        """``build()``, reused (without gradients) until one of ``tensors`` changes: their
+        identity, storage and version counters are checked on every call."""
+        key = tuple((id(t), t.data_ptr(), t._version) for t in tensors)
+        hit = self._caches.get(name)
+        if hit is not None and hit[0] == key:
+            return hit[1]
+        value = build()
+        self._caches[name] = (key, value)
+        return value
 
     # ---------------------------------------------------------------------------- user tower
     def user_vectors(
@@ -627,102 +733,154 @@ class AttentionRecommender(nn.Module):
         Returns:
             ``(B, d)``, or ``((B, d), attentions)`` with ``output_attentions=True``.
         """
-        enc = self._encode(parse_observation(obs, self.config.history_len))
+        parsed = parse_observation(obs, self.config.history_len)
+        rows = None if output_attentions else 1  # the query row is the user state
+        enc = self._encode(
+            parsed, need_attentions=output_attentions, need_match=False, num_rows=rows
+        )
         user = enc.query_states()
         return (user, enc.attentions) if output_attentions else user
 
     def _encode(
-        self, parsed: ParsedObservation, items: torch.Tensor | None = None
+        self,
+        parsed: ParsedObservation,
+        items: torch.Tensor | None = None,
+        need_attentions: bool = False,
+        need_match: bool = True,
+        num_rows: int | None = None,
     ) -> EncodedHistory:
-        """Run the causal encoder: one state per history prefix (see :class:`EncodedHistory`)."""
-        ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
-        b, h = ids.shape
-        ids = ids.masked_fill(~valid, 0)  # (B, H) padding -> item 0 (masked anyway)
-        if ids.numel() and (int(ids.min()) < 0 or int(ids.max()) >= self.num_items):
-            raise ValueError(
-                f"observed item ids must be in [0, {self.num_items - 1}] "
-                f"(got {int(ids.min())}..{int(ids.max())}); is the item table for this catalog?"
-            )
+        """Run the causal encoder (see :class:`EncodedHistory`).
+
+        Without ``num_rows`` every token gets a state (the click loss can then predict every
+        impression). With ``num_rows = R`` only the ``R`` newest real tokens do (newest first,
+        the start token filling in for short histories): every layer but the last runs over
+        all prefixes, the last computes keys and values for every token but its attention,
+        MLP and final LayerNorm only for those rows, and the content-match weights likewise.
+        The same arithmetic for those rows, in a fraction of the work: ``R = 1`` is the acting
+        path (the query alone), ``R = k + 1`` serves a click loss on the ``k`` newest
+        impressions. ``attentions`` is empty unless ``need_attentions``; ``match`` is None
+        without ``need_match`` (or without content match).
+        """
+        feedback, valid = parsed.feedback, parsed.mask  # each (B, H)
+        b, h = valid.shape
+        ids = parsed.checked_item_ids(self.num_items)  # (B, H)
         dtype = self.item_proj.weight.dtype
         if items is None:
             items = self._embed_items(None)  # (N, d): cheaper than B * H rows for N < B * H
-        tokens = (
-            items[ids]  # (B, H, d)
-            + self.feedback_proj(feedback.to(dtype).unsqueeze(-1))  # (B, H, 1) -> (B, H, d)
-        )
-        start = self.user_token.expand(b, 1, -1)  # (B, 1, d)
-        x = self.embed_dropout(torch.cat([start, tokens], dim=1))  # (B, T = H + 1, d)
-
-        allowed, distance = _causal_geometry(valid, dtype)  # (B, T, T) each
+        history_items = items[ids]  # (B, H, d)
+        x = self._tokens(history_items, feedback)  # (B, T = H + 1, d)
+        index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
+        recency = _recency(valid)  # (B, H) real impressions after each position
+        allowed = distance = rows = None
+        if num_rows is None or len(self.layers) > 1:
+            allowed, distance = _causal_geometry(valid, dtype)  # (B, T, T) each
+        if num_rows is None:
+            # for each history position the newest real token before it (0 = start): the
+            # context its click is predicted from; the query is the newest real token
+            upto = index.cummax(dim=1).values  # (B, H) newest real token at or before each
+            before = torch.cat([upto.new_zeros(b, 1), upto[:, :-1]], dim=1)  # (B, H)
+            query = upto[:, -1]  # (B,)
+            targets = ClickTargets(position=None, context=before, ok=valid, rank=recency)
+            row_allowed, row_distance = allowed, distance
+        else:
+            _check_int("num_rows", num_rows, 1)
+            rows = _newest_tokens(index, num_rows)  # (B, R) newest first, 0 = start
+            query = rows.new_zeros(b)  # row 0
+            k = rows.shape[1] - 1  # row j + 1 is the context of the target at row j
+            targets = ClickTargets(
+                position=(rows[:, :k] - 1).clamp_min(0),
+                context=torch.arange(1, k + 1, device=ids.device).expand(b, k),
+                ok=rows[:, :k] > 0,
+                rank=torch.arange(k, device=ids.device).expand(b, k),
+            )
+            row_allowed, row_distance = _row_geometry(valid, recency, rows, dtype)  # (B, R, T)
 
         attentions = []
-        for layer in self.layers:
-            x, weights = layer(x, allowed, distance)  # (B, T, d), (B, heads, T, T)
-            attentions.append(weights)
-        states = self.final_norm(x)  # (B, T, d)
+        last = len(self.layers) - 1
+        for i, layer in enumerate(self.layers):
+            if i < last or num_rows is None:
+                x, weights = layer(x, allowed, distance, need_attentions)  # (B, T, d)
+            else:
+                x, weights = layer(x, row_allowed, row_distance, need_attentions, rows)
+            if weights is not None:
+                attentions.append(weights)  # (B, heads, R, T)
+        states = self.final_norm(x)  # (B, R, d)
         if self.config.zero_start_state:  # an empty history carries no topic preference
-            states = torch.cat([torch.zeros_like(states[:, :1]), states[:, 1:]], dim=1)
-
-        # the newest real impression's token (0 = start when the history is empty), and for
-        # each history position the token just before it: the context that preceded it
-        index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
-        upto = index.cummax(dim=1).values  # (B, H) newest real token at or before each position
-        before = torch.cat([upto.new_zeros(b, 1), upto[:, :-1]], dim=1)  # (B, H)
-        profiles = self._profiles(ids, feedback, valid, allowed, distance)  # (B, T, r) or None
+            start = (rows == 0) if rows is not None else None
+            if start is None:
+                states[:, 0].zero_()  # (LayerNorm's backward does not need its output)
+            else:
+                states = states.masked_fill(start.unsqueeze(-1), 0.0)
+        match = None
+        if need_match:
+            match = self._match(ids, feedback, valid, row_allowed[:, :, 1:], row_distance[:, :, 1:])
         return EncodedHistory(
             states=states,
-            profiles=profiles,
-            query=upto[:, -1],
-            before=before,
+            match=match,
+            query=query,
+            targets=targets,
             attentions=tuple(attentions),
+            history_items=history_items,
         )
 
-    def _profiles(
+    def _tokens(self, history_items: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
+        """``(B, T, d)`` the encoder's input: the start token, then item + feedback tokens."""
+        fb = feedback.to(history_items.dtype).unsqueeze(-1)  # (B, H, 1)
+        tokens = history_items + self.feedback_proj(fb)  # (B, H, d)
+        start = self.user_token.expand(tokens.shape[0], 1, -1)  # (B, 1, d)
+        return self.embed_dropout(torch.cat([start, tokens], dim=1))  # (B, T = H + 1, d)
+
+    def _match(
         self,
         ids: torch.Tensor,
         feedback: torch.Tensor,
         valid: torch.Tensor,
-        allowed: torch.Tensor,
-        distance: torch.Tensor,
-    ) -> torch.Tensor | None:
-        """``(B, T, r)`` unit content-match profile at every token (zeros at the start)."""
+        seen: torch.Tensor,
+        dist: torch.Tensor,
+    ) -> MatchState | None:
+        """The content-match profile weights at some tokens (None without content match).
+
+        ``seen`` ``(B, T', H)`` says which impressions each of the ``T'`` tokens sees (``k``
+        real and at or before it) and ``dist`` ``(B, T', H)`` how far back each is (recency
+        distance); the full encoder passes every token, the acting path only the query.
+        """
         if not self.config.content_match:
             return None
         x = F.embedding(ids, self.match_table)  # (B, H, r); a plain gather, faster than [ids]
-        weights = self._match_weights(x, feedback, valid, allowed, distance)  # (B, T, H)
-        h = weights @ x  # (B, T, H) @ (B, H, r) -> (B, T, r)
-        return h / (h.norm(dim=-1, keepdim=True) + 1e-6)  # (B, T, r)
+        gram = x @ x.transpose(1, 2)  # (B, H, H) <x_j, x_k>; no gradient (a frozen table)
+        weights = self._match_weights(gram, feedback, valid, seen, dist)  # (B, T', H)
+        wg = weights @ gram  # (B, T', H) @ (B, H, H): <h_t, x_k>
+        sq_norm = (wg * weights).sum(-1)  # (B, T') |h_t|^2
+        inv_norm = 1.0 / (sq_norm.clamp_min(1e-24).sqrt() + 1e-6)  # (B, T')
+        return MatchState(weights=weights, x=x, wg=wg, inv_norm=inv_norm)
 
     def _match_weights(
         self,
-        x: torch.Tensor,
+        gram: torch.Tensor,
         feedback: torch.Tensor,
         valid: torch.Tensor,
-        allowed: torch.Tensor,
-        distance: torch.Tensor,
+        seen: torch.Tensor,
+        dist: torch.Tensor,
     ) -> torch.Tensor:
-        """``(B, T, H)`` signed weight of impression ``k`` in the profile at token ``t``, from
-        the history's reduced text embeddings ``x`` ``(B, H, r)``."""
-        table = self.match_table
-        y = feedback.to(table.dtype).clamp(0.0, 1.0)  # (B, H)
-        gamma = torch.sigmoid(self.match_decay_logit)
+        """``(B, T', H)`` signed weight of impression ``k`` in the profile at token ``t``, from
+        the Gram matrix ``(B, H, H)`` of the history's reduced text embeddings (``seen`` and
+        ``dist`` as in :meth:`_match`)."""
+        dtype = gram.dtype
+        y = feedback.to(dtype).clamp(0.0, 1.0)  # (B, H)
         skip = F.softplus(self.match_skip_raw)
-        sign = valid.to(table.dtype) * (y - skip * (1.0 - y))  # (B, H)
-        dist = distance[:, :, 1:]  # (B, T, H) recency distance from token t back to k
-        seen = allowed[:, :, 1:].to(table.dtype)  # (B, T, H) k <= t and k real
-        # weight of impression k in the profile at token i: gamma ** (r_k - r_i), k <= i
-        w = seen * gamma**dist * sign.unsqueeze(1)  # (B, T, H)
-        if not self.config.match_attention:
-            return w
-        fast = torch.sigmoid(self.match_query_logit)
-        wq = seen * fast**dist * sign.unsqueeze(1)  # (B, T, H) short-term profile q = wq @ x
-        gram = x @ x.transpose(1, 2)  # (B, H, H) <e_j, e_k>
-        qx = wq @ gram  # (B, T, H) <q_t, e_k> before normalising q
-        q_norm = (qx * wq).sum(-1, keepdim=True).clamp_min(1e-12).sqrt()  # (B, T, 1) |q_t|
-        side = valid.to(table.dtype) * (2.0 * y - 1.0)  # (B, H) +1 click, -1 skip
-        agree = qx / (q_norm + 1e-6) * side.unsqueeze(1)  # (B, T, H) in [-1, 1]
-        kappa = F.softplus(self.match_sharpness_raw)
-        return w * torch.exp(kappa * (agree - 1.0))  # (B, T, H)
+        sign = valid.to(dtype) * (y - skip * (1.0 - y))  # (B, H)
+        signed = seen.to(dtype) * sign.unsqueeze(1)  # (B, T', H) 0 unless k <= t
+        # weight of impression k in the profile at token t: gamma ** (r_k - r_t), k <= t
+        log_w = dist * F.logsigmoid(self.match_decay_logit)  # (B, T, H) log gamma ** dist
+        if self.config.match_attention:
+            # short-term profile q_t = sum_k fast ** dist s_k x_k; <q_t, x_k> via the Gram matrix
+            wq = signed * (dist * F.logsigmoid(self.match_query_logit)).exp()  # (B, T, H)
+            qx = wq @ gram  # (B, T, H) <q_t, x_k> before normalising q
+            q_norm = (qx * wq).sum(-1, keepdim=True).clamp_min(1e-12).sqrt()  # (B, T, 1)
+            side = valid.to(dtype) * (2.0 * y - 1.0)  # (B, H) +1 click, -1 skip
+            agree = qx / (q_norm + 1e-6) * side.unsqueeze(1)  # (B, T, H) in [-1, 1]
+            log_w = log_w + F.softplus(self.match_sharpness_raw) * (agree - 1.0)
+        return signed * log_w.exp()  # (B, T, H)
 
     def match_attention(self, obs: torch.Tensor | Mapping[str, torch.Tensor]) -> torch.Tensor:
         """``(B, H)`` how much each history impression counts in the content-match profile
@@ -741,9 +899,12 @@ class AttentionRecommender(nn.Module):
         ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
         b, h = ids.shape
         ids = ids.masked_fill(~valid, 0)
-        allowed, distance = _causal_geometry(valid)
+        allowed, distance = _causal_geometry(valid, self.match_table.dtype)
         x = F.embedding(ids, self.match_table)  # (B, H, r)
-        weights = self._match_weights(x, feedback, valid, allowed, distance)  # (B, T, H)
+        gram = x @ x.transpose(1, 2)  # (B, H, H)
+        weights = self._match_weights(
+            gram, feedback, valid, allowed[:, :, 1:], distance[:, :, 1:]
+        )  # (B, T, H)
         index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
         query = index.max(dim=1).values  # (B,) newest real token (0: empty history)
         row = weights[torch.arange(b, device=ids.device), query].abs()  # (B, H)
@@ -756,15 +917,22 @@ class AttentionRecommender(nn.Module):
         obs: torch.Tensor | Mapping[str, torch.Tensor],
         output_attentions: bool = False,
         output_encoding: bool = False,
+        click_targets: int | None = None,
     ) -> RecommenderOutput:
         """Score every item for each observation.
+
+        Only the newest token's state scores the catalog, so by default the encoder computes
+        that row alone (:meth:`_encode` with one row); the other prefixes' states are computed
+        when the encoding or the attention weights are asked for.
 
         Args:
             obs: ``(B, 3H+2)`` flat observations (see :mod:`driftrec.envs.observation`), or the
                 dict variant.
-            output_attentions: Return the per-layer attention weights.
+            output_attentions: Return the per-layer attention weights (every token's).
             output_encoding: Return the :class:`EncodedHistory` (for :meth:`click_loss` without
                 a second pass).
+            click_targets: With ``output_encoding``, the encoding serves a click loss on the
+                ``click_targets`` newest impressions only (None: every impression).
 
         Returns:
             ``scores`` ``(B, N)`` (unreleased items at ``torch.finfo(dtype).min``), ``user_state``
@@ -772,11 +940,19 @@ class AttentionRecommender(nn.Module):
         """
         parsed = parse_observation(obs, self.config.history_len)
         items = self.item_vectors()  # (N, d)
-        enc = self._encode(parsed, items)
+        if output_attentions:
+            rows = None
+        elif output_encoding:  # the rows the click loss will need
+            rows = None if click_targets is None else click_targets + 1
+        else:  # the query row only
+            rows = 1
+        enc = self._encode(parsed, items, need_attentions=output_attentions, num_rows=rows)
         user = enc.query_states()  # (B, d)
-        scores = self._click_scores(user, enc.query_profiles(), items) * self.score_scale()
+        scores = self._policy_scores(user, enc.query_profiles(), items)  # (B, N)
         clock = parsed.clock.round().long()  # (B,)
-        if clock.numel() and int(clock.min()) < int(self.release_step.max()):
+        if self._released_at is None:  # the step from which every item is released
+            self._released_at = int(self.release_step.max())
+        if clock.numel() and int(clock.min()) < self._released_at:
             unreleased = self.release_step.unsqueeze(0) > clock.unsqueeze(1)  # (B, N)
             scores = scores.masked_fill(unreleased, torch.finfo(scores.dtype).min)  # (B, N)
         return RecommenderOutput(
@@ -792,9 +968,11 @@ class AttentionRecommender(nn.Module):
         Last layer, mean over heads, in observation order; padding gets 0. The remainder of
         each row (to 1) is the weight on the start token.
         """
-        enc = self._encode(parse_observation(obs, self.config.history_len))
+        parsed = parse_observation(obs, self.config.history_len)
+        enc = self._encode(parsed, need_attentions=True, need_match=False)
         last = enc.attentions[-1].mean(dim=1)  # (B, T, T)
-        rows = last[torch.arange(last.shape[0]), enc.query]  # (B, T) the query's row
+        index = torch.arange(last.shape[0], device=last.device)
+        rows = last[index, enc.query]  # (B, T) the query's row
         return rows[:, 1:]  # (B, H)
 
     # ------------------------------------------------------------------------------ scores
@@ -821,33 +999,73 @@ class AttentionRecommender(nn.Module):
             "weight": float(F.softplus(self.match_weight_raw.detach())),
         }
 
-    def _click_scores(
-        self,
-        user: torch.Tensor,
-        profile: torch.Tensor | None,
-        items: torch.Tensor,
-        targets: torch.Tensor | None = None,
+    def _policy_scores(
+        self, user: torch.Tensor, profile: torch.Tensor | None, items: torch.Tensor
     ) -> torch.Tensor:
-        """Click scores ``c`` of every item ``(B, N)``, or of one target item per row ``(B,)``.
+        """Policy scores ``beta * c`` of every item ``(B, N)``.
 
         ``user`` ``(B, d)`` and ``profile`` ``(B, r)`` (None without content match) describe the
-        history; ``items`` is the projected item table ``(N, d)``.
+        history; ``items`` is the projected item table ``(N, d)``. The scalars (``beta``,
+        ``1 / sqrt(d)``, ``w``) are folded into the ``(B, .)`` side and the prior rides along
+        as one more column, so the ``(B, N)`` result comes from two matrix products with no
+        elementwise pass over it (and the same in the backward pass).
         """
-        scale = 1.0 / math.sqrt(self.config.embed_dim)
-        if targets is None:
-            scores = (user @ items.T) * scale  # (B, d) @ (d, N) -> (B, N)
-        else:
-            scores = (user * items[targets]).sum(-1) * scale  # (B,)
+        beta = self.score_scale()
+        if not torch.is_grad_enabled():  # acting: one product with the cached item side
+            left = [user * (beta / math.sqrt(self.config.embed_dim))]  # (B, d)
+            if self.item_prior is not None:
+                left.append(beta.expand(user.shape[0], 1))  # (B, 1)
+            if profile is not None:
+                left.append(profile * (F.softplus(self.match_weight_raw) * beta))  # (B, r)
+            return torch.cat(left, dim=1) @ self._score_table(items, profile is not None).T
+        left = [user * (beta / math.sqrt(self.config.embed_dim))]  # (B, d)
+        right = [items]  # (N, d)
         if self.item_prior is not None:
-            prior = self.prior()  # (N,)
-            scores = scores + (prior if targets is None else prior[targets])
-        if profile is not None:
-            weight = F.softplus(self.match_weight_raw)
-            if targets is None:
-                match = profile @ self.match_table.T  # (B, r) @ (r, N) -> (B, N)
-            else:
-                match = (profile * self.match_table[targets]).sum(-1)  # (B,)
-            scores = scores + weight * match
+            left.append(beta.expand(user.shape[0], 1))  # (B, 1)
+            right.append(self.prior().unsqueeze(1))  # (N, 1)
+        a = left[0] if len(left) == 1 else torch.cat(left, dim=1)  # (B, d [+ 1])
+        w = right[0] if len(right) == 1 else torch.cat(right, dim=1)  # (N, d [+ 1])
+        if profile is None:
+            return a @ w.T  # (B, N)
+        weight = F.softplus(self.match_weight_raw) * beta
+        return _ScoreProduct.apply(a, w, profile * weight, self.match_table)  # (B, N)
+
+    def _score_table(self, items: torch.Tensor, match: bool) -> torch.Tensor:
+        """``(N, d [+ 1] [+ r])`` the item side of the policy scores, ``[v, b, m]`` (without
+        gradients, cached while the item tower and the prior stay the same)."""
+        tensors = self._item_tensors()
+        if self.item_prior is not None:
+            tensors.append(self.item_prior)
+        tensors += [self.match_table, self.text_basis]
+
+        def build() -> torch.Tensor:
+            parts = [items]
+            if self.item_prior is not None:
+                parts.append(self.prior().unsqueeze(1))
+            if match:
+                parts.append(self.match_table)
+            return torch.cat(parts, dim=1)
+
+        return self._cached(f"scores{int(match)}", tensors, build)
+
+    def _target_scores(
+        self,
+        user: torch.Tensor,
+        item_vectors: torch.Tensor,
+        targets: torch.Tensor,
+        match: torch.Tensor | None,
+    ) -> torch.Tensor:
+        """Click scores ``c`` ``(...)`` of one target item per context.
+
+        ``user`` and ``item_vectors`` ``(..., d)`` are the context's state and the target's item
+        tower vector, ``targets`` ``(...)`` its id, and ``match`` ``(...)`` the cosine between the
+        context's profile and the target's text (None without content match).
+        """
+        scores = (user * item_vectors).sum(-1) / math.sqrt(self.config.embed_dim)
+        if self.item_prior is not None:
+            scores = scores + self.prior()[targets]
+        if match is not None:
+            scores = scores + F.softplus(self.match_weight_raw) * match
         return scores
 
     def click_logits(
@@ -857,10 +1075,11 @@ class AttentionRecommender(nn.Module):
         parsed = parse_observation(obs, self.config.history_len)
         table = self._embed_items(None)  # (N, d)
         enc = self._encode(parsed, table)
-        return (
-            self._click_scores(enc.query_states(), enc.query_profiles(), table, items.long())
-            + self.click_offset
-        )
+        items = items.long()
+        profile = enc.query_profiles()  # (B, r) or None
+        match = None if profile is None else (profile * self.match_table[items]).sum(-1)  # (B,)
+        scores = self._target_scores(enc.query_states(), table[items], items, match)
+        return scores + self.click_offset
 
     def click_loss(
         self,
@@ -876,6 +1095,10 @@ class AttentionRecommender(nn.Module):
         targets. One pass of the encoder serves the policy's scores and all ``H`` targets, and
         no reward or next observation is needed, so any batch of observations can be used.
 
+        With ``num_targets`` only the newest tokens' states are needed, and an encoder pass
+        made for it (``forward(..., output_encoding=True, click_targets=num_targets)``, or the
+        one this method runs on raw observations) computes only those rows.
+
         Args:
             obs: observations, or the output of ``forward(obs, output_encoding=True)`` (reuses
                 its encoder pass).
@@ -883,6 +1106,9 @@ class AttentionRecommender(nn.Module):
 
         Returns:
             A scalar loss (0 when no observation has an impression).
+
+        Raises:
+            ValueError: when the given encoder pass holds fewer targets than asked for.
         """
         if num_targets is not None:
             _check_int("num_targets", num_targets, 1)
@@ -893,20 +1119,105 @@ class AttentionRecommender(nn.Module):
         else:
             parsed = parse_observation(obs, self.config.history_len)
             table = self._embed_items(None)  # (N, d)
-            enc = self._encode(parsed, table)
-        valid = parsed.mask  # (B, H)
-        if num_targets is not None:
-            valid = valid & (_recency(valid) < num_targets)
-        rows, pos = valid.nonzero(as_tuple=True)  # (M,), (M,) every target impression
-        if rows.numel() == 0:
+            rows = None if num_targets is None else num_targets + 1
+            enc = self._encode(parsed, table, num_rows=rows)
+        t = enc.targets
+        if (
+            t.position is not None
+            and (num_targets is None or num_targets > t.ok.shape[1])
+            and t.ok.shape[1] < parsed.mask.shape[1]
+        ):
+            raise ValueError(
+                f"this encoder pass serves the newest {t.ok.shape[1]} impressions, not "
+                f"{'all' if num_targets is None else num_targets}; pass click_targets="
+                f"{num_targets} to forward, or click_loss the observations themselves"
+            )
+        ok = t.ok if num_targets is None else t.ok & (t.rank < num_targets)  # (B, M)
+        count = ok.sum()
+        if not bool(count):
             return self.click_offset * 0.0
-        ctx = enc.before[rows, pos]  # (M,) the token just before each target
-        user = enc.states[rows, ctx]  # (M, d)
-        profile = enc.profiles[rows, ctx] if enc.profiles is not None else None  # (M, r)
-        target = parsed.item_ids[rows, pos]  # (M,)
-        label = parsed.feedback[rows, pos].clamp(0.0, 1.0)  # (M,)
-        logits = self._click_scores(user, profile, table, target) + self.click_offset  # (M,)
-        return F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype))
+        # every target at once (padding is computed and then weighted 0)
+        user = _take_rows(enc.states, t.context)  # (B, M, d)
+        ids = parsed.item_ids.masked_fill(~parsed.mask, 0)  # (B, H)
+        label = parsed.feedback.clamp(0.0, 1.0)  # (B, H)
+        items = enc.history_items  # (B, H, d)
+        if t.position is not None:  # the targets are some positions only
+            ids, label = ids.gather(1, t.position), label.gather(1, t.position)  # (B, M)
+            items = _take_rows(items, t.position)  # (B, M, d)
+        match = None
+        if enc.match is not None:
+            # <h_c, x_p> / |h_c| for context row c and target position p: wg[b, c, p]
+            wg, h = enc.match.wg, enc.match.wg.shape[-1]  # (B, R, H)
+            pos = t.position if t.position is not None else torch.arange(h, device=ids.device)
+            raw = wg.flatten(1).gather(1, t.context * h + pos)  # (B, M)
+            match = raw * enc.match.inv_norm.gather(1, t.context)  # (B, M)
+        logits = self._target_scores(user, items, ids, match) + self.click_offset  # (B, M)
+        loss = F.binary_cross_entropy_with_logits(logits, label.to(logits.dtype), reduction="none")
+        return (loss * ok.to(loss.dtype)).sum() / count
+
+
+class _ScoreProduct(torch.autograd.Function):
+    """``[a, c] @ [w, m].T`` ``(B, N)`` as one matrix product, for a frozen table ``m``.
+
+    ``a`` ``(B, k)`` and ``w`` ``(N, k)`` are trainable, ``c`` ``(B, r)`` too but ``m`` ``(N, r)``
+    is not (the content-match table): the backward pass is one ``(B, N) @ (N, k + r)`` product
+    for both left factors and one ``(N, B) @ (B, k)`` for ``w``, with no gradient for ``m``.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any, a: torch.Tensor, w: torch.Tensor, c: torch.Tensor, m: torch.Tensor
+    ) -> torch.Tensor:
+        right = torch.cat([w, m], dim=1)  # (N, k + r)
+        ctx.save_for_backward(a, right)
+        return torch.cat([a, c], dim=1) @ right.T  # (B, k + r) @ (k + r, N)
+
+    @staticmethod
+    def backward(ctx: Any, grad: torch.Tensor) -> Any:
+        a, right = ctx.saved_tensors
+        k = a.shape[1]
+        grad_left = grad @ right  # (B, N) @ (N, k + r)
+        grad_w = grad.T @ a if ctx.needs_input_grad[1] else None  # (N, B) @ (B, k)
+        return grad_left[:, :k], grad_w, grad_left[:, k:], None
+
+
+def _take_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+    """``x[b, rows[b, j]]`` ``(B, M, d)`` from ``x`` ``(B, T, d)`` and ``rows`` ``(B, M)``: one
+    ``index_select`` of whole rows (its backward an ``index_add``), faster than ``gather``."""
+    b, t, d = x.shape
+    offset = torch.arange(b, device=rows.device).unsqueeze(1) * t  # (B, 1)
+    flat = (rows + offset).reshape(-1)  # (B * M,)
+    return x.reshape(b * t, d).index_select(0, flat).view(b, rows.shape[1], d)
+
+
+def _newest_tokens(index: torch.Tensor, num_rows: int) -> torch.Tensor:
+    """``(B, R)`` the ``R`` newest real tokens, newest first, 0 (the start) for the rest.
+
+    ``index`` ``(B, H)`` holds each history position's token (1..H) where real, 0 elsewhere.
+    """
+    b, h = index.shape
+    if num_rows == 1:
+        return index.amax(dim=1, keepdim=True)  # (B, 1)
+    rows = index.topk(min(num_rows, h), dim=1).values  # (B, min(R, H)) descending
+    if num_rows > h:
+        rows = torch.cat([rows, rows.new_zeros(b, num_rows - h)], dim=1)  # (B, R)
+    return rows
+
+
+def _row_geometry(
+    valid: torch.Tensor, recency: torch.Tensor, rows: torch.Tensor, dtype: torch.dtype
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``allowed`` and ``distance`` ``(B, R, T)`` of the query ``rows`` ``(B, R)``: the rows
+    of :func:`_causal_geometry`'s matrices for those tokens."""
+    b, h = valid.shape
+    r = torch.cat([recency.new_zeros(b, 1), recency], dim=1).to(dtype)  # (B, T)
+    key_ok = torch.cat([valid.new_ones(b, 1), valid], dim=1)  # (B, T)
+    keys = torch.arange(h + 1, device=valid.device)  # (T,)
+    allowed = key_ok.unsqueeze(1) & (keys.view(1, 1, -1) <= rows.unsqueeze(-1))  # (B, R, T)
+    r_rows = r.gather(1, rows)  # (B, R)
+    distance = (r.unsqueeze(1) - r_rows.unsqueeze(-1)).clamp_min(0.0)  # (B, R, T)
+    distance[:, :, 0] = 0.0  # the start token carries no recency penalty
+    return allowed, distance
 
 
 def _causal_geometry(

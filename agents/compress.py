@@ -192,16 +192,9 @@ class CompressedRecommender(nn.Module):
         clock (B,))``."""
         cfg = self.config
         parsed = parse_observation(obs, cfg.history_len)
-        ids, feedback, valid = parsed.item_ids, parsed.feedback, parsed.mask  # each (B, H)
+        ids = parsed.checked_item_ids(self.num_items, "this policy")  # (B, H)
+        feedback, valid = parsed.feedback, parsed.mask  # each (B, H)
         b, h = ids.shape
-        ids = ids.masked_fill(~valid, 0)  # (B, H) padding -> item 0 (masked anyway)
-        if ids.numel():
-            low, high = (int(v) for v in torch.aminmax(ids))
-            if low < 0 or high >= self.num_items:
-                raise ValueError(
-                    f"observed item ids must be in [0, {self.num_items - 1}] "
-                    f"(got {low}..{high}); is this policy for this catalog?"
-                )
         fb = feedback.unsqueeze(-1)  # (B, H, 1)
         tokens = F.embedding(ids, self.token_table) + self.feedback_proj(fb)  # (B, H, d)
         x = torch.cat([self.user_token.expand(b, 1, -1), tokens], dim=1)  # (B, T, d)

@@ -60,6 +60,7 @@ __all__ = [
     "build_agent",
     "PPO_DEFAULTS",
     "ATTENTION_DEFAULTS",
+    "POLICY_DEFAULTS",
     "AgentSpec",
     "ENTRY_POINT_GROUP",
     "register_agent",
@@ -137,6 +138,15 @@ ATTENTION_DEFAULTS: dict[str, Any] = {
     "ff_dim": 64,
     "score_temperature": 0.3,
 }
+POLICY_DEFAULTS: dict[str, Any] = {
+    # the click loss predicts the 4 newest impressions of each observation (every impression
+    # is still a target in 4 consecutive observations of its user): the encoder then computes
+    # its last layer for 5 of the 21 tokens, 1.5x faster per PPO update than every impression,
+    # with the demo's ratios within their intervals (BENCHMARKS.md, "Throughput")
+    "click_targets": 4,
+}
+"""``policy_kwargs`` of the attention actor-critic agents (PPO, A2C, MaskablePPO, id-ppo)."""
+_CLICK_LOSS_AGENTS = ("attention-ppo", "attention-a2c", "attention-maskable-ppo", "id-ppo")
 PPO_DEFAULTS: dict[str, Any] = {
     "n_steps": 16,
     "batch_size": 512,
@@ -326,7 +336,11 @@ def _build_sb3(
     configure_torch(torch_threads)
     env = DriftRecSB3VecEnv(num_envs, env_config, seed=seed)
     attention = {**ATTENTION_DEFAULTS, **kwargs.pop("attention", {})}
-    extra_policy = dict(kwargs.pop("policy_kwargs", {}))
+    policy_defaults = dict(POLICY_DEFAULTS) if name in _CLICK_LOSS_AGENTS else {}
+    if "click_targets" in policy_defaults:  # a shorter history: every impression
+        h = env_config.session.history_len
+        policy_defaults["click_targets"] = min(policy_defaults["click_targets"], h)
+    extra_policy = {**policy_defaults, **kwargs.pop("policy_kwargs", {})}
     algo_cls: Any
     if name == "mlp-ppo":
         algo_cls, policy, defaults = PPO, "MlpPolicy", PPO_DEFAULTS

@@ -57,7 +57,10 @@ from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
 from driftrec.agents.attention import AttentionConfig, AttentionRecommender
-from driftrec.agents.slate_distribution import PlackettLuceDistribution
+from driftrec.agents.slate_distribution import (
+    PlackettLuceDistribution,
+    ScoreCategoricalDistribution,
+)
 from driftrec.agents.text_encoder import TextEncoderConfig, encode_catalog
 from driftrec.envs.config import EnvConfig, check_float, check_int
 from driftrec.envs.core import cached_catalog
@@ -177,11 +180,26 @@ class RecommenderExtractor(nn.Module):
     an unreleased item (zero probability): in a world where a click consumes its item
     (``ChoiceConfig.no_repeat``, a rule of the world like the release steps) showing it again
     is worth nothing, and a profile-based score would otherwise rank it first.
+
+    Args:
+        recommender: the attention recommender.
+        mask_consumed: give the history's clicked items zero probability (see above).
+        click_loss: while training, keep the encoder pass for the click loss (which then
+            needs every prefix's state, or with ``click_targets`` only the newest ones').
+        click_targets: the click loss's number of targets (None: every impression).
     """
 
-    def __init__(self, recommender: AttentionRecommender, mask_consumed: bool = False) -> None:
+    def __init__(
+        self,
+        recommender: AttentionRecommender,
+        mask_consumed: bool = False,
+        click_loss: bool = True,
+        click_targets: int | None = None,
+    ) -> None:
         super().__init__()
         self.recommender = recommender
+        self.click_loss = click_loss
+        self.click_targets = click_targets
         self.latent_dim_pi = recommender.num_items
         self.latent_dim_vf = recommender.config.embed_dim + 1
         self._progress_col = 3 * recommender.config.history_len
@@ -203,7 +221,10 @@ class RecommenderExtractor(nn.Module):
 
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         # while training, keep the encoder's output so the click loss reuses this pass
-        out = self.recommender(features, output_encoding=torch.is_grad_enabled())
+        keep = self.click_loss and torch.is_grad_enabled()
+        out = self.recommender(
+            features, output_encoding=keep, click_targets=self.click_targets if keep else None
+        )
         self.last_output = out if out.encoding is not None else None
         return self._mask(features, out.scores), self._value_input(features, out.user_state)
 
@@ -275,6 +296,7 @@ class _RecommenderPolicyMixin:
     """
 
     _slate_distributions: tuple[str, ...] = SLATE_DISTRIBUTIONS  # first = default
+    _score_categorical = True  # single items: ScoreCategoricalDistribution (not the masked one)
 
     def __init__(
         self,
@@ -348,7 +370,10 @@ class _RecommenderPolicyMixin:
 
     def _build_mlp_extractor(self) -> None:
         self.mlp_extractor = RecommenderExtractor(
-            build_recommender(self.item_table, self.attention), self.mask_consumed
+            build_recommender(self.item_table, self.attention),
+            self.mask_consumed,
+            click_loss=self.click_loss_coef > 0,
+            click_targets=self.click_targets,
         )
 
     def _build(self, lr_schedule: Schedule) -> None:
@@ -357,6 +382,9 @@ class _RecommenderPolicyMixin:
         slate_size = _slate_size(self.action_space, recommender.num_items)
         if slate_size > 1 and self.slate_distribution == "plackett-luce":
             self.action_dist = PlackettLuceDistribution(recommender.num_items, slate_size)
+            self.action_net = self.action_dist.proba_distribution_net()
+        elif slate_size == 1 and self._score_categorical:
+            self.action_dist = ScoreCategoricalDistribution(recommender.num_items)
             self.action_net = self.action_dist.proba_distribution_net()
         else:
             self.action_net = _SlateLogits(slate_size)
@@ -376,7 +404,7 @@ class _RecommenderPolicyMixin:
         return self.mlp_extractor.recommender
 
     def _get_action_dist_from_latent(self, latent_pi: torch.Tensor) -> Any:
-        if isinstance(self.action_dist, PlackettLuceDistribution):
+        if isinstance(self.action_dist, PlackettLuceDistribution | ScoreCategoricalDistribution):
             return self.action_dist.proba_distribution(action_logits=self.action_net(latent_pi))
         return super()._get_action_dist_from_latent(latent_pi)  # type: ignore[misc]
 
@@ -401,6 +429,7 @@ class MaskableAttentionActorCriticPolicy(_RecommenderPolicyMixin, MaskableActorC
     """
 
     _slate_distributions = ("independent",)
+    _score_categorical = False
 
 
 class AttentionQNetwork(QNetwork):

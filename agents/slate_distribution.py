@@ -50,7 +50,7 @@ from __future__ import annotations
 
 import itertools
 import math
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import torch
 from stable_baselines3.common.distributions import Distribution
@@ -58,6 +58,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 __all__ = [
+    "ScoreCategoricalDistribution",
     "PlackettLuceDistribution",
     "ScorePassThrough",
     "plackett_luce_log_prob",
@@ -151,7 +152,58 @@ def plackett_luce_entropy_exact(scores: torch.Tensor, slate_size: int) -> torch.
     return -(prob * torch.where(prob > 0, log_p, torch.zeros_like(log_p))).sum(dim=1)
 
 
-class PlackettLuceDistribution(Distribution):
+class _ScoreDistribution(Distribution):
+    """What the distributions over the policy's item scores share: the scores ``(B, N)`` are
+    the logits (``proba_distribution_net`` is a pass-through) and are set, checked, by
+    :meth:`_set_scores`; ``distribution`` shows ``softmax(scores)`` as a torch ``Categorical``."""
+
+    num_items: int
+    scores: torch.Tensor | None
+
+    @property
+    def distribution(self) -> Categorical:  # type: ignore[override]
+        """``softmax(scores)`` as a torch Categorical (of a slate: its first position's)."""
+        return Categorical(logits=self._scores())
+
+    @distribution.setter
+    def distribution(self, value: None) -> None:
+        # some SB3 versions (2.6) set ``self.distribution = None`` in Distribution.__init__
+        if value is not None:
+            raise AttributeError("set the scores with proba_distribution(action_logits)")
+
+    def _scores(self) -> torch.Tensor:
+        if self.scores is None:
+            raise RuntimeError("call proba_distribution(action_logits) first")
+        return self.scores
+
+    def _set_scores(self, action_logits: torch.Tensor) -> None:
+        if action_logits.ndim != 2 or action_logits.shape[1] != self.num_items:
+            raise ValueError(
+                f"'action_logits' must have shape (batch, {self.num_items}) "
+                f"(got {tuple(action_logits.shape)})"
+            )
+        self.scores = action_logits
+
+    def proba_distribution_net(self, *args: object, **kwargs: object) -> nn.Module:
+        """The policy's scores are the logits: a parameter-free pass-through."""
+        return ScorePassThrough()
+
+    def actions_from_params(
+        self, action_logits: torch.Tensor, deterministic: bool = False
+    ) -> torch.Tensor:
+        """Set the scores and return actions (the mode when ``deterministic``)."""
+        self.proba_distribution(action_logits)
+        return self.get_actions(deterministic=deterministic)
+
+    def log_prob_from_params(
+        self, action_logits: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sampled actions and their log-probabilities."""
+        actions = self.actions_from_params(action_logits)
+        return actions, self.log_prob(actions)
+
+
+class PlackettLuceDistribution(_ScoreDistribution):
     """Plackett-Luce over ordered slates of ``slate_size`` distinct items out of ``num_items``.
 
     Parameterised by one score vector ``(B, N)`` per observation (``proba_distribution``);
@@ -182,34 +234,9 @@ class PlackettLuceDistribution(Distribution):
         self.scores: torch.Tensor | None = None
         self._last_entropies: torch.Tensor | None = None  # (B, k) along the last log_prob
 
-    @property
-    def distribution(self) -> Categorical:  # type: ignore[override]
-        """The first slate position's distribution, ``softmax(scores)`` (a torch Categorical)."""
-        return Categorical(logits=self._scores())
-
-    @distribution.setter
-    def distribution(self, value: None) -> None:
-        # some SB3 versions (2.6) set ``self.distribution = None`` in Distribution.__init__
-        if value is not None:
-            raise AttributeError("set the scores with proba_distribution(action_logits)")
-
-    def _scores(self) -> torch.Tensor:
-        if self.scores is None:
-            raise RuntimeError("call proba_distribution(action_logits) first")
-        return self.scores
-
-    def proba_distribution_net(self, *args: object, **kwargs: object) -> nn.Module:
-        """The policy's scores are the logits: a parameter-free pass-through."""
-        return ScorePassThrough()
-
     def proba_distribution(self: SelfPL, action_logits: torch.Tensor) -> SelfPL:
         """Set the scores ``(B, N)``."""
-        if action_logits.ndim != 2 or action_logits.shape[1] != self.num_items:
-            raise ValueError(
-                f"'action_logits' must have shape (batch, {self.num_items}) "
-                f"(got {tuple(action_logits.shape)})"
-            )
-        self.scores = action_logits
+        self._set_scores(action_logits)
         self._last_entropies = None
         return self
 
@@ -257,16 +284,104 @@ class PlackettLuceDistribution(Distribution):
         scores = self._scores().detach()
         return self._top_k(scores, _valid(scores))
 
-    def actions_from_params(
-        self, action_logits: torch.Tensor, deterministic: bool = False
-    ) -> torch.Tensor:
-        """Set the scores and return slates (the mode when ``deterministic``)."""
-        self.proba_distribution(action_logits)
-        return self.get_actions(deterministic=deterministic)
 
-    def log_prob_from_params(
-        self, action_logits: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Sampled slates and their log-probabilities."""
-        actions = self.actions_from_params(action_logits)
-        return actions, self.log_prob(actions)
+# --------------------------------------------------------------------------------------------
+# one item: a categorical over the scores, lean enough for a catalog-wide softmax per sample
+# --------------------------------------------------------------------------------------------
+class _LogProbEntropy(torch.autograd.Function):
+    """``(log p(a), H)`` ``(B,), (B,)`` of ``softmax(scores)`` in one pass over ``(B, N)``.
+
+    The backward pass reuses the saved probabilities, and skips the entropy's ``(B, N)``
+    gradient when the entropy's incoming gradient is exactly zero (PPO with ``ent_coef=0``
+    multiplies it by 0): the result is the same, without the work.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, scores: torch.Tensor, actions: torch.Tensor) -> Any:
+        top = scores.amax(dim=1, keepdim=True)  # (B, 1)
+        probs = (scores - top).exp_()  # (B, N) unnormalised
+        total = probs.sum(dim=1, keepdim=True)  # (B, 1)
+        probs.div_(total)
+        lse = top + total.log()  # (B, 1) logsumexp
+        dot = (probs * scores).sum(dim=1)  # (B,) sum_i p_i s_i
+        entropy = lse.squeeze(1) - dot  # (B,)
+        log_prob = scores.gather(1, actions[:, None]).squeeze(1) - lse.squeeze(1)  # (B,)
+        ctx.save_for_backward(scores, actions, probs, lse, entropy)
+        ctx.set_materialize_grads(False)
+        return log_prob, entropy
+
+    @staticmethod
+    def backward(ctx: Any, grad_lp: torch.Tensor | None, grad_h: torch.Tensor | None) -> Any:
+        scores, actions, probs, lse, entropy = ctx.saved_tensors
+        grad = None
+        if grad_lp is not None:
+            grad = probs * -grad_lp[:, None]  # (B, N): d log p(a) / d s = onehot(a) - p
+            grad.scatter_add_(1, actions[:, None], grad_lp[:, None])
+        if grad_h is not None and bool(grad_h.any()):
+            # dH / ds_i = -p_i (log p_i + H); masked items have p_i = 0 and finite terms
+            dh = probs * (scores - lse + entropy[:, None]) * -grad_h[:, None]  # (B, N)
+            grad = dh if grad is None else grad.add_(dh)
+        return grad, None
+
+
+class ScoreCategoricalDistribution(_ScoreDistribution):
+    """A categorical over ``num_items`` items with logits = the policy's scores ``(B, N)``.
+
+    The same distribution as SB3's ``CategoricalDistribution`` (``softmax(scores)``), computed
+    for a catalog-wide softmax per observation: ``log_prob`` and ``entropy`` come from one pass
+    (and one saved probability table for the backward pass), ``sample`` draws by inverse CDF
+    (one uniform per row instead of ``N`` exponentials), ``mode`` is the argmax of the scores.
+    Masked items (score ``torch.finfo(dtype).min``) get probability 0 and finite gradients.
+    Randomness comes from torch's default generator (seeded by ``PPO(seed=...)``).
+
+    Args:
+        num_items: ``N``, the catalog size.
+    """
+
+    def __init__(self, num_items: int) -> None:
+        super().__init__()
+        if isinstance(num_items, bool) or not isinstance(num_items, int) or num_items < 1:
+            raise ValueError(f"'num_items' must be an integer >= 1 (got {num_items!r})")
+        self.num_items = num_items
+        self.scores: torch.Tensor | None = None
+        self._entropy: torch.Tensor | None = None
+
+    def proba_distribution(self, action_logits: torch.Tensor) -> ScoreCategoricalDistribution:
+        """Set the scores ``(B, N)``."""
+        self._set_scores(action_logits)
+        self._entropy = None
+        return self
+
+    def log_prob(self, actions: torch.Tensor) -> torch.Tensor:
+        """``log p(a)`` ``(B,)`` of item ids ``actions`` ``(B,)`` (or ``(B, 1)``)."""
+        scores = self._scores()
+        actions = actions.reshape(scores.shape[0]).long()
+        if not scores.requires_grad:
+            lse = torch.logsumexp(scores, dim=1)  # (B,)
+            return scores.gather(1, actions[:, None]).squeeze(1) - lse
+        log_prob, self._entropy = _LogProbEntropy.apply(scores, actions)
+        return log_prob
+
+    def entropy(self) -> torch.Tensor:
+        """``H(softmax(scores))`` ``(B,)`` (from the last ``log_prob`` when there was one)."""
+        if self._entropy is not None:
+            return self._entropy
+        scores = self._scores()
+        lse = torch.logsumexp(scores, dim=1, keepdim=True)  # (B, 1)
+        probs = (scores - lse).exp()  # (B, N)
+        return lse.squeeze(1) - (probs * scores).sum(dim=1)
+
+    def sample(self) -> torch.Tensor:
+        """Item ids ``(B,)`` drawn from ``softmax(scores)`` by inverse CDF (float64 sums)."""
+        scores = self._scores().detach()
+        weights = (scores - scores.amax(dim=1, keepdim=True)).exp_()  # (B, N), masked: 0
+        cdf = torch.cumsum(weights, dim=1, dtype=torch.float64)  # (B, N)
+        total = cdf[:, -1:]  # (B, 1) > 0: the max item has weight 1
+        u = torch.rand(total.shape, dtype=torch.float64, device=scores.device) * total
+        u = torch.minimum(u, torch.nextafter(total, torch.zeros_like(total)))  # u < total
+        # the first item whose cdf exceeds u: its weight is > 0, so never a masked item
+        return torch.searchsorted(cdf, u, right=True).squeeze(1)
+
+    def mode(self) -> torch.Tensor:
+        """The most likely item ``(B,)``: the argmax of the scores."""
+        return torch.argmax(self._scores(), dim=1)

@@ -1,7 +1,7 @@
 """The demo: every kind of agent learning online across an abrupt shift of the population's tastes.
 
 Seven agents on the AbruptShift scenario (1,000 generated items with language-model-encoded
-texts), three seeds, 32 users stepped together for 1,536 global steps, the population's tastes
+texts), five seeds, 32 users stepped together for 1,536 global steps, the population's tastes
 jumping at step 768: the uniform random recommender, decayed popularity, the two references that
 bracket what personalisation is worth (``population-best``, PRIVILEGED: the one item best on
 average for everyone; ``history-similarity``: no learning, text similarity to each user's recent
@@ -46,7 +46,7 @@ def get_config(*, quick: bool = False, out_dir: str = "runs", workers: int = 2) 
         name="demo",
         scenarios=("AbruptShift",),
         agents=AGENTS,
-        seeds=(0, 1, 2),
+        seeds=(0, 1, 2, 3, 4),
         num_envs=32,
         steps=1536,
         log_every=32,

@@ -51,6 +51,19 @@ def _obs(
     return torch.from_numpy(obs)
 
 
+def _random_obs(h: int, rows: int, seed: int) -> torch.Tensor:
+    """Random histories of length ``h`` with padding anywhere; row 0 empty, row 1 full."""
+    rng = np.random.default_rng(seed)
+    lay = ObservationLayout(history_len=h, num_items=N)
+    obs = np.zeros((rows, lay.size), dtype=np.float32)
+    obs[:, lay.item_ids] = rng.integers(0, N, (rows, h))
+    obs[:, lay.feedback] = rng.random((rows, h)) < 0.5
+    obs[:, lay.mask] = rng.random((rows, h)) < 0.7
+    obs[0, lay.mask] = 0.0
+    obs[1, lay.mask] = 1.0
+    return torch.from_numpy(obs)
+
+
 def _model(config: AttentionConfig = TINY, seed: int = 0, **kwargs: object) -> AttentionRecommender:
     torch.manual_seed(seed)
     return AttentionRecommender(config, _items(), **kwargs)  # type: ignore[arg-type]
@@ -233,7 +246,8 @@ def test_gradient_reaches_projection_and_all_parameters() -> None:
 
 
 def test_inference_cache_tracks_parameter_updates() -> None:
-    """The cached item table in no-grad mode is refreshed after an optimizer step."""
+    """The cached item tables in no-grad mode are refreshed after an optimizer step, and after
+    an in-place change of the prior alone."""
     model = _model()
     obs = _obs(HISTORIES)
     with torch.no_grad():
@@ -246,6 +260,11 @@ def test_inference_cache_tracks_parameter_updates() -> None:
         after = model(obs).scores
     torch.testing.assert_close(after, model(obs).scores.detach())
     assert not torch.allclose(before, after)
+    with torch.no_grad():  # the prior alone changes: the cached item side follows it too
+        model.item_prior.add_(torch.linspace(-1.0, 1.0, N))
+        moved = model(obs).scores
+    assert not torch.allclose(moved, after)
+    torch.testing.assert_close(moved, model(obs).scores.detach())
 
 
 def test_set_item_table_swaps_catalog() -> None:
@@ -403,6 +422,129 @@ def test_click_loss_is_bce_of_the_newest_impression_given_the_rest() -> None:
         model.click_loss(obs, num_targets=2),
         torch.nn.functional.binary_cross_entropy_with_logits(both, labels),
     )
+
+
+@pytest.mark.parametrize(
+    "overrides",
+    [
+        {},
+        {"num_layers": 2},
+        {"match_attention": False, "zero_start_state": False},
+        {"content_match": False, "recency_bias": False, "use_id_embeddings": True},
+    ],
+)
+def test_query_row_equals_the_full_encoder(overrides: dict[str, object]) -> None:
+    """forward and user_vectors compute the newest token's row only; their scores, user states
+    and gradients equal the full encoder's (padding anywhere, empty histories included)."""
+    h = 6
+    cfg = dataclasses.replace(TINY, history_len=h, match_sharpness=2.0, **overrides)
+    model = _model(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    obs = _random_obs(h, 16, seed=4)
+    full = model(obs, output_attentions=True)  # every token's state
+    fast = model(obs)  # the query row only
+    assert fast.attentions is None and fast.encoding is None
+    torch.testing.assert_close(fast.scores, full.scores, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(fast.user_state, full.user_state, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        model.user_vectors(obs), model.user_vectors(obs, output_attentions=True)[0]
+    )
+    params = [p for p in model.parameters() if p.requires_grad]
+    weights = torch.linspace(-1, 1, N)
+    for a, b in zip(
+        torch.autograd.grad((fast.scores * weights).sum(), params, allow_unused=True),
+        torch.autograd.grad((full.scores * weights).sum(), params, allow_unused=True),
+        strict=True,
+    ):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+    with torch.no_grad():
+        assert torch.equal(model(obs).scores, fast.scores.detach())
+    if cfg.zero_start_state:
+        assert fast.user_state[0].abs().sum() == 0.0
+
+
+@pytest.mark.parametrize("num_targets", [1, 3, 6, 7])
+def test_click_loss_on_the_newest_rows_equals_the_masked_full_loss(num_targets: int) -> None:
+    """A click loss on the k newest impressions, from an encoder pass over the k + 1 newest
+    tokens only, equals the full pass's loss restricted to them, gradients included."""
+    h = 6
+    cfg = dataclasses.replace(TINY, history_len=h, num_layers=2, match_sharpness=2.0)
+    model = _model(cfg)
+    obs = _random_obs(h, 12, seed=7)
+    params = [p for p in model.parameters() if p.requires_grad]
+    full = model.click_loss(model(obs, output_encoding=True), num_targets=num_targets)
+    rows = model.click_loss(
+        model(obs, output_encoding=True, click_targets=num_targets), num_targets=num_targets
+    )
+    direct = model.click_loss(obs, num_targets=num_targets)  # the rows path too
+    torch.testing.assert_close(rows, full, rtol=1e-5, atol=1e-6)
+    torch.testing.assert_close(direct, full, rtol=1e-5, atol=1e-6)
+    for a, b in zip(
+        torch.autograd.grad(rows, params, allow_unused=True),
+        torch.autograd.grad(full, params, allow_unused=True),
+        strict=True,
+    ):
+        if a is None or b is None:
+            assert (a is None or not a.any()) and (b is None or not b.any())
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
+
+
+def test_click_loss_refuses_an_encoding_made_for_fewer_targets() -> None:
+    """An encoder pass made for the 2 newest impressions cannot serve all of them: one clear
+    error naming both."""
+    model = _model()
+    out = model(_obs(HISTORIES), output_encoding=True, click_targets=2)
+    with pytest.raises(ValueError, match=r"serves the newest 2 impressions, not all"):
+        model.click_loss(out)
+    with pytest.raises(ValueError, match=r"serves the newest 2 impressions, not 3"):
+        model.click_loss(out, num_targets=3)
+    assert torch.isfinite(model.click_loss(out, num_targets=1))
+
+
+def test_click_loss_is_the_mean_over_every_prefix_with_padding_anywhere() -> None:
+    """The full click loss (every impression given the ones before it) equals the mean BCE of
+    click_logits on each prefix, with padding between impressions ignored, and its gradient
+    is the gradient of that mean (the dynamic match attention on, history 6)."""
+    h = 6
+    cfg = dataclasses.replace(TINY, history_len=h, match_sharpness=2.0)
+    rng = np.random.default_rng(3)
+    lay = ObservationLayout(history_len=h, num_items=N)
+    rows = []
+    for _ in range(5):
+        obs = np.zeros(lay.size, dtype=np.float32)
+        obs[lay.item_ids] = rng.integers(0, N, h)
+        obs[lay.feedback] = rng.random(h) < 0.5
+        obs[lay.mask] = rng.random(h) < 0.7
+        rows.append(obs)
+    rows[0][lay.mask] = 0.0  # an empty history
+    obs = torch.from_numpy(np.stack(rows))
+    logits, labels = [], []
+    model = _model(cfg)
+    for row in rows:
+        real = [k for k in range(h) if row[lay.mask][k] > 0.5]
+        for j, p in enumerate(real):  # impression p given the real impressions before it
+            hist = [(int(row[lay.item_ids][k]), float(row[lay.feedback][k])) for k in real[:j]]
+            target = torch.tensor([int(row[lay.item_ids][p])])
+            logits.append(model.click_logits(_obs([hist], h=h), target))
+            labels.append(float(row[lay.feedback][p]))
+    expected = torch.nn.functional.binary_cross_entropy_with_logits(
+        torch.cat(logits), torch.tensor(labels)
+    )
+    got = model.click_loss(obs)
+    torch.testing.assert_close(got, expected, rtol=1e-5, atol=1e-6)
+    params = [p for p in model.parameters() if p.requires_grad]
+    g_got = torch.autograd.grad(got, params, allow_unused=True)
+    g_exp = torch.autograd.grad(expected, params, allow_unused=True)
+    for a, b in zip(g_got, g_exp, strict=True):
+        if a is None or b is None:
+            assert (a is None or not a.any()) and (b is None or not b.any())
+        else:
+            torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
 def test_click_loss_trains_every_score_parameter_and_learns_a_prior() -> None:

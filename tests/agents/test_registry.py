@@ -14,6 +14,7 @@ from driftrec.agents.registry import (
     AGENT_NAMES,
     ATTENTION_DEFAULTS,
     BANDIT_AGENTS,
+    POLICY_DEFAULTS,
     PPO_DEFAULTS,
     SB3_AGENTS,
     build_agent,
@@ -121,6 +122,30 @@ def test_sb3_agent_kwargs_reach_algorithm_and_attention(tiny_config: EnvConfig) 
     assert att.score_temperature == ATTENTION_DEFAULTS["score_temperature"]
     assert att.history_len == tiny_config.session.history_len
     assert model.policy.value_hidden == 7 and model.policy.value_net[0].out_features == 7
+    assert model.policy.click_targets == min(
+        POLICY_DEFAULTS["click_targets"], tiny_config.session.history_len
+    )
+
+
+@pytest.mark.parametrize("name", ["attention-ppo", "id-ppo", "attention-a2c"])
+def test_click_targets_default_and_override(name: str, tiny_config: EnvConfig) -> None:
+    """The click-loss agents predict the newest POLICY_DEFAULTS["click_targets"] impressions
+    (every one for a shorter history); policy_kwargs {"click_targets": None} restores all."""
+    h = tiny_config.session.history_len
+    built = build_agent(name, tiny_config, num_envs=B, seed=0)
+    assert built.agent.policy.click_targets == min(POLICY_DEFAULTS["click_targets"], h)
+    assert built.agent.policy.mlp_extractor.click_targets == built.agent.policy.click_targets
+    every = build_agent(
+        name,
+        tiny_config,
+        num_envs=B,
+        seed=0,
+        agent_kwargs={"policy_kwargs": {"click_targets": None}},
+    )
+    assert every.agent.policy.click_targets is None
+    long = tiny_config.with_overrides(history_len=12)
+    targets = build_agent(name, long, num_envs=B, seed=0).agent.policy.click_targets
+    assert targets == POLICY_DEFAULTS["click_targets"]
 
 
 def test_attention_agent_uses_the_default_text_encoder(tiny_config: EnvConfig) -> None:

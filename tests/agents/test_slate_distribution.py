@@ -13,11 +13,13 @@ import pytest
 import torch
 from sb3_contrib import MaskablePPO
 from stable_baselines3 import PPO
+from torch.distributions import Categorical
 
 from driftrec.agents.attention import AttentionConfig
 from driftrec.agents.sb3_policy import recommender_policy_kwargs
 from driftrec.agents.slate_distribution import (
     PlackettLuceDistribution,
+    ScoreCategoricalDistribution,
     all_ordered_slates,
     plackett_luce_entropy_exact,
     plackett_luce_log_prob,
@@ -221,6 +223,67 @@ def test_bad_inputs_raise() -> None:
         PlackettLuceDistribution(0, 1)
     with pytest.raises(ValueError, match=re.escape("must have shape (batch, 5) (got (2, 4))")):
         PlackettLuceDistribution(5, 2).proba_distribution(torch.zeros(2, 4))
+
+
+# -- one item: ScoreCategoricalDistribution ------------------------------------------------
+def _masked_scores(rows: int = 64, n: int = 40, seed: int = 5) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    raw = torch.randn(rows, n, generator=gen) * 2.0
+    mask = torch.zeros(rows, n, dtype=torch.bool)
+    mask[:, ::4] = True
+    mask[0, :-1] = True  # a row with a single valid item (the last)
+    return raw, mask
+
+
+@pytest.mark.parametrize("ent_coef", [0.0, 0.3])
+def test_score_categorical_matches_torch_categorical(ent_coef: float) -> None:
+    """log_prob, entropy and their gradients equal torch's Categorical's (masked items too)."""
+    raw, mask = _masked_scores()
+    actions = torch.multinomial(torch.softmax(raw.masked_fill(mask, FLOOR), 1), 1).squeeze(1)
+    grads = []
+    for make in (
+        lambda s: Categorical(logits=s),
+        lambda s: ScoreCategoricalDistribution(40).proba_distribution(s),
+    ):
+        x = raw.clone().requires_grad_(True)
+        dist = make(x.masked_fill(mask, FLOOR))
+        lp, ent = dist.log_prob(actions), dist.entropy()
+        (-(lp * torch.linspace(-1, 1, 64)).mean() - ent_coef * ent.mean()).backward()
+        grads.append((lp.detach(), ent.detach(), x.grad))
+    (lp0, ent0, g0), (lp1, ent1, g1) = grads
+    torch.testing.assert_close(lp1, lp0)
+    torch.testing.assert_close(ent1, ent0)
+    no_grad = ScoreCategoricalDistribution(40).proba_distribution(raw.masked_fill(mask, FLOOR))
+    torch.testing.assert_close(no_grad.log_prob(actions), lp0)  # the rollout's path
+    torch.testing.assert_close(no_grad.entropy(), ent0)
+    torch.testing.assert_close(g1, g0)
+    assert torch.isfinite(g1).all() and (g1[mask] == 0).all()
+    assert float(ent1[0]) == 0.0  # one valid item: no uncertainty
+
+
+def test_score_categorical_samples_follow_the_probabilities() -> None:
+    """60,000 seeded draws: each item's frequency within 5 sigma of p; masked items never."""
+    torch.manual_seed(6)
+    s = torch.tensor([[0.5, -0.3, FLOOR, 1.2, 0.0, FLOOR]])
+    num = 60_000
+    dist = ScoreCategoricalDistribution(6).proba_distribution(s.expand(num, 6))
+    a = dist.sample()
+    assert a.shape == (num,) and a.dtype == torch.long
+    p = torch.softmax(s[0].double(), 0).numpy()
+    freq = np.bincount(a.numpy(), minlength=6) / num
+    assert freq[2] == 0.0 and freq[5] == 0.0
+    assert (np.abs(freq - p) <= 5 * np.sqrt(p * (1 - p) / num) + 1e-12).all()
+    torch.manual_seed(6)
+    assert torch.equal(dist.sample(), a)  # the seed fixes the draws
+    assert dist.mode().tolist() == [3] * num
+
+
+def test_score_categorical_rejects_bad_shapes() -> None:
+    """A wrong catalog width or size names the field and the value."""
+    with pytest.raises(ValueError, match=re.escape("'num_items' must be an integer >= 1 (got 0)")):
+        ScoreCategoricalDistribution(0)
+    with pytest.raises(ValueError, match=re.escape("must have shape (batch, 5) (got (2, 4))")):
+        ScoreCategoricalDistribution(5).proba_distribution(torch.zeros(2, 4))
 
 
 # -- the SB3 policy ------------------------------------------------------------------------
