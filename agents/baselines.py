@@ -66,6 +66,8 @@ BASELINE_NAMES: tuple[str, ...] = (
     "popularity",
     "oracle",
     "planner",
+    "planner-first-order",
+    "static-tilt",
     "epsilon-greedy",
     "linucb",
     "linucb-discounted",
@@ -76,7 +78,13 @@ BASELINE_NAMES: tuple[str, ...] = (
 )
 """The names :func:`make_baseline` accepts."""
 
-PRIVILEGED_AGENTS: tuple[str, ...] = ("oracle", "planner", "population-best")
+PRIVILEGED_AGENTS: tuple[str, ...] = (
+    "oracle",
+    "planner",
+    "planner-first-order",
+    "static-tilt",
+    "population-best",
+)
 """The baselines that read the simulator's hidden state (their class sets ``privileged``):
 references, not achievable policies, so paired comparisons never choose one as the baseline to
 beat."""
@@ -1079,7 +1087,9 @@ def make_baseline(
     ``"random"``                  :class:`RandomAgent`
     ``"popularity"``              :class:`PopularityAgent`
     ``"oracle"``                  :class:`OracleAgent` (privileged; ``seed`` unused)
-    ``"planner"``                 :class:`~driftrec.agents.planner.PlannerAgent` (privileged)
+    ``"planner"``                 :class:`~driftrec.agents.planner.RolloutPlanner` (privileged)
+    ``"planner-first-order"``     :class:`~driftrec.agents.planner.PlannerAgent` (privileged)
+    ``"static-tilt"``             :class:`~driftrec.agents.planner.StaticTiltAgent` (privileged)
     ``"epsilon-greedy"``          :class:`EpsilonGreedyAgent`
     ``"linucb"``                  :class:`LinUCBAgent`
     ``"linucb-discounted"``       :class:`LinUCBAgent` with ``discount=0.99`` by default
@@ -1106,10 +1116,15 @@ def make_baseline(
         return PopularityAgent(env, seed=seed, **kwargs)
     if name == "oracle":
         return OracleAgent(env, seed=seed, **kwargs)
-    if name == "planner":
-        from driftrec.agents.planner import PlannerAgent
+    if name in ("planner", "planner-first-order", "static-tilt"):
+        from driftrec.agents import planner
 
-        return PlannerAgent(env, seed=seed, **kwargs)
+        cls = {
+            "planner": planner.RolloutPlanner,
+            "planner-first-order": planner.PlannerAgent,
+            "static-tilt": planner.StaticTiltAgent,
+        }[name]
+        return cls(env, seed=seed, **kwargs)
     if name == "epsilon-greedy":
         return EpsilonGreedyAgent(env, seed=seed, **kwargs)
     if name == "linucb":

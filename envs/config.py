@@ -337,6 +337,11 @@ class DriftConfig:
         dup = {k for k in kinds if kinds.count(k) > 1}
         if dup:
             raise ValueError(f"'processes' may hold each kind once (got {sorted(dup)} twice)")
+        if "Aversion" in kinds and "Boredom" not in kinds[: kinds.index("Aversion")]:
+            raise ValueError(
+                "'processes' must list Boredom before Aversion (Aversion reads the boredom "
+                f"that Boredom updates) (got {kinds})"
+            )
         check_int("seed", self.seed, 0)
 
     def get(self, kind: type) -> Any:

@@ -348,6 +348,42 @@ class BatchSimulator:
             scores[_unpack(s.consumed, self.num_items)] = -np.inf
         return scores
 
+    def attraction_of(self, items: NDArray[np.int64], shared: int = 1) -> NDArray[np.float64]:
+        """PRIVILEGED: ``(B, L)`` attraction of each user's own list of items, now.
+
+        Args:
+            items: ``(B / shared, L)``: row ``r`` lists the items to score for users
+                ``r * shared`` to ``(r + 1) * shared - 1`` (consecutive users share a list).
+            shared: how many consecutive users share each row of ``items``.
+
+        Returns:
+            ``(B, L)``, equal to the matching entries of :meth:`attraction_all` (unreleased
+            and consumed items get ``-inf``) at a cost of ``B L K`` instead of ``B N K``.
+        """
+        s = self._require()[1]
+        items = np.asarray(items, dtype=np.int64)
+        rows, width = items.shape
+        if rows * shared != self.num_users:
+            raise ValueError(
+                f"'items' must have {self.num_users} / {shared} rows (got shape {items.shape})"
+            )
+        uv = self._user_vectors(s).reshape(rows, shared, -1)  # (rows, shared, K)
+        topics = self._topics[items]  # (rows, L, K)
+        # (rows, shared, K) @ (rows, K, L) -> (rows, shared, L)
+        bias = self.item_bias(s.clock)[items]  # (rows, L) staleness included
+        scores = np.matmul(uv, topics.transpose(0, 2, 1)) + bias[:, None, :]
+        scores = scores.reshape(self.num_users, width)
+        offset = self._offset(s)
+        if offset is not None:
+            scores += offset
+        if s.clock < self._all_released_at:
+            late = np.repeat(self._release[items] > s.clock, shared, axis=0)  # (B, L)
+            scores[late] = -np.inf
+        if s.consumed is not None:  # what each user already clicked cannot be clicked again
+            per_user = np.repeat(items, shared, axis=0)  # (B, L)
+            scores[_is_set(s.consumed, self._rows[:, None], per_user)] = -np.inf
+        return scores
+
     def item_rewards(self) -> NDArray[np.float64]:
         """PRIVILEGED: ``(B, N)`` expected one-step reward of showing each item alone, now.
 

@@ -41,6 +41,12 @@ Satisfaction        A per-user satisfaction ``sigma`` (scalar, starts at 0):
                     patience the user regains; high-quality clicks restore it. With a
                     negative ``quality_weight`` (ChoiceConfig) low-quality items are also the
                     most attractive now: "clickbait" that wins the click and drains the user.
+Aversion            Over-exposure turns into lasting dislike: after this step's boredom update,
+                    ``theta <- theta - rate * max(b - threshold, 0)`` per topic, so a topic whose
+                    boredom passes ``threshold`` loses interest for the rest of the stay (boredom
+                    fades, the lost interest does not). Needs a Boredom process before it. A
+                    greedy recommender that keeps showing a user's favourite topic wears it out;
+                    spacing a topic's clicks keeps its boredom under the threshold.
 ==================  ==========================================================================
 
 Interest updates of the incremental processes (GradualDrift, ConsumptionDrift,
@@ -80,6 +86,7 @@ __all__ = [
     "PopulationTrend",
     "PopulationDrift",
     "Satisfaction",
+    "Aversion",
     "DRIFT_PROCESSES",
     "DriftContext",
     "World",
@@ -357,6 +364,38 @@ class Satisfaction(DriftProcess):
         ctx.satisfaction += self.gain * ctx.clicked * (ctx.clicked_quality - self.neutral)
 
 
+@dataclass(frozen=True, slots=True)
+class Aversion(DriftProcess):
+    """Over-exposure: boredom above a threshold becomes a lasting loss of interest.
+
+    Every step, after the Boredom process has updated ``b`` (so it must come after Boredom in
+    :class:`~driftrec.envs.config.DriftConfig`), each topic ``k`` with ``b_k > threshold``
+    loses interest: ``theta_k <- theta_k - rate * (b_k - threshold)``. Boredom fades at its own
+    rate; the interest lost does not come back during the stay. The change is an incremental
+    interest update (it saturates at the clip like consumption drift).
+
+    Args:
+        threshold (float, defaults to 1.0): boredom a topic can reach without harm.
+        rate (float, defaults to 1.0): interest lost per unit of boredom above the threshold
+            and per step.
+    """
+
+    kind: ClassVar[str] = "aversion"
+    saturates: ClassVar[bool] = True
+    threshold: float = 1.0
+    rate: float = 1.0
+
+    def __post_init__(self) -> None:
+        _check("Aversion", "threshold", self.threshold, 0.0, 100.0)
+        _check("Aversion", "rate", self.rate, 0.0, 100.0)
+
+    def apply(self, ctx: DriftContext) -> None:
+        excess = ctx.boredom - self.threshold  # (B, K)
+        np.maximum(excess, 0.0, out=excess)
+        excess *= self.rate
+        ctx.interest -= excess
+
+
 DRIFT_PROCESSES: dict[str, type[DriftProcess]] = {
     cls.kind: cls
     for cls in (
@@ -367,6 +406,7 @@ DRIFT_PROCESSES: dict[str, type[DriftProcess]] = {
         PopulationTrend,
         PopulationDrift,
         Satisfaction,
+        Aversion,
     )
 }
 

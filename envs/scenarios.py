@@ -26,15 +26,24 @@ Bump the version suffix whenever a scenario's dynamics change. v1: user slots ar
 ``SeedSequence(seed).spawn`` instead of ``seed + i``; incremental interest updates saturate
 smoothly at the clip; stepping a finished single env raises; the LongTerm scenarios.
 
-The **LongTerm** family is where planning pays. Items' quality ``q`` enters attraction with a
-negative weight (``quality_weight < 0``): low-quality "clickbait" wins the click now. Every click
-moves the user's satisfaction ``sigma <- (1 - d) sigma + g (q - 1/2)``, and ``w sigma`` is added to
-every item's attraction, so clickbait lowers every later click probability (and, through the
-patience budget, the length of the stay) while quality items restore it. ``LongTermBoredom``
-adds boredom (consumed topics lose appeal and recover at 10% per step), so rotating topics
-matters too. Measured with 256 users x 100-step sessions (``tests/agents/test_planner_slow.py``):
-the greedy one-step oracle collects far less per user than the privileged
-:class:`~driftrec.agents.planner.PlannerAgent`.
+The **LongTerm** family is where looking ahead pays (``tests/agents/test_planner_slow.py`` and
+``bench/bench_planning.py`` measure it; BENCHMARKS.md has the table):
+
+* ``LongTerm``: items' quality ``q`` enters attraction with a negative weight
+  (``quality_weight < 0``): low-quality "clickbait" wins the click now. Every click moves the
+  user's satisfaction ``sigma <- (1 - d) sigma + g (q - 1/2)``, and ``w sigma`` is added to every
+  item's attraction, so clickbait lowers every later click probability (and, through the
+  patience budget, the length of the stay) while quality items restore it. What it rewards is
+  undoing the clickbait sign: a *static* re-ranking (the greedy oracle with a fixed quality
+  tilt) earns about as much as the privileged planner. It measures whether a learner finds out
+  which items are clickbait, not sequential planning.
+* ``LongTermBoredom``: LongTerm plus boredom (consumed topics lose appeal and recover at 10%
+  per step). Again mostly a static quality tilt; rotating topics adds little on top.
+* ``LongTermAversion``: boredom that passes a threshold turns into a lasting loss of interest
+  (the ``Aversion`` process). The greedy oracle keeps showing a user's favourite topics and wears
+  them out; what pays is spacing each topic's clicks, a decision that depends on what the user
+  consumed in the last dozen steps (visible in the observed history) and that no fixed
+  re-ranking of items can make: the best static tilt gains a fraction of what the planner gains.
 """
 
 from __future__ import annotations
@@ -60,6 +69,7 @@ from driftrec.envs.config import (
 )
 from driftrec.envs.drift import (
     AbruptShift,
+    Aversion,
     Boredom,
     ConsumptionDrift,
     GradualDrift,
@@ -225,6 +235,16 @@ _ALL = (
             drift=_drift(
                 Satisfaction(gain=0.15, decay=0.05, weight=2.0), Boredom(gain=0.5, decay=0.1)
             ),
+        ),
+    ),
+    Scenario(
+        "LongTermAversion",
+        "Over-exposure backfires: clicks make a topic boring (gain 1, decay 10%), and boredom "
+        "above 1.0 turns into a lasting loss of interest in that topic (rate 1 per unit per "
+        "step). A topic takes about one click every 14-16 steps without harm, so a plan spaces "
+        "each user's topics; a fixed re-ranking cannot.",
+        EnvConfig(
+            drift=_drift(Boredom(gain=1.0, decay=0.1), Aversion(threshold=1.0, rate=1.0)),
         ),
     ),
 )

@@ -52,6 +52,7 @@ RELATIVE_COST: dict[str, float] = {
     "oracle": 1.0,
     "population-best": 1.0,
     "planner": 1.2,
+    "planner-first-order": 1.2,
     "epsilon-greedy": 1.1,
     "thompson": 1.0,
     "linucb": 1.5,
@@ -68,7 +69,11 @@ RELATIVE_COST: dict[str, float] = {
 """CPU time of a run of each agent relative to a random recommender's (same steps, users and
 catalog; the simulator and the metrics are the whole cost of the cheap baselines, about equal).
 Measured with ``python bench/bench_run_costs.py`` on the demo's world (BENCHMARKS.md, "Progress
-and ETA"); ``attention-dqn`` was not measured and is put at attention-ppo's."""
+and ETA"); ``attention-dqn`` was not measured and is put at attention-ppo's. ``planner`` (the
+rollout planner) is the greedy oracle in a world like the demo's, where nothing consumed lasts;
+on the long-term scenarios it simulates every user's rest of the session each step and costs far
+more (BENCHMARKS.md, "Planning that needs a plan"); ``planner-first-order`` is the old
+``planner``, measured at 1.2."""
 
 DEFAULT_COST = 3.0
 """The relative cost assumed for an agent not in :data:`RELATIVE_COST` (a user's agent): a

@@ -24,7 +24,8 @@ from driftrec.envs.observation import ObservationLayout, encode_clock
 
 B = 4  # users per vector step in the small envs
 NAMES = list(BASELINE_NAMES)
-LEARNERS = [n for n in NAMES if n not in ("oracle", "planner")]  # the privileged references
+PRIVILEGED = ("oracle", "planner", "planner-first-order", "static-tilt")
+LEARNERS = [n for n in NAMES if n not in PRIVILEGED]  # the privileged references
 
 
 def _env(num_envs: int = B, **overrides: Any) -> DriftRecVectorEnv:
@@ -334,6 +335,8 @@ def test_baseline_names_are_pinned() -> None:
         "popularity",
         "oracle",
         "planner",
+        "planner-first-order",
+        "static-tilt",
         "epsilon-greedy",
         "linucb",
         "linucb-discounted",
@@ -359,9 +362,9 @@ def test_make_baseline_builds_each_variant() -> None:
 def test_make_baseline_unknown_name() -> None:
     """An unknown name raises ValueError listing the names."""
     msg = (
-        "'name' must be one of ['random', 'popularity', 'oracle', 'planner', 'epsilon-greedy', "
-        "'linucb', 'linucb-discounted', 'linucb-window', 'thompson', 'history-similarity', "
-        "'population-best'] (got 'ucb')"
+        "'name' must be one of ['random', 'popularity', 'oracle', 'planner', "
+        "'planner-first-order', 'static-tilt', 'epsilon-greedy', 'linucb', 'linucb-discounted', "
+        "'linucb-window', 'thompson', 'history-similarity', 'population-best'] (got 'ucb')"
     )
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}$"):
         make_baseline("ucb", _env())

@@ -42,7 +42,7 @@ def _names() -> list[Any]:
 def test_name_tables() -> None:
     """AGENT_NAMES is the bandits followed by the SB3 agents, without repeats."""
     assert AGENT_NAMES == BANDIT_AGENTS + SB3_AGENTS
-    assert len(set(AGENT_NAMES)) == len(AGENT_NAMES) == 18
+    assert len(set(AGENT_NAMES)) == len(AGENT_NAMES) == 20
 
 
 def test_every_agent_is_described() -> None:

@@ -22,6 +22,7 @@ from driftrec.envs.config import (
 from driftrec.envs.drift import (
     DRIFT_PROCESSES,
     AbruptShift,
+    Aversion,
     Boredom,
     ConsumptionDrift,
     DriftEvent,
@@ -475,11 +476,13 @@ def test_drift_process_from_dict() -> None:
         PopulationTrend(period=10),
         PopulationDrift(sigma=0.1),
         Satisfaction(gain=0.3, weight=2.0),
+        Aversion(threshold=1.5, rate=0.5),
     ):
         assert drift_process_from_dict(proc.to_dict()) == proc
     kinds = sorted(DRIFT_PROCESSES)
     assert kinds == [
         "abrupt",
+        "aversion",
         "boredom",
         "consumption",
         "gradual",
@@ -499,3 +502,18 @@ def test_drift_process_from_dict() -> None:
         "unknown 'gradual' drift parameters ['speed']; expected ['reversion', 'sigma']",
     ):
         drift_process_from_dict({"kind": "gradual", "speed": 1})
+
+
+def test_aversion_needs_boredom_before_it() -> None:
+    """Aversion reads the boredom that Boredom updates: Boredom must come first."""
+    msg = (
+        "'processes' must list Boredom before Aversion (Aversion reads the boredom that Boredom "
+        "updates) (got ['Aversion', 'Boredom'])"
+    )
+    with _raises(ValueError, msg):
+        DriftConfig(processes=(Aversion(), Boredom()))
+    with _raises(ValueError, msg.replace("['Aversion', 'Boredom']", "['Aversion']")):
+        DriftConfig(processes=(Aversion(),))
+    assert DriftConfig(processes=(Boredom(), Aversion())).get(Aversion) == Aversion()
+    with _raises(ValueError, "Aversion: 'threshold' must be in [0.0, 100.0] (got -1.0)"):
+        Aversion(threshold=-1.0)

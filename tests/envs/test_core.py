@@ -480,6 +480,29 @@ def test_reseed_slots_restarts_streams(tiny_config: EnvConfig) -> None:
     np.testing.assert_array_equal(sim.state.interest[1], first)  # stationary world
 
 
+def test_attraction_of_matches_attraction_all() -> None:
+    """Per-user item lists (rows shared by consecutive users) score like attraction_all,
+    unreleased items included (-inf); a wrong number of rows names the shape."""
+    from driftrec.envs.config import DriftConfig
+    from driftrec.envs.drift import Satisfaction
+
+    cfg = EnvConfig(
+        catalog=CatalogConfig(num_items=30, num_topics=4, new_item_fraction=0.3),
+        drift=DriftConfig(processes=(Satisfaction(),)),
+    )
+    sim = BatchSimulator(cfg, 6)
+    sim.seed(list(range(6)))
+    sim.state.satisfaction[:] = np.linspace(-1, 1, 6)
+    items = np.random.default_rng(0).integers(0, 30, (3, 7))  # rows for users 0-1, 2-3, 4-5
+    full = sim.attraction_all()
+    expected = full[np.arange(6)[:, None], np.repeat(items, 2, axis=0)]
+    got = sim.attraction_of(items, shared=2)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert np.isinf(got).any() and np.array_equal(np.isinf(got), np.isinf(expected))
+    with pytest.raises(ValueError, match=r"^'items' must have 6 / 4 rows \(got shape \(3, 7\)\)$"):
+        sim.attraction_of(items, shared=4)
+
+
 # --------------------------------------------------------------------------------------------
 # consumed items (no_repeat) and ageing items (staleness)
 # --------------------------------------------------------------------------------------------
@@ -600,3 +623,23 @@ def test_no_repeat_and_staleness_batched_equals_single_envs() -> None:
             batched.reset_users(done)
             for i in done.tolist():
                 singles[i].reset_users(np.zeros(1, dtype=np.int64))
+
+
+def test_attraction_of_counts_consumed_and_stale_items() -> None:
+    """In a no_repeat world with staleness, attraction_of still equals attraction_all: consumed
+    items get -inf for the user who clicked them, and ageing items lose their staleness."""
+    cfg = EnvConfig(
+        catalog=CatalogConfig(num_items=24, num_topics=3),
+        choice=ChoiceConfig(
+            no_repeat=True, no_click_score=-20.0, staleness_weight=1.0, staleness_halflife=5
+        ),
+    )
+    sim = BatchSimulator(cfg, 4)
+    sim.seed(list(range(4)))
+    for step in range(6):  # every showing clicks: items 0-5 consumed by every user
+        sim.step(np.full(4, step, dtype=np.int64))
+    items = np.tile(np.arange(0, 24, 2), (2, 1))  # (2, 12) rows shared by users 0-1 and 2-3
+    expected = sim.attraction_all()[np.arange(4)[:, None], np.repeat(items, 2, axis=0)]
+    got = sim.attraction_of(items, shared=2)
+    np.testing.assert_allclose(got, expected, rtol=1e-12)
+    assert np.isneginf(got[:, :3]).all() and np.isfinite(got[:, 3:]).all()  # 0, 2, 4 consumed

@@ -20,6 +20,7 @@ from driftrec.envs.config import (
 from driftrec.envs.core import BatchSimulator
 from driftrec.envs.drift import (
     AbruptShift,
+    Aversion,
     Boredom,
     ConsumptionDrift,
     DriftContext,
@@ -556,3 +557,46 @@ def test_consumption_drift_saturates_below_the_clip() -> None:
     top = np.abs(sim.state.interest).max(axis=1)
     assert top.max() < 4.0  # approached smoothly, never reached
     assert top.mean() > 2.0  # but the loop still pulls them far out
+
+
+# --------------------------------------------------------------------------------------------
+# Aversion: over-exposure turns into a lasting loss of interest
+# --------------------------------------------------------------------------------------------
+def test_aversion_step_by_hand() -> None:
+    """theta_k <- theta_k - rate * max(b_k - threshold, 0), with b after this step's boredom."""
+    ctx = _ctx(
+        [[1.0, 2.0, 0.5], [1.0, 2.0, 0.5]],
+        boredom=[[0.5, 0.9, 0.0], [0.0, 0.0, 0.0]],
+        clicked_topics=[[0.8, 0.2, 0.0], [0.0, 0.0, 0.0]],
+    )
+    Boredom(gain=1.0, decay=0.1).apply(ctx)
+    # user 0: b = 0.9 * [0.5, 0.9, 0] + [0.8, 0.2, 0] = [1.25, 1.01, 0]; user 1: b = 0
+    Aversion(threshold=1.0, rate=2.0).apply(ctx)
+    # user 0 loses 2 * [0.25, 0.01, 0] = [0.5, 0.02, 0]; user 1 nothing
+    np.testing.assert_allclose(ctx.interest, [[0.5, 1.98, 0.5], [1.0, 2.0, 0.5]], atol=1e-12)
+    np.testing.assert_allclose(ctx.boredom[0], [1.25, 1.01, 0.0], atol=1e-12)
+
+
+def test_aversion_in_core_lasts_after_boredom_fades() -> None:
+    """Repeated clicks on one topic cost interest there; the loss stays once boredom has faded."""
+    sim = _sim(
+        Boredom(gain=1.0, decay=0.1),
+        Aversion(threshold=1.0, rate=1.0),
+        num_users=1,
+        catalog=CatalogConfig(num_items=32, num_topics=K, topic_purity=1.0),
+    )
+    sim.state.interest[:] = 50.0  # every item is clicked (probability ~1)
+    item = 0
+    k = int(np.argmax(sim.catalog.topics[item]))
+    for _ in range(3):
+        sim.step(np.array([item]))
+    # b_k: 1, 1.9, 2.71 after the three clicks; interest lost 0 + 0.9 + 1.71
+    np.testing.assert_allclose(sim.state.boredom[0, k], 2.71, rtol=1e-12)
+    np.testing.assert_allclose(sim.state.interest[0, k], 50.0 - 2.61, rtol=1e-12)
+    other = next(i for i in range(32) if np.argmax(sim.catalog.topics[i]) != k)
+    for _ in range(40):  # boredom on k fades (0.9^40 * 2.71 < 0.05); the interest stays lost
+        sim.step(np.array([other]))
+    assert sim.state.boredom[0, k] < 0.05
+    # b_k was 2.439, 2.195, ... above 1 for 9 more steps: more loss, then none
+    lost = sum(max(2.71 * 0.9**t - 1.0, 0.0) for t in range(1, 41))
+    np.testing.assert_allclose(sim.state.interest[0, k], 50.0 - 2.61 - lost, rtol=1e-9)

@@ -22,7 +22,8 @@ from driftrec.experiments.config import (
 SCENARIO_NAMES = [
     "Stationary", "GradualDrift", "OUDrift", "AbruptShift", "ConsumptionDrift", "Boredom",
     "PopulationTrend", "NewItems", "Mixed", "SlateStationary", "SlateMixed", "UserJumps",
-    "PopulationDrift", "LongTerm", "LongTermBoredom", "JargonNews", "MovieLens",
+    "PopulationDrift", "LongTerm", "LongTermBoredom", "LongTermAversion", "JargonNews",
+    "MovieLens",
 ]  # fmt: skip
 
 
