@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -148,3 +149,34 @@ def test_sequential_grid_stops_at_every_offset(start_cli: Any, tmp_path: Path) -
         signum = signal.SIGTERM if n % 3 == 2 else signal.SIGINT
         _interrupt_grid(start_cli, tmp_path / str(n), offset, signum, ignore_sigint=n % 3 == 1)
     print(f"{len(offsets)} interrupts at offsets {offsets}: all stopped with exit 130")
+
+
+def test_a_ctrl_c_while_driftrec_imports_exits_130_without_a_traceback(tmp_path: Path) -> None:
+    """The console script catches a Ctrl-C that lands while Python still imports driftrec
+    (numpy, Gymnasium: a second or more), which ended in a traceback before: exit 130 and one
+    line at every offset; at least one offset landed in the import (else this proved nothing),
+    the later ones in the command, which says what it kept."""
+    script = Path(sys.executable).with_name("driftrec")
+    if not script.is_file():
+        pytest.skip("the driftrec console script is not installed beside this Python")
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
+    starting = 0
+    for i, offset in enumerate((0.15, 0.3, 0.5, 0.8, 3.0)):
+        argv = [str(script), *_GRID, "--out-dir", str(tmp_path / str(i))]
+        proc = subprocess.Popen(
+            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            start_new_session=True,
+        )  # fmt: skip
+        try:
+            time.sleep(offset)
+            os.killpg(proc.pid, signal.SIGINT)
+            out, err = proc.communicate(timeout=60)
+        finally:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        assert proc.returncode == 130, (offset, out, err)
+        assert "Traceback" not in err, (offset, err)
+        assert err.strip().splitlines()[-1].startswith("driftrec"), (offset, err)
+        starting += "interrupted while starting; nothing was run" in err
+    assert starting >= 1
