@@ -132,8 +132,8 @@ def start_cli() -> Callable[..., Any]:
         merge_stderr: bool = False,
     ) -> subprocess.Popen[str]:
         code = (
-            "import signal, sys; signal.alarm(400); from driftrec.experiments.cli import main; "
-            f"sys.exit(main({list(argv)!r}))"
+            f"import signal, sys; signal.alarm(400); sys.argv = ['driftrec', *{list(argv)!r}]; "
+            "from _driftrec_cli import main; sys.exit(main())"
         )
         ignore = (lambda: signal.signal(signal.SIGINT, signal.SIG_IGN)) if ignore_sigint else None
         return subprocess.Popen(

@@ -201,9 +201,10 @@ def test_interrupted_parallel_grid_stops_at_once(tmp_path: Path, signals: tuple[
     ]  # fmt: skip
     # SIGALRM after 5 minutes is a watchdog: if this test is itself killed before its finally
     # runs, the 10-million-step grid must not outlive it (its workers die with their parent)
+    # and run as the console script runs it (a second Ctrl-C while it exits is ignored too)
     code = (
-        "import signal, sys; signal.alarm(300); from driftrec.experiments.cli import main; "
-        f"sys.exit(main({args!r}))"
+        f"import signal, sys; signal.alarm(300); sys.argv = ['driftrec', *{args!r}]; "
+        "from _driftrec_cli import main; sys.exit(main())"
     )
     proc = subprocess.Popen(
         [sys.executable, "-c", code],
