@@ -285,14 +285,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="print this scenario (a name or a scenario file) as a scenario file (JSON) to edit",
     )
     p = sub.add_parser("agents", help="list the agents (built-in and registered)")
-    p.add_argument(
-        "--import",
-        dest="imports",
-        action="append",
-        type=_csv(str),
-        metavar="MODULE",
-        help="import these modules first, to list the agents they register",
-    )
+    _add_user_agent_options(p, trust=False)
 
     p = sub.add_parser("train", help="train one agent online on one scenario and save the run")
     _add_grid_options(p, single=True)
