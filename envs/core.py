@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -55,27 +55,45 @@ from driftrec.envs.rng import SeedLike, UserStreams
 __all__ = ["BatchSimulator", "SimState", "StepResult", "Oracle", "cached_catalog"]
 
 _ORACLE_CHUNK = 1 << 22  # score at most this many (user, item) pairs at a time
-_ONE_BLAS_THREAD_ABOVE = 1 << 16  # (user, item) pairs from which the oracle pins BLAS to 1 thread
+_ONE_BLAS_THREAD_ABOVE = 1 << 14  # (user, item) pairs from which the oracle pins BLAS to 1 thread
 
 
 @functools.lru_cache(maxsize=1)
-def _blas_controller() -> Any:
+def _blas_libraries() -> tuple[Any, ...]:
     from threadpoolctl import ThreadpoolController
 
-    return ThreadpoolController()
+    return tuple(ThreadpoolController().select(user_api="blas").lib_controllers)
+
+
+@contextlib.contextmanager
+def _one_blas_thread() -> Iterator[None]:
+    """BLAS on one thread inside the block (the libraries' own calls: a few microseconds, where
+    ``threadpoolctl``'s ``limit`` re-reads every library's state each time)."""
+    libraries = _blas_libraries()
+    before = [lib.num_threads for lib in libraries]
+    for lib, n in zip(libraries, before, strict=True):
+        if n != 1:
+            lib.set_num_threads(1)
+    try:
+        yield
+    finally:
+        for lib, n in zip(libraries, before, strict=True):
+            if n != 1:
+                lib.set_num_threads(n)
 
 
 def _oracle_blas_limit(pairs: int) -> contextlib.AbstractContextManager[Any]:
-    """One BLAS thread for large oracle products.
+    """One BLAS thread for the oracle's products from 16,384 (user, item) pairs.
 
     On small shared machines OpenBLAS's second thread stalls whenever the other core is busy:
-    measured on 2 vCPUs, B = 4,096 x N = 1,000 with the oracle ran at 110-150k user-steps/s with
-    the default threads and 245k with one. Entering the limit costs ~20 us, so small products
-    (which BLAS runs on one thread anyway) skip it.
+    measured on 2 vCPUs with the oracle, B = 4,096 x N = 1,000 ran at 110-150k user-steps/s with
+    the default threads and 245k with one, and B = 64 x N = 1,000 (which OpenBLAS already
+    splits over two threads) took 4-15 ms a step against 0.3-0.4 with one (load average 3).
+    Smaller products (which BLAS runs on one thread anyway) skip the switch.
     """
     if pairs < _ONE_BLAS_THREAD_ABOVE:
         return contextlib.nullcontext()
-    return _blas_controller().limit(limits=1, user_api="blas")
+    return _one_blas_thread()
 
 
 @functools.lru_cache(maxsize=8)

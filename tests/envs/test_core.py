@@ -643,3 +643,28 @@ def test_attraction_of_counts_consumed_and_stale_items() -> None:
     got = sim.attraction_of(items, shared=2)
     np.testing.assert_allclose(got, expected, rtol=1e-12)
     assert np.isneginf(got[:, :3]).all() and np.isfinite(got[:, 3:]).all()  # 0, 2, 4 consumed
+
+
+def test_oracle_products_run_on_one_blas_thread_and_restore_it() -> None:
+    """From 16,384 (user, item) pairs (64 users x 1,000 items: OpenBLAS would split it over
+    its threads, 10-40x slower on busy cores) the oracle's products pin BLAS to one thread and
+    give the setting back afterwards; smaller ones leave it alone."""
+    from threadpoolctl import threadpool_limits
+
+    from driftrec.envs import core
+
+    libraries = core._blas_libraries()
+    if not libraries:  # pragma: no cover - numpy always loads a BLAS
+        pytest.skip("no BLAS library loaded")
+    with threadpool_limits(limits=2, user_api="blas"):
+        before = [lib.num_threads for lib in libraries]
+        if before == [1] * len(libraries):  # pragma: no cover - a one-thread BLAS build
+            pytest.skip("this BLAS runs on one thread only")
+        with core._oracle_blas_limit(64 * 1000):
+            assert [lib.num_threads for lib in libraries] == [1] * len(libraries)
+        assert [lib.num_threads for lib in libraries] == before
+        with core._oracle_blas_limit(16 * 1000):
+            assert [lib.num_threads for lib in libraries] == before
+        with pytest.raises(RuntimeError), core._oracle_blas_limit(64 * 1000):
+            raise RuntimeError  # restored on the way out of an error too
+        assert [lib.num_threads for lib in libraries] == before
