@@ -18,6 +18,10 @@
    policy and PPO defaults) on SARDINE's single-item env (``sardine/SingleItem-Static-v0``, 8
    envs in SB3's ``DummyVecEnv``), timed in alternating rounds in this process; prints both
    and their ratio (needs ``sardine-rec``: ``pip install "driftrec[bench]"``).
+4. ``blas``: the same ``attention-ppo`` at 64 users with the oracle's products on one BLAS
+   thread (the default) and with BLAS's own threads (how 0.3.0 ran
+   below 65,536 user-item pairs: OpenBLAS splits 64 x 1,000 over its threads, which stall on
+   busy cores), alternating rounds in this process. Not in the default set.
 
 Every rate is printed per wall second and per CPU second of this process
 (``time.process_time``), with the load average beside it: on a shared machine the CPU figure
@@ -50,7 +54,8 @@ from driftrec.envs.observation import ObservationLayout
 from driftrec.envs.scenarios import get_scenario
 
 SARDINE_ID = "sardine/SingleItem-Static-v0"
-SECTIONS = ("forward", "ppo", "peer")
+SECTIONS = ("forward", "ppo", "peer", "blas")
+DEFAULT_SECTIONS = ("forward", "ppo", "peer")
 
 
 def _random_obs(rng: np.random.Generator, batch: int, history: int, num_items: int) -> np.ndarray:
@@ -286,6 +291,39 @@ def section_peer(
     }
 
 
+def section_blas(
+    quick: bool, seconds: float, rounds: int, embeddings: str | None, results: dict[str, Any]
+) -> None:
+    from driftrec.envs import core
+
+    default = core._ONE_BLAS_THREAD_ABOVE
+    settings = {"oracle on one BLAS thread": default, "BLAS threads free (0.3.0)": 1 << 62}
+    learner = attention_ppo(64, "cpu", embeddings)
+    _table(
+        "the oracle's BLAS threads, attention-ppo at 64 users, Stationary (env-steps/s; per "
+        "CPU-s of the process, all threads, in brackets)",
+        ["round", *settings, "one thread / free", "load"],
+    )
+    try:
+        for r in range(1 if quick else rounds):
+            row = {}
+            for name, threshold in settings.items():
+                core._ONE_BLAS_THREAD_ABOVE = threshold
+                row[name] = learner.run(seconds)
+            one, free = row.values()
+            results["blas"].append({n: list(v) for n, v in row.items()})
+            _row(
+                [
+                    r + 1,
+                    *(f"{v[0]:,.0f} ({v[1]:,.0f})" for v in row.values()),
+                    f"{one[0] / free[0]:.2f} ({one[1] / free[1]:.2f})",
+                    _load(),
+                ]
+            )
+    finally:
+        core._ONE_BLAS_THREAD_ABOVE = default
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small smoke run")
@@ -296,7 +334,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seconds", type=float, default=20.0, help="time per PPO cell / round")
     parser.add_argument("--rounds", type=int, default=3, help="alternating rounds (peer block)")
     parser.add_argument(
-        "--only", default=",".join(SECTIONS), help=f"sections to run (of {','.join(SECTIONS)})"
+        "--only",
+        default=",".join(DEFAULT_SECTIONS),
+        help=f"sections to run (of {','.join(SECTIONS)}; default %(default)s)",
     )
     parser.add_argument("--json", help="write results here (atomically)")
     parser.add_argument(
@@ -325,13 +365,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if any(d.startswith("cuda") for d in devices):
         print(f"# gpu: {torch.cuda.get_device_name()}")
-    results: dict[str, Any] = {"forward": [], "ppo": [], "peer": None}
+    results: dict[str, Any] = {"forward": [], "ppo": [], "peer": None, "blas": []}
     seconds = 3.0 if args.quick else args.seconds
     if "forward" in sections:
         section_forward(devices, args.quick, results)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.embeddings
-        if path is None and set(sections) & {"ppo", "peer"}:
+        if path is None and set(sections) & {"ppo", "peer", "blas"}:
             from driftrec.agents.text_encoder import encode_catalog
             from driftrec.envs.core import cached_catalog
 
@@ -341,6 +381,8 @@ def main(argv: list[str] | None = None) -> int:
             section_ppo(devices, args.quick, seconds, path, args.ppo_kwargs, results)
         if "peer" in sections:
             section_peer(args.quick, seconds, args.rounds, path, results)
+        if "blas" in sections:
+            section_blas(args.quick, seconds, args.rounds, path, results)
     if args.json:
         from driftrec.experiments.io import atomic_write_json
 
