@@ -481,6 +481,7 @@ class RecencySelfAttention(nn.Module):
         distance: torch.Tensor,
         need_weights: bool = True,
         rows: torch.Tensor | None = None,
+        tokens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Attend.
 
@@ -492,13 +493,26 @@ class RecencySelfAttention(nn.Module):
             need_weights: Also return the attention weights.
             rows: ``(B, R)`` the tokens that query (None: every token, ``R = T``); keys and
                 values are always every token's.
+            tokens: ``(B, T)`` with ``rows``: ``x`` is then a table ``(M, d)`` of distinct
+                token states and the sequences are ``x[tokens]``; the projections run once
+                per table row instead of once per token.
 
         Returns:
             The ``(B, R, d)`` output and the ``(B, heads, R, T)`` attention weights (before
             dropout; every row sums to 1), or None for the weights without ``need_weights``.
         """
-        b, t, d = x.shape
         heads, dh = self.num_heads, self.head_dim
+        if tokens is not None:
+            if rows is None:
+                raise ValueError("'tokens' needs 'rows'")
+            (b, t), (r, d) = tokens.shape, (rows.shape[1], x.shape[1])
+            w, bias = self.qkv.weight, self.qkv.bias  # (3d, d), (3d,)
+            xr = x.index_select(0, tokens.gather(1, rows).reshape(-1)).view(b, r, d)
+            queries = F.linear(xr, w[:d], bias[:d]).view(b, r, heads, dh).unbind(2)
+            kv = F.linear(x, w[d:], bias[d:])  # (M, 2d) once per distinct token
+            keys = kv.index_select(0, tokens.reshape(-1)).view(b, t, 2 * heads, dh).unbind(2)
+            return self._attend(queries, keys, allowed, distance, need_weights)
+        b, t, d = x.shape
         # one head at a time on strided views of the projections: no permuted copies of q, k,
         # v (or of their gradients), and the bias, the mask and the scale enter the logits in
         # one baddbmm
@@ -511,9 +525,23 @@ class RecencySelfAttention(nn.Module):
             w, bias = self.qkv.weight, self.qkv.bias  # (3d, d), (3d,)
             queries = F.linear(xr, w[:d], bias[:d]).view(b, r, heads, dh).unbind(2)
             keys = F.linear(x, w[d:], bias[d:]).view(b, t, 2 * heads, dh).unbind(2)
+        return self._attend(queries, keys, allowed, distance, need_weights)
+
+    def _attend(
+        self,
+        queries: tuple[torch.Tensor, ...],
+        keys: tuple[torch.Tensor, ...],
+        allowed: torch.Tensor,
+        distance: torch.Tensor,
+        need_weights: bool,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """The heads' attention from the per-head queries ``(B, R, dh)`` and keys then values
+        ``(B, T, dh)``; see :meth:`forward`."""
+        heads, dh = self.num_heads, self.head_dim
+        dtype, device = queries[0].dtype, queries[0].device
         # keys not allowed get finfo.min, hence exactly 0 weight
-        masked = torch.zeros(allowed.shape, dtype=x.dtype, device=x.device)  # (B, R, T)
-        masked.masked_fill_(~allowed, torch.finfo(x.dtype).min)
+        masked = torch.zeros(allowed.shape, dtype=dtype, device=device)  # (B, R, T)
+        masked.masked_fill_(~allowed, torch.finfo(dtype).min)
         slope = None if self.recency_slope is None else F.softplus(self.recency_slope)
         mixed, weights = [], []
         for i in range(heads):
@@ -550,13 +578,18 @@ class TransformerBlock(nn.Module):
         distance: torch.Tensor,
         need_weights: bool = True,
         rows: torch.Tensor | None = None,
+        tokens: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Apply the block to ``(B, T, d)`` states; returns the new states ``(B, R, d)`` of the
         ``rows`` tokens (every token without ``rows``) and the attention weights (None without
-        ``need_weights``); ``allowed``, ``distance`` and ``rows`` as in
-        :meth:`RecencySelfAttention.forward`."""
-        attended, weights = self.attn(self.ln_attn(x), allowed, distance, need_weights, rows)
-        if rows is not None:
+        ``need_weights``); ``allowed``, ``distance``, ``rows`` and ``tokens`` (``x`` is then a
+        table ``(M, d)``) as in :meth:`RecencySelfAttention.forward`."""
+        normed = self.ln_attn(x)  # LayerNorm is per row: once per table row with ``tokens``
+        attended, weights = self.attn(normed, allowed, distance, need_weights, rows, tokens)
+        if tokens is not None:
+            b, r = rows.shape  # type: ignore[union-attr]
+            x = x.index_select(0, tokens.gather(1, rows).reshape(-1)).view(b, r, -1)  # (B, R, d)
+        elif rows is not None:
             x = _take_rows(x, rows)  # (B, R, d)
         x = x + self.dropout(attended)  # (B, R, d)
         x = x + self.dropout(self.mlp(self.ln_mlp(x)))  # (B, R, d)
@@ -839,7 +872,13 @@ class AttentionRecommender(nn.Module):
         if items is None:
             items = self._embed_items(None)  # (N, d): cheaper than B * H rows for N < B * H
         history_items = items[ids]  # (B, H, d)
-        x = self._tokens(history_items, feedback)  # (B, T = H + 1, d)
+        tokens = None
+        if num_rows is not None and len(self.layers) == 1:
+            tokens = self._token_index(ids, feedback, valid, items.shape[0])  # (B, T) or None
+        if tokens is None:
+            x = self._tokens(history_items, feedback)  # (B, T = H + 1, d)
+        else:  # the distinct tokens: [item + no click; item + click; start] (2N + 1, d)
+            x = self._token_table(items)
         index = torch.arange(1, h + 1, device=ids.device).expand(b, h) * valid  # (B, H)
         recency = _recency(valid)  # (B, H) real impressions after each position
         allowed = distance = rows = None
@@ -872,7 +911,7 @@ class AttentionRecommender(nn.Module):
             if i < last or num_rows is None:
                 x, weights = layer(x, allowed, distance, need_attentions)  # (B, T, d)
             else:
-                x, weights = layer(x, row_allowed, row_distance, need_attentions, rows)
+                x, weights = layer(x, row_allowed, row_distance, need_attentions, rows, tokens)
             if weights is not None:
                 attentions.append(weights)  # (B, heads, R, T)
         states = self.final_norm(x)  # (B, R, d)
@@ -922,6 +961,33 @@ class AttentionRecommender(nn.Module):
             return parsed.progress.new_zeros(parsed.progress.shape)
         enc = self._encode(parsed)
         return enc.carry.gather(1, enc.query.unsqueeze(1)).squeeze(1)  # type: ignore[union-attr]
+
+    def _token_index(
+        self, ids: torch.Tensor, feedback: torch.Tensor, valid: torch.Tensor, num_items: int
+    ) -> torch.Tensor | None:
+        """``(B, T)`` each token's row in :meth:`_token_table`, or None when that table does
+        not hold them (feedback other than 0 or 1 on a real impression, or token dropout).
+
+        A token is its item's vector plus the feedback's projection, so with click feedback
+        there are only ``2N + 1`` distinct tokens; LayerNorm and the key, value and query
+        projections are per token, so a one-layer encoder computes them once per distinct
+        token (what padding holds does not matter: it is never attended to)."""
+        if self.training and self.config.dropout > 0:
+            return None
+        click = feedback == 1.0  # (B, H)
+        if not bool(((feedback == 0.0) | click | ~valid).all()):
+            return None
+        row = ids + click.to(ids.dtype) * num_items  # (B, H)
+        start = row.new_full((row.shape[0], 1), 2 * num_items)  # (B, 1)
+        return torch.cat([start, row], dim=1)  # (B, T)
+
+    def _token_table(self, items: torch.Tensor) -> torch.Tensor:
+        """``(2N + 1, d)`` every token :meth:`_tokens` can make from click feedback: each item
+        with feedback 0, then with feedback 1, then the start token (the same arithmetic)."""
+        fb = torch.tensor([[0.0], [1.0]], dtype=items.dtype, device=items.device)  # (2, 1)
+        proj = self.feedback_proj(fb)  # (2, d)
+        table = (items.unsqueeze(0) + proj.unsqueeze(1)).reshape(-1, items.shape[1])  # (2N, d)
+        return torch.cat([table, self.user_token.unsqueeze(0).to(items.dtype)], dim=0)
 
     def _tokens(self, history_items: torch.Tensor, feedback: torch.Tensor) -> torch.Tensor:
         """``(B, T, d)`` the encoder's input: the start token, then item + feedback tokens."""

@@ -494,6 +494,61 @@ def test_click_loss_on_the_newest_rows_equals_the_masked_full_loss(num_targets: 
             torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-6)
 
 
+@pytest.mark.parametrize("feedback", ["click", "engagement"])
+def test_token_table_path_equals_the_per_token_encoder(
+    monkeypatch: pytest.MonkeyPatch, feedback: str
+) -> None:
+    """With 0/1 feedback a one-layer encoder projects each distinct token once (a table of
+    2N + 1: every item with and without a click, and the start); its scores, click loss and
+    gradients equal the per-token encoder's. Other feedback (engagement values) and token
+    dropout while training fall back to the per-token path."""
+    h = 6
+    cfg = dataclasses.replace(TINY, history_len=h, match_sharpness=2.0)
+    model = _model(cfg)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    obs = _random_obs(h, 16, seed=5)
+    lay = ObservationLayout(history_len=h, num_items=N)
+    if feedback == "engagement":
+        obs[2:, lay.feedback] *= 0.7  # click quality, not 0/1
+    parsed = parse_observation(obs, h)
+    ids = parsed.checked_item_ids(N)
+    index = model._token_index(ids, parsed.feedback, parsed.mask, N)
+    assert (index is None) == (feedback == "engagement")
+    if index is not None:  # each token's table row is its own token
+        table = model._token_table(model.item_vectors())
+        torch.testing.assert_close(
+            table[index], model._tokens(model.item_vectors()[ids], parsed.feedback)
+        )
+    params = [p for p in model.parameters() if p.requires_grad]
+
+    def run() -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor | None]]:
+        out = model(obs, output_encoding=True, click_targets=3)
+        loss = model.click_loss(out, num_targets=3)
+        total = loss + (out.scores.clamp_min(-1e4) * torch.linspace(-1, 1, N)).sum()
+        return out.scores, loss, list(torch.autograd.grad(total, params, allow_unused=True))
+
+    fast = run()
+    with torch.no_grad():
+        acting = model(obs).scores
+    monkeypatch.setattr(AttentionRecommender, "_token_index", lambda *args: None)
+    slow = run()
+    with torch.no_grad():
+        assert torch.equal(model(obs).scores, acting)
+    assert torch.equal(fast[0], slow[0])
+    torch.testing.assert_close(fast[1], slow[1], rtol=1e-6, atol=1e-7)
+    for a, b in zip(fast[2], slow[2], strict=True):
+        assert (a is None) == (b is None)
+        if a is not None:
+            torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+    monkeypatch.undo()
+    clicks = (parsed.feedback > 0).to(parsed.feedback.dtype)  # 0/1
+    drop = _model(dataclasses.replace(cfg, dropout=0.1))
+    assert drop.train()._token_index(ids, clicks, parsed.mask, N) is None
+    assert drop.eval()._token_index(ids, clicks, parsed.mask, N) is not None
+
+
 def test_click_loss_refuses_an_encoding_made_for_fewer_targets() -> None:
     """An encoder pass made for the 2 newest impressions cannot serve all of them: one clear
     error naming both."""
