@@ -320,7 +320,7 @@ class MatchState(NamedTuple):
         """``(B, r)`` the unit profile at row ``rows[b]`` of each observation ``b``."""
         index = torch.arange(rows.shape[0], device=rows.device)
         w = self.weights[index, rows]  # (B, H)
-        h = (w.unsqueeze(-1) * self.x).sum(dim=1)  # (B, H, 1) * (B, H, r) -> (B, r)
+        h = torch.bmm(w.unsqueeze(1), self.x).squeeze(1)  # (B, 1, H) @ (B, H, r) -> (B, r)
         return h * self.inv_norm[index, rows].unsqueeze(1)  # (B, r)
 
 
