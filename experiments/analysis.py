@@ -673,8 +673,10 @@ class Recovery(NamedTuple):
         censored: True when the reward never recovered within the examined windows.
         pre_level: the pre-event level ``L`` (``nan`` when undefined).
         dip: the lowest normalized reward after the event as a fraction of ``L``.
-        observed: global steps examined after the event (last examined window end minus the
-            event step): a censored run's recovery time exceeds it.
+        observed: for a censored run, a lower bound on its recovery time: the recovery time
+            the last ``sustain`` examined windows could have shown (their start minus the
+            event step; 0 with fewer). For a recovered run, the last examined window end minus
+            the event step.
         below_level: the pre-event level was below ``min_level``: nothing to recover.
         target: the level the reward had to reach (``nan`` when undefined).
     """
@@ -753,21 +755,26 @@ def recovery_time(
        for the old level. Without a reference, ``T = fraction * L``.
     3. Examined windows: those with ``s_i > event_step`` (and ``s_i <= horizon`` when given,
        e.g. the next event's step).
-    4. Recovery time: ``s_j - event_step`` for the first examined window ``j`` such that
-       ``r_j, ..., r_{j + sustain - 1}`` are all examined windows with ``r >= T`` (``nan``
-       fails the test). A recovery already in the first window after the event counts as that
-       window's length, not 0.
+    4. Recovery time: the time from the event to the *start* of the first examined window
+       ``j`` such that ``r_j, ..., r_{j + sustain - 1}`` are all examined windows with
+       ``r >= T`` (``nan`` fails the test), i.e. ``max(s_{j-1} - event_step, 0)``: the time
+       spent below the target before the sustained stretch. A policy that is at the target in
+       the first window after the event has recovery time 0; one that needs the second window
+       has one window's length. (Before driftrec 0.4.0 the end of window ``j`` was reported,
+       one window more.)
     5. Censored: no such ``j`` (including a run that ends, or reaches ``horizon``, before
-       ``sustain`` good windows in a row): ``steps = nan``, ``censored = True``.
+       ``sustain`` good windows in a row): ``steps = nan``, ``censored = True``, and
+       ``observed`` is a lower bound: the recovery time the last ``sustain`` examined windows
+       could have shown (their start minus ``event_step``; 0 with fewer windows).
     6. Below level: when ``L < min_level`` the agent never reached a level worth recovering
        (e.g. the random agent at ~0.3 of the oracle, which "recovers" at once because it never
        fell): ``Recovery(nan, False, L, nan, nan, below_level=True)``, undefined.
 
     The reference itself has ``L = A_pre`` and so the target ``fraction * A_post``: its
     recovery measures only how far its own windows scatter around its new level, the *noise
-    floor* of the statistic (one window for a reference that re-optimises every step).
-    ``dip`` is ``min(r_i) / L`` over the examined windows (``nan`` with none), and
-    ``observed`` is the last examined window end minus ``event_step`` (0 with none).
+    floor* of the statistic (0 for a reference that re-optimises every step, unless the event
+    sets off a transient that every policy faces).
+    ``dip`` is ``min(r_i) / L`` over the examined windows (``nan`` with none).
     """
     if pre_windows < 1 or sustain < 1:
         raise ValueError("recovery_time: pre_windows and sustain must be >= 1")
@@ -802,7 +809,6 @@ def recovery_time(
     post_r = r[post]
     finite_post = post_r[np.isfinite(post_r)]
     dip = float(finite_post.min() / level) if finite_post.size and level != 0 else math.nan
-    observed = float(s[post[-1]] - event_step)
     with np.errstate(invalid="ignore"):
         good = post_r >= target  # nan -> False
     run_length = 0
@@ -810,10 +816,19 @@ def recovery_time(
         run_length = run_length + 1 if ok else 0
         if run_length == sustain:
             first = post[k - sustain + 1]
+            observed = float(s[post[-1]] - event_step)
             return Recovery(
-                float(s[first] - event_step), False, level, dip, observed, target=target
+                _window_start(s, first, event_step), False, level, dip, observed, target=target
             )
-    return Recovery(math.nan, True, level, dip, observed, target=target)
+    bound = _window_start(s, post[-sustain], event_step) if post.size >= sustain else 0.0
+    return Recovery(math.nan, True, level, dip, bound, target=target)
+
+
+def _window_start(steps: NDArray[np.float64], index: int, event_step: float) -> float:
+    """Steps from ``event_step`` to the start of window ``index`` (the previous window's end;
+    0 for the first window after the event)."""
+    start = float(steps[index - 1]) if index > 0 else event_step
+    return max(start - event_step, 0.0)
 
 
 def censored_median(recoveries: Sequence[Recovery]) -> tuple[float, bool]:
@@ -822,7 +837,7 @@ def censored_median(recoveries: Sequence[Recovery]) -> tuple[float, bool]:
     Censored runs count as longer than any observed time, and the median is the lower one
     (``sorted(times)[(n - 1) // 2]``, as Kaplan-Meier's: the first time at which at least
     half have recovered), so it exists while fewer than half are censored; otherwise it is
-    longer than the shortest censored run's observed span, which is returned with True.
+    longer than the shortest censored run's lower bound, which is returned with True.
     ``(nan, False)`` without defined runs."""
     defined = [r for r in recoveries if r.defined]
     if not defined:
@@ -968,7 +983,7 @@ def summary_table(
     ``median_is_lower_bound``, see :func:`censored_median`), ``steps`` (Stat of the
     uncensored recovery times; each event's horizon is the next event), ``n_recovered``,
     ``n_censored``, ``n_undefined`` (too few pre-event windows or below ``min_level``),
-    ``dip`` (Stat), ``observed`` (mean steps examined after the event), ``recoveries`` (the
+    ``dip`` (Stat), ``observed`` (mean of the runs' ``Recovery.observed``), ``recoveries`` (the
     per-seed :class:`Recovery` values, in seed order) and ``floor`` (the reference's entry of
     the same form over the same seeds, or None).
     Other keys: ``scenario``, ``agent``, ``n`` (seeds), ``seeds``, ``fraction``,

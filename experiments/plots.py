@@ -536,7 +536,8 @@ def plot_recovery(
     Accepts :func:`~driftrec.experiments.analysis.summary_table` rows (usually of one
     scenario) or ``{agent: {event_step: [Recovery per seed]}}``. A recovered seed is a dot at
     its recovery time; a censored seed (never recovered before the next event or the end) is
-    a hollow triangle at the steps observed after the event, a lower bound, never a short bar.
+    a hollow triangle at its lower bound (the longest time its windows could have shown), never
+    a short bar.
     A black bar is the median over the seeds, censored ones counted as longer (the time by
     which half of them had recovered; not drawn when more than half never did). The rows'
     noise floor (the privileged reference's own recovery on the same seeds) is a grey band

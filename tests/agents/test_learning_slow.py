@@ -367,7 +367,8 @@ def test_discounted_linucb_recovers_faster_after_abrupt_shift(tmp_path: Path) ->
     * its mean normalized reward over the first 16 post-shift windows (256 steps) is above
       linucb's by >= 0.02.
 
-    Measured at scale 1 when written: median recovery 80 vs 112 steps; first 16 post-shift
+    Measured at scale 1 when written (with 0.3.0's definition, which counted one 16-step window
+    more than 0.4.0's): median recovery 80 vs 112 steps; first 16 post-shift
     windows 0.615 vs 0.563 (pre-shift 0.681 vs 0.669); plain linucb stayed stuck near 0.42 in
     3 of 16 seeds (2 never recovered), discounted in none; the discounted one dips deeper.
     """

@@ -385,33 +385,34 @@ PRE = [1.0] * 5  # windows ending at 100..500, the event at 500
 
 
 def test_recovery_immediate() -> None:
-    """Back above 0.9 L in the first window after the event: recovery = one window."""
+    """Back above 0.9 L in the first window after the event: recovery 0 (never below)."""
     rec = recovery_time(S, PRE + [0.95] * 5, 500)
-    assert rec.steps == 100 and not rec.censored
+    assert rec.steps == 0 and not rec.censored
     assert rec.pre_level == pytest.approx(1.0)
     assert rec.dip == pytest.approx(0.95)
     assert rec.observed == 500
 
 
 def test_recovery_delayed() -> None:
-    """Dip to 0.5 then 0.7; first of two good windows ends at 800 -> 300 steps."""
+    """Dip to 0.5 then 0.7; the first of two good windows starts at 700 -> 200 steps."""
     rec = recovery_time(S, PRE + [0.5, 0.7, 0.95, 0.92, 1.0], 500)
-    assert rec.steps == 300 and not rec.censored
+    assert rec.steps == 200 and not rec.censored
     assert rec.dip == pytest.approx(0.5)
 
 
 def test_recovery_never_is_censored() -> None:
-    """Never reaching 0.9 L: nan and censored; observed = 1000 - 500."""
+    """Never reaching 0.9 L: nan and censored; the lower bound is the recovery time the last
+    two windows (900, 1000: starting at 800) could have shown, 800 - 500."""
     rec = recovery_time(S, PRE + [0.5, 0.6, 0.7, 0.8, 0.85], 500)
     assert math.isnan(rec.steps) and rec.censored
-    assert rec.observed == 500 and rec.dip == pytest.approx(0.5)
+    assert rec.observed == 300 and rec.dip == pytest.approx(0.5)
 
 
 def test_recovery_sustain_logic() -> None:
     """A single good window does not count with sustain=2; it does with sustain=1."""
     nr = PRE + [0.5, 0.95, 0.6, 0.95, 0.95]
-    assert recovery_time(S, nr, 500, sustain=2).steps == 400  # windows 900 and 1000
-    assert recovery_time(S, nr, 500, sustain=1).steps == 200  # window 700
+    assert recovery_time(S, nr, 500, sustain=2).steps == 300  # windows 900 and 1000
+    assert recovery_time(S, nr, 500, sustain=1).steps == 100  # window 700
     assert recovery_time(S, nr, 500, sustain=3).censored  # only two good in a row
     last_only = PRE + [0.5, 0.5, 0.5, 0.5, 0.95]
     assert recovery_time(S, last_only, 500, sustain=2).censored  # run ends before sustain
@@ -422,9 +423,9 @@ def test_recovery_pre_level_window_and_fraction() -> None:
     nr = [0.2, 0.4, 0.6, 0.8, 1.0, 0.8, 0.85, 0.85, 0.85, 0.85]
     rec = recovery_time(S, nr, 500, pre_windows=2)  # L = (0.8 + 1.0) / 2 = 0.9; bar 0.81
     assert rec.pre_level == pytest.approx(0.9)
-    assert rec.steps == 200  # 0.8 < 0.81 at 600; 0.85 at 700 and 800
+    assert rec.steps == 100  # 0.8 < 0.81 at 600; 0.85 at 700 and 800
     assert rec.dip == pytest.approx(0.8 / 0.9)
-    assert recovery_time(S, nr, 500, pre_windows=2, fraction=0.5).steps == 100
+    assert recovery_time(S, nr, 500, pre_windows=2, fraction=0.5).steps == 0
 
 
 def test_recovery_not_enough_pre_windows_and_nan() -> None:
@@ -432,7 +433,7 @@ def test_recovery_not_enough_pre_windows_and_nan() -> None:
     rec = recovery_time(S, PRE + [1.0] * 5, 300)
     assert math.isnan(rec.steps) and not rec.censored and not rec.defined
     nr = PRE + [0.95, math.nan, 0.95, 0.95, 0.95]
-    assert recovery_time(S, nr, 500).steps == 300
+    assert recovery_time(S, nr, 500).steps == 200
 
 
 def test_recovery_against_a_reference_moves_with_the_new_world() -> None:
@@ -444,12 +445,12 @@ def test_recovery_against_a_reference_moves_with_the_new_world() -> None:
     # the agent was at 0.72 (standing 0.9) and is at 0.5 after: target 0.9 * 0.72 * 0.6 / 0.8
     agent = [0.72] * 5 + [0.3, 0.5, 0.5, 0.5, 0.5]
     rec = recovery_time(S, agent, 500, reference=(a_pre, a_post))
-    assert rec.target == pytest.approx(0.486) and rec.steps == 200
+    assert rec.target == pytest.approx(0.486) and rec.steps == 100
     # the old rule (0.9 * 0.72 = 0.648) calls the same run never recovered
     assert recovery_time(S, agent, 500).censored
-    # the reference itself recovers in the first window: the noise floor
+    # the reference itself is at the target from the first window: a noise floor of 0
     own = recovery_time(S, ref, 500, reference=(a_pre, a_post))
-    assert own.steps == 100 and own.target == pytest.approx(0.54)
+    assert own.steps == 0 and own.target == pytest.approx(0.54)
     # an unusable reference leaves the recovery undefined rather than falling back
     assert not recovery_time(S, agent, 500, reference=(math.nan, 0.6)).defined
 
@@ -481,22 +482,22 @@ def test_summary_recovery_with_population_best_has_a_noise_floor(tmp_path: Path)
                   values={"normalized_reward": 1.0})  # fmt: skip
     rows = {r["agent"]: r for r in summary_table(load_runs(tmp_path))}
     (learner,) = rows["learner"]["recovery"]
-    assert learner["median"] == 300.0 and learner["n_recovered"] == 2
-    assert learner["floor"]["median"] == 100.0 and learner["floor"]["n_recovered"] == 2
-    assert rows["population-best"]["recovery"][0]["median"] == 100.0
+    assert learner["median"] == 200.0 and learner["n_recovered"] == 2
+    assert learner["floor"]["median"] == 0.0 and learner["floor"]["n_recovered"] == 2
+    assert rows["population-best"]["recovery"][0]["median"] == 0.0
     assert rows["oracle"]["recovery"] == []
     assert rows["learner"]["recovery_reference"] == "population-best"
     header = format_table(list(rows.values()), part="outcome").splitlines()[0]
     assert "noise floor #1 (population-best)" in header
-    assert "| 300 (300–300) | 100 (100–100) |" in format_table([rows["learner"]])
+    assert "| 200 (200–200) | 0 (0–0) |" in format_table([rows["learner"]])
 
 
 def test_recovery_horizon_limits_the_search() -> None:
     """With horizon=800 a recovery at 900 is censored."""
     nr = PRE + [0.5, 0.5, 0.5, 0.95, 0.95]
-    assert recovery_time(S, nr, 500).steps == 400
+    assert recovery_time(S, nr, 500).steps == 300
     rec = recovery_time(S, nr, 500, horizon=800)
-    assert rec.censored and rec.observed == 300
+    assert rec.censored and rec.observed == 100  # windows 700, 800 could have shown 100
 
 
 # ---------------------------------------------------------------------------------- summary
@@ -522,18 +523,19 @@ def test_summary_table_by_hand(exp_dir: Path) -> None:
     assert a["final_cum_regret"].mean == pytest.approx(12.0)
     assert a["click_rate"].mean == pytest.approx(0.2)
     assert a["coverage"].mean == pytest.approx(0.5)
-    # recovery (L over 3 windows): seed 0 L = 0.8, 0.4 then 0.8, 0.8 -> 500 - 300 = 200;
-    # seed 1 L = 0.6, 0.3, 0.3, 0.6 (last window only) -> censored
+    # recovery (L over 3 windows): seed 0 L = 0.8, 0.4 then 0.8, 0.8 -> the stretch starts
+    # at 400: 400 - 300 = 100; seed 1 L = 0.6, 0.3, 0.3, 0.6 (last window only) -> censored,
+    # longer than the 100 its last two windows (starting at 400) could have shown
     (rec,) = a["recovery"]
     assert rec["event_step"] == 300
-    assert rec["steps"] == Stat(200.0, 200.0, 200.0, 1)
+    assert rec["steps"] == Stat(100.0, 100.0, 100.0, 1)
     assert (rec["n_recovered"], rec["n_censored"], rec["n_undefined"]) == (1, 1, 0)
     assert rec["dip"].mean == pytest.approx(0.5)
-    # half the seeds had recovered at 200 (the other never did): the median is 200
-    assert (rec["median"], rec["median_is_lower_bound"]) == (200.0, False)
+    # half the seeds had recovered at 100 (the other never did): the median is 100
+    assert (rec["median"], rec["median_is_lower_bound"]) == (100.0, False)
     assert a["recovery_reference"] is None and rec["floor"] is None  # no population-best
     assert b["normalized_reward"] == Stat(1.0, 1.0, 1.0, 1)
-    assert b["recovery"][0]["steps"].mean == 100
+    assert b["recovery"][0]["steps"].mean == 0
 
 
 def test_summary_without_events(tmp_path: Path) -> None:
@@ -553,7 +555,7 @@ def test_format_table_markdown_and_plain(exp_dir: Path) -> None:
     assert "recovery #1 (steps)" in lines[0]
     assert len(lines) == 4 and all(line.count("|") == lines[0].count("|") for line in lines)
     assert "0.617 [0.000, 1.000]‡" in text
-    assert "200 (200–>300), 1/2 censored" in text
+    assert "100 (100–>100), 1/2 censored" in text
     assert "| b | 1 | 1.000 |" in text
     with warnings.catch_warnings():
         warnings.simplefilter("error")
