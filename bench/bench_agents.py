@@ -18,10 +18,11 @@
    policy and PPO defaults) on SARDINE's single-item env (``sardine/SingleItem-Static-v0``, 8
    envs in SB3's ``DummyVecEnv``), timed in alternating rounds in this process; prints both
    and their ratio (needs ``sardine-rec``: ``pip install "driftrec[bench]"``).
-4. ``blas``: the same ``attention-ppo`` at 64 users with the oracle's products on one BLAS
-   thread (the default) and with BLAS's own threads (how 0.3.0 ran
-   below 65,536 user-item pairs: OpenBLAS splits 64 x 1,000 over its threads, which stall on
-   busy cores), alternating rounds in this process. Not in the default set.
+4. ``ablation``: the same ``attention-ppo`` at 64 users with each speed-up of the second round
+   of issue #17 switched off in turn, alternating rounds in this process: the oracle's products
+   on BLAS's own threads (how 0.3.0 ran below 65,536 user-item pairs: OpenBLAS splits 64 x
+   1,000 over its threads, which stall on busy cores) and the per-token encoder (LayerNorm and
+   projections per history token instead of once per distinct token). Not in the default set.
 
 Every rate is printed per wall second and per CPU second of this process
 (``time.process_time``), with the load average beside it: on a shared machine the CPU figure
@@ -34,6 +35,7 @@ there.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import dataclasses
 import json
 import os
@@ -42,6 +44,7 @@ import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -54,7 +57,7 @@ from driftrec.envs.observation import ObservationLayout
 from driftrec.envs.scenarios import get_scenario
 
 SARDINE_ID = "sardine/SingleItem-Static-v0"
-SECTIONS = ("forward", "ppo", "peer", "blas")
+SECTIONS = ("forward", "ppo", "peer", "ablation")
 DEFAULT_SECTIONS = ("forward", "ppo", "peer")
 
 
@@ -291,37 +294,62 @@ def section_peer(
     }
 
 
-def section_blas(
-    quick: bool, seconds: float, rounds: int, embeddings: str | None, results: dict[str, Any]
-) -> None:
+@contextlib.contextmanager
+def _blas_threads_free() -> Iterator[None]:
+    """The oracle's products on BLAS's own threads below 65,536 user-item pairs (0.3.0)."""
     from driftrec.envs import core
 
     default = core._ONE_BLAS_THREAD_ABOVE
-    settings = {"oracle on one BLAS thread": default, "BLAS threads free (0.3.0)": 1 << 62}
-    learner = attention_ppo(64, "cpu", embeddings)
-    _table(
-        "the oracle's BLAS threads, attention-ppo at 64 users, Stationary (env-steps/s; per "
-        "CPU-s of the process, all threads, in brackets)",
-        ["round", *settings, "one thread / free", "load"],
-    )
+    core._ONE_BLAS_THREAD_ABOVE = 1 << 16
     try:
-        for r in range(1 if quick else rounds):
-            row = {}
-            for name, threshold in settings.items():
-                core._ONE_BLAS_THREAD_ABOVE = threshold
-                row[name] = learner.run(seconds)
-            one, free = row.values()
-            results["blas"].append({n: list(v) for n, v in row.items()})
-            _row(
-                [
-                    r + 1,
-                    *(f"{v[0]:,.0f} ({v[1]:,.0f})" for v in row.values()),
-                    f"{one[0] / free[0]:.2f} ({one[1] / free[1]:.2f})",
-                    _load(),
-                ]
-            )
+        yield
     finally:
         core._ONE_BLAS_THREAD_ABOVE = default
+
+
+@contextlib.contextmanager
+def _per_token_encoder() -> Iterator[None]:
+    """LayerNorm and projections per history token (before the token table)."""
+    token_index = AttentionRecommender._token_index
+    AttentionRecommender._token_index = lambda *args: None  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        AttentionRecommender._token_index = token_index  # type: ignore[method-assign]
+
+
+ABLATIONS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
+    "now": contextlib.nullcontext,
+    "oracle on BLAS's threads (0.3.0)": _blas_threads_free,
+    "per-token encoder": _per_token_encoder,
+}
+
+
+def section_ablation(
+    quick: bool, seconds: float, rounds: int, embeddings: str | None, results: dict[str, Any]
+) -> None:
+    learner = attention_ppo(64, "cpu", embeddings)
+    names = list(ABLATIONS)
+    _table(
+        "attention-ppo at 64 users, Stationary, each speed-up switched off in turn (env-steps/s; "
+        "per CPU-s of the process, all threads, in brackets)",
+        ["round", *names, *(f"now / {n}" for n in names[1:]), "load"],
+    )
+    for r in range(1 if quick else rounds):
+        row = {}
+        for name, switch in ABLATIONS.items():
+            with switch():
+                row[name] = learner.run(seconds)
+        results["ablation"].append({n: list(v) for n, v in row.items()})
+        now = row["now"]
+        _row(
+            [
+                r + 1,
+                *(f"{v[0]:,.0f} ({v[1]:,.0f})" for v in row.values()),
+                *(f"{now[0] / row[n][0]:.2f} ({now[1] / row[n][1]:.2f})" for n in names[1:]),
+                _load(),
+            ]
+        )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -365,13 +393,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     if any(d.startswith("cuda") for d in devices):
         print(f"# gpu: {torch.cuda.get_device_name()}")
-    results: dict[str, Any] = {"forward": [], "ppo": [], "peer": None, "blas": []}
+    results: dict[str, Any] = {"forward": [], "ppo": [], "peer": None, "ablation": []}
     seconds = 3.0 if args.quick else args.seconds
     if "forward" in sections:
         section_forward(devices, args.quick, results)
     with tempfile.TemporaryDirectory() as tmp:
         path = args.embeddings
-        if path is None and set(sections) & {"ppo", "peer", "blas"}:
+        if path is None and set(sections) & {"ppo", "peer", "ablation"}:
             from driftrec.agents.text_encoder import encode_catalog
             from driftrec.envs.core import cached_catalog
 
@@ -381,8 +409,8 @@ def main(argv: list[str] | None = None) -> int:
             section_ppo(devices, args.quick, seconds, path, args.ppo_kwargs, results)
         if "peer" in sections:
             section_peer(args.quick, seconds, args.rounds, path, results)
-        if "blas" in sections:
-            section_blas(args.quick, seconds, args.rounds, path, results)
+        if "ablation" in sections:
+            section_ablation(args.quick, seconds, args.rounds, path, results)
     if args.json:
         from driftrec.experiments.io import atomic_write_json
 
