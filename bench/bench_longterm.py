@@ -46,6 +46,13 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=default.eval_every)
     parser.add_argument("--eval-users", type=int, default=default.eval_users)
     parser.add_argument(
+        "--select-users",
+        type=int,
+        default=default.select_users,
+        help="validation users per evaluation: keep the snapshot that earns most on them "
+        "(their stays count in the budget; 0: the final policy)",
+    )
+    parser.add_argument(
         "--agent-kwargs", default="{}", help='per-agent overrides as JSON: {"agent": {...}}'
     )
     parser.add_argument("--env", default="{}", help="world overrides as JSON")
@@ -60,6 +67,7 @@ def main() -> None:
         steps=args.steps,
         eval_every=args.eval_every,
         eval_users=args.eval_users,
+        select_users=args.select_users,
         agent_kwargs=json.loads(args.agent_kwargs),
         env_overrides=json.loads(args.env),
     )
@@ -68,6 +76,18 @@ def main() -> None:
     results = run_study(setting, seeds, out=args.out, log=lambda m: print(m, flush=True))
     print(f"\n{time.perf_counter() - start:.0f} s wall (load {os.getloadavg()[0]:.1f})\n")
     print(format_summary(summarize(results, setting), setting))
+    if setting.select_users:
+        from driftrec.experiments.longterm import world_config
+
+        cap = world_config(setting.scenario, 0, setting.env_overrides).session.max_steps
+        for name in setting.agents:
+            used = [setting.env_steps + r.select_env_steps[name] for r in results]
+            kept = ", ".join(f"{r.selected[name]:,.0f}" for r in results)
+            print(
+                f"{name}: env-steps used per seed (training + validation) "
+                f"{', '.join(f'{u:,}' for u in used)} (worst case {setting.budget(cap):,}); "
+                f"snapshot kept after {kept} training env-steps"
+            )
     for name in setting.agents:
         spent = [r.seconds[name] for r in results]
         rate = setting.env_steps * len(results) / max(sum(spent), 1e-9)
