@@ -4,6 +4,7 @@
     python bench/bench_longterm.py --out runs/longterm.json --figure docs/longterm_learning.png
     python bench/bench_longterm.py --seeds 0 --steps 1024 --eval-every 256   # a quick look
     python bench/bench_longterm.py --agents attention-ppo-long,attention-ppo  # with the default
+    python bench/bench_longterm.py --steps 3648 --select-users 32  # the issue's claim (below)
 
 Per seed (its own world and catalog): trains each learner online on 64 users for 4,096 steps
 (262,144 env-steps), evaluates it greedily every 512 steps on 256 fresh users (one whole stay
@@ -11,7 +12,10 @@ each; user streams never seen in training) and runs, on the same fresh users, th
 one-step oracle and the planner (both PRIVILEGED) and linucb-discounted trained on the same
 budget (learning online on the fresh users too, as it does in a run). Prints the return table,
 the paired differences (same users) with 95% intervals per seed and over seeds, and writes the
-learning curve (return ratio to the oracle vs training env-steps). Finished seeds are kept in
+learning curve (return ratio to the oracle vs training env-steps). With ``--select-users N`` the
+learner keeps the snapshot that earned most on N validation users (other fresh users, checked at
+every evaluation); their stays count in its budget, so the claim's run trains 3,648 steps
+(233,472 env-steps; at most 259,072 with validation). Finished seeds are kept in
 ``--out`` (written after each seed) and reused by a second call with the same settings.
 See :mod:`driftrec.experiments.longterm`.
 """
