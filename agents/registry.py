@@ -174,7 +174,9 @@ PPO_DEFAULTS: dict[str, Any] = {
 PPO_LONG_DEFAULTS: dict[str, Any] = {
     **PPO_DEFAULTS,
     "n_steps": 64,
-    "learning_rate": 1e-3,
+    "learning_rate": 5e-4,  # decays linearly to 0 over the budget (BudgetPPO)
+    "budget_timesteps": 262_144,  # the budget: 64 users x 4,096 steps
+    "final_lr_fraction": 0.0,
     "gamma": 0.99,
     "gae_lambda": 0.95,
 }
@@ -359,7 +361,12 @@ def _build_sb3(
     from stable_baselines3 import A2C, DQN, PPO
 
     from driftrec.agents.attention import AttentionConfig
-    from driftrec.agents.sb3_policy import POLICY_NAME, configure_torch, recommender_policy_kwargs
+    from driftrec.agents.sb3_policy import (
+        POLICY_NAME,
+        BudgetPPO,
+        configure_torch,
+        recommender_policy_kwargs,
+    )
     from driftrec.envs.sb3 import DriftRecSB3VecEnv
 
     configure_torch(torch_threads)
@@ -382,7 +389,7 @@ def _build_sb3(
     else:
         algo_cls, defaults = {
             "attention-ppo": (PPO, PPO_DEFAULTS),
-            "attention-ppo-long": (PPO, PPO_LONG_DEFAULTS),
+            "attention-ppo-long": (BudgetPPO, PPO_LONG_DEFAULTS),
             "id-ppo": (PPO, PPO_DEFAULTS),
             "attention-a2c": (A2C, _A2C_DEFAULTS),
             "attention-maskable-ppo": (MaskablePPO, PPO_DEFAULTS),

@@ -54,6 +54,7 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import Schedule
+from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
@@ -76,6 +77,7 @@ __all__ = [
     "recommender_policy_kwargs",
     "build_recommender",
     "configure_torch",
+    "BudgetPPO",
     "POLICY_NAME",
     "SLATE_DISTRIBUTIONS",
 ]
@@ -612,6 +614,48 @@ def recommender_policy_kwargs(
     if config.choice.no_repeat:  # a clicked item is consumed: never recommend it again
         extra.setdefault("mask_consumed", True)
     return {"item_table": spec, "attention": att, **extra}
+
+
+class BudgetPPO(PPO):
+    """PPO whose schedules run over a fixed budget of env-steps, however many ``learn`` calls
+    train it; a float ``learning_rate`` decays linearly over that budget.
+
+    stable-baselines3 computes a schedule's ``progress_remaining`` from the current ``learn``
+    call alone, so a model trained in chunks (``learn(..., reset_num_timesteps=False)``, as
+    :func:`~driftrec.agents.online.run_online` does between a run's records) would restart a
+    decaying schedule at every chunk. Here the progress is ``max(0, 1 - num_timesteps /
+    budget_timesteps)`` over every call, and a float ``learning_rate`` becomes a linear decay
+    to ``final_lr_fraction`` of itself at ``budget_timesteps`` (where it stays; with the default
+    0 the model stops changing there). A callable ``learning_rate`` (or ``clip_range``) is used
+    as given, with that progress.
+
+    Args:
+        budget_timesteps: the env-steps the schedules run over (all ``learn`` calls together).
+        final_lr_fraction: the learning rate at the end of the budget, as a fraction of the
+            first, in ``[0, 1]``.
+        *args, **kwargs: as for :class:`~stable_baselines3.PPO`.
+    """
+
+    def __init__(
+        self,
+        *args: Any,
+        budget_timesteps: int = 262_144,
+        final_lr_fraction: float = 0.0,
+        **kwargs: Any,
+    ) -> None:
+        check_int("budget_timesteps", budget_timesteps, 1)
+        check_float("final_lr_fraction", final_lr_fraction, 0.0, 1.0)
+        self.budget_timesteps = int(budget_timesteps)
+        self.final_lr_fraction = float(final_lr_fraction)
+        rate = kwargs.get("learning_rate", 3e-4)
+        if isinstance(rate, int | float) and not isinstance(rate, bool):
+            kwargs["learning_rate"] = LinearSchedule(
+                float(rate), float(rate) * self.final_lr_fraction, 1.0
+            )
+        super().__init__(*args, **kwargs)
+
+    def _update_current_progress_remaining(self, num_timesteps: int, total_timesteps: int) -> None:
+        self._current_progress_remaining = max(0.0, 1.0 - num_timesteps / self.budget_timesteps)
 
 
 PPO.policy_aliases[POLICY_NAME] = AttentionActorCriticPolicy

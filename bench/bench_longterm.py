@@ -4,6 +4,7 @@
     python bench/bench_longterm.py --out runs/longterm.json --figure docs/longterm_learning.png
     python bench/bench_longterm.py --seeds 0 --steps 1024 --eval-every 256   # a quick look
     python bench/bench_longterm.py --agents attention-ppo-long,attention-ppo  # with the default
+    python bench/bench_longterm.py --steps 3648 --select-users 32  # the issue's claim (below)
 
 Per seed (its own world and catalog): trains each learner online on 64 users for 4,096 steps
 (262,144 env-steps), evaluates it greedily every 512 steps on 256 fresh users (one whole stay
@@ -11,7 +12,10 @@ each; user streams never seen in training) and runs, on the same fresh users, th
 one-step oracle and the planner (both PRIVILEGED) and linucb-discounted trained on the same
 budget (learning online on the fresh users too, as it does in a run). Prints the return table,
 the paired differences (same users) with 95% intervals per seed and over seeds, and writes the
-learning curve (return ratio to the oracle vs training env-steps). Finished seeds are kept in
+learning curve (return ratio to the oracle vs training env-steps). With ``--select-users N`` the
+learner keeps the snapshot that earned most on N validation users (other fresh users, checked at
+every evaluation); their stays count in its budget, so the claim's run trains 3,648 steps
+(233,472 env-steps; at most 259,072 with validation). Finished seeds are kept in
 ``--out`` (written after each seed) and reused by a second call with the same settings.
 See :mod:`driftrec.experiments.longterm`.
 """
@@ -46,6 +50,13 @@ def main() -> None:
     parser.add_argument("--eval-every", type=int, default=default.eval_every)
     parser.add_argument("--eval-users", type=int, default=default.eval_users)
     parser.add_argument(
+        "--select-users",
+        type=int,
+        default=default.select_users,
+        help="validation users per evaluation: keep the snapshot that earns most on them "
+        "(their stays count in the budget; 0: the final policy)",
+    )
+    parser.add_argument(
         "--agent-kwargs", default="{}", help='per-agent overrides as JSON: {"agent": {...}}'
     )
     parser.add_argument("--env", default="{}", help="world overrides as JSON")
@@ -60,6 +71,7 @@ def main() -> None:
         steps=args.steps,
         eval_every=args.eval_every,
         eval_users=args.eval_users,
+        select_users=args.select_users,
         agent_kwargs=json.loads(args.agent_kwargs),
         env_overrides=json.loads(args.env),
     )
@@ -68,6 +80,18 @@ def main() -> None:
     results = run_study(setting, seeds, out=args.out, log=lambda m: print(m, flush=True))
     print(f"\n{time.perf_counter() - start:.0f} s wall (load {os.getloadavg()[0]:.1f})\n")
     print(format_summary(summarize(results, setting), setting))
+    if setting.select_users:
+        from driftrec.experiments.longterm import world_config
+
+        cap = world_config(setting.scenario, 0, setting.env_overrides).session.max_steps
+        for name in setting.agents:
+            used = [setting.env_steps + r.select_env_steps[name] for r in results]
+            kept = ", ".join(f"{r.selected[name]:,.0f}" for r in results)
+            print(
+                f"{name}: env-steps used per seed (training + validation) "
+                f"{', '.join(f'{u:,}' for u in used)} (worst case {setting.budget(cap):,}); "
+                f"snapshot kept after {kept} training env-steps"
+            )
     for name in setting.agents:
         spent = [r.seconds[name] for r in results]
         rate = setting.env_steps * len(results) / max(sum(spent), 1e-9)

@@ -37,10 +37,15 @@ def _algorithm(agent: str) -> Any:
     from sb3_contrib import MaskablePPO
     from stable_baselines3 import A2C, DQN, PPO
 
-    import driftrec.agents.sb3_policy  # noqa: F401  (registers the policy name)
+    from driftrec.agents.sb3_policy import BudgetPPO  # (importing registers the policy name)
 
     base = agent.removesuffix("-frozen")
-    table = {"attention-a2c": A2C, "attention-dqn": DQN, "attention-maskable-ppo": MaskablePPO}
+    table = {
+        "attention-a2c": A2C,
+        "attention-dqn": DQN,
+        "attention-maskable-ppo": MaskablePPO,
+        "attention-ppo-long": BudgetPPO,
+    }
     return table.get(base, PPO)
 
 

@@ -18,6 +18,15 @@ experiment grids draw them with ``vary_world``):
    does, learning online while it acts on the fresh users (its best mode: it also adapts to each
    fresh user's feedback).
 
+With ``select_users > 0`` the learner keeps the snapshot that earned the most on a *validation*
+env of other fresh users (reset with ``select_seed_offset + seed``: neither its training users
+nor the test users above), checked at every evaluation after training began, in the spirit of
+stable-baselines3's ``EvalCallback``: it reads only the rewards of its own greedy actions, so it
+is not privileged. The validation stays are environment steps the learner spends, so they count
+in its budget: ``SeedResult.select_env_steps`` holds them, and :attr:`LongTermSetting.budget`
+adds their worst case (every validation user stays ``max_steps``) to the training env-steps.
+The test users' returns (the learning curve) never choose anything.
+
 Per seed the summary holds each policy's mean return per user, its ratio to the oracle's, and
 paired differences over the same fresh users (learner minus oracle, learner minus baseline:
 mean and 95% Student-t interval over users). Over seeds: the mean of the per-seed values and
@@ -27,6 +36,7 @@ seed above and the over-seed interval above 0.
 
 from __future__ import annotations
 
+import copy
 import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -70,6 +80,9 @@ class LongTermSetting:
         eval_every: global steps between two greedy evaluations (the learning curve).
         eval_users: fresh users per evaluation, one whole stay each.
         eval_seed_offset: the eval env is reset with ``eval_seed_offset + seed``.
+        select_users: validation users per evaluation for keeping the best snapshot (0: the
+            final policy counts; see the module docs).
+        select_seed_offset: the validation env is reset with ``select_seed_offset + seed``.
         agent_kwargs: per-agent overrides, as for ``driftrec run --agent-kwargs``.
         env_overrides: world overrides (``EnvConfig.with_overrides`` keys, e.g. ``num_items``).
     """
@@ -82,6 +95,8 @@ class LongTermSetting:
     eval_every: int = 512
     eval_users: int = 256
     eval_seed_offset: int = 1_000_000
+    select_users: int = 0
+    select_seed_offset: int = 2_000_000
     agent_kwargs: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
     env_overrides: Mapping[str, Any] = field(default_factory=dict)
 
@@ -89,6 +104,13 @@ class LongTermSetting:
         for name in ("num_envs", "steps", "eval_every", "eval_users"):
             check_int(name, getattr(self, name), 1)
         check_int("eval_seed_offset", self.eval_seed_offset, 0)
+        check_int("select_users", self.select_users, 0)
+        check_int("select_seed_offset", self.select_seed_offset, 0)
+        if self.select_users and self.select_seed_offset == self.eval_seed_offset:
+            raise ValueError(
+                f"'select_seed_offset' must differ from 'eval_seed_offset' (both "
+                f"{self.eval_seed_offset}): the validation users must not be the test users"
+            )
         if not self.agents:
             raise ValueError("'agents' must name at least one learner (got ())")
         unknown = set(self.agent_kwargs) - set(self.agents) - {self.baseline}
@@ -102,6 +124,18 @@ class LongTermSetting:
     def env_steps(self) -> int:
         """Training env-steps per learner and seed (``num_envs * steps``)."""
         return self.num_envs * self.steps
+
+    @property
+    def selections(self) -> int:
+        """Validation checks per learner and seed (every evaluation after the first)."""
+        if not self.select_users:
+            return 0
+        return -(-self.steps // self.eval_every)  # ceil: one after every training chunk
+
+    def budget(self, max_steps: int) -> int:
+        """Worst-case env-steps per learner and seed: training plus every validation user
+        staying ``max_steps`` (the session's cap) at every check."""
+        return self.env_steps + self.selections * self.select_users * max_steps
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready fields (to tell finished seeds of the same setting apart)."""
@@ -124,6 +158,10 @@ class SeedResult:
         curves: learner -> ``{"env_steps": [...], "user_return": [...]}`` (mean over the fresh
             users after each evaluation; the first point is before any training).
         seconds: learner -> wall seconds of its training (evaluations excluded).
+        select_env_steps: learner -> env-steps its validation stays took (0 without
+            ``select_users``); they count in its budget.
+        selected: learner -> training env-steps of the snapshot kept (the last one without
+            ``select_users``).
     """
 
     seed: int
@@ -131,6 +169,8 @@ class SeedResult:
     lengths: dict[str, NDArray[np.float64]]
     curves: dict[str, dict[str, list[float]]]
     seconds: dict[str, float]
+    select_env_steps: dict[str, int] = field(default_factory=dict)
+    selected: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready (arrays as lists)."""
@@ -140,6 +180,8 @@ class SeedResult:
             "lengths": {k: v.tolist() for k, v in self.lengths.items()},
             "curves": self.curves,
             "seconds": self.seconds,
+            "select_env_steps": self.select_env_steps,
+            "selected": self.selected,
         }
 
     @classmethod
@@ -151,6 +193,8 @@ class SeedResult:
             lengths={k: np.asarray(v, dtype=np.float64) for k, v in data["lengths"].items()},
             curves={k: dict(v) for k, v in data["curves"].items()},
             seconds={k: float(v) for k, v in data["seconds"].items()},
+            select_env_steps={k: int(v) for k, v in data.get("select_env_steps", {}).items()},
+            selected={k: float(v) for k, v in data.get("selected", {}).items()},
         )
 
 
@@ -249,6 +293,8 @@ def run_seed(
 
     curves: dict[str, dict[str, list[float]]] = {}
     seconds: dict[str, float] = {}
+    select_steps: dict[str, int] = {}
+    selected: dict[str, float] = {}
     for name in setting.agents:
         built = build_agent(
             name,
@@ -258,14 +304,29 @@ def run_seed(
             agent_kwargs=setting.agent_kwargs.get(name),
         )
         curve: dict[str, list[float]] = {"env_steps": [], "user_return": []}
-        done, spent = 0, 0.0
+        done, spent, spent_steps = 0, 0.0, 0
+        best: tuple[float, int, Any, Any] | None = None  # validation return, step, weights, test
         while True:
             value = evaluate(name, lambda _, m=built.agent: m)
             curve["env_steps"].append(float(done * setting.num_envs))
             curve["user_return"].append(value)
+            note = ""
+            if setting.select_users and done > 0:
+                check, stays = fresh_user_returns(
+                    lambda _, m=built.agent: m,
+                    config,
+                    setting.select_seed_offset + seed,
+                    setting.select_users,
+                )
+                spent_steps += int(stays.sum())
+                note = f"; validation {check.mean():.2f}"
+                if best is None or check.mean() > best[0]:
+                    weights = copy.deepcopy(built.agent.policy.state_dict())
+                    best = (float(check.mean()), done, weights, (returns[name], lengths[name]))
+                    note += " (kept)"
             say(
                 f"seed {seed}: {name} after {done * setting.num_envs:,} env-steps: "
-                f"{value:.2f} per user ({value / oracle:.3f} of the oracle; {spent:.0f} s)"
+                f"{value:.2f} per user ({value / oracle:.3f} of the oracle; {spent:.0f} s{note})"
             )
             if done >= setting.steps:
                 break
@@ -273,9 +334,22 @@ def run_seed(
             chunk = min(setting.eval_every, setting.steps - done)
             done += run_online(built.agent, built.env, chunk)
             spent += time.perf_counter() - start
+        kept = done
+        if best is not None:  # the snapshot the validation users chose, and its test returns
+            kept = best[1]
+            built.agent.policy.load_state_dict(best[2])
+            returns[name], lengths[name] = best[3]
+            say(
+                f"seed {seed}: {name} keeps the snapshot after {kept * setting.num_envs:,} "
+                f"env-steps: {returns[name].mean():.2f} per user "
+                f"({returns[name].mean() / oracle:.3f} of the oracle); validation stays took "
+                f"{spent_steps:,} env-steps (budget used {done * setting.num_envs + spent_steps:,})"
+            )
         curves[name] = curve
         seconds[name] = spent
-    return SeedResult(seed, returns, lengths, curves, seconds)
+        select_steps[name] = spent_steps
+        selected[name] = float(kept * setting.num_envs)
+    return SeedResult(seed, returns, lengths, curves, seconds, select_steps, selected)
 
 
 def run_study(

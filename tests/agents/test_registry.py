@@ -188,6 +188,51 @@ def test_long_horizon_preset(tiny_config: EnvConfig) -> None:
     assert built.agent.policy.critic == "shared"
 
 
+def test_long_preset_decays_its_learning_rate_over_the_budget_across_learn_calls(
+    tiny_config: EnvConfig,
+) -> None:
+    """attention-ppo-long's learning rate falls linearly to 0 over ``budget_timesteps`` env-steps
+    counted over every learn() call (run_online trains in chunks); plain SB3 would restart the
+    schedule at each call. Past the budget it stays at the final fraction."""
+    from driftrec.agents.registry import PPO_LONG_DEFAULTS
+    from driftrec.agents.sb3_policy import BudgetPPO
+
+    budget = 4 * 16 * B  # four rollouts of 16 steps on B users
+    built = build_agent(
+        "attention-ppo-long",
+        tiny_config,
+        num_envs=B,
+        seed=0,
+        agent_kwargs={"n_steps": 16, "n_epochs": 1, "budget_timesteps": budget},
+    )
+    model = built.agent
+    assert isinstance(model, BudgetPPO)
+    start = PPO_LONG_DEFAULTS["learning_rate"]
+    seen = []
+    for _ in range(5):  # one rollout (and one update) per call
+        run_online(model, built.env, 16)
+        seen.append(model.policy.optimizer.param_groups[0]["lr"])
+    # each update uses the progress after its rollout: 1/4, 2/4, ... of the budget spent
+    np.testing.assert_allclose(seen, [start * f for f in (0.75, 0.5, 0.25, 0.0, 0.0)])
+    floor = build_agent(
+        "attention-ppo-long",
+        tiny_config,
+        num_envs=B,
+        seed=0,
+        agent_kwargs={"n_steps": 16, "budget_timesteps": 16 * B, "final_lr_fraction": 0.1},
+    )
+    run_online(floor.agent, floor.env, 32)
+    assert floor.agent.policy.optimizer.param_groups[0]["lr"] == pytest.approx(0.1 * start)
+    with pytest.raises(ValueError, match=r"^'final_lr_fraction' must be"):
+        build_agent(
+            "attention-ppo-long",
+            tiny_config,
+            num_envs=B,
+            seed=0,
+            agent_kwargs={"final_lr_fraction": 2.0},
+        )
+
+
 def test_attention_agent_uses_the_default_text_encoder(tiny_config: EnvConfig) -> None:
     """attention-ppo's item table is the packaged MiniLM's (N, 384) unit-norm embeddings."""
     built = build_agent("attention-ppo", tiny_config, num_envs=B, seed=0)

@@ -103,3 +103,36 @@ def test_setting_validation() -> None:
     with pytest.raises(ValueError, match=f"^{re.escape(msg)}"):
         LongTermSetting(agent_kwargs={"attention-ppo": {}})
     assert LongTermSetting().env_steps == 262_144
+
+
+def test_the_kept_snapshot_is_the_validation_users_best_and_counts_in_the_budget() -> None:
+    """With select_users the learner keeps the snapshot with the best return on validation
+    users (other fresh users than the test ones); its test returns are that snapshot's point on
+    the learning curve, and the validation stays are counted (within the worst-case budget)."""
+    setting = _setting(select_users=4, steps=48)
+    lines: list[str] = []
+    (result,) = run_study(setting, (0,), log=lines.append)
+    name = "attention-ppo-long"
+    curve = result.curves[name]
+    kept = result.selected[name]
+    assert kept in curve["env_steps"][1:]  # never the untrained policy
+    at = curve["env_steps"].index(kept)
+    assert result.returns[name].mean() == pytest.approx(curve["user_return"][at])
+    found = map(re.compile(r"validation ([\d.]+)").search, lines)
+    checked = [float(m.group(1)) for m in found if m]
+    assert len(checked) == setting.selections == 3
+    assert checked.index(max(checked)) == at - 1
+    spent = result.select_env_steps[name]
+    assert 3 * 4 <= spent <= 3 * 4 * TINY_WORLD["max_steps"]
+    assert setting.env_steps + spent <= setting.budget(TINY_WORLD["max_steps"])
+    assert setting.budget(12) == 48 * 4 + 3 * 4 * 12
+    assert LongTermSetting(select_users=0).budget(100) == 262_144
+    again = type(result).from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again.selected == result.selected and again.select_env_steps == result.select_env_steps
+
+
+def test_validation_users_must_not_be_the_test_users() -> None:
+    """The validation env's seed offset must differ from the test env's."""
+    msg = "'select_seed_offset' must differ from 'eval_seed_offset' (both 7)"
+    with pytest.raises(ValueError, match=f"^{re.escape(msg)}"):
+        LongTermSetting(select_users=8, select_seed_offset=7, eval_seed_offset=7)
