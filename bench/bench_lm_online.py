@@ -10,6 +10,10 @@ grids resume like any ``driftrec run``)::
 
     python bench/bench_lm_online.py --seeds 1 2 3 4 5 --figure docs/lm_online.png --auc
     python bench/bench_lm_online.py --name lm-r4 --finetune '{"rank": 4, "window": 256}'
+    python bench/bench_lm_online.py --agents attention-ppo --topics-bound   # is text the limit?
+
+``--topics-bound`` runs no fine-tuning: each agent frozen, and again with the catalog's true
+topic vectors as its item table (PRIVILEGED: what perfect text would give), paired per seed.
 
 One torch thread per run (the default) is the fast setting on small shared CPUs.
 """
@@ -31,8 +35,10 @@ def main(argv: list[str] | None = None) -> None:
         format_gains,
         gain_rows,
         next_click_auc,
+        paired_gain,
         plot_online,
         run_study,
+        run_topics_bound,
     )
 
     default = StudySetting()
@@ -53,6 +59,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--workers", type=int, default=1)
     parser.add_argument("--auc", action="store_true", help="also the next-click AUC table")
     parser.add_argument("--figure", default=None, help="write the figure here (e.g. a .png)")
+    parser.add_argument(
+        "--topics-bound",
+        action="store_true",
+        help="instead of fine-tuning: each agent frozen vs with the true topic vectors as its "
+        "item table (PRIVILEGED), paired per seed",
+    )
     args = parser.parse_args(argv)
 
     setting = StudySetting(
@@ -68,6 +80,22 @@ def main(argv: list[str] | None = None) -> None:
         workers=args.workers,
     )
     t0 = time.perf_counter()
+    if args.topics_bound:
+        frozen, topics = run_topics_bound(setting)
+        print(f"\n{setting.scenario}, {len(setting.seeds)} seeds, {setting.steps} steps x "
+              f"{setting.num_envs} users ({time.perf_counter() - t0:.0f} s wall, finished runs "
+              f"reused); online normalised reward over steps > {setting.half}:\n")  # fmt: skip
+        print("| agent | seeds | frozen MiniLM | true topic vectors (PRIVILEGED) | "
+              "difference [95% paired t] | per seed |")  # fmt: skip
+        print("|---|---:|---:|---:|---:|---|")
+        for agent in setting.agents:
+            pairs, stat = paired_gain(frozen, topics, agent, setting.half)
+            f_mean = sum(f for f, _ in pairs.values()) / len(pairs)
+            t_mean = sum(t for _, t in pairs.values()) / len(pairs)
+            print(f"| {agent} | {len(pairs)} | {f_mean:.3f} | {t_mean:.3f} | {stat.mean:+.3f} "
+                  f"[{stat.lo:+.3f}, {stat.hi:+.3f}] | "
+                  + ", ".join(f"{t - f:+.3f}" for f, t in pairs.values()) + " |")  # fmt: skip
+        return
     frozen, tuned = run_study(setting)
     print(f"\n{setting.scenario}, {len(setting.seeds)} seeds, {setting.steps} steps x "
           f"{setting.num_envs} users, refresh every {setting.every}, {setting.finetune} "

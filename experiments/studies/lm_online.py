@@ -20,13 +20,18 @@ adapted) and the refresh costs come from each fine-tuned run's ``done.json``.
   next, with the frozen MiniLM, with the catalog's true topic vectors (what perfect text would
   give) and with a run's adapter, on a random behaviour agent's log of each seed;
 * the frozen grid can also run ``random`` and ``id-ppo`` (item ids, no text): an id embedding
-  learns nothing about an item before it is shown, and here items are new all the time.
+  learns nothing about an item before it is shown, and here items are new all the time;
+* :func:`run_topics_bound`: each agent frozen, with the catalog's true topic vectors as its item
+  table instead of the encoder's embeddings (PRIVILEGED: what perfect text would give). Its
+  paired difference to the frozen run bounds what any fine-tuning of the text model can earn
+  for that agent, and says whether the text is its bottleneck at all.
 
 Nothing is tuned on the seeds of the claim; :data:`PILOT_SEEDS` were used to choose settings.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from collections.abc import Mapping, Sequence
@@ -54,6 +59,9 @@ __all__ = [
     "format_gains",
     "plot_online",
     "next_click_auc",
+    "topics_bound_config",
+    "run_topics_bound",
+    "load_topics_bound",
 ]
 
 SCENARIO = "JargonNews"
@@ -135,6 +143,61 @@ def run_study(
     for cfg in grid_configs(setting):
         run_grid(cfg, progress=progress, restart=restart)
     return load_study(setting)
+
+
+def topics_bound_config(setting: StudySetting, seed: int) -> ExperimentConfig:
+    """The frozen grid of ``seed`` alone, every agent's item table the seed's true topic
+    vectors (``policy_kwargs.embeddings_file``; a catalog is drawn per seed, hence one
+    experiment ``<name>-topics-seed<seed>`` per seed, the table written beside it)."""
+    frozen, _ = grid_configs(setting)
+    name = f"{setting.name}-topics-seed{seed}"
+    table = Path(setting.out_dir) / f"{name}.topics.npy"
+    kwargs = {a: {"policy_kwargs": {"embeddings_file": str(table)}} for a in setting.agents}
+    return dataclasses.replace(
+        frozen, name=name, seeds=(seed,), agents=tuple(setting.agents), agent_kwargs=kwargs
+    )
+
+
+def _write_topics(setting: StudySetting, seed: int, path: Path) -> None:
+    from driftrec.atomic import atomic_open
+    from driftrec.envs.core import cached_catalog
+    from driftrec.envs.scenarios import get_scenario
+
+    env = get_scenario(setting.scenario).config.with_overrides(world_seed=seed, catalog_seed=seed)
+    table = np.asarray(cached_catalog(env).topics, dtype=np.float32)  # (N, topics)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_open(path, "wb") as f:
+        np.save(f, table, allow_pickle=False)
+
+
+def run_topics_bound(
+    setting: StudySetting, *, progress: bool = True, restart: bool = False
+) -> tuple[list[Run], list[Run]]:
+    """Run (or resume) the frozen grid and, per seed, the same agents with the true topic
+    vectors as their item table (:func:`topics_bound_config`); their runs, frozen first."""
+    from driftrec.experiments.runner import run_grid
+
+    frozen, _ = grid_configs(setting)
+    frozen = dataclasses.replace(frozen, agents=tuple(setting.agents))
+    run_grid(frozen, progress=progress, restart=restart)
+    for seed in setting.seeds:
+        cfg = topics_bound_config(setting, seed)
+        table = Path(cfg.agent_kwargs[setting.agents[0]]["policy_kwargs"]["embeddings_file"])
+        if restart or not table.exists():
+            _write_topics(setting, seed, table)
+        run_grid(cfg, progress=progress, restart=restart)
+    return load_topics_bound(setting)
+
+
+def load_topics_bound(setting: StudySetting) -> tuple[list[Run], list[Run]]:
+    """The finished frozen runs and true-topic runs of :func:`run_topics_bound`."""
+    frozen, _ = grid_configs(setting)
+    topics = [
+        r
+        for seed in setting.seeds
+        for r in load_runs(topics_bound_config(setting, seed).experiment_dir)
+    ]
+    return load_runs(frozen.experiment_dir, agents=setting.agents), topics
 
 
 def load_study(setting: StudySetting) -> tuple[list[Run], list[Run]]:

@@ -69,3 +69,35 @@ def test_grid_configs_pair_the_same_runs() -> None:
     assert frozen.finetune_every is None and tuned.finetune_every == 256
     assert frozen.seeds == tuned.seeds == (1, 2) and frozen.steps == tuned.steps
     assert frozen.name == "lm-online-frozen" and tuned.name == "lm-online-finetuned"
+
+
+def test_the_topics_bound_runs_each_seed_on_its_own_catalogs_true_topics(tmp_path: Path) -> None:
+    """One experiment per seed (each seed draws its own catalog), the agents as in the frozen
+    grid, their item table the file holding that catalog's topic vectors; the file is written
+    from the seed's catalog, so the bound sees the topics the users' interests are made of."""
+    from driftrec.envs.core import cached_catalog
+    from driftrec.envs.scenarios import get_scenario
+    from driftrec.experiments.studies.lm_online import _write_topics, topics_bound_config
+
+    setting = StudySetting(seeds=(1, 2), agents=("attention-ppo",), out_dir=str(tmp_path))
+    frozen, _ = grid_configs(setting)
+    cfg = topics_bound_config(setting, 2)
+    assert cfg.seeds == (2,) and cfg.agents == ("attention-ppo",)
+    assert cfg.name == "lm-online-topics-seed2" and cfg.finetune_every is None
+    assert (cfg.steps, cfg.num_envs, cfg.scenarios) == (
+        frozen.steps,
+        frozen.num_envs,
+        frozen.scenarios,
+    )
+    path = Path(cfg.agent_kwargs["attention-ppo"]["policy_kwargs"]["embeddings_file"])
+    assert path.parent == tmp_path and path != Path(
+        topics_bound_config(setting, 1).agent_kwargs["attention-ppo"]["policy_kwargs"][
+            "embeddings_file"
+        ]
+    )
+    _write_topics(setting, 2, path)
+    env = get_scenario(setting.scenario).config.with_overrides(world_seed=2, catalog_seed=2)
+    expected = np.asarray(cached_catalog(env).topics, dtype=np.float32)
+    np.testing.assert_array_equal(np.load(path, allow_pickle=False), expected)
+    other = get_scenario(setting.scenario).config.with_overrides(world_seed=1, catalog_seed=1)
+    assert not np.array_equal(np.asarray(cached_catalog(other).topics, dtype=np.float32), expected)
