@@ -22,6 +22,11 @@ def _interrupted() -> int:
 
 def main() -> int:
     """Import the command line interface, then run it (see ``driftrec --help``)."""
+    if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+        # started with SIGINT ignored (``cmd &`` in a script): Python then installs no handler,
+        # and a Ctrl-C in the import would be lost; the command obeys it later anyway
+        # (driftrec.experiments.guard), so obey it from the start
+        signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
         from driftrec.experiments.cli import main as cli_main
     except KeyboardInterrupt:

@@ -155,28 +155,34 @@ def test_a_ctrl_c_while_driftrec_imports_exits_130_without_a_traceback(tmp_path:
     """The console script catches a Ctrl-C that lands while Python still imports driftrec
     (numpy, Gymnasium: a second or more), which ended in a traceback before: exit 130 and one
     line at every offset; at least one offset landed in the import (else this proved nothing),
-    the later ones in the command, which says what it kept."""
+    the later ones in the command, which says what it kept. Also when the command was started
+    with SIGINT ignored (``cmd &`` in a script), where Python installs no handler of its own:
+    that signal was lost in the import before, and the whole grid ran."""
     script = Path(sys.executable).with_name("driftrec")
     if not script.is_file():
         pytest.skip("the driftrec console script is not installed beside this Python")
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-    starting = 0
+    starting = {False: 0, True: 0}
     for i, offset in enumerate((0.15, 0.3, 0.5, 0.8, 3.0)):
-        argv = [str(script), *_GRID, "--out-dir", str(tmp_path / str(i))]
-        proc = subprocess.Popen(
-            argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
-            start_new_session=True,
-        )  # fmt: skip
-        try:
-            time.sleep(offset)
-            os.killpg(proc.pid, signal.SIGINT)
-            out, err = proc.communicate(timeout=60)
-        finally:
-            if proc.poll() is None:
-                os.killpg(proc.pid, signal.SIGKILL)
-                proc.wait()
-        assert proc.returncode == 130, (offset, out, err)
-        assert "Traceback" not in err, (offset, err)
-        assert err.strip().splitlines()[-1].startswith("driftrec"), (offset, err)
-        starting += "interrupted while starting; nothing was run" in err
-    assert starting >= 1
+        for ignored in (False, True):
+            argv = [str(script), *_GRID, "--out-dir", str(tmp_path / f"{i}-{ignored}")]
+            handler = signal.SIG_IGN if ignored else signal.SIG_DFL  # whatever pytest inherited
+            proc = subprocess.Popen(
+                argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+                start_new_session=True,
+                preexec_fn=lambda h=handler: signal.signal(signal.SIGINT, h),  # type: ignore[misc]
+            )  # fmt: skip
+            try:
+                time.sleep(offset)
+                os.killpg(proc.pid, signal.SIGINT)
+                out, err = proc.communicate(timeout=60)
+            finally:
+                if proc.poll() is None:
+                    os.killpg(proc.pid, signal.SIGKILL)
+                    proc.wait()
+            where = (offset, "SIGINT inherited ignored" if ignored else "default")
+            assert proc.returncode == 130, (where, out, err)
+            assert "Traceback" not in err, (where, err)
+            assert err.strip().splitlines()[-1].startswith("driftrec"), (where, err)
+            starting[ignored] += "interrupted while starting; nothing was run" in err
+    assert starting[False] >= 1 and starting[True] >= 1, starting
