@@ -150,6 +150,12 @@ class FinetuneSettings:
         steps: optimizer steps.
         batch_size: click examples per step.
         negatives: skipped (or random) items per example, on top of the in-batch candidates.
+        in_batch: also contrast each click with the other examples' items of the batch (their
+            clicks and negatives). False keeps only its own ``negatives``: with a log that a
+            recommender collected, those are impressions it showed the same user, so the
+            contrast is between what was shown and clicked and what was shown and skipped
+            (the other users' items mostly differ from this user's history in what the
+            recommender matched on, which teaches that instead of what the clicks reveal).
         history_items: most recent clicked history items per user vector.
         temperature: softmax temperature of the cosine scores.
         weight_decay: AdamW weight decay.
@@ -165,6 +171,7 @@ class FinetuneSettings:
     steps: int = 100
     batch_size: int = 16
     negatives: int = 2
+    in_batch: bool = True
     history_items: int = 4
     temperature: float = 0.1
     weight_decay: float = 0.0
@@ -182,6 +189,10 @@ class FinetuneSettings:
         check_int("steps", self.steps, 1)
         check_int("batch_size", self.batch_size, 2, 4096)
         check_int("negatives", self.negatives, 0, 256)
+        if not isinstance(self.in_batch, bool):
+            raise TypeError(f"'in_batch' must be true or false (got {self.in_batch!r})")
+        if not self.in_batch and self.negatives < 1:
+            raise ValueError("'in_batch' false needs 'negatives' >= 1 (got 0): nothing to contrast")
         check_float("temperature", self.temperature, 0.0, 10.0, low_open=True)
         check_int("history_items", self.history_items, 1, 1024)
         check_float("weight_decay", self.weight_decay, 0.0, 1.0)
@@ -840,7 +851,14 @@ class ClickTrainer:
         cand = np.unique(inverse[: candidates.shape[0]])  # candidate columns of the batch
         cand_t = torch.as_tensor(cand, device=encoder.device)
         logits = user @ emb[cand_t].T / s.temperature  # (b, C)
-        target = torch.as_tensor(np.searchsorted(cand, inverse[:b]), device=encoder.device)
+        column = np.searchsorted(cand, inverse[: candidates.shape[0]])  # candidate -> column
+        target = torch.as_tensor(column[:b], device=encoder.device)
+        if not s.in_batch:  # each row: its own click and its own negatives only
+            own = np.zeros(logits.shape, dtype=bool)
+            own[np.arange(b), column[:b]] = True
+            own[np.repeat(np.arange(b), negs.shape[1]), column[b:]] = True
+            keep = torch.as_tensor(own, device=encoder.device)
+            logits = logits.masked_fill(~keep, float("-inf"))
         loss = torch.nn.functional.cross_entropy(logits, target)
         if self.anchor_base is not None:
             anchors = self.anchors

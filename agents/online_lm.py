@@ -82,6 +82,8 @@ class InRunFinetuneSettings:
         steps: optimizer steps per refresh.
         batch_size: clicks per optimizer step.
         negatives: skipped (or random) items per click, beside the in-batch ones.
+        in_batch: contrast each click with the batch's other items too (False: only with its
+            own ``negatives``, the impressions the same user skipped).
         history_items: most recent clicked history items in the user vector.
         temperature: softmax temperature of the cosine scores.
         retain_weight: weight of the retention term (anchor texts outside the catalog kept
@@ -100,6 +102,7 @@ class InRunFinetuneSettings:
     steps: int = 20
     batch_size: int = 8
     negatives: int = 2
+    in_batch: bool = True
     history_items: int = 2
     temperature: float = 0.1
     retain_weight: float = 1.0
@@ -121,6 +124,7 @@ class InRunFinetuneSettings:
             steps=self.steps,
             batch_size=self.batch_size,
             negatives=self.negatives,
+            in_batch=self.in_batch,
             history_items=self.history_items,
             temperature=self.temperature,
             retain_weight=self.retain_weight,

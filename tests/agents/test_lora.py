@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -511,3 +512,41 @@ def test_retention_term_keeps_anchor_texts_near_the_base(
     enc = TextEncoder(_cfg(tiny))
     with pytest.raises(ValueError, match="'retain_weight' is 1.0 but no anchor_texts"):
         lora.finetune_encoder(enc, texts, click_log, lora.FinetuneSettings(retain_weight=1.0))
+
+
+def test_own_negatives_only_contrast_each_click_with_its_own_impressions(
+    tiny: Path, texts: list[str], click_log: lora.ClickLog
+) -> None:
+    """``in_batch=False``: each click's softmax runs over the click and its own negatives (the
+    impressions that user skipped) only; the same draws with the in-batch candidates give a
+    larger loss (more competitors). Checked against a direct computation."""
+    settings = lora.FinetuneSettings(batch_size=6, negatives=2, seed=4, retain_weight=0.0)
+    examples = click_log.click_examples()
+
+    def first_loss(in_batch: bool) -> float:
+        s = dataclasses.replace(settings, in_batch=in_batch)
+        trainer = lora.ClickTrainer(TextEncoder(_cfg(tiny)), texts, s)
+        with torch.no_grad():
+            return float(trainer._loss(click_log, examples))
+
+    own, batch = first_loss(False), first_loss(True)
+    # the same draws by hand, with the base encoder (a fresh adapter is an exact no-op)
+    rng = np.random.default_rng(4)
+    rows = rng.choice(examples, size=6, replace=False)
+    history = lora._recent_clicks(click_log, rows, settings.history_items)
+    negs = lora._negatives(rng, click_log, rows, 2, len(texts))
+    enc = TextEncoder(_cfg(tiny))
+    expected = []
+    for j, r in enumerate(rows):
+        user = enc.encode([texts[i] for i in history[j] if i >= 0]).sum(axis=0)
+        user /= np.linalg.norm(user)
+        cands = [int(click_log.items[r]), *[int(n) for n in negs[j] if n != click_log.items[r]]]
+        cands = list(dict.fromkeys(cands))  # a negative equal to another counts once
+        logits = enc.encode([texts[i] for i in cands]) @ user / settings.temperature
+        expected.append(np.logaddexp.reduce(logits) - logits[0])
+    assert own == pytest.approx(float(np.mean(expected)), rel=1e-4)
+    assert own < batch
+    with pytest.raises(ValueError, match=r"^'in_batch' false needs 'negatives' >= 1 \(got 0\)"):
+        lora.FinetuneSettings(in_batch=False, negatives=0)
+    with pytest.raises(TypeError, match=r"^'in_batch' must be true or false \(got 'no'\)$"):
+        lora.FinetuneSettings(in_batch="no")  # type: ignore[arg-type]

@@ -88,8 +88,11 @@ def test_settings_check_their_fields() -> None:
         InRunFinetuneSettings(every=4, window=0)
     with pytest.raises(ValueError, match=r"^unknown 'finetune' setting 'rnak'; expected one of "):
         InRunFinetuneSettings.from_config(4, {"rnak": 2})
-    s = InRunFinetuneSettings.from_config(4, {"rank": 2, "targets": ["query"]})
+    with pytest.raises(ValueError, match=r"^'in_batch' false needs 'negatives' >= 1 \(got 0\)"):
+        InRunFinetuneSettings.from_config(4, {"in_batch": False, "negatives": 0})
+    s = InRunFinetuneSettings.from_config(4, {"rank": 2, "targets": ["query"], "in_batch": False})
     assert s.targets == ("query",) and s.finetune_settings(7).seed == 7
+    assert s.finetune_settings(7).in_batch is False
 
 
 def _finetuner(tiny: Path, **settings: Any) -> tuple[InRunFinetuner, Any]:
