@@ -7,6 +7,7 @@ learning rates and full fine-tuning as the contrast), prints the markdown table 
 and writes the trade-off figure::
 
     python bench/bench_lora.py --figure docs/lora_tradeoff.png --json lora.json
+    python bench/bench_lora.py --plot-only --merge lora.json --figure docs/lora_tradeoff.png
     python bench/bench_lora.py --ranks 8 --lora-lrs 1e-3 --full-lrs --retain-weights 1 10
 
 One torch thread (the default here) is the fast setting on small shared CPUs.
@@ -65,6 +66,11 @@ def main(argv: list[str] | None = None) -> None:
         default=[],
         help="JSON files of earlier calls (same setting): their rows join the table and figure",
     )
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="train nothing: the table and figure of the --merge files' rows only",
+    )
     args = parser.parse_args(argv)
     torch.set_num_threads(args.torch_threads)
     setting = dataclasses.replace(
@@ -91,13 +97,19 @@ def main(argv: list[str] | None = None) -> None:
         flush=True,
     )
     t0 = time.perf_counter()
-    with tempfile.TemporaryDirectory() as work:
-        base, rows = run_sweep(setting, grid, work)
+    if args.plot_only:
+        if not args.merge:
+            raise SystemExit("--plot-only needs --merge FILE ... (the rows to show)")
+        base, rows = None, []
+    else:
+        with tempfile.TemporaryDirectory() as work:
+            base, rows = run_sweep(setting, grid, work)
     for path in args.merge:
         with open(path) as f:
             earlier = json.load(f)
         if earlier["setting"] != json.loads(json.dumps(dataclasses.asdict(setting))):
             raise SystemExit(f"--merge {path}: made with another setting ({earlier['setting']})")
+        base = base if base is not None else earlier["frozen"]
         rows += [SweepRow(**row) for row in earlier["rows"]]
     print()
     print(format_sweep(base, rows))

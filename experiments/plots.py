@@ -958,20 +958,28 @@ def place_labels(
 
     Each label starts just right of and above its point; overlapping labels (their rendered
     boxes, with a little padding) are pushed apart vertically, and a label moved away from its
-    point gets a thin leader line. Call it after the axes' limits are final.
+    point gets a thin leader line. Call it after the axes' limits are final. The figure's
+    layout engine (constrained layout) runs first, so the points sit where they will be drawn,
+    and the offsets are in points, so they scale with the text when the figure is saved at
+    another dpi (in pixels, labels kept apart on screen overlapped in a 120-dpi PNG).
     """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
 
     fig = ax.figure
     if not hasattr(fig.canvas, "get_renderer"):
         FigureCanvasAgg(fig)
+    engine = fig.get_layout_engine()  # type: ignore[union-attr]
+    if engine is not None:
+        engine.execute(fig)
     renderer = fig.canvas.get_renderer()  # type: ignore[attr-defined]
+    px = 72.0 / fig.dpi  # points per display pixel
+    start = (5.0 * px, 4.0 * px)
     texts = [
         ax.annotate(
             label,
             (x, y),
-            xytext=(5.0, 4.0),
-            textcoords="offset pixels",
+            xytext=start,
+            textcoords="offset points",
             fontsize=fontsize,
             color=None if colors is None else colors[i],
             zorder=5,
@@ -980,42 +988,67 @@ def place_labels(
     ]
     pad = 1.5
     marker = 6.0  # half the size of a marker, in pixels: labels keep off every point too
-    points = ax.transData.transform(np.column_stack([xs, ys])) if len(texts) else np.zeros((0, 2))
-    for _ in range(max_iter):
-        boxes = [t.get_window_extent(renderer).expanded(1.0, 1.0) for t in texts]
-        moved = False
-        for i, box in enumerate(boxes):
-            for px, py in points:
-                if box.x1 < px - marker or box.x0 > px + marker:
-                    continue
-                if box.y1 < py - marker or box.y0 > py + marker:
-                    continue
-                dx, dy = texts[i].xyann
-                up = (box.y0 + box.y1) / 2 >= py
-                step = (py + marker - box.y0 + 0.5) if up else -(box.y1 - (py - marker) + 0.5)
-                texts[i].xyann = (dx, dy + step)
-                moved = True
+
+    def resolve() -> None:
+        points = ax.transData.transform(np.column_stack([xs, ys])) if texts else np.zeros((0, 2))
+        for _ in range(max_iter):
+            boxes = [t.get_window_extent(renderer).expanded(1.0, 1.0) for t in texts]
+            moved = False
+            for i, box in enumerate(boxes):
+                for px_, py in points:
+                    if box.x1 < px_ - marker or box.x0 > px_ + marker:
+                        continue
+                    if box.y1 < py - marker or box.y0 > py + marker:
+                        continue
+                    dx, dy = texts[i].xyann
+                    up = (box.y0 + box.y1) / 2 >= py
+                    step = (py + marker - box.y0 + 0.5) if up else -(box.y1 - (py - marker) + 0.5)
+                    texts[i].xyann = (dx, dy + step * px)
+                    moved = True
+                    break
+            for i in range(len(texts)):
+                for j in range(i + 1, len(texts)):
+                    a, b = boxes[i], boxes[j]
+                    if a.x1 + pad < b.x0 or b.x1 + pad < a.x0:
+                        continue
+                    overlap = min(a.y1, b.y1) - max(a.y0, b.y0) + pad
+                    if overlap <= 0:
+                        continue
+                    upper, lower = (i, j) if (a.y0 + a.y1, j) >= (b.y0 + b.y1, i) else (j, i)
+                    for k, sign in ((upper, 1.0), (lower, -1.0)):
+                        dx, dy = texts[k].xyann
+                        texts[k].xyann = (dx, dy + sign * (overlap / 2 + 0.5) * px)
+                    moved = True
+            if not moved:
                 break
-        for i in range(len(texts)):
-            for j in range(i + 1, len(texts)):
-                a, b = boxes[i], boxes[j]
-                if a.x1 + pad < b.x0 or b.x1 + pad < a.x0:
+        # what the pushes left (they can undo each other in a crowd): stack from the bottom up,
+        # each label above every lower one it shares columns with, so none overlaps another
+        boxes = [t.get_window_extent(renderer).expanded(1.0, 1.0) for t in texts]
+        order = sorted(range(len(texts)), key=lambda k: (boxes[k].y0, k))
+        placed: list[int] = []
+        for k in order:
+            box = boxes[k]
+            lift = 0.0
+            for j in placed:
+                other = boxes[j]
+                if box.x1 + pad < other.x0 or other.x1 + pad < box.x0:
                     continue
-                overlap = min(a.y1, b.y1) - max(a.y0, b.y0) + pad
-                if overlap <= 0:
-                    continue
-                upper, lower = (i, j) if (a.y0 + a.y1, j) >= (b.y0 + b.y1, i) else (j, i)
-                for k, sign in ((upper, 1.0), (lower, -1.0)):
-                    dx, dy = texts[k].xyann
-                    texts[k].xyann = (dx, dy + sign * (overlap / 2 + 0.5))
-                moved = True
-        if not moved:
-            break
+                lift = max(lift, other.y1 + pad - box.y0)  # its bottom above that top
+            if lift > 0:
+                dx, dy = texts[k].xyann
+                texts[k].xyann = (dx, dy + lift * px)
+                boxes[k] = texts[k].get_window_extent(renderer).expanded(1.0, 1.0)
+            placed.append(k)
+
+    resolve()
+    if engine is not None:  # the labels take room too: lay out again, then settle once more
+        engine.execute(fig)
+        resolve()
     for k, t in enumerate(texts):
-        if abs(t.xyann[1] - 4.0) > 8.0:  # moved away from its point: redraw with a leader
+        if abs(t.xyann[1] - start[1]) > 8.0 * px:  # moved away from its point: add a leader
             t.remove()
             texts[k] = ax.annotate(
-                t.get_text(), t.xy, xytext=t.xyann, textcoords="offset pixels",
+                t.get_text(), t.xy, xytext=t.xyann, textcoords="offset points",
                 fontsize=fontsize, color=t.get_color(), zorder=5,
                 arrowprops={"arrowstyle": "-", "color": "#999999", "linewidth": 0.5,
                             "shrinkA": 0, "shrinkB": 2},

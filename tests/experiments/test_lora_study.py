@@ -74,6 +74,8 @@ def test_consumer_rewards_one_per_eval_seed(tmp_path: Path) -> None:
 def test_plot_tradeoff_has_a_legend_and_labels_that_do_not_overlap() -> None:
     """Method by marker in a legend (not the title); every point labelled, no two labels
     overlapping, on both panels."""
+    import io
+
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.text import Text
 
@@ -99,7 +101,9 @@ def test_plot_tradeoff_has_a_legend_and_labels_that_do_not_overlap() -> None:
     ]
     fig = plot_tradeoff(rows)
     FigureCanvasAgg(fig)
-    fig.canvas.draw()
+    # drawn as save_figure writes it (120 dpi, tight box): with offsets in pixels, labels kept
+    # apart at the screen's dpi overlapped there (the docs' figure did)
+    fig.savefig(io.BytesIO(), format="png", dpi=120, bbox_inches="tight")
     (legend,) = fig.legends
     assert [t.get_text() for t in legend.get_texts()] == [
         "LoRA",
@@ -117,3 +121,67 @@ def test_plot_tradeoff_has_a_legend_and_labels_that_do_not_overlap() -> None:
         assert not any(
             boxes[i].overlaps(boxes[j]) for i in range(len(boxes)) for j in range(i + 1, len(boxes))
         )
+
+
+# The twelve encoders of BENCHMARKS' LoRA trade-off (bench_lora.py's three calls): method, rank,
+# learning rate, retention weight, AUC gain per evaluation seed, topic accuracy lost, mean cosine
+_SWEEP_FIGURE = [
+    ("lora", 8, 1e-3, 1, [0.0306, 0.043, 0.0566], 0.0, 0.987),
+    ("lora", 8, 1e-3, 10, [0.0308, 0.0414, 0.054], 0.0, 0.9974),
+    ("lora", 4, 1e-3, 0, [0.0484, 0.0496, 0.0616], 0.0417, 0.6031),
+    ("lora", 8, 1e-3, 0, [0.0389, 0.0367, 0.0533], 0.0417, 0.5665),
+    ("lora", 16, 1e-3, 0, [0.036, 0.0174, 0.0462], 0.0458, 0.4633),
+    ("lora", 4, 3e-3, 0, [0.0362, 0.0093, 0.0453], 0.0833, 0.3307),
+    ("lora", 8, 3e-3, 0, [0.0355, 0.0161, 0.0499], 0.0833, 0.3377),
+    ("lora", 16, 3e-3, 0, [0.0259, 0.0218, 0.0363], 0.1042, 0.3158),
+    ("full", 8, 1e-5, 0, [0.0449, 0.0483, 0.0568], -0.0125, 0.9106),
+    ("full", 8, 3e-5, 0, [0.0357, 0.0228, 0.0474], 0.0042, 0.7965),
+    ("lora", 8, 1e-4, 0, [0.0296, 0.0405, 0.0385], 0.0083, 0.9696),
+    ("lora", 8, 3e-4, 0, [0.0505, 0.0636, 0.0701], 0.0292, 0.7486),
+]
+
+
+def test_the_docs_tradeoff_figure_has_no_overlapping_labels_as_saved() -> None:
+    """The figure of the docs, from its measured points, rendered as ``save_figure`` writes it
+    (120 dpi, a tight box after constrained layout): no two labels overlap. With offsets in
+    pixels, placed before the layout ran, 'r8 1e-3 ret 1' covered 'r8 1e-3 ret 10' in the PNG
+    although the two were apart on the screen."""
+    import io
+
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.text import Text
+
+    from driftrec.experiments.lora_study import SweepRow, plot_tradeoff
+
+    rows = [
+        SweepRow(
+            label="x",
+            settings={"method": m, "learning_rate": lr, "retain_weight": w, "lora": {"rank": r}},
+            rewards=[0.0] * 3,
+            base_rewards=[0.0] * 3,
+            auc=gains,
+            base_auc=[0.0] * 3,
+            retention={"base_topic_acc": 0.8, "topic_acc": 0.8 - lost, "cosine": cos},
+            train_seconds=0.0,
+            catalog_encode_seconds=0.0,
+            trainable_params=0,
+            final_loss=0.0,
+            first_loss=0.0,
+        )  # fmt: skip
+        for m, r, lr, w, gains, lost, cos in _SWEEP_FIGURE
+    ]
+    fig = plot_tradeoff(rows)
+    FigureCanvasAgg(fig)
+    fig.savefig(io.BytesIO(), format="png", dpi=120, bbox_inches="tight")
+    renderer = fig.canvas.get_renderer()
+    for ax in fig.axes:
+        labels = list(ax.texts)
+        assert len(labels) == len(rows)
+        boxes = [Text.get_window_extent(t, renderer) for t in labels]  # without leader lines
+        pairs = [
+            (labels[i].get_text(), labels[j].get_text())
+            for i in range(len(boxes))
+            for j in range(i + 1, len(boxes))
+            if boxes[i].overlaps(boxes[j])
+        ]
+        assert not pairs, pairs
