@@ -78,6 +78,7 @@ MIN_TESTS = [
     "tests/envs/test_gym_env.py",
     "tests/envs/test_sb3.py",
     "tests/agents/test_sb3_policy.py",
+    "tests/agents/test_registry.py",
     "tests/agents/test_text_encoder.py",
     "tests/agents/test_lora.py",
     "tests/experiments/test_runner.py",

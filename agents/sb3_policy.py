@@ -54,7 +54,6 @@ from stable_baselines3 import A2C, DQN, PPO
 from stable_baselines3.common.policies import ActorCriticPolicy
 from stable_baselines3.common.torch_layers import BaseFeaturesExtractor, FlattenExtractor
 from stable_baselines3.common.type_aliases import Schedule
-from stable_baselines3.common.utils import LinearSchedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
@@ -616,6 +615,18 @@ def recommender_policy_kwargs(
     return {"item_table": spec, "attention": att, **extra}
 
 
+@dataclass(frozen=True)
+class _LinearDecay:
+    """An SB3 schedule: ``start`` at progress remaining 1, falling linearly to ``end`` at 0
+    (SB3's own ``LinearSchedule`` is newer than the oldest stable-baselines3 driftrec supports)."""
+
+    start: float
+    end: float
+
+    def __call__(self, progress_remaining: float) -> float:
+        return self.end + progress_remaining * (self.start - self.end)
+
+
 class BudgetPPO(PPO):
     """PPO whose schedules run over a fixed budget of env-steps, however many ``learn`` calls
     train it; a float ``learning_rate`` decays linearly over that budget.
@@ -649,8 +660,8 @@ class BudgetPPO(PPO):
         self.final_lr_fraction = float(final_lr_fraction)
         rate = kwargs.get("learning_rate", 3e-4)
         if isinstance(rate, int | float) and not isinstance(rate, bool):
-            kwargs["learning_rate"] = LinearSchedule(
-                float(rate), float(rate) * self.final_lr_fraction, 1.0
+            kwargs["learning_rate"] = _LinearDecay(
+                float(rate), float(rate) * self.final_lr_fraction
             )
         super().__init__(*args, **kwargs)
 
