@@ -624,7 +624,8 @@ class _LinearDecay:
     end: float
 
     def __call__(self, progress_remaining: float) -> float:
-        return self.end + progress_remaining * (self.start - self.end)
+        # the arithmetic of SB3's LinearSchedule(start, end, 1.0), so the rates are bit-equal
+        return self.start + (1 - progress_remaining) * (self.end - self.start) / 1.0
 
 
 class BudgetPPO(PPO):
