@@ -35,7 +35,6 @@ def main(argv: list[str] | None = None) -> None:
         format_gains,
         gain_rows,
         next_click_auc,
-        paired_gain,
         plot_online,
         run_study,
         run_topics_bound,
@@ -88,13 +87,11 @@ def main(argv: list[str] | None = None) -> None:
         print("| agent | seeds | frozen MiniLM | true topic vectors (PRIVILEGED) | "
               "difference [95% paired t] | per seed |")  # fmt: skip
         print("|---|---:|---:|---:|---:|---|")
-        for agent in setting.agents:
-            pairs, stat = paired_gain(frozen, topics, agent, setting.half)
-            f_mean = sum(f for f, _ in pairs.values()) / len(pairs)
-            t_mean = sum(t for _, t in pairs.values()) / len(pairs)
-            print(f"| {agent} | {len(pairs)} | {f_mean:.3f} | {t_mean:.3f} | {stat.mean:+.3f} "
-                  f"[{stat.lo:+.3f}, {stat.hi:+.3f}] | "
-                  + ", ".join(f"{t - f:+.3f}" for f, t in pairs.values()) + " |")  # fmt: skip
+        for row in gain_rows(frozen, topics, setting.agents, setting.half):
+            stat = row.gain
+            print(f"| {row.agent} | {len(row.pairs)} | {row.frozen_mean:.3f} | "
+                  f"{row.tuned_mean:.3f} | {stat.mean:+.3f} [{stat.lo:+.3f}, {stat.hi:+.3f}] | "
+                  + ", ".join(f"{t - f:+.3f}" for f, t in row.pairs.values()) + " |")  # fmt: skip
         return
     frozen, tuned = run_study(setting)
     print(f"\n{setting.scenario}, {len(setting.seeds)} seeds, {setting.steps} steps x "

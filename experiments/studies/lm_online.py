@@ -145,29 +145,38 @@ def run_study(
     return load_study(setting)
 
 
+def _topics_path(setting: StudySetting, seed: int) -> Path:
+    return Path(setting.out_dir) / f"{setting.name}-topics-seed{seed}.topics.npy"
+
+
 def topics_bound_config(setting: StudySetting, seed: int) -> ExperimentConfig:
     """The frozen grid of ``seed`` alone, every agent's item table the seed's true topic
     vectors (``policy_kwargs.embeddings_file``; a catalog is drawn per seed, hence one
     experiment ``<name>-topics-seed<seed>`` per seed, the table written beside it)."""
     frozen, _ = grid_configs(setting)
-    name = f"{setting.name}-topics-seed{seed}"
-    table = Path(setting.out_dir) / f"{name}.topics.npy"
-    kwargs = {a: {"policy_kwargs": {"embeddings_file": str(table)}} for a in setting.agents}
+    table = str(_topics_path(setting, seed))
+    kwargs = {a: {"policy_kwargs": {"embeddings_file": table}} for a in setting.agents}
     return dataclasses.replace(
-        frozen, name=name, seeds=(seed,), agents=tuple(setting.agents), agent_kwargs=kwargs
+        frozen,
+        name=f"{setting.name}-topics-seed{seed}",
+        seeds=(seed,),
+        agents=tuple(setting.agents),
+        agent_kwargs=kwargs,
     )
 
 
-def _write_topics(setting: StudySetting, seed: int, path: Path) -> None:
+def _write_topics(setting: StudySetting, seed: int) -> Path:
+    """Write the true topic vectors of the catalog that ``seed``'s runs use; return the path."""
     from driftrec.atomic import atomic_open
     from driftrec.envs.core import cached_catalog
-    from driftrec.envs.scenarios import get_scenario
 
-    env = get_scenario(setting.scenario).config.with_overrides(world_seed=seed, catalog_seed=seed)
+    env = topics_bound_config(setting, seed).run_env_config(setting.scenario, seed)
     table = np.asarray(cached_catalog(env).topics, dtype=np.float32)  # (N, topics)
+    path = _topics_path(setting, seed)
     path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_open(path, "wb") as f:
         np.save(f, table, allow_pickle=False)
+    return path
 
 
 def run_topics_bound(
@@ -181,11 +190,9 @@ def run_topics_bound(
     frozen = dataclasses.replace(frozen, agents=tuple(setting.agents))
     run_grid(frozen, progress=progress, restart=restart)
     for seed in setting.seeds:
-        cfg = topics_bound_config(setting, seed)
-        table = Path(cfg.agent_kwargs[setting.agents[0]]["policy_kwargs"]["embeddings_file"])
-        if restart or not table.exists():
-            _write_topics(setting, seed, table)
-        run_grid(cfg, progress=progress, restart=restart)
+        if restart or not _topics_path(setting, seed).exists():
+            _write_topics(setting, seed)
+        run_grid(topics_bound_config(setting, seed), progress=progress, restart=restart)
     return load_topics_bound(setting)
 
 

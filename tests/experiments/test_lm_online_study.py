@@ -95,7 +95,7 @@ def test_the_topics_bound_runs_each_seed_on_its_own_catalogs_true_topics(tmp_pat
             "embeddings_file"
         ]
     )
-    _write_topics(setting, 2, path)
+    assert _write_topics(setting, 2) == path
     env = get_scenario(setting.scenario).config.with_overrides(world_seed=2, catalog_seed=2)
     expected = np.asarray(cached_catalog(env).topics, dtype=np.float32)
     np.testing.assert_array_equal(np.load(path, allow_pickle=False), expected)
