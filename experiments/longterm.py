@@ -58,6 +58,7 @@ __all__ = [
     "fresh_user_returns",
     "run_seed",
     "run_study",
+    "EARLY_LEAVE_STEPS",
     "summarize",
     "format_summary",
     "plot_learning_curves",
@@ -65,6 +66,10 @@ __all__ = [
 
 #: The privileged references run on the fresh users of every seed.
 REFERENCES: tuple[str, ...] = ("oracle", "planner")
+#: A stay this short counts as a user lost early: with the default patience (20 steps, 1.5 back
+#: per click) a user who clicks nothing leaves at step 20. The greedy oracle loses none of the
+#: LongTerm test users this early; the long-horizon learner 6-8% (BENCHMARKS.md).
+EARLY_LEAVE_STEPS = 30
 
 
 @dataclass(frozen=True)
@@ -404,7 +409,8 @@ def summarize(results: Sequence[SeedResult], setting: LongTermSetting) -> dict[s
     """Per policy: per-seed and over-seed return, ratio to the oracle and paired differences.
 
     Keys per policy: ``return`` and ``ratio`` (:class:`Stat` over seeds), ``per_seed`` (list of
-    per-seed dicts with ``return``, ``ratio``, ``stay``, and for learners ``minus_oracle`` and
+    per-seed dicts with ``return``, ``ratio``, ``stay``, ``left_early`` (the share of stays of
+    at most :data:`EARLY_LEAVE_STEPS` steps), and for learners ``minus_oracle`` and
     ``minus_baseline``, each a :class:`Stat` over the fresh users), and for learners
     ``minus_oracle`` / ``minus_baseline`` (:class:`Stat` over seeds of the per-seed mean
     differences).
@@ -420,6 +426,7 @@ def summarize(results: Sequence[SeedResult], setting: LongTermSetting) -> dict[s
                 "return": float(ret.mean()),
                 "ratio": float(ret.mean() / r.returns["oracle"].mean()),
                 "stay": float(r.lengths[name].mean()),
+                "left_early": float((r.lengths[name] <= EARLY_LEAVE_STEPS).mean()),
             }
             if name in setting.agents:
                 row["minus_oracle"] = _paired(ret, r.returns["oracle"])
@@ -429,6 +436,7 @@ def summarize(results: Sequence[SeedResult], setting: LongTermSetting) -> dict[s
             "return": mean_ci([p["return"] for p in per_seed]),
             "ratio": mean_ci([p["ratio"] for p in per_seed]),
             "stay": mean_ci([p["stay"] for p in per_seed]),
+            "left_early": mean_ci([p["left_early"] for p in per_seed]),
             "per_seed": per_seed,
         }
         if name in setting.agents:
@@ -453,8 +461,9 @@ def format_summary(summary: Mapping[str, Mapping[str, Any]], setting: LongTermSe
         f"{setting.env_steps:,} training env-steps per learner; greedy on {setting.eval_users} "
         f"fresh users per seed (one stay each); seeds {seeds}",
         "",
-        "| policy | return per user | per seed | stay (steps) | return / oracle |",
-        "|---|---:|---|---:|---:|",
+        "| policy | return per user | per seed | stay (steps) "
+        f"| left within {EARLY_LEAVE_STEPS} steps | return / oracle |",
+        "|---|---:|---|---:|---:|---:|",
     ]
     labels = {"oracle": "oracle (greedy, PRIVILEGED)", "planner": "planner (PRIVILEGED)"}
     labels[setting.baseline] = f"{setting.baseline} (learning on the fresh users)"
@@ -462,7 +471,8 @@ def format_summary(summary: Mapping[str, Mapping[str, Any]], setting: LongTermSe
         per_seed = " / ".join(f"{p['return']:.2f}" for p in entry["per_seed"])
         lines.append(
             f"| {labels.get(name, name + ' (greedy)')} | {_stat(entry['return'])} | {per_seed} | "
-            f"{_stat(entry['stay'], 1)} | {_stat(entry['ratio'], 3)} |"
+            f"{_stat(entry['stay'], 1)} | {_stat(entry['left_early'], 3)} | "
+            f"{_stat(entry['ratio'], 3)} |"
         )
     lines.append("")
     lines.append("Paired differences in return per user (same fresh users; 95% intervals):")

@@ -12,6 +12,7 @@ import pytest
 
 from driftrec.agents.baselines import make_baseline
 from driftrec.experiments.longterm import (
+    EARLY_LEAVE_STEPS,
     LongTermSetting,
     format_summary,
     fresh_user_returns,
@@ -81,8 +82,13 @@ def test_study_runs_summarizes_plots_and_resumes(tmp_path: Path) -> None:
         np.mean([p["minus_baseline"].mean for p in learner["per_seed"]])
     )
     assert summary["oracle"]["ratio"].mean == pytest.approx(1.0)
+    lengths = results[0].lengths["attention-ppo-long"]
+    assert first["left_early"] == pytest.approx(np.mean(lengths <= EARLY_LEAVE_STEPS))
     text = format_summary(summary, setting)
     assert "| attention-ppo-long | oracle |" in text and "seed 0" in text
+    assert f"| left within {EARLY_LEAVE_STEPS} steps |" in text
+    row = next(line for line in text.splitlines() if line.startswith("| oracle (greedy"))
+    assert row.split(" | ")[4] == f"{summary['oracle']['left_early'].mean:.3f}"
     ax = plot_learning_curves(results, setting)
     assert ax.get_xlabel() == "training env-steps"
     data = json.loads(out.read_text())
