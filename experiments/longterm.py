@@ -27,9 +27,10 @@ in its budget: ``SeedResult.select_env_steps`` holds them, and :attr:`LongTermSe
 adds their worst case (every validation user stays ``max_steps``) to the training env-steps.
 The test users' returns (the learning curve) never choose anything.
 
-Per seed the summary holds each policy's mean return per user, its ratio to the oracle's, and
-paired differences over the same fresh users (learner minus oracle, learner minus baseline:
-mean and 95% Student-t interval over users). Over seeds: the mean of the per-seed values and
+Per seed the summary holds each policy's mean return per user, its ratio to the oracle's, the
+share of its fresh users lost within :data:`EARLY_LEAVE_STEPS` steps, and paired differences
+over the same fresh users (learner minus oracle, learner minus baseline: mean and 95%
+Student-t interval over users). Over seeds: the mean of the per-seed values and
 the paired interval over seeds (``n = len(seeds)``, Student t). A claim of "beats" needs every
 seed above and the over-seed interval above 0.
 """

@@ -14,6 +14,7 @@ from driftrec.agents.baselines import make_baseline
 from driftrec.experiments.longterm import (
     EARLY_LEAVE_STEPS,
     LongTermSetting,
+    SeedResult,
     format_summary,
     fresh_user_returns,
     plot_learning_curves,
@@ -82,13 +83,8 @@ def test_study_runs_summarizes_plots_and_resumes(tmp_path: Path) -> None:
         np.mean([p["minus_baseline"].mean for p in learner["per_seed"]])
     )
     assert summary["oracle"]["ratio"].mean == pytest.approx(1.0)
-    lengths = results[0].lengths["attention-ppo-long"]
-    assert first["left_early"] == pytest.approx(np.mean(lengths <= EARLY_LEAVE_STEPS))
     text = format_summary(summary, setting)
     assert "| attention-ppo-long | oracle |" in text and "seed 0" in text
-    assert f"| left within {EARLY_LEAVE_STEPS} steps |" in text
-    row = next(line for line in text.splitlines() if line.startswith("| oracle (greedy"))
-    assert row.split(" | ")[4] == f"{summary['oracle']['left_early'].mean:.3f}"
     ax = plot_learning_curves(results, setting)
     assert ax.get_xlabel() == "training env-steps"
     data = json.loads(out.read_text())
@@ -99,6 +95,38 @@ def test_study_runs_summarizes_plots_and_resumes(tmp_path: Path) -> None:
     np.testing.assert_array_equal(again[0].returns["planner"], results[0].returns["planner"])
     with pytest.raises(ValueError, match=f"^{re.escape(str(out))} holds results of another"):
         run_study(_setting(steps=16), (0,), out=out)
+
+
+def test_the_summary_counts_users_lost_early() -> None:
+    """``left_early`` is the share of stays of at most EARLY_LEAVE_STEPS steps, per seed and
+    over seeds, and the table prints it in its own column."""
+    setting = LongTermSetting(agents=("attention-ppo-long",))
+    names = ("oracle", "planner", setting.baseline, "attention-ppo-long")
+    short = EARLY_LEAVE_STEPS
+    stays = {
+        0: [short - 10, short, short + 1, 100.0],  # two of four at most EARLY_LEAVE_STEPS
+        1: [100.0, 100.0, short, 100.0],  # one of four
+    }
+    results = [
+        SeedResult(
+            seed,
+            returns={n: np.arange(4, dtype=np.float64) + 1.0 for n in names},
+            lengths={n: np.asarray(v if n == "attention-ppo-long" else [100.0] * 4) for n in names},
+            curves={},
+            seconds={},
+        )
+        for seed, v in stays.items()
+    ]
+    summary = summarize(results, setting)
+    learner = summary["attention-ppo-long"]
+    assert [p["left_early"] for p in learner["per_seed"]] == [0.5, 0.25]
+    assert learner["left_early"].mean == pytest.approx(0.375)
+    assert summary["oracle"]["left_early"].mean == 0.0
+    text = format_summary(summary, setting)
+    header = next(line for line in text.splitlines() if line.startswith("| policy |"))
+    column = header.split(" | ").index(f"left within {EARLY_LEAVE_STEPS} steps")
+    row = next(line for line in text.splitlines() if line.startswith("| attention-ppo-long ("))
+    assert row.split(" | ")[column].startswith("0.375 [")
 
 
 def test_setting_validation() -> None:
