@@ -90,9 +90,14 @@ def test_settings_check_their_fields() -> None:
         InRunFinetuneSettings.from_config(4, {"rnak": 2})
     with pytest.raises(ValueError, match=r"^'in_batch' false needs 'negatives' >= 1 \(got 0\)"):
         InRunFinetuneSettings.from_config(4, {"in_batch": False, "negatives": 0})
-    s = InRunFinetuneSettings.from_config(4, {"rank": 2, "targets": ["query"], "in_batch": False})
+    with pytest.raises(ValueError, match=r"^'in_batch' false needs 'negatives' >= 1 \(got 0\)"):
+        InRunFinetuneSettings.from_config(4, {"negatives": 0})  # in_batch is false by default
+    s = InRunFinetuneSettings.from_config(4, {"rank": 2, "targets": ["query"]})
     assert s.targets == ("query",) and s.finetune_settings(7).seed == 7
+    # a run's own log: its clicks contrast with the same users' skips only (since 0.5.0)
     assert s.finetune_settings(7).in_batch is False
+    both = InRunFinetuneSettings.from_config(4, {"in_batch": True, "negatives": 0})
+    assert both.finetune_settings(0).in_batch is True and both.negatives == 0
 
 
 def _finetuner(tiny: Path, **settings: Any) -> tuple[InRunFinetuner, Any]:
