@@ -81,7 +81,7 @@ class InRunFinetuneSettings:
         learning_rate: AdamW step size.
         steps: optimizer steps per refresh.
         batch_size: clicks per optimizer step.
-        negatives: skipped (or random) items per click, beside the in-batch ones.
+        negatives: skipped (or random) items per click (with ``in_batch``, beside the batch's).
         in_batch: contrast each click with the batch's other items too (False, the default
             since 0.5.0: only with its own ``negatives``, the impressions the same user
             skipped). The run's log is the recommender's own: the other users' items differ
