@@ -35,7 +35,9 @@ scenarios, where what a user clicks now changes every later click): ``gamma = 0.
 ``gae_lambda = 0.95`` and 64-step rollouts (:data:`PPO_LONG_DEFAULTS`); the click model learns a
 per-item carry-over and the policy may weigh it and re-weigh the item prior
 (``carryover``, ``policy_tilt``: :data:`ATTENTION_LONG_DEFAULTS`); the critic reads the history
-(``critic="history"``, in units of ``value_scale = 10`` clicks: :data:`POLICY_LONG_DEFAULTS`).
+(``critic="history"``, in units of ``value_scale = 10`` clicks), and the policy gives an item the
+user skipped twice in the observed history without clicking it zero probability
+(``mask_rejected = 2``; both :data:`POLICY_LONG_DEFAULTS`).
 ``bench/bench_longterm.py`` measures it against the greedy oracle on fresh users.
 """
 
@@ -136,7 +138,7 @@ AGENT_DESCRIPTIONS: dict[str, str] = {
     "id-ppo": "ablation: the same attention PPO with item-id embeddings, no language model",
     "mlp-ppo": "SB3's default MlpPolicy PPO on the flat observation",
     "attention-ppo-long": "the same PPO for the long term: gamma 0.99, a click carry-over, "
-    "policy-only tilts, a history critic",
+    "policy-only tilts, a history critic, twice-skipped items masked",
 }
 
 
@@ -186,7 +188,14 @@ ATTENTION_LONG_DEFAULTS: dict[str, Any] = {
     "carryover": True,
     "policy_tilt": True,
 }
-POLICY_LONG_DEFAULTS: dict[str, Any] = {"critic": "history", "value_scale": 10.0}
+POLICY_LONG_DEFAULTS: dict[str, Any] = {
+    "critic": "history",
+    "value_scale": 10.0,
+    # an item skipped twice in the observed history and never clicked gets zero probability:
+    # without it the greedy policy cycled a few items for every new user and lost 6-8% of
+    # them in 30 steps (0.5.0; BENCHMARKS.md, "Long-horizon learning")
+    "mask_rejected": 2,
+}
 _A2C_DEFAULTS: dict[str, Any] = {
     "n_steps": 8,
     "learning_rate": 1e-3,

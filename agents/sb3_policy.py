@@ -197,9 +197,15 @@ class RecommenderExtractor(nn.Module):
     (``ChoiceConfig.no_repeat``, a rule of the world like the release steps) showing it again
     is worth nothing, and a profile-based score would otherwise rank it first.
 
+    With ``mask_rejected = k`` (0: off) an item the observed history shows skipped at least ``k``
+    times and never clicked gets zero probability too: a greedy policy otherwise keeps showing
+    a new user the few items it rates highest for everyone, and loses the users who want none
+    of them (BENCHMARKS.md, "Long-horizon learning"). It reads only the observation.
+
     Args:
         recommender: the attention recommender.
         mask_consumed: give the history's clicked items zero probability (see above).
+        mask_rejected: skips without a click that give an item zero probability (0: off).
         click_loss: while training, keep the encoder pass for the click loss (which then
             needs every prefix's state, or with ``click_targets`` only the newest ones').
         click_targets: the click loss's number of targets (None: every impression).
@@ -213,8 +219,10 @@ class RecommenderExtractor(nn.Module):
         click_loss: bool = True,
         click_targets: int | None = None,
         critic: str = "shared",
+        mask_rejected: int = 0,
     ) -> None:
         super().__init__()
+        check_int("mask_rejected", mask_rejected, 0, recommender.config.history_len)
         if critic not in CRITICS:
             raise ValueError(f"'critic' must be one of {list(CRITICS)} (got {critic!r})")
         self.recommender = recommender
@@ -225,6 +233,7 @@ class RecommenderExtractor(nn.Module):
         self.latent_dim_vf = recommender.config.embed_dim + 1
         self._progress_col = 3 * recommender.config.history_len
         self.mask_consumed = bool(mask_consumed)
+        self.mask_rejected = int(mask_rejected)
         if critic == "history":
             # click rate, real share, the recommender's carry-over, the item values' sum (last)
             self.latent_dim_vf += 4
@@ -234,13 +243,19 @@ class RecommenderExtractor(nn.Module):
         self.last_output: Any = None
 
     def _mask(self, features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if not self.mask_consumed:
+        if not self.mask_consumed and not self.mask_rejected:
             return scores
         h = self.recommender.config.history_len
         ids = features[:, :h].long().clamp(0, scores.shape[1] - 1)  # (B, H)
-        clicked = (features[:, h : 2 * h] > 0) & (features[:, 2 * h : 3 * h] > 0.5)  # (B, H)
+        real = features[:, 2 * h : 3 * h] > 0.5  # (B, H)
+        clicked = (features[:, h : 2 * h] > 0) & real  # (B, H)
         hit = torch.zeros_like(scores).scatter_add_(1, ids, clicked.to(scores.dtype))  # (B, N)
-        return scores.masked_fill(hit > 0, torch.finfo(scores.dtype).min)
+        banned = hit > 0 if self.mask_consumed else torch.zeros_like(hit, dtype=torch.bool)
+        if self.mask_rejected:
+            skipped = (real & ~clicked).to(scores.dtype)  # (B, H)
+            skips = torch.zeros_like(scores).scatter_add_(1, ids, skipped)  # (B, N)
+            banned = banned | ((skips >= self.mask_rejected) & (hit == 0))
+        return scores.masked_fill(banned, torch.finfo(scores.dtype).min)
 
     def _value_input(self, obs: torch.Tensor, out: Any) -> torch.Tensor:
         user = out.user_state  # (B, d)
@@ -384,6 +399,7 @@ class _RecommenderPolicyMixin:
         critic: str = "shared",
         value_scale: float = 1.0,
         mask_consumed: bool = False,
+        mask_rejected: int = 0,
         ortho_init: bool = False,
         **kwargs: Any,
     ) -> None:
@@ -391,6 +407,8 @@ class _RecommenderPolicyMixin:
         if not isinstance(mask_consumed, bool):
             raise TypeError(f"'mask_consumed' must be a bool (got {mask_consumed!r})")
         self.mask_consumed = mask_consumed
+        check_int("mask_rejected", mask_rejected, 0)
+        self.mask_rejected = mask_rejected
         self.attention = _attention_config(attention)
         self.value_hidden = value_hidden
         if slate_distribution is None:
@@ -429,6 +447,7 @@ class _RecommenderPolicyMixin:
             critic=self.critic,
             value_scale=self.value_scale,
             mask_consumed=self.mask_consumed,
+            mask_rejected=self.mask_rejected,
         )
         return data
 
@@ -455,6 +474,7 @@ class _RecommenderPolicyMixin:
             click_loss=self.click_loss_coef > 0,
             click_targets=self.click_targets,
             critic=self.critic,
+            mask_rejected=self.mask_rejected,
         )
 
     def _build(self, lr_schedule: Schedule) -> None:

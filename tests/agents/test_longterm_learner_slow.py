@@ -74,22 +74,18 @@ def test_each_seed_spent_at_most_the_budget(results: list[SeedResult]) -> None:
         assert SETTING.env_steps + r.select_env_steps[LEARNER] <= 262_144, r.seed
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="not met yet (0.4.0): 0.910 / 1.059 / 1.056 of the oracle on seeds 0 / 1 / 2",
-)
 def test_beats_the_greedy_oracle_on_every_seed(summary: dict[str, Any]) -> None:
-    """Greedy on fresh users, the learner's return per user exceeds the oracle's on each seed."""
+    """Greedy on fresh users, the learner's return per user exceeds the oracle's on each seed.
+
+    Measured with 0.5.0 (twice-skipped items masked): +0.34 / +7.30 / +5.65 per user on seeds
+    0 / 1 / 2. Seed 0's margin is thin (its interval over the users, [-3.22, +3.89], holds 0):
+    a change in float order or in the preset can flip this test."""
     for learner, oracle in zip(
         summary[LEARNER]["per_seed"], summary["oracle"]["per_seed"], strict=True
     ):
         assert learner["return"] > oracle["return"], learner["seed"]
 
 
-@pytest.mark.xfail(
-    strict=False,
-    reason="not met yet (0.4.0): ahead on every seed, but over 3 seeds +20.7 [-3.4, +44.8]",
-)
 def test_beats_linucb_by_a_paired_interval(summary: dict[str, Any]) -> None:
     """Learner minus linucb-discounted, paired by seed (same fresh users): 95% interval > 0."""
     assert summary[LEARNER]["minus_baseline"].lo > 0

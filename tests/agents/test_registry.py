@@ -171,6 +171,9 @@ def test_long_horizon_preset(tiny_config: EnvConfig) -> None:
     assert att.embed_dim == ATTENTION_LONG_DEFAULTS["embed_dim"] == ATTENTION_DEFAULTS["embed_dim"]
     assert model.policy.critic == POLICY_LONG_DEFAULTS["critic"] == "history"
     assert model.policy.value_scale == POLICY_LONG_DEFAULTS["value_scale"]
+    assert model.policy.mlp_extractor.mask_rejected == POLICY_LONG_DEFAULTS["mask_rejected"] == 2
+    plain = build_agent("attention-ppo", tiny_config, num_envs=B, seed=0).agent.policy
+    assert plain.mask_rejected == 0
     built = build_agent(
         "attention-ppo-long",
         tiny_config,

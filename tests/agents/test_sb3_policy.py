@@ -466,3 +466,30 @@ def test_items_clicked_in_the_history_get_no_probability_where_clicks_consume(
     with torch.no_grad():
         assert plain.policy.get_distribution(torch.as_tensor(obs)).distribution.probs[0, 7] > 0
     model.learn(16)
+
+
+def test_items_skipped_again_and_again_and_never_clicked_get_no_probability(
+    emb_file: str, tmp_path: Path
+) -> None:
+    """With mask_rejected = k an item the observed history shows skipped at least k times and
+    never clicked has zero probability; one skip, or a click among the skips, keeps it. The
+    setting trains, is saved with the model and is checked."""
+    env = _env()
+    model = _ppo(env, emb_file, policy_kwargs={"mask_rejected": 2})
+    assert model.policy.mlp_extractor.mask_rejected == 2
+    obs = np.zeros((1, 3 * H + 2), dtype=np.float32)
+    obs[0, :H] = [3, 5, 3, 5]  # 3 skipped twice; 5 skipped once, then clicked
+    obs[0, H : 2 * H] = [0.0, 0.0, 0.0, 1.0]
+    obs[0, 2 * H : 3 * H] = 1.0
+    with torch.no_grad():
+        probs = model.policy.get_distribution(torch.as_tensor(obs)).distribution.probs[0]
+    assert probs[3] == 0.0 and probs[5] > 0 and probs.sum() == pytest.approx(1.0, abs=1e-5)
+    obs[0, 2 * H] = 0.0  # the first impression is padding: 3 is skipped once only
+    with torch.no_grad():
+        assert model.policy.get_distribution(torch.as_tensor(obs)).distribution.probs[0, 3] > 0
+    model.learn(16)
+    model.save(tmp_path / "m.zip")
+    assert PPO.load(tmp_path / "m.zip", env=env).policy.mlp_extractor.mask_rejected == 2
+    kwargs = recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb_file)
+    with pytest.raises(ValueError, match=r"^'mask_rejected' must be an integer >= 0 \(got -1\)"):
+        PPO("AttentionRecommenderPolicy", env, policy_kwargs={**kwargs, "mask_rejected": -1})
