@@ -1380,6 +1380,28 @@ class _ScoreProduct(torch.autograd.Function):
         return grad_left[:, :k], grad_w, grad_left[:, k:], None
 
 
+def mask_history_items(
+    obs: torch.Tensor, scores: torch.Tensor, consumed: bool = False, rejected: int = 0
+) -> torch.Tensor:
+    """``scores`` ``(B, N)`` with the items that the flat observations ``obs`` ``(B, 3H + 2)``
+    rule out at ``finfo.min`` (zero probability, like an unreleased item): with ``consumed``
+    the items clicked in the observed history, with ``rejected = k > 0`` those it shows skipped
+    at least ``k`` times and never clicked. The SB3 policies' ``mask_consumed`` /
+    ``mask_rejected`` and the compressed policy's actor both act through it."""
+    if not consumed and not rejected:
+        return scores
+    h = (obs.shape[1] - 2) // 3
+    ids = obs[:, :h].long().clamp(0, scores.shape[1] - 1)  # (B, H)
+    real = obs[:, 2 * h : 3 * h] > 0.5  # (B, H)
+    clicked = (obs[:, h : 2 * h] > 0) & real  # (B, H)
+    hit = torch.zeros_like(scores).scatter_add_(1, ids, clicked.to(scores.dtype))  # (B, N)
+    banned = hit > 0 if consumed else torch.zeros_like(hit, dtype=torch.bool)
+    if rejected:
+        skips = torch.zeros_like(scores).scatter_add_(1, ids, (real & ~clicked).to(scores.dtype))
+        banned = banned | ((skips >= rejected) & (hit == 0))
+    return scores.masked_fill(banned, torch.finfo(scores.dtype).min)
+
+
 def _take_rows(x: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
     """``x[b, rows[b, j]]`` ``(B, M, d)`` from ``x`` ``(B, T, d)`` and ``rows`` ``(B, M)``: one
     ``index_select`` of whole rows (its backward an ``index_add``), faster than ``gather``."""

@@ -77,6 +77,7 @@ from driftrec.agents.attention import (
     RecommenderOutput,
     TransformerBlock,
     _recency,
+    mask_history_items,
     parse_observation,
 )
 from driftrec.atomic import atomic_open
@@ -650,13 +651,18 @@ class ScoreActor:
     alike, so both are evaluated by the same code with the same random numbers. Greedy: the
     ``k`` best items; sampled: the ``k`` best of ``scores + Gumbel noise`` (a draw from the
     categorical policy for ``k = 1`` and from the Plackett-Luce slate policy for ``k > 1``, the
-    distributions the SB3 glue samples from). It does not learn (no ``update``).
+    distributions the SB3 glue samples from). It does not learn (no ``update``). The SB3
+    policy's masks of history items (``mask_consumed``, ``mask_rejected``) apply as there
+    (:func:`~driftrec.agents.attention.mask_history_items`).
 
     Args:
         module: returns a :class:`RecommenderOutput` for ``(B, 3H + 2)`` observations.
         slate_size: ``k``, items per action (1: ``Discrete`` actions).
         seed: seeds the sampling noise (an integer or a ``numpy`` Generator).
         name: a label for logs.
+        mask_consumed: zero probability for the items clicked in the observed history.
+        mask_rejected: zero probability for the items skipped this many times and never
+            clicked in it (0: off).
     """
 
     privileged = False
@@ -667,9 +673,13 @@ class ScoreActor:
         slate_size: int = 1,
         seed: int | np.random.Generator = 0,
         name: str = "recommender",
+        mask_consumed: bool = False,
+        mask_rejected: int = 0,
     ) -> None:
         if isinstance(slate_size, bool) or not isinstance(slate_size, int) or slate_size < 1:
             raise ValueError(f"'slate_size' must be an integer >= 1 (got {slate_size!r})")
+        self.mask_consumed = bool(mask_consumed)
+        self.mask_rejected = int(mask_rejected)
         self.module = module.eval()
         self.slate_size = slate_size
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)
@@ -679,7 +689,8 @@ class ScoreActor:
         """``(B, N)`` the module's scores for a batch of observations."""
         with torch.inference_mode():
             x = torch.as_tensor(np.asarray(observation, dtype=np.float32))
-            return self.module(x).scores.numpy()
+            scores = self.module(x).scores
+            return mask_history_items(x, scores, self.mask_consumed, self.mask_rejected).numpy()
 
     def predict(
         self,

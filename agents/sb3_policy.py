@@ -57,7 +57,12 @@ from stable_baselines3.common.type_aliases import Schedule
 from stable_baselines3.dqn.policies import DQNPolicy, QNetwork
 from torch import nn
 
-from driftrec.agents.attention import AttentionConfig, AttentionRecommender, _recency
+from driftrec.agents.attention import (
+    AttentionConfig,
+    AttentionRecommender,
+    _recency,
+    mask_history_items,
+)
 from driftrec.agents.slate_distribution import (
     PlackettLuceDistribution,
     ScoreCategoricalDistribution,
@@ -243,19 +248,7 @@ class RecommenderExtractor(nn.Module):
         self.last_output: Any = None
 
     def _mask(self, features: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        if not self.mask_consumed and not self.mask_rejected:
-            return scores
-        h = self.recommender.config.history_len
-        ids = features[:, :h].long().clamp(0, scores.shape[1] - 1)  # (B, H)
-        real = features[:, 2 * h : 3 * h] > 0.5  # (B, H)
-        clicked = (features[:, h : 2 * h] > 0) & real  # (B, H)
-        hit = torch.zeros_like(scores).scatter_add_(1, ids, clicked.to(scores.dtype))  # (B, N)
-        banned = hit > 0 if self.mask_consumed else torch.zeros_like(hit, dtype=torch.bool)
-        if self.mask_rejected:
-            skipped = (real & ~clicked).to(scores.dtype)  # (B, H)
-            skips = torch.zeros_like(scores).scatter_add_(1, ids, skipped)  # (B, N)
-            banned = banned | ((skips >= self.mask_rejected) & (hit == 0))
-        return scores.masked_fill(banned, torch.finfo(scores.dtype).min)
+        return mask_history_items(features, scores, self.mask_consumed, self.mask_rejected)
 
     def _value_input(self, obs: torch.Tensor, out: Any) -> torch.Tensor:
         user = out.user_state  # (B, d)

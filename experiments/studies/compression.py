@@ -50,8 +50,10 @@ DISTIL_SEED_OFFSET = 7919
 """Distillation data come from users seeded ``seed + DISTIL_SEED_OFFSET``, not the eval users."""
 
 
-def _recommender_and_slate(model: Any, run_dir: Path) -> tuple[Any, int]:
-    """The SB3 policy's recommender and its slate size; refuses policies it cannot act like."""
+def _recommender_and_slate(model: Any, run_dir: Path) -> tuple[Any, int, dict[str, Any]]:
+    """The SB3 policy's recommender, its slate size and its masks of history items
+    (:class:`ScoreActor`'s ``mask_consumed`` / ``mask_rejected``); refuses policies it cannot
+    act like."""
     policy = model.policy
     recommender = getattr(policy, "recommender", None)
     if recommender is None:
@@ -67,17 +69,21 @@ def _recommender_and_slate(model: Any, run_dir: Path) -> tuple[Any, int]:
             f"{run_dir}: slate_distribution {dist!r} cannot be compressed; expected "
             "'plackett-luce' (or single-item actions)"
         )
-    return recommender, slate
+    masks = {
+        "mask_consumed": bool(getattr(policy, "mask_consumed", False)),
+        "mask_rejected": int(getattr(policy, "mask_rejected", 0)),
+    }
+    return recommender, slate, masks
 
 
 def _load(
     run_dir: str | Path, seed: int, trust: bool = False
-) -> tuple[dict[str, Any], Any, Any, int]:
+) -> tuple[dict[str, Any], Any, Any, int, dict[str, Any]]:
     run_dir = Path(run_dir)
     cfg, env = open_run(run_dir, seed=seed)
     model = load_run_model(run_dir, cfg, env, seed=seed, trust=trust)
-    recommender, slate = _recommender_and_slate(model, run_dir)
-    return cfg, env, recommender.cpu().eval(), slate
+    recommender, slate, masks = _recommender_and_slate(model, run_dir)
+    return cfg, env, recommender.cpu().eval(), slate, masks
 
 
 def collect_observations(
@@ -105,12 +111,13 @@ def _build(
     steps: int,
     distil: DistilConfig | None,
     scope: str = "head",
+    masks: Mapping[str, Any] | None = None,
 ) -> tuple[CompressedRecommender, CompressedRecommender, dict[str, Any]]:
     """``(float folded module to save, module to act with, facts)``."""
     facts: dict[str, Any] = {}
     source = recommender
     if method == "distil":
-        teacher = ScoreActor(recommender, slate, seed=DISTIL_SEED_OFFSET)
+        teacher = ScoreActor(recommender, slate, seed=DISTIL_SEED_OFFSET, **(masks or {}))
         obs = collect_observations(teacher, env, steps, every=4)
         t0 = time.perf_counter()
         source, losses = distil_recommender(recommender, obs, distil)
@@ -189,14 +196,17 @@ def compress_run(
     run_dir = Path(run_dir)
     path = Path(out) if out is not None else run_dir / f"compressed-{method}.pt"
     _check_out(path, overwrite)  # before any work
-    cfg, env, recommender, slate = _load(run_dir, seed=seed + DISTIL_SEED_OFFSET, trust=trust)
+    cfg, env, recommender, slate, masks = _load(
+        run_dir, seed=seed + DISTIL_SEED_OFFSET, trust=trust
+    )
     steps = int(distil_steps if distil_steps is not None else cfg.get("steps", 256))
-    folded, _, facts = _build(method, recommender, env, slate, steps, distil, scope)
+    folded, _, facts = _build(method, recommender, env, slate, steps, distil, scope, masks)
     metadata = {
         "run": str(run_dir),
         "agent": cfg["agent"],
         "catalog_fingerprint": cfg.get("catalog_fingerprint"),
         "slate_size": slate,
+        **masks,
         **facts,
     }
     save_compressed(folded, path, method=method, scope=scope, metadata=metadata)
@@ -282,7 +292,14 @@ def evaluate_compressed(
             f"{policy} scores {module.num_items} items but the run's catalog has "
             f"{env.venv.sim.catalog.num_items}"
         )
-    actor = ScoreActor(module, int(meta.get("slate_size", 1)), seed=seed, name="compressed")
+    actor = ScoreActor(
+        module,
+        int(meta.get("slate_size", 1)),
+        seed=seed,
+        name="compressed",
+        mask_consumed=bool(meta.get("mask_consumed", False)),
+        mask_rejected=int(meta.get("mask_rejected", 0)),
+    )
     result = measure_policy(actor, env, steps, deterministic=deterministic)
     out = {"run": str(run_dir), "policy": str(policy), "method": info["method"], **result}
     if attention_png is not None:
@@ -347,16 +364,16 @@ def compare_run(
         if m not in COMPRESS_METHODS:
             raise ValueError(f"'methods' must hold names from {list(COMPRESS_METHODS)} (got {m!r})")
     run_dir = Path(run_dir)
-    cfg, env, recommender, slate = _load(run_dir, seed=seed + DISTIL_SEED_OFFSET)
+    cfg, env, recommender, slate, masks = _load(run_dir, seed=seed + DISTIL_SEED_OFFSET)
     steps = int(steps if steps is not None else cfg.get("steps", 256))
     modules: dict[str, Any] = {"full": recommender}
     facts: dict[str, dict[str, Any]] = {"full": {}}
     for m in methods:
-        _, modules[m], facts[m] = _build(m, recommender, env, slate, steps, distil, scope)
+        _, modules[m], facts[m] = _build(m, recommender, env, slate, steps, distil, scope, masks)
     results: dict[str, Any] = {"run": str(run_dir)}
     seen: list[NDArray[np.float32]] = []
     for name, module in modules.items():
-        actor = ScoreActor(module, slate, seed=seed, name=name)
+        actor = ScoreActor(module, slate, seed=seed, name=name, **masks)
         hook = (lambda r: seen.append(np.asarray(r.observation))) if name == "full" else None
         env.seed(seed)  # the same users for every policy (reset consumes the seeds)
         sampled = measure_policy(actor, env, steps, on_step=hook)
@@ -370,7 +387,7 @@ def compare_run(
     # the sampled figure's own noise: the full policy again with other sampling noise (one
     # differing draw changes that user's history, so later draws are no longer paired)
     env.seed(seed)
-    again = measure_policy(ScoreActor(recommender, slate, seed=seed + 1), env, steps)
+    again = measure_policy(ScoreActor(recommender, slate, seed=seed + 1, **masks), env, steps)
     results["full"]["resampled_ratio"] = round(
         again["normalized_reward"] / results["full"]["normalized_reward"], 4
     )

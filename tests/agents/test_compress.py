@@ -227,6 +227,33 @@ def test_score_actor_greedy_sampled_and_slates() -> None:
         ScoreActor(model, slate_size=0)
 
 
+def test_score_actor_masks_history_items_as_the_sb3_policy_does() -> None:
+    """With the SB3 policy's masks the actor never picks an item the observed history rules
+    out (clicked, with mask_consumed; skipped twice and never clicked, with mask_rejected = 2),
+    even where it scores highest; without them it acts on the raw scores."""
+    model = _model()
+    obs = np.zeros((2, 3 * H + 2), dtype=np.float32)
+    obs[:, 2 * H : 3 * H] = 1.0  # every impression real
+    obs[:, -1] = obs[:, -2] = 0.0
+    obs[:, :H] = [5, 9, 5, 11, 9, 11]  # 5 skipped twice; 9 skipped then clicked; 11 clicked twice
+    obs[:, H : 2 * H] = [0, 0, 0, 1, 1, 1]
+    with torch.inference_mode():
+        raw = model(torch.as_tensor(obs)).scores.numpy()
+    floor = np.finfo(np.float32).min
+    both = ScoreActor(model, mask_consumed=True, mask_rejected=2).scores(obs)
+    assert (both[:, [5, 9, 11]] == floor).all()
+    others = np.setdiff1d(np.arange(N), [5, 9, 11])
+    np.testing.assert_array_equal(both[:, others], raw[:, others])
+    rejected = ScoreActor(model, mask_rejected=2).scores(obs)
+    assert (rejected[:, 5] == floor).all() and (rejected[:, [9, 11]] == raw[:, [9, 11]]).all()
+    np.testing.assert_array_equal(ScoreActor(model).scores(obs), raw)
+    with torch.no_grad():  # greedy never picks a masked item, however high it scores
+        model.item_prior[5] += 1e3  # type: ignore[index]
+    assert (ScoreActor(model).predict(obs, deterministic=True)[0] == 5).all()
+    greedy, _ = ScoreActor(model, mask_rejected=2).predict(obs, deterministic=True)
+    assert (greedy != 5).all()
+
+
 @pytest.mark.parametrize("content_match", [True, False])
 def test_attention_fn_follows_the_runs_choice(content_match: bool) -> None:
     """ScoreActor.attention_fn shows the content-match weights when there is a content match,

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import torch
 
+from driftrec.agents.compress import load_compressed
 from driftrec.experiments import cli
 from driftrec.experiments.compression import compare_run, compress_run, evaluate_compressed
 from driftrec.experiments.config import ExperimentConfig
@@ -63,6 +64,8 @@ def test_compress_then_evaluate_with_the_attention_figure(trained: Path, tmp_pat
     """compress_run writes the policy; evaluate_compressed acts with it and draws the figure."""
     path, facts = compress_run(trained, method="int8", out=tmp_path / "p.pt")
     assert path.is_file() and facts["bytes"] == path.stat().st_size and facts["method"] == "int8"
+    meta = load_compressed(path)[1]["metadata"]  # how the policy masks history items, for acting
+    assert (meta["mask_consumed"], meta["mask_rejected"]) == (False, 0)
     png = tmp_path / "attention.png"
     result = evaluate_compressed(trained, path, steps=8, attention_png=png)
     assert result["method"] == "int8" and result["user_steps"] == 32

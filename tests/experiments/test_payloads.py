@@ -97,8 +97,9 @@ def test_compress_reads_only_weights(trained: Path, tmp_path: Path) -> None:
     run = _copy(trained, tmp_path)
     marker = tmp_path / "pwned"
     _plant_in_data(run / "model.zip", marker)
-    cfg, _, recommender, slate = _load(run, seed=0)
+    cfg, _, recommender, slate, masks = _load(run, seed=0)
     assert cfg["agent"] == "id-ppo" and slate == 1
+    assert masks == {"mask_consumed": False, "mask_rejected": 0}
     assert recommender.num_items == 12
     assert not marker.exists()
 
