@@ -82,6 +82,7 @@ __all__ = [
     "EncodedHistory",
     "ParsedObservation",
     "parse_observation",
+    "mask_history_items",
 ]
 
 
