@@ -57,6 +57,7 @@ __all__ = [
     "SeedResult",
     "world_config",
     "fresh_user_returns",
+    "reference_returns",
     "run_seed",
     "run_study",
     "EARLY_LEAVE_STEPS",
@@ -259,6 +260,23 @@ def fresh_user_returns(
     return total, length
 
 
+def reference_returns(
+    config: EnvConfig, seed: int, num_users: int
+) -> dict[str, tuple[NDArray[np.float64], NDArray[np.float64]]]:
+    """``(returns, lengths)`` of each PRIVILEGED reference (:data:`REFERENCES`) over one stay of
+    ``num_users`` fresh users of the env reset with ``seed`` (:func:`fresh_user_returns`). The
+    references are seeded with ``seed`` too: the planner's rollouts draw random numbers, and
+    unseeded its returns moved between runs of the same seed."""
+    from driftrec.agents.baselines import make_baseline
+
+    return {
+        ref: fresh_user_returns(
+            lambda env, ref=ref: make_baseline(ref, env, seed=seed), config, seed, num_users
+        )
+        for ref in REFERENCES
+    }
+
+
 def run_seed(
     setting: LongTermSetting,
     seed: int,
@@ -266,7 +284,6 @@ def run_seed(
     log: Callable[[str], None] | None = None,
 ) -> SeedResult:
     """Train and evaluate everything of ``setting`` on one seed (see the module docs)."""
-    from driftrec.agents.baselines import make_baseline
     from driftrec.agents.online import run_online
     from driftrec.agents.registry import build_agent
 
@@ -281,9 +298,9 @@ def run_seed(
         returns[name], lengths[name] = ret, ln
         return float(ret.mean())
 
-    for ref in REFERENCES:
-        value = evaluate(ref, lambda env, ref=ref: make_baseline(ref, env))
-        say(f"seed {seed}: {ref} (PRIVILEGED) {value:.2f} per user")
+    for ref, (ret, ln) in reference_returns(config, eval_seed, setting.eval_users).items():
+        returns[ref], lengths[ref] = ret, ln
+        say(f"seed {seed}: {ref} (PRIVILEGED) {ret.mean():.2f} per user")
     oracle = float(returns["oracle"].mean())
 
     base = build_agent(

@@ -18,6 +18,7 @@ from driftrec.experiments.longterm import (
     format_summary,
     fresh_user_returns,
     plot_learning_curves,
+    reference_returns,
     run_study,
     summarize,
     world_config,
@@ -93,8 +94,24 @@ def test_study_runs_summarizes_plots_and_resumes(tmp_path: Path) -> None:
     again = run_study(setting, (0,), out=out, log=lines.append)
     assert lines == [f"seed 0: finished in {out}, reused"]
     np.testing.assert_array_equal(again[0].returns["planner"], results[0].returns["planner"])
+    fresh = run_study(setting, (0,))  # computed again: same seed, same result
+    for name, returns in results[0].returns.items():
+        np.testing.assert_array_equal(fresh[0].returns[name], returns, err_msg=name)
     with pytest.raises(ValueError, match=f"^{re.escape(str(out))} holds results of another"):
         run_study(_setting(steps=16), (0,), out=out)
+
+
+def test_the_references_are_seeded() -> None:
+    """The planner's rollouts draw random numbers: the references take the eval seed, so the
+    same seed gives the same returns (unseeded, 16 LongTerm users of 24 steps differed)."""
+    config = world_config("LongTerm", 0, {"max_steps": 24})
+    first = reference_returns(config, 5, 16)
+    again = reference_returns(config, 5, 16)
+    assert set(first) == {"oracle", "planner"}
+    for name, (returns, lengths) in first.items():
+        np.testing.assert_array_equal(again[name][0], returns, err_msg=name)
+        np.testing.assert_array_equal(again[name][1], lengths, err_msg=name)
+        assert returns.shape == (16,) and (lengths <= 24).all()
 
 
 def test_the_summary_counts_users_lost_early() -> None:
