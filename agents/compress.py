@@ -81,6 +81,7 @@ from driftrec.agents.attention import (
     parse_observation,
 )
 from driftrec.atomic import atomic_open
+from driftrec.envs.config import check_int
 
 __all__ = [
     "COMPRESS_METHODS",
@@ -678,8 +679,11 @@ class ScoreActor:
     ) -> None:
         if isinstance(slate_size, bool) or not isinstance(slate_size, int) or slate_size < 1:
             raise ValueError(f"'slate_size' must be an integer >= 1 (got {slate_size!r})")
-        self.mask_consumed = bool(mask_consumed)
-        self.mask_rejected = int(mask_rejected)
+        if not isinstance(mask_consumed, bool):
+            raise TypeError(f"'mask_consumed' must be a bool (got {mask_consumed!r})")
+        check_int("mask_rejected", mask_rejected, 0)
+        self.mask_consumed = mask_consumed
+        self.mask_rejected = mask_rejected
         self.module = module.eval()
         self.slate_size = slate_size
         self.rng = seed if isinstance(seed, np.random.Generator) else np.random.default_rng(seed)

@@ -252,6 +252,10 @@ def test_score_actor_masks_history_items_as_the_sb3_policy_does() -> None:
     assert (ScoreActor(model).predict(obs, deterministic=True)[0] == 5).all()
     greedy, _ = ScoreActor(model, mask_rejected=2).predict(obs, deterministic=True)
     assert (greedy != 5).all()
+    with _raises(ValueError, "'mask_rejected' must be an integer >= 0 (got -1)"):
+        ScoreActor(model, mask_rejected=-1)
+    with _raises(TypeError, "'mask_consumed' must be a bool (got 1)"):
+        ScoreActor(model, mask_consumed=1)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize("content_match", [True, False])
