@@ -797,11 +797,18 @@ class AttentionRecommender(nn.Module):
         """The projected item table ``(N, d)``.
 
         With gradients disabled the result is cached until the item table, the projection or the
-        id embeddings change (parameter versions are checked on every call).
+        id embeddings change (parameter versions are checked on every call). A write that does
+        not bump a tensor's version counter is not seen: torch's fused optimizers
+        (``Adam(..., fused=True)``) and writes through ``.data``; call :meth:`clear_caches`
+        after such a step (the SB3 policies do it after every step of their optimizer).
         """
         if torch.is_grad_enabled():
             return self._embed_items(None)
         return self._cached("items", self._item_tensors(), lambda: self._embed_items(None))
+
+    def clear_caches(self) -> None:
+        """Drop the tables cached for acting without gradients (they are rebuilt on next use)."""
+        self._caches = {}
 
     def _item_tensors(self) -> list[torch.Tensor]:
         """What the projected item table depends on."""

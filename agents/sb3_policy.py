@@ -492,6 +492,9 @@ class _RecommenderPolicyMixin:
         self.optimizer = self.optimizer_class(  # type: ignore[call-arg]
             self.parameters(), lr=lr_schedule(1), **self.optimizer_kwargs
         )
+        # the recommender's no-grad tables are keyed on parameter versions, which a fused
+        # optimizer's in-place update does not bump: drop them after every step of any optimizer
+        self.optimizer.register_step_post_hook(_ClearCaches(recommender))
 
     @property
     def recommender(self) -> AttentionRecommender:
@@ -502,6 +505,17 @@ class _RecommenderPolicyMixin:
         if isinstance(self.action_dist, PlackettLuceDistribution | ScoreCategoricalDistribution):
             return self.action_dist.proba_distribution(action_logits=self.action_net(latent_pi))
         return super()._get_action_dist_from_latent(latent_pi)  # type: ignore[misc]
+
+
+class _ClearCaches:
+    """An optimizer step post-hook that drops the recommender's cached no-grad tables
+    (a picklable callable, so the policy can still be deep-copied)."""
+
+    def __init__(self, recommender: AttentionRecommender) -> None:
+        self.recommender = recommender
+
+    def __call__(self, *_: Any) -> None:
+        self.recommender.clear_caches()
 
 
 class AttentionActorCriticPolicy(_RecommenderPolicyMixin, ActorCriticPolicy):
@@ -528,7 +542,11 @@ class MaskableAttentionActorCriticPolicy(_RecommenderPolicyMixin, MaskableActorC
 
 
 class AttentionQNetwork(QNetwork):
-    """Q-values ``Q(s, i) = a * score_i + b`` from the attention recommender (unreleased: min)."""
+    """Q-values ``Q(s, i) = a * score_i + b`` from the attention recommender (unreleased: min).
+
+    Without gradients it scores with freshly built item tables on every call (no cache): SB3
+    updates the target network through ``.data``, which no version counter records.
+    """
 
     def __init__(
         self,
@@ -556,6 +574,10 @@ class AttentionQNetwork(QNetwork):
         self.q_bias = nn.Parameter(torch.zeros(()))
 
     def forward(self, obs: torch.Tensor) -> torch.Tensor:
+        if not torch.is_grad_enabled():
+            # SB3's target-network update writes through ``.data`` (polyak_update), which the
+            # recommender's cached no-grad tables cannot see: rebuild them on every such call
+            self.recommender.clear_caches()
         scores = self.recommender(self.extract_features(obs, self.features_extractor)).scores
         floor = torch.finfo(scores.dtype).min
         return torch.where(scores <= floor / 2, floor, scores * self.q_scale + self.q_bias)

@@ -21,8 +21,9 @@
 4. ``ablation``: the same ``attention-ppo`` at 64 users with each speed-up of the second round
    of issue #17 switched off in turn, alternating rounds in this process: the oracle's products
    on BLAS's own threads (how 0.3.0 ran below 65,536 user-item pairs: OpenBLAS splits 64 x
-   1,000 over its threads, which stall on busy cores) and the per-token encoder (LayerNorm and
-   projections per history token instead of once per distinct token). Not in the default set.
+   1,000 over its threads, which stall on busy cores), the per-token encoder (LayerNorm and
+   projections per history token instead of once per distinct token), and 0.5.0's PPO update
+   (minibatches of 512 for 4 epochs instead of 256 for 2). Not in the default set.
 
 Every rate is printed per wall second and per CPU second of this process
 (``time.process_time``), with the load average beside it: on a shared machine the CPU figure
@@ -295,7 +296,7 @@ def section_peer(
 
 
 @contextlib.contextmanager
-def _blas_threads_free() -> Iterator[None]:
+def _blas_threads_free(model: Any) -> Iterator[None]:
     """The oracle's products on BLAS's own threads below 65,536 user-item pairs (0.3.0)."""
     from driftrec.envs import core
 
@@ -308,7 +309,7 @@ def _blas_threads_free() -> Iterator[None]:
 
 
 @contextlib.contextmanager
-def _per_token_encoder() -> Iterator[None]:
+def _per_token_encoder(model: Any) -> Iterator[None]:
     """LayerNorm and projections per history token (before the token table)."""
     token_index = AttentionRecommender._token_index
     AttentionRecommender._token_index = lambda *args: None  # type: ignore[method-assign]
@@ -318,10 +319,23 @@ def _per_token_encoder() -> Iterator[None]:
         AttentionRecommender._token_index = token_index  # type: ignore[method-assign]
 
 
-ABLATIONS: dict[str, Callable[[], contextlib.AbstractContextManager[None]]] = {
-    "now": contextlib.nullcontext,
+@contextlib.contextmanager
+def _ppo_minibatch_050(model: Any) -> Iterator[None]:
+    """0.5.0's PPO update: minibatches of 512 for 4 epochs (its rate does not change the cost)."""
+    saved = model.batch_size, model.n_epochs
+    model.batch_size = min(512, model.n_steps * model.n_envs)
+    model.n_epochs = 4
+    try:
+        yield
+    finally:
+        model.batch_size, model.n_epochs = saved
+
+
+ABLATIONS: dict[str, Callable[[Any], contextlib.AbstractContextManager[None]]] = {
+    "now": lambda model: contextlib.nullcontext(),
     "oracle on BLAS's threads (0.3.0)": _blas_threads_free,
     "per-token encoder": _per_token_encoder,
+    "PPO 512 x 4 epochs (0.5.0)": _ppo_minibatch_050,
 }
 
 
@@ -338,7 +352,7 @@ def section_ablation(
     for r in range(1 if quick else rounds):
         row = {}
         for name, switch in ABLATIONS.items():
-            with switch():
+            with switch(learner.model):
                 row[name] = learner.run(seconds)
         results["ablation"].append({n: list(v) for n, v in row.items()})
         now = row["now"]

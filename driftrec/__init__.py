@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from driftrec import envs as envs
 from driftrec.envs.scenarios import register_scenario
 
-__version__ = "0.5.0"
+__version__ = "0.6.0"
 """Bumped whenever what a run produces changes (it is in every run's fingerprint)."""
 
 if TYPE_CHECKING:

@@ -151,6 +151,26 @@ def test_click_targets_default_and_override(name: str, tiny_config: EnvConfig) -
     assert targets == POLICY_DEFAULTS["click_targets"]
 
 
+def test_ppo_minibatch_defaults(tiny_config: EnvConfig) -> None:
+    """The registry's PPO agents take minibatches of 256 for 2 epochs (as many optimizer steps
+    per 32-user rollout as 0.5.0's 512 x 4); the long-horizon preset keeps the 512 x 4 its claim
+    was measured with; agent_kwargs still win."""
+    from driftrec.agents.registry import PPO_LONG_DEFAULTS
+
+    assert (PPO_DEFAULTS["batch_size"], PPO_DEFAULTS["n_epochs"]) == (256, 2)
+    assert (PPO_LONG_DEFAULTS["batch_size"], PPO_LONG_DEFAULTS["n_epochs"]) == (512, 4)
+    config = tiny_config.with_overrides(max_steps=64)
+    for name in ("attention-ppo", "id-ppo", "attention-maskable-ppo"):
+        model = build_agent(name, config, num_envs=32, seed=0).agent
+        assert (model.batch_size, model.n_epochs) == (256, 2), name
+    long = build_agent("attention-ppo-long", config, num_envs=32, seed=0).agent
+    assert (long.batch_size, long.n_epochs) == (512, 4)
+    own = build_agent(
+        "attention-ppo", config, num_envs=32, seed=0, agent_kwargs={"n_epochs": 3}
+    ).agent
+    assert own.n_epochs == 3 and own.batch_size == 256
+
+
 def test_long_horizon_preset(tiny_config: EnvConfig) -> None:
     """attention-ppo-long is attention-ppo with the long-horizon defaults; agent_kwargs win."""
     from driftrec.agents.registry import (

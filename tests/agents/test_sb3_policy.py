@@ -266,18 +266,23 @@ def test_a2c_short_learn(emb_file: str) -> None:
     assert not all(torch.equal(before[k], v) for k, v in _params(model).items())
 
 
-def test_dqn_short_learn(emb_file: str) -> None:
-    """DQN with AttentionDQNPolicy learns on Discrete actions; Q-values are (B, N)."""
-    env = _env()
-    model = DQN(
+def _dqn(env: DriftRecSB3VecEnv, emb: str, **kwargs: Any) -> DQN:
+    return DQN(
         "AttentionRecommenderPolicy",
         env,
-        policy_kwargs=recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb_file),
+        policy_kwargs=recommender_policy_kwargs(env, attention=TINY, embeddings_file=emb),
         learning_starts=8,
         batch_size=16,
         buffer_size=1000,
         seed=0,
+        **kwargs,
     )
+
+
+def test_dqn_short_learn(emb_file: str) -> None:
+    """DQN with AttentionDQNPolicy learns on Discrete actions; Q-values are (B, N)."""
+    env = _env()
+    model = _dqn(env, emb_file)
     assert isinstance(model.policy, AttentionDQNPolicy)
     before = _params(model)
     model.learn(48)
@@ -289,6 +294,45 @@ def test_dqn_short_learn(emb_file: str) -> None:
     assert q.shape == (B, N) and torch.isfinite(q).all()
     actions, _ = model.predict(obs, deterministic=True)
     assert actions.shape == (B,)
+
+
+def _fresh_scores(recommender: Any, obs: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """The no-grad scores with the recommender's cached tables, then rebuilt from scratch."""
+    with torch.no_grad():
+        cached = recommender(obs).scores
+        recommender.clear_caches()
+        return cached, recommender(obs).scores
+
+
+def test_fused_optimizer_does_not_leave_acting_tables_stale(emb_file: str) -> None:
+    """A fused Adam updates the parameters without bumping their version counters; the policy
+    drops the recommender's cached no-grad tables after every optimizer step, so acting after
+    training scores with the trained weights (0.5.0 kept the initial item vectors)."""
+    env = _env()
+    model = _ppo(env, emb_file, policy_kwargs={"optimizer_kwargs": {"fused": True}})
+    obs = torch.as_tensor(env.reset())
+    with torch.no_grad():
+        model.policy.recommender(obs)  # fills the caches with the initial weights
+    model.learn(2 * PPO_TINY["n_steps"] * B)
+    cached, fresh = _fresh_scores(model.policy.recommender, obs)
+    torch.testing.assert_close(cached, fresh)
+
+
+def test_dqn_target_network_scores_with_its_current_weights(emb_file: str) -> None:
+    """SB3 copies the online Q-network into the target through ``.data`` (no version bump): the
+    target's Q-values after the copy are those of its current weights (0.5.0 scored the target
+    with its first weights' item vectors)."""
+    env = _env()
+    model = _dqn(env, emb_file, target_update_interval=4 * B, learning_rate=1e-2)
+    obs = torch.as_tensor(env.reset())
+    with torch.no_grad():
+        first = model.q_net_target(obs)  # the target's tables as built from its first weights
+    model.learn(16 * B)
+    with torch.no_grad():
+        q = model.q_net_target(obs)
+        model.q_net_target.recommender.clear_caches()
+        torch.testing.assert_close(q, model.q_net_target(obs))
+    assert not torch.allclose(first, q)  # the target did move
 
 
 def test_dqn_rejects_slates(emb_file: str) -> None:
