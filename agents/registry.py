@@ -28,7 +28,7 @@ The SB3 agents' defaults come from two small sweeps (Stationary and AbruptShift;
 ``BENCHMARKS.md``): a small, fast recommender (width 32, one layer, two heads, score temperature
 0.3) and PPO with 16-step rollouts, minibatches of 256, 2 epochs, learning rate 4e-3 and
 ``gamma = gae_lambda = 0.9`` (until 0.5.0: minibatches of 512, 4 epochs, learning rate 3e-3;
-the same number of optimizer steps per rollout on half the samples each, 1.45x faster end to end
+the same number of optimizer steps per rollout on half the samples each, 1.3-1.5x faster end to end
 with the demo's figures within their paired intervals). Override any of them with ``agent_kwargs``
 (``{"learning_rate": 1e-3, "attention": {"embed_dim": 64}}``).
 
